@@ -1,0 +1,3 @@
+from symprop.cli import entry
+
+entry()

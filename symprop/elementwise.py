@@ -1,0 +1,358 @@
+"""Stage 2a: the elementwise math of one neuron, derived by SymPy on scalars.
+
+For each layer: the activation a = f(z) and its derivative f'(z), rewritten in
+terms of the saved activation ``a`` where that is exact and cheaper
+(σ' = β a (1 − a), tanh' = 1 − a²).  For the output layer: the per-unit loss
+ℓ(a, y) and δ = ∂ℓ/∂z.  Before anything is differentiated, a named table of
+numerically stabilising rewrites is applied (``REWRITES``); the names of those
+that fired are recorded so the generated module can list them.
+
+Both emission modes use these scalar expressions: unrolled mode per neuron,
+vectorized mode over whole layers.  Nothing here knows about layer sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy as sp
+
+from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, drop_dirac, log1p
+from symprop.safe_expr import parse_expr
+from symprop.spec import Layer, Spec, SpecError
+
+Z = sp.Symbol("z", real=True)
+A = sp.Symbol("a", real=True)
+Y = sp.Symbol("y", real=True)
+X = sp.Symbol("x", real=True)
+
+
+# ---------------------------------------------------------------- rewrites --
+@dataclass(frozen=True)
+class Rewrite:
+    """A named, exact identity that makes an expression numerically stable."""
+
+    name: str
+    formula: str
+    apply: Callable[[sp.Expr], sp.Expr]
+
+
+def _sigmoid_form(e: sp.Expr) -> sp.Expr:
+    """1/(1 + exp(-u)) -> Sigmoid(u)."""
+
+    def match(p: sp.Basic) -> bool:
+        return (
+            isinstance(p, sp.Pow)
+            and p.exp == -1
+            and isinstance(p.base, sp.Add)
+            and len(p.base.args) == 2
+            and sp.Integer(1) in p.base.args
+            and any(isinstance(t, sp.exp) for t in p.base.args)
+        )
+
+    def repl(p: sp.Basic) -> sp.Expr:
+        (ex,) = [t for t in p.base.args if isinstance(t, sp.exp)]
+        return Sigmoid(-ex.args[0])
+
+    return e.replace(match, repl)
+
+
+def _one_minus_sigmoid(e: sp.Expr) -> sp.Expr:
+    """1 - Sigmoid(u) -> Sigmoid(-u) (no cancellation when Sigmoid(u) is near 1)."""
+
+    def match(p: sp.Basic) -> bool:
+        return isinstance(p, sp.Add) and sp.Integer(1) in p.args and any(_neg_sigmoid(t) for t in p.args)
+
+    def repl(p: sp.Basic) -> sp.Expr:
+        terms = list(p.args)
+        terms.remove(sp.Integer(1))
+        first = next(t for t in terms if _neg_sigmoid(t))
+        terms.remove(first)
+        return sp.Add(Sigmoid(-(-first).args[0]), *terms)
+
+    return e.replace(match, repl)
+
+
+def _neg_sigmoid(t: sp.Basic) -> bool:
+    return isinstance(-t, Sigmoid)
+
+
+def _log_sigmoid(e: sp.Expr) -> sp.Expr:
+    """log(Sigmoid(u)) -> -Softplus(-u)."""
+    return e.replace(
+        lambda p: isinstance(p, sp.log) and isinstance(p.args[0], Sigmoid),
+        lambda p: -Softplus(-p.args[0].args[0]),
+    )
+
+
+def _softplus_form(e: sp.Expr) -> sp.Expr:
+    """log(1 + exp(u)) -> Softplus(u) (logaddexp: no overflow)."""
+    return e.replace(
+        lambda p: isinstance(p, sp.log)
+        and isinstance(p.args[0], sp.Add)
+        and len(p.args[0].args) == 2
+        and sp.Integer(1) in p.args[0].args
+        and any(isinstance(t, sp.exp) for t in p.args[0].args),
+        lambda p: Softplus(next(t for t in p.args[0].args if isinstance(t, sp.exp)).args[0]),
+    )
+
+
+def _log1p_form(e: sp.Expr) -> sp.Expr:
+    """log(1 + u) -> log1p(u) (accurate for small u)."""
+    return e.replace(
+        lambda p: isinstance(p, sp.log) and isinstance(p.args[0], sp.Add) and sp.Integer(1) in p.args[0].args,
+        lambda p: log1p(p.args[0] - 1),
+    )
+
+
+REWRITES: tuple[Rewrite, ...] = (
+    Rewrite("sigmoid", "1/(1+exp(-u)) -> sigmoid(u)", _sigmoid_form),
+    Rewrite("one_minus_sigmoid", "1 - sigmoid(u) -> sigmoid(-u)", _one_minus_sigmoid),
+    Rewrite("log_sigmoid", "log(sigmoid(u)) -> -softplus(-u)", _log_sigmoid),
+    Rewrite("softplus", "log(1+exp(u)) -> softplus(u)", _softplus_form),
+    Rewrite("log1p", "log(1+u) -> log1p(u)", _log1p_form),
+)
+
+
+def apply_rewrites(expr: sp.Expr) -> tuple[sp.Expr, tuple[str, ...]]:
+    """Apply every rewrite of ``REWRITES`` in order; return the result and the names that fired."""
+    fired = []
+    for rewrite in REWRITES:
+        new = rewrite.apply(expr)
+        if new != expr:
+            fired.append(rewrite.name)
+            expr = new
+    return expr, tuple(fired)
+
+
+# ------------------------------------------------------------- activations --
+def activation_expr(layer: Layer, x: sp.Symbol = Z) -> sp.Expr:
+    """f(x) for a validated layer, with its parameters substituted as numbers."""
+    name = layer.activation
+    num = layer.number
+    if name == "identity":
+        return x
+    if name == "sigmoid":
+        return Sigmoid(_num(num("beta")) * x)
+    if name == "piecewise_linear":
+        x_min, x_max = num("x_min"), num("x_max")
+        m = layer.param("m")
+        b = layer.param("b")
+        slope = float(m) if m is not None else 1.0 / (x_max - x_min)
+        intercept = float(b) if b is not None else -x_min * slope
+        return sp.Piecewise((0, x <= _num(x_min)), (_num(slope) * x + _num(intercept), x < _num(x_max)), (1, True))
+    if name == "gaussian":
+        mu, sigma = _num(num("mu")), _num(num("sigma"))
+        return sp.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * sp.sqrt(2 * sp.pi))
+    if name == "step":
+        return sp.Heaviside(x, 1)
+    if name == "relu":
+        return Relu(x)
+    if name == "tanh":
+        return sp.tanh(x)
+    if name == "softplus":
+        return Softplus(x)
+    if name == "leaky_relu":
+        return sp.Piecewise((_num(num("alpha")) * x, x <= 0), (x, True))
+    if name == "custom":
+        expr = parse_expr(str(layer.param("expr")), {"x": X}, "expr")
+        return apply_rewrites(expr)[0].xreplace({X: x})
+    raise SpecError(f"unknown activation {name!r}")
+
+
+def _num(value: float) -> sp.Expr:
+    """A spec number as SymPy: integers stay exact (2.0 -> 2), others are Floats."""
+    return sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 2**53 else sp.Float(repr(value))
+
+
+def _sigmoid_symmetry(e: sp.Expr) -> sp.Expr:
+    """Sigmoid(-u) -> 1 - Sigmoid(u), so derivatives collapse onto the saved a."""
+    return e.replace(
+        lambda p: isinstance(p, Sigmoid) and p.args[0].could_extract_minus_sign(),
+        lambda p: 1 - Sigmoid(-p.args[0]),
+    )
+
+
+_PROBE_Z = (-2.3, -0.71, 0.37, 1.9, 3.1)
+_PROBE_Y = (0.0, 0.3, 1.0)
+
+
+def _evaluate(expr: sp.Expr, values: dict[sp.Symbol, float]) -> float | None:
+    try:
+        v = complex(expr.xreplace({k: sp.Float(v) for k, v in values.items()}).evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if v.imag != 0 or not math.isfinite(v.real):
+        return None
+    return v.real
+
+
+def _agrees(candidate: sp.Expr, reference: sp.Expr, f: sp.Expr) -> bool:
+    """Numerically check ``candidate`` (in a, z, y) equals ``reference`` (in z, y) with a = f(z)."""
+    checked = 0
+    for zv in _PROBE_Z:
+        av = _evaluate(f, {Z: zv})
+        if av is None:
+            continue
+        for yv in _PROBE_Y:
+            want = _evaluate(reference, {Z: zv, Y: yv})
+            got = _evaluate(candidate, {Z: zv, Y: yv, A: av})
+            if want is None or got is None:
+                continue
+            if abs(want - got) > 1e-12 * max(1.0, abs(want)):
+                return False
+            checked += 1
+    return checked >= 3
+
+
+def _cost(e: sp.Expr) -> tuple[int, str]:
+    return (sp.count_ops(e), sp.srepr(e))
+
+
+def in_terms_of_a(derivative: sp.Expr, f: sp.Expr) -> sp.Expr:
+    """Rewrite a derivative in z using the saved activation a = f(z), if exact and not costlier."""
+    d = drop_dirac(_sigmoid_symmetry(derivative))
+    candidates = [d]
+    if f != Z:
+        sub = d.subs(f, A)
+        if sub != d and _agrees(sub, d, f):
+            candidates += [sub, sp.factor(sub), sp.expand(sub)]
+    if sp.count_ops(d) <= 40:
+        simple = sp.simplify(d)
+        candidates.append(simple)
+        if f != Z:
+            sub = simple.subs(f, A)
+            if sub != simple and _agrees(sub, d, f):
+                candidates += [sub, sp.factor(sub)]
+    return min(candidates, key=_cost)
+
+
+@dataclass(frozen=True)
+class ActivationMath:
+    """a = f(z) and f'(z), the latter in terms of the saved a where possible."""
+
+    activation: str
+    f: sp.Expr
+    df: sp.Expr
+    rewrites: tuple[str, ...]
+
+    @property
+    def blocks_gradient(self) -> bool:
+        return self.df == 0
+
+
+@lru_cache(maxsize=256)
+def activation_math(layer: Layer) -> ActivationMath:
+    f = activation_expr(layer)
+    rewrites: tuple[str, ...] = ()
+    if layer.activation == "custom":
+        raw = parse_expr(str(layer.param("expr")), {"x": X}, "expr")
+        rewrites = apply_rewrites(raw)[1]
+    df = in_terms_of_a(sp.diff(f, Z), f)
+    return ActivationMath(layer.activation, f, df, rewrites)
+
+
+# ------------------------------------------------------------------ losses --
+def per_unit_loss(spec: Spec) -> sp.Expr:
+    """ℓ(a, y) for one output unit (not used for softmax_ce)."""
+    if spec.loss == "mse":
+        return (A - Y) ** 2 / 2
+    if spec.loss == "sse":
+        return (A - Y) ** 2
+    if spec.loss == "bce":
+        return -(Y * sp.log(A) + (1 - Y) * sp.log(1 - A))
+    if spec.loss == "custom":
+        return parse_expr(str(spec.loss_expr), {"a": A, "y": Y}, "loss_expr")
+    raise SpecError(f"loss {spec.loss!r} has no per-unit form")
+
+
+@dataclass(frozen=True)
+class OutputMath:
+    """The output layer's per-unit loss and δ = ∂ℓ/∂z (in a, z, y)."""
+
+    loss: sp.Expr
+    delta: sp.Expr
+    fused: bool
+    clipped: bool
+    rewrites: tuple[str, ...]
+
+
+def _output_range_ok(f: sp.Expr) -> bool:
+    """Sample f over a wide grid: does it stay inside [0, 1]?"""
+    grid = [0.0] + [s * 10**k for k in (-3, -2, -1, -0.5, 0, 0.5, 1, 2, 3) for s in (-1.0, 1.0)]
+    values = [_evaluate(f, {Z: g}) for g in grid]
+    return all(v is not None and 0.0 <= v <= 1.0 for v in values)
+
+
+@lru_cache(maxsize=64)
+def output_math(spec: Spec) -> OutputMath:
+    if spec.loss == "softmax_ce":
+        raise SpecError("softmax_ce has no per-unit form; see softmax_math")
+    out = spec.layers[-1]
+    f = activation_math(out).f
+    ell = per_unit_loss(spec)
+    clipped = False
+    if spec.loss == "bce" and not isinstance(f, Sigmoid):
+        if not _output_range_ok(f):
+            raise SpecError(
+                f"{spec.source}: loss bce needs outputs inside (0, 1), but the last activation {out.activation!r} "
+                "leaves that range; use activation = \"sigmoid\" on the last layer"
+            )
+        ell = ell.xreplace({A: Clip01(A)})
+        clipped = True
+    loss_ak, fired_a = apply_rewrites(ell)
+    fused_z, fired_z = apply_rewrites(ell.xreplace({A: f}))
+    fused = any(name in fired_z for name in ("log_sigmoid", "one_minus_sigmoid", "softplus"))
+    if fused:
+        delta_z = drop_dirac(sp.diff(fused_z, Z))
+        loss, fired = fused_z, fired_z
+    else:
+        delta_z = drop_dirac(sp.diff(ell.xreplace({A: f}), Z))
+        loss, fired = loss_ak, fired_a
+    delta = in_terms_of_a(delta_z, f)
+    if not fused:
+        # Chain rule through the saved a: ∂ℓ/∂a · f'(z) can be cheaper than the z form.
+        chained = sp.diff(loss_ak, A) * activation_math(out).df
+        if _cost(chained) < _cost(delta) and _agrees(chained, delta_z, f):
+            delta = chained
+    return OutputMath(loss, delta, fused, clipped, fired)
+
+
+def softmax_math(k: int) -> tuple[sp.Expr, list[sp.Expr], list[sp.Symbol], list[sp.Symbol]]:
+    """Softmax cross-entropy over k logits: (loss, deltas, z symbols, y symbols).
+
+    C = LSE(z)·Σy − Σ y_j z_j (= −Σ y_j log softmax(z)_j), δ_j = softmax_j·Σy − y_j,
+    which is softmax − y for one-hot (or any Σy = 1) targets.
+    """
+    zs = [sp.Symbol(f"z{j}", real=True) for j in range(1, k + 1)]
+    ys = [sp.Symbol(f"y{j}", real=True) for j in range(1, k + 1)]
+    lse = LogSumExp(*zs)
+    total = sp.Add(*ys)
+    loss = lse * total - sp.Add(*[y * z for y, z in zip(ys, zs, strict=True)])
+    deltas = [sp.exp(z - lse) * total - y for z, y in zip(zs, ys, strict=True)]
+    return loss, deltas, zs, ys
+
+
+def gradient_warnings(spec: Spec) -> list[str]:
+    """Human warnings about layers through which no gradient flows."""
+    notes = []
+    for l, layer in enumerate(spec.layers, start=1):
+        if activation_math(layer).blocks_gradient:
+            below = "layers 1-" + str(l) if l > 1 else "layer 1"
+            notes.append(
+                f"layer {l} uses {layer.activation!r}, whose derivative is 0: no gradient flows to the parameters of {below}"
+            )
+    return notes
+
+
+def warn_about(spec: Spec) -> None:
+    for note in gradient_warnings(spec):
+        warnings.warn(note, stacklevel=3)
+
+
+def layers_math(spec: Spec) -> Sequence[ActivationMath]:
+    return [activation_math(layer) for layer in spec.layers]

@@ -1,0 +1,182 @@
+"""Parse untrusted expression text (custom activations and losses) into SymPy.
+
+A spec is untrusted input, so its expressions never reach ``eval`` or
+``sympify``.  The text is parsed by :mod:`ast` (which only parses, never runs
+code), every node is checked against a whitelist, and the SymPy expression is
+built from the checked tree by hand.  Anything else is rejected with the
+offending token named.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable, Mapping
+
+import sympy as sp
+
+from symprop.functions import Heaviside
+
+MAX_LENGTH = 2000
+MAX_NODES = 400
+MAX_CONST_EXPONENT = 64
+
+FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = {
+    "exp": sp.exp,
+    "log": sp.log,
+    "tanh": sp.tanh,
+    "sqrt": sp.sqrt,
+    "abs": sp.Abs,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "Heaviside": Heaviside,
+}
+CONSTANTS: Mapping[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
+ALLOWED_HELP = "x, numbers, + - * / **, exp, log, tanh, sqrt, abs, sin, cos, Heaviside, Piecewise, pi, E"
+
+
+class ExprError(ValueError):
+    """The expression text is not allowed; the message names the token."""
+
+
+_BINOPS: Mapping[type, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
+_COMPARE: Mapping[type, Callable[[sp.Expr, sp.Expr], sp.Basic]] = {
+    ast.Lt: lambda a, b: sp.Lt(a, b),
+    ast.LtE: lambda a, b: sp.Le(a, b),
+    ast.Gt: lambda a, b: sp.Gt(a, b),
+    ast.GtE: lambda a, b: sp.Ge(a, b),
+}
+_NODE_WORDS: Mapping[type, str] = {
+    ast.Attribute: "attribute access",
+    ast.Subscript: "subscript",
+    ast.Lambda: "lambda",
+    ast.JoinedStr: "f-string",
+    ast.ListComp: "comprehension",
+    ast.GeneratorExp: "comprehension",
+    ast.List: "list",
+    ast.Dict: "dict",
+    ast.Set: "set",
+    ast.BoolOp: "'and'/'or'",
+    ast.IfExp: "conditional expression",
+    ast.NamedExpr: "assignment",
+    ast.Starred: "star argument",
+}
+
+
+def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.Expr:
+    """Parse ``text`` into a SymPy expression in ``variables`` only.
+
+    ``what`` names the field in error messages (e.g. ``"layers[1].expr"``).
+    Raises :class:`ExprError` with a one-line message on anything not allowed.
+    """
+    if not isinstance(text, str):
+        raise ExprError(f"{what} must be a string such as \"x/(1+abs(x))\"")
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"{what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
+    if not text.strip():
+        raise ExprError(f"{what} is empty; write an expression in {', '.join(variables)}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"{what} {text!r} is not a valid expression ({exc.msg})") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise ExprError(f"{what} has more than {MAX_NODES} syntax nodes; simplify it")
+    builder = _Builder(text, variables, what)
+    result = builder.expr(tree.body)
+    if not isinstance(result, sp.Expr):
+        raise ExprError(f"{what} {text!r} is a condition, not a number-valued expression")
+    unused = set(result.free_symbols) - set(variables.values())
+    if unused:  # cannot happen with the whitelist, kept as a guard
+        raise ExprError(f"{what} uses unknown symbols {sorted(map(str, unused))}")
+    return result
+
+
+class _Builder:
+    def __init__(self, text: str, variables: Mapping[str, sp.Symbol], what: str) -> None:
+        self.text = text
+        self.variables = variables
+        self.what = what
+
+    def fail(self, node: ast.AST, problem: str) -> ExprError:
+        token = ast.get_source_segment(self.text.strip(), node) or type(node).__name__
+        allowed = ALLOWED_HELP.replace("x,", ", ".join(self.variables) + ",", 1)
+        return ExprError(f"{self.what}: {problem} {token!r} is not allowed; use only {allowed}")
+
+    def expr(self, node: ast.AST) -> sp.Expr:
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(node, "constant")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.fail(node, "non-finite number")
+            return sp.Integer(value) if isinstance(value, int) else sp.Float(repr(value))
+        if isinstance(node, ast.Name):
+            if node.id in self.variables:
+                return self.variables[node.id]
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            raise self.fail(node, "unknown name")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            operand = self.expr(node.operand)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        if isinstance(node, ast.BinOp):
+            left, right = self.expr(node.left), self.expr(node.right)
+            if isinstance(node.op, ast.Pow):
+                return self.power(node, left, right)
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                raise self.fail(node, "operator in")
+            return op(left, right)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        word = _NODE_WORDS.get(type(node), "syntax")
+        raise self.fail(node, word)
+
+    def power(self, node: ast.BinOp, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+        if exponent.is_number and not (exponent.is_real and abs(float(exponent)) <= MAX_CONST_EXPONENT):
+            raise self.fail(node, f"constant exponent above {MAX_CONST_EXPONENT} in")
+        return sp.Pow(base, exponent)
+
+    def call(self, node: ast.Call) -> sp.Expr:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node.func, "call of")
+        if node.keywords:
+            raise self.fail(node.keywords[0], "keyword argument")
+        name = node.func.id
+        if name == "Piecewise":
+            return self.piecewise(node)
+        func = FUNCTIONS.get(name)
+        if func is None:
+            raise self.fail(node.func, "function")
+        if name == "Heaviside":
+            if len(node.args) not in (1, 2):
+                raise self.fail(node, "Heaviside takes (x) or (x, value_at_0);")
+        elif len(node.args) != 1:
+            raise self.fail(node, f"{name} takes one argument;")
+        return func(*[self.expr(arg) for arg in node.args])
+
+    def piecewise(self, node: ast.Call) -> sp.Expr:
+        if not node.args:
+            raise self.fail(node, "empty Piecewise")
+        pieces = []
+        for arg in node.args:
+            if not isinstance(arg, ast.Tuple) or len(arg.elts) != 2:
+                raise self.fail(arg, "Piecewise takes (value, condition) pairs;")
+            pieces.append((self.expr(arg.elts[0]), self.condition(arg.elts[1])))
+        if pieces[-1][1] is not sp.true:
+            raise self.fail(node.args[-1], "the last Piecewise condition must be True;")
+        return sp.Piecewise(*pieces)
+
+    def condition(self, node: ast.AST) -> sp.Basic:
+        if isinstance(node, ast.Constant) and node.value is True:
+            return sp.true
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            op = _COMPARE.get(type(node.ops[0]))
+            if op is not None:
+                return op(self.expr(node.left), self.expr(node.comparators[0]))
+        raise self.fail(node, "condition")

@@ -1,0 +1,277 @@
+"""Stage 1 of the pipeline: the network spec (TOML or Python), strictly validated.
+
+A spec is untrusted input.  Every key is checked against the known ones (with
+a "did you mean" for typos), every number against its range, and custom
+expressions are parsed by :mod:`symprop.safe_expr` without ``eval``.  Errors
+are :class:`SpecError` with a one-line message naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import keyword
+import math
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from symprop.safe_expr import ExprError, parse_expr
+
+ParamValue = float | str
+
+
+class SpecError(ValueError):
+    """A spec is invalid; the message is one line naming the field and the fix."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One activation parameter: its default (None = optional) and range check."""
+
+    name: str
+    default: float | None
+    check: Callable[[float], bool] = math.isfinite
+    rule: str = "a finite number"
+
+
+def _positive(v: float) -> bool:
+    return math.isfinite(v) and v > 0
+
+
+def _nonzero(v: float) -> bool:
+    return math.isfinite(v) and v != 0
+
+
+ACTIVATIONS: Mapping[str, tuple[Param, ...]] = {
+    "identity": (),
+    "sigmoid": (Param("beta", 1.0, _nonzero, "a finite number other than 0"),),
+    "piecewise_linear": (Param("x_min", -1.0), Param("x_max", 1.0), Param("m", None), Param("b", None)),
+    "gaussian": (Param("mu", 0.0), Param("sigma", 1.0, _positive, "a number > 0")),
+    "step": (),
+    "relu": (),
+    "tanh": (),
+    "softplus": (),
+    "leaky_relu": (Param("alpha", 0.01),),
+    "custom": (),  # takes the string key "expr"
+}
+LOSSES = ("mse", "sse", "bce", "softmax_ce", "custom")
+SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "layers")
+LAYER_KEYS = ("units", "activation")
+MAX_UNITS = 100_000
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer: ``units`` neurons, ``activation`` with its parameters."""
+
+    units: int
+    activation: str
+    params: tuple[tuple[str, ParamValue], ...] = ()
+
+    @classmethod
+    def of(cls, units: int, activation: str, **params: ParamValue) -> Layer:
+        """Python spelling of a TOML layer table: ``Layer.of(3, "sigmoid", beta=2.0)``."""
+        return cls(units, activation, tuple(sorted(params.items())))
+
+    def param(self, name: str) -> ParamValue | None:
+        """The value given in the spec, or the documented default (None if optional)."""
+        given = dict(self.params)
+        if name in given:
+            return given[name]
+        for p in ACTIVATIONS.get(self.activation, ()):
+            if p.name == name:
+                return p.default
+        return None
+
+    def number(self, name: str) -> float:
+        value = self.param(name)
+        if not isinstance(value, float):
+            raise KeyError(f"{self.activation} has no numeric parameter {name!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A fixed network: ``inputs`` features, ``layers``, and a ``loss``."""
+
+    name: str
+    inputs: int
+    layers: tuple[Layer, ...]
+    loss: str
+    loss_expr: str | None = None
+    source: str = field(default="<spec>", compare=False)
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        return (self.inputs, *(layer.units for layer in self.layers))
+
+    @property
+    def outputs(self) -> int:
+        return self.layers[-1].units
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        sizes = self.layer_sizes
+        for l in range(1, len(sizes)):
+            shapes[f"W{l}"] = (sizes[l], sizes[l - 1])
+            shapes[f"b{l}"] = (sizes[l],)
+        return shapes
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(shape) for shape in self.param_shapes.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical plain-data form (the TOML structure, defaults not filled in)."""
+        data: dict[str, Any] = {"name": self.name, "inputs": self.inputs, "loss": self.loss}
+        if self.loss_expr is not None:
+            data["loss_expr"] = self.loss_expr
+        data["layers"] = [
+            {"units": layer.units, "activation": layer.activation, **dict(layer.params)} for layer in self.layers
+        ]
+        return data
+
+    def hash(self) -> str:
+        """A stable hash of the spec's content (not its formatting): 16 hex digits of SHA-256."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_toml(self) -> str:
+        """The spec as TOML text that :func:`load_spec` reads back to an equal spec."""
+        data = self.to_dict()
+        lines = [f"{key} = {_toml_value(data[key])}" for key in ("name", "inputs", "loss", "loss_expr") if key in data]
+        for layer in data["layers"]:
+            lines += ["", "[[layers]]"] + [f"{k} = {_toml_value(v)}" for k, v in layer.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(choices)}"
+
+
+def _check_keys(table: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    for key in table:
+        if key not in known:
+            raise SpecError(f"{where}: unknown key {key!r}; {_suggest(key, known)}")
+
+
+def _int(value: Any, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    if value > MAX_UNITS:
+        raise SpecError(f"{where} is {value}; the limit is {MAX_UNITS} per layer")
+    return value
+
+
+def _layer(table: Any, where: str) -> Layer:
+    if not isinstance(table, Mapping):
+        raise SpecError(f"{where} must be a table with 'units' and 'activation'")
+    if "units" not in table:
+        raise SpecError(f"{where}: missing key 'units' (the number of neurons, e.g. units = 3)")
+    if "activation" not in table:
+        raise SpecError(f"{where}: missing key 'activation' (one of {', '.join(ACTIVATIONS)})")
+    activation = table["activation"]
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise SpecError(f"{where}.activation: unknown activation {activation!r}; {_suggest(str(activation), list(ACTIVATIONS))}")
+    schema = {p.name: p for p in ACTIVATIONS[activation]}
+    known = [*LAYER_KEYS, *schema, *(["expr"] if activation == "custom" else [])]
+    _check_keys(table, known, where)
+    units = _int(table["units"], f"{where}.units", 1)
+    params: dict[str, ParamValue] = {}
+    for key, value in table.items():
+        if key in LAYER_KEYS:
+            continue
+        if key == "expr":
+            try:
+                parse_expr(value, {"x": sp.Symbol("x", real=True)}, f"{where}.expr")
+            except ExprError as exc:
+                raise SpecError(str(exc)) from None
+            params[key] = value
+            continue
+        p = schema[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not p.check(float(value)):
+            raise SpecError(f"{where}.{key} must be {p.rule}, got {value!r}")
+        params[key] = float(value)
+    if activation == "custom" and "expr" not in params:
+        raise SpecError(f"{where}: activation 'custom' needs expr = \"...\" in x, e.g. expr = \"x/(1+abs(x))\"")
+    layer = Layer(units, activation, tuple(sorted(params.items())))
+    if activation == "piecewise_linear" and not layer.number("x_max") > layer.number("x_min"):
+        raise SpecError(f"{where}: x_max must be greater than x_min, got x_min={layer.number('x_min')}, x_max={layer.number('x_max')}")
+    return layer
+
+
+def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
+    """Validate plain data (as parsed from TOML) into a :class:`Spec`."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: a spec must be a table with keys {', '.join(SPEC_KEYS)}")
+    _check_keys(data, SPEC_KEYS, source)
+    for key in ("name", "inputs", "loss", "layers"):
+        if key not in data:
+            raise SpecError(f"{source}: missing key {key!r}; a spec needs {', '.join(k for k in SPEC_KEYS if k != 'loss_expr')}")
+    name = data["name"]
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
+        raise SpecError(f"{source}: name {name!r} must be a Python identifier that is not a keyword, e.g. name = \"xor_net\"")
+    inputs = _int(data["inputs"], f"{source}: inputs", 1)
+    loss = data["loss"]
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise SpecError(f"{source}: unknown loss {loss!r}; {_suggest(str(loss), LOSSES)}")
+    loss_expr = data.get("loss_expr")
+    if loss == "custom":
+        if loss_expr is None:
+            raise SpecError(f"{source}: loss 'custom' needs loss_expr = \"...\" in a and y, e.g. loss_expr = \"(a-y)**4\"")
+        try:
+            parse_expr(loss_expr, {"a": sp.Symbol("a", real=True), "y": sp.Symbol("y", real=True)}, "loss_expr")
+        except ExprError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+    elif loss_expr is not None:
+        raise SpecError(f"{source}: loss_expr is only used with loss = \"custom\"; remove it or set loss = \"custom\"")
+    raw_layers = data["layers"]
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise SpecError(f"{source}: layers must be a non-empty list of [[layers]] tables")
+    layers = tuple(_layer(t, f"{source}: layers[{i}]") for i, t in enumerate(raw_layers, start=1))
+    spec = Spec(name, inputs, layers, loss, loss_expr, source=source)
+    if loss == "softmax_ce":
+        if spec.outputs < 2:
+            raise SpecError(f"{source}: softmax_ce needs at least 2 output units, got {spec.outputs}; use bce for one output")
+        if layers[-1].activation != "identity":
+            raise SpecError(f"{source}: softmax_ce needs activation = \"identity\" on the last layer (the logits), got {layers[-1].activation!r}")
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML spec file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{p}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise SpecError(f"{p}: is a directory; give the path of a .toml spec file") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{p}: not UTF-8 text; a spec is a TOML file") from None
+    except OSError as exc:
+        raise SpecError(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{p}: not valid TOML ({exc}); see the spec reference in the README") from None
+    return spec_from_dict(data, source=str(p))
+
+
+def validate(spec: Spec) -> Spec:
+    """Check a spec built in Python (``Spec(...)`` with ``Layer.of``) by the same rules as TOML."""
+    return spec_from_dict(spec.to_dict(), source=spec.source)
