@@ -125,13 +125,8 @@ def _unrolled_names(derivation: Derivation) -> dict[sp.Symbol, str]:
 
 
 def delta_comment(derivation: Derivation, delta: sp.Symbol) -> str:
-    """Compact chain-rule formula of one δ (shared with ``symprop explain``)."""
-    if delta in derivation.upstream:
-        l, i = delta.name[len("delta") :].split("_")
-        upper = int(l) + 1
-        return f"{delta.name} = dC_k/dz{l}_{i} = ({sp.sstr(derivation.local[delta])}) * sum_j W{upper}_j_{i}*delta{upper}_j"
-    rhs = derivation.definitions()[delta]
-    return f"{delta.name} = dC_k/dz{delta.name[len('delta') :]} = {sp.sstr(rhs)}"
+    """Compact chain-rule formula of one δ (the same text ``symprop explain`` prints)."""
+    return derivation.delta_text(delta)
 
 
 def linear_text(expr: sp.Expr, printer: SympropPrinter) -> str:
@@ -161,7 +156,7 @@ def _lines(block: Block, derivation: Derivation, printer: SympropPrinter) -> lis
         if s.rhs.free_symbols & batch:
             batch.add(s.lhs)
         else:  # a constant (e.g. the zero δ below a step layer) still needs one value per sample
-            rhs = f"np.full(X.shape[0], {rhs}, dtype=X.dtype)"
+            rhs = f"np.full(X.shape[0], {rhs}, dtype=dtype)"
             batch.add(s.lhs)
         comment = delta_comment(derivation, s.lhs) if s.role == "delta" else ""
         lines.append(Line(f"{s.lhs.name} = {rhs}", comment))
@@ -182,7 +177,7 @@ def _gradient_lines(derivation: Derivation) -> list[dict[str, Any]]:
                 "index": ", ".join(map(str, g.index)),
                 "code": code,
                 "label": g.label,
-                "formula": sp.sstr(g.per_sample),
+                "formula": g.formula_text,
                 "first": g.array != previous,
             }
         )

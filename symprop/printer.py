@@ -11,7 +11,8 @@ Conventions chosen here rather than inherited from ``NumPyPrinter``:
 * ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers
   ``_sigmoid``, ``_clip01``, ``_logsumexp`` defined in every emitted module;
   ``Softplus`` is ``np.logaddexp(0.0, x)``;
-* ``Piecewise`` prints as nested ``np.where``, cast to the dtype of its argument.
+* ``Piecewise`` prints as nested ``np.where``; when every branch is a constant it is
+  cast with ``.astype(dtype)``: emitted functions bind ``dtype`` to the computation's dtype.
 """
 
 from __future__ import annotations
@@ -89,10 +90,10 @@ class SympropPrinter(_NumPyPrinter):
         text = self._print(last)
         for value, c in reversed(pieces):
             text = f"np.where({self._print(c)}, {self._print(value)}, {text})"
-        anchor = sorted(expr.free_symbols, key=lambda s: s.name)
-        if all(v.is_number for v, _ in expr.args) and anchor:
-            # every branch is a constant: keep the dtype of the argument
-            text = f"{text}.astype({self._print(anchor[0])}.dtype)"
+        if all(v.is_number for v, _ in expr.args):
+            # every branch is a constant: np.where would make float64 (or int); keep the
+            # computation's dtype, which every emitted function binds to the name `dtype`
+            text = f"{text}.astype(dtype)"
         return text
 
     def _print_Relational(self, expr: sp.Basic) -> str:
