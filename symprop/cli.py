@@ -40,6 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--mode", default="unrolled", help="which generated mode to check")
     chk.add_argument("--points", type=int, default=3, help="random points to check (default 3)")
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
+
+    trn = sub.add_parser("train", help="train a spec's generated module by mini-batch gradient descent")
+    trn.add_argument("spec", help="path of a TOML spec")
+    trn.add_argument("--data", required=True, help="xor, digits, iris (scikit-learn's bundled data) or PATH.csv")
+    trn.add_argument("--epochs", type=int, help="passes over the train split (default 100; xor 1000)")
+    trn.add_argument("--lr", type=float, help="learning rate (default 0.1; xor 2)")
+    trn.add_argument("--batch-size", type=int, help="rows per gradient step (default 32; xor 4)")
+    trn.add_argument("--momentum", type=float, help="momentum in [0, 1) (default 0; xor 0.9)")
+    trn.add_argument("--seed", type=int, default=0, help="seed of the init, split and shuffles (default 0)")
+    trn.add_argument("--test-fraction", type=float, default=0.25, help="share of rows held out (default 0.25)")
+    trn.add_argument("--save", metavar="PARAMS.npz", help="write the trained params as .npz")
+    trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of loss and accuracy per epoch")
+    trn.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
+    trn.add_argument("--mode", help="generator mode (default: auto where available, else unrolled)")
     return parser
 
 
@@ -65,7 +79,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if max(r.max_rel_error for r in reports) > TOLERANCE else 0
 
 
-COMMANDS = {"generate": _cmd_generate, "check": _cmd_check}
+def _cmd_train(args: argparse.Namespace) -> int:
+    from symprop.datasets import DataError
+    from symprop.train import Diverged, TrainError, run
+
+    try:
+        return run(
+            args.spec,
+            args.data,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            momentum=args.momentum,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            save=args.save,
+            plot=args.plot,
+            out=args.out,
+            mode=args.mode,
+        )
+    except Diverged as exc:
+        print(f"symprop: error: {exc}; nothing was written", file=sys.stderr)
+        return 1
+    except (DataError, TrainError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+COMMANDS = {"generate": _cmd_generate, "check": _cmd_check, "train": _cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
