@@ -65,6 +65,8 @@ _NODE_WORDS: Mapping[type, str] = {
     ast.IfExp: "conditional expression",
     ast.NamedExpr: "assignment",
     ast.Starred: "star argument",
+    ast.Compare: "comparison outside a Piecewise condition",
+    ast.Tuple: "tuple outside Piecewise",
 }
 
 
@@ -87,6 +89,10 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise ExprError(f"{what} has more than {MAX_NODES} syntax nodes; simplify it")
     builder = _Builder(text, variables, what)
+    known = {*variables, *CONSTANTS, *FUNCTIONS, "Piecewise"}
+    for node in ast.walk(tree):  # name the first unknown name before any structural complaint
+        if isinstance(node, ast.Name) and node.id not in known:
+            raise builder.fail(node, "unknown name")
     result = builder.expr(tree.body)
     if not isinstance(result, sp.Expr):
         raise ExprError(f"{what} {text!r} is a condition, not a number-valued expression")
@@ -144,6 +150,7 @@ class _Builder:
 
     def call(self, node: ast.Call) -> sp.Expr:
         if not isinstance(node.func, ast.Name):
+            self.expr(node.func)  # names what is wrong with the callee (attribute, lambda, ...)
             raise self.fail(node.func, "call of")
         if node.keywords:
             raise self.fail(node.keywords[0], "keyword argument")

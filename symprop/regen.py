@@ -1,0 +1,61 @@
+"""Regenerate the checked-in golden files: ``python -m symprop.regen [--check]``.
+
+For every ``examples/*.toml`` it renders ``generated/<name>.py`` in the default
+mode (what ``symprop generate`` writes).  ``--check`` writes nothing and exits 1
+listing the files that are stale or missing; the test suite runs the same
+comparison byte for byte.  Run it from the repository root after changing a
+template, the printer or the derivation, and commit the result with the change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from symprop.emit import render, write_atomic
+from symprop.spec import Spec, load_spec
+
+# Extra golden artifacts per example: (file name pattern, renderer). Other stages add theirs here.
+Artifact = tuple[str, Callable[[Spec], str]]
+ARTIFACTS: list[Artifact] = [("{name}.py", lambda spec: render(spec))]
+
+
+def expected_files(examples: Path, generated: Path) -> dict[Path, str]:
+    """Every golden file's path and its expected content."""
+    files: dict[Path, str] = {}
+    for path in sorted(examples.glob("*.toml")):
+        spec = load_spec(path)
+        for pattern, renderer in ARTIFACTS:
+            files[generated / pattern.format(name=spec.name)] = renderer(spec)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m symprop.regen", description=__doc__.split("\n")[0])
+    parser.add_argument("--examples", type=Path, default=Path("examples"), help="folder of spec files")
+    parser.add_argument("--generated", type=Path, default=Path("generated"), help="folder of golden files")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file is stale")
+    args = parser.parse_args(argv)
+    if not args.examples.is_dir():
+        print(f"symprop.regen: error: {args.examples} is not a folder; run from the repository root", file=sys.stderr)
+        return 2
+    stale = []
+    for path, text in expected_files(args.examples, args.generated).items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            write_atomic(path, text)
+    verb = "stale" if args.check else "rewrote"
+    for path in stale:
+        print(f"{verb}: {path}")
+    if not stale:
+        print("generated/ is up to date")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
