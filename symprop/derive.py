@@ -40,6 +40,11 @@ class Gradient:
     def per_sample(self) -> sp.Expr:
         return self.delta if self.activation is None else self.delta * self.activation
 
+    @property
+    def formula_text(self) -> str:
+        """The per-sample formula as text, e.g. ``a1_1*delta2_1`` (module comments, ``symprop explain``)."""
+        return sp.sstr(self.per_sample)
+
 
 @dataclass(frozen=True)
 class Derivation:
@@ -66,6 +71,19 @@ class Derivation:
                 return expr
             expr = new
         return expr
+
+    def delta_text(self, delta: sp.Symbol) -> str:
+        """Compact chain-rule formula of one δ as one line of text.
+
+        Shared by the generated modules' comments and ``symprop explain``, e.g.
+        ``delta1_2 = dC_k/dz1_2 = (2*a1_2*(1 - a1_2)) * sum_j W2_j_2*delta2_j``.
+        """
+        l, i = delta.name[len("delta") :].split("_")
+        if delta in self.upstream:
+            upper = int(l) + 1
+            return f"{delta.name} = dC_k/dz{l}_{i} = ({sp.sstr(self.local[delta])}) * sum_j W{upper}_j_{i}*delta{upper}_j"
+        rhs = next(s.rhs for s in self.backward if s.lhs == delta)
+        return f"{delta.name} = dC_k/dz{l}_{i} = {sp.sstr(rhs)}"
 
     def gradient(self, label: str) -> Gradient:
         """Look up a gradient by its 1-based label, e.g. ``W2[1,3]``."""
