@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symprop import __version__
-from symprop.spec import SpecError, load_spec
+from symprop.spec import Spec, SpecError, load_spec
 
 
 class UsageError(Exception):
@@ -57,11 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_gradients(spec: Spec) -> None:
+    from symprop.elementwise import gradient_warnings
+
+    for note in gradient_warnings(spec):
+        print(f"symprop: warning: {note}", file=sys.stderr)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from symprop.emit import generate
 
     spec = load_spec(args.spec)
     path = generate(spec, Path(args.out), args.mode)
+    _warn_gradients(spec)
     print(f"wrote {path} ({spec.n_params} parameters, {args.mode} mode, spec hash {spec.hash()})")
     return 0
 

@@ -180,16 +180,19 @@ def _int(value: Any, where: str, minimum: int) -> int:
 def _layer(table: Any, where: str) -> Layer:
     if not isinstance(table, Mapping):
         raise SpecError(f"{where} must be a table with 'units' and 'activation'")
+    activation = table.get("activation")
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        known = [*LAYER_KEYS, *(p.name for p in ACTIVATIONS[activation]), *(["expr"] if activation == "custom" else [])]
+    else:  # judge the other keys against every activation's parameters
+        known = [*LAYER_KEYS, *dict.fromkeys(p.name for ps in ACTIVATIONS.values() for p in ps), "expr"]
+    _check_keys(table, known, where)
     if "units" not in table:
         raise SpecError(f"{where}: missing key 'units' (the number of neurons, e.g. units = 3)")
-    if "activation" not in table:
+    if activation is None:
         raise SpecError(f"{where}: missing key 'activation' (one of {', '.join(ACTIVATIONS)})")
-    activation = table["activation"]
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise SpecError(f"{where}.activation: unknown activation {activation!r}; {_suggest(str(activation), list(ACTIVATIONS))}")
     schema = {p.name: p for p in ACTIVATIONS[activation]}
-    known = [*LAYER_KEYS, *schema, *(["expr"] if activation == "custom" else [])]
-    _check_keys(table, known, where)
     units = _int(table["units"], f"{where}.units", 1)
     params: dict[str, ParamValue] = {}
     for key, value in table.items():
