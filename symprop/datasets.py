@@ -16,8 +16,8 @@ Decisions (also in the README):
 * Features of ``digits``, ``iris`` and CSV files are standardized to mean 0 and standard
   deviation 1 with the mean and deviation of the train split only (a constant feature is only
   centred); ``xor`` is used as is.
-* The split is a seeded shuffle; ``test_fraction`` of the rows (rounded, at least one when
-  the fraction is above 0) are the test set.  ``xor`` has four rows: train and test are both
+* The split is a seeded shuffle; ``test_fraction`` of the rows (rounded up, as scikit-learn
+  does) are the test set.  ``xor`` has four rows: train and test are both
   all four.
 
 Errors are :class:`DataError` with a one-line message naming the problem and the fix.
@@ -250,9 +250,7 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded shuffle of range(n) cut into (train, test) indices."""
     order = np.random.default_rng(seed).permutation(n)
-    n_test = round(test_fraction * n)
-    if test_fraction > 0:
-        n_test = max(n_test, 1)
+    n_test = math.ceil(test_fraction * n - 1e-9)  # rounded up, as scikit-learn's train_test_split
     if n - n_test < 1:
         raise DataError(f"--test-fraction {test_fraction} leaves no training rows out of {n}; use a smaller fraction")
     return order[n_test:], order[:n_test]

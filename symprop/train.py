@@ -99,15 +99,23 @@ def default_mode() -> str:
     return "auto" if render_accepts("auto") else "unrolled"
 
 
+def resolve_mode(spec: Spec, mode: str) -> str:
+    """The mode a module for ``spec`` is written in: ``auto`` resolved by ``symprop.emit.choose_mode``."""
+    from symprop import emit
+
+    choose = getattr(emit, "choose_mode", None)
+    return str(choose(spec)) if mode == "auto" and choose is not None else mode
+
+
 def ensure_module(spec: Spec, out_dir: str | Path, mode: str) -> tuple[Path, bool]:
     """``out_dir/<name>.py`` for ``spec`` in ``mode``: reused when its header has this spec's hash,
-    this generator version and the mode, else generated (atomically).  Returns (path, reused)."""
+    this generator version and the (resolved) mode, else generated atomically.  Returns (path, reused)."""
     from symprop.emit import generate
 
     path = Path(out_dir) / f"{spec.name}.py"
     found = header(path)
     same = found.get("generator") == f"symprop {__version__}" and found.get("spec_hash") == spec.hash()
-    if same and (found.get("mode") == mode or mode == "auto"):
+    if same and found.get("mode") == resolve_mode(spec, mode):
         return path, True
     return generate(spec, out_dir, mode), False
 
