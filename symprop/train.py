@@ -117,6 +117,8 @@ def ensure_module(spec: Spec, out_dir: str | Path, mode: str) -> tuple[Path, boo
     same = found.get("generator") == f"symprop {__version__}" and found.get("spec_hash") == spec.hash()
     if same and found.get("mode") == resolve_mode(spec, mode):
         return path, True
+    if path.exists() and "generator" not in found:
+        raise TrainError(f"{path} exists and is not a module symprop generated; leaving it alone: choose another --out")
     return generate(spec, out_dir, mode), False
 
 

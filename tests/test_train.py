@@ -360,6 +360,13 @@ def test_ensure_module_regenerates_for_another_generator_version(tmp_path: Path)
     assert "(unrolled mode)" in path.read_text()
 
 
+def test_ensure_module_never_overwrites_a_file_it_did_not_generate(tmp_path: Path) -> None:
+    mine = write(tmp_path / "xor.py", "print('my own code')\n")
+    with pytest.raises(TrainError, match="not a module symprop generated"):
+        ensure_module(load_spec(XOR), tmp_path, "unrolled")
+    assert mine.read_text() == "print('my own code')\n"
+
+
 def bad_runs(tmp: Path) -> dict[str, tuple[list[str], str]]:
     one_class = write(tmp / "one.csv", "a,b,label\n1,2,x\n3,4,x\n5,6,x\n")
     malformed = write(tmp / "bad.csv", "a,b,label\n1,2,x\n3,4\n")
