@@ -58,7 +58,24 @@ def _sigmoid_form(e: sp.Expr) -> sp.Expr:
         (ex,) = [t for t in p.base.args if isinstance(t, sp.exp)]
         return Sigmoid(-ex.args[0])
 
-    return e.replace(match, repl)
+    e = e.replace(match, repl)
+    # exp(u)/(1 + exp(u)) is now exp(u)*Sigmoid(-u): fold it to Sigmoid(u)
+    return e.replace(
+        lambda p: isinstance(p, sp.Mul) and any(_exp_times_sigmoid(p, t) for t in p.args),
+        lambda p: _fold_exp_sigmoid(p),
+    )
+
+
+def _exp_times_sigmoid(p: sp.Mul, t: sp.Basic) -> bool:
+    return isinstance(t, Sigmoid) and sp.exp(-t.args[0]) in p.args
+
+
+def _fold_exp_sigmoid(p: sp.Mul) -> sp.Expr:
+    sig = next(t for t in p.args if _exp_times_sigmoid(p, t))
+    rest = list(p.args)
+    rest.remove(sig)
+    rest.remove(sp.exp(-sig.args[0]))
+    return sp.Mul(Sigmoid(-sig.args[0]), *rest)
 
 
 def _one_minus_sigmoid(e: sp.Expr) -> sp.Expr:
@@ -110,7 +127,7 @@ def _log1p_form(e: sp.Expr) -> sp.Expr:
 
 
 REWRITES: tuple[Rewrite, ...] = (
-    Rewrite("sigmoid", "1/(1+exp(-u)) -> sigmoid(u)", _sigmoid_form),
+    Rewrite("sigmoid", "1/(1+exp(-u)) -> sigmoid(u), exp(u)/(1+exp(u)) -> sigmoid(u)", _sigmoid_form),
     Rewrite("one_minus_sigmoid", "1 - sigmoid(u) -> sigmoid(-u)", _one_minus_sigmoid),
     Rewrite("log_sigmoid", "log(sigmoid(u)) -> -softplus(-u)", _log_sigmoid),
     Rewrite("softplus", "log(1+exp(u)) -> softplus(u)", _softplus_form),

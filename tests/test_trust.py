@@ -113,3 +113,29 @@ def test_same_spec_gives_the_same_bytes_whatever_the_hash_seed(path, mode: str) 
         result = subprocess.run([sys.executable, "-c", RENDER, str(path), mode], capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stderr
         assert result.stdout == expected, f"PYTHONHASHSEED={seed} changed the output for {path.name}"
+
+
+REWRITE_CASES = [
+    ("1/(1 + exp(-2*x))", "sigmoid"),
+    ("exp(x)/(1 + exp(x))", "sigmoid"),
+    ("log(1 + exp(x))", "softplus"),
+    ("log(1 + x**2)", "log1p"),
+    ("log(1/(1 + exp(-x)))", "log_sigmoid"),
+    ("1 - 1/(1 + exp(-x))", "one_minus_sigmoid"),
+]
+
+
+@pytest.mark.parametrize("text,name", REWRITE_CASES)
+def test_each_rewrite_fires_and_preserves_the_value(text: str, name: str) -> None:
+    import sympy as sp
+
+    from symprop.elementwise import X, _evaluate, apply_rewrites
+    from symprop.safe_expr import parse_expr
+
+    original = parse_expr(text, {"x": X}, "expr")
+    rewritten, fired = apply_rewrites(original)
+    assert name in fired
+    assert rewritten != original
+    for value in (-3.0, -0.4, 0.0, 0.7, 5.0):
+        assert _evaluate(rewritten, {X: value}) == pytest.approx(float(original.subs(X, value).evalf(30)), rel=1e-13)
+    assert not rewritten.has(sp.log) or name == "log1p" or rewritten.has(sp.Function)
