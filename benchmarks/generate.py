@@ -104,7 +104,10 @@ def main() -> None:
     parser.add_argument("--naive-limit", type=float, default=60.0, help="seconds before a naive run is killed")
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated nets, e.g. 2-3-1,8-16-16-4")
     args = parser.parse_args()
-    print(f"symprop generator benchmark (python {sys.version.split()[0]}, single thread; naive limit {args.naive_limit:.0f} s)")
+    print(
+        f"symprop generator benchmark (python {sys.version.split()[0]}, single thread; "
+        f"naive limit {args.naive_limit:.0f} s)"
+    )
     header = (
         f"{'net':<14}{'params':>7}{'derive s':>10}{'cse s':>8}{'render s':>10}{'total s':>9}{'ops':>8}"
         f"{'naive s':>10}{'naive ops':>11}{'speed-up':>10}{'ops ratio':>10}"

@@ -58,7 +58,12 @@ class ArrayReport:
 
 
 def finite_difference(
-    loss: Callable[..., float], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, name: str, index: tuple[int, ...]
+    loss: Callable[..., float],
+    params: dict[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+    name: str,
+    index: tuple[int, ...],
 ) -> float:
     p = params[name]
     old = p[index]
@@ -71,7 +76,9 @@ def finite_difference(
     return (up - down) / (2 * h)
 
 
-def compare(module: Any, spec: Spec, seeds: tuple[int, ...] = (0, 1, 2), max_entries: int | None = 60) -> list[ArrayReport]:
+def compare(
+    module: Any, spec: Spec, seeds: tuple[int, ...] = (0, 1, 2), max_entries: int | None = 60
+) -> list[ArrayReport]:
     """Per parameter array: the worst error over ``seeds`` random points.
 
     ``max_entries`` caps how many entries of each array are checked per point
@@ -102,8 +109,10 @@ def compare(module: Any, spec: Spec, seeds: tuple[int, ...] = (0, 1, 2), max_ent
 def format_report(reports: list[ArrayReport]) -> str:
     rows = [f"{'param':<8} {'shape':<12} {'checked':>8} {'max abs error':>14} {'max rel error':>14}"]
     for r in reports:
-        rows.append(f"{r.name:<8} {str(r.shape):<12} {r.checked:>8} {r.max_abs_error:>14.3e} {r.max_rel_error:>14.3e}")
+        rows.append(f"{r.name:<8} {r.shape!s:<12} {r.checked:>8} {r.max_abs_error:>14.3e} {r.max_rel_error:>14.3e}")
     worst = max(r.max_rel_error for r in reports)
-    rows.append(f"tolerance: {TOLERANCE:.0e} (relative, floor {FLOOR:.0e}; central differences, h = {STEP:.0e}, float64)")
+    rows.append(
+        f"tolerance: {TOLERANCE:.0e} (relative, floor {FLOOR:.0e}; central differences, h = {STEP:.0e}, float64)"
+    )
     rows.append(f"max relative error: {worst:.3e}")
     return "\n".join(rows)

@@ -109,11 +109,13 @@ def _log_sigmoid(e: sp.Expr) -> sp.Expr:
 def _softplus_form(e: sp.Expr) -> sp.Expr:
     """log(1 + exp(u)) -> Softplus(u) (logaddexp: no overflow)."""
     return e.replace(
-        lambda p: isinstance(p, sp.log)
-        and isinstance(p.args[0], sp.Add)
-        and len(p.args[0].args) == 2
-        and sp.Integer(1) in p.args[0].args
-        and any(isinstance(t, sp.exp) for t in p.args[0].args),
+        lambda p: (
+            isinstance(p, sp.log)
+            and isinstance(p.args[0], sp.Add)
+            and len(p.args[0].args) == 2
+            and sp.Integer(1) in p.args[0].args
+            and any(isinstance(t, sp.exp) for t in p.args[0].args)
+        ),
         lambda p: Softplus(next(t for t in p.args[0].args if isinstance(t, sp.exp)).args[0]),
     )
 
@@ -317,7 +319,7 @@ def output_math(spec: Spec) -> OutputMath:
         if not _output_range_ok(f):
             raise SpecError(
                 f"{spec.source}: loss bce needs outputs inside (0, 1), but the last activation {out.activation!r} "
-                "leaves that range; use activation = \"sigmoid\" on the last layer"
+                'leaves that range; use activation = "sigmoid" on the last layer'
             )
         ell = ell.xreplace({A: Clip01(A)})
         clipped = True
@@ -361,7 +363,8 @@ def gradient_warnings(spec: Spec) -> list[str]:
         if activation_math(layer).blocks_gradient:
             below = "layers 1-" + str(l) if l > 1 else "layer 1"
             notes.append(
-                f"layer {l} uses {layer.activation!r}, whose derivative is 0: no gradient flows to the parameters of {below}"
+                f"layer {l} uses {layer.activation!r}, whose derivative is 0: "
+                f"no gradient flows to the parameters of {below}"
             )
     return notes
 

@@ -71,10 +71,10 @@ def build_network(spec: Spec) -> Network:
     sizes = spec.layer_sizes
     x = tuple(sym(f"x{i}") for i in range(1, spec.inputs + 1))
     y = tuple(sym(f"y{j}") for j in range(1, spec.outputs + 1))
-    W: list = [()]
-    b: list = [()]
-    z: list = [()]
-    a: list = [x]
+    W: list[tuple[tuple[sp.Symbol, ...], ...]] = [()]
+    b: list[tuple[sp.Symbol, ...]] = [()]
+    z: list[tuple[sp.Symbol, ...]] = [()]
+    a: list[tuple[sp.Symbol, ...]] = [x]
     forward: list[Assign] = []
     rewrites: list[str] = []
     for l in range(1, len(sizes)):

@@ -17,7 +17,9 @@ from symprop.graph import sym
 from symprop.spec import Spec
 
 
-def expanded_cost(spec: Spec) -> tuple[sp.Expr, list[sp.Symbol], list[sp.Symbol], list[tuple[str, tuple[int, ...], sp.Symbol]]]:
+def expanded_cost(
+    spec: Spec,
+) -> tuple[sp.Expr, list[sp.Symbol], list[sp.Symbol], list[tuple[str, tuple[int, ...], sp.Symbol]]]:
     """C_k in inputs, targets and parameters only; returns (cost, xs, ys, params)."""
     sizes = spec.layer_sizes
     xs = [sym(f"x{i}") for i in range(1, sizes[0] + 1)]

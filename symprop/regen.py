@@ -1,7 +1,8 @@
 """Regenerate the checked-in golden files: ``python -m symprop.regen [--check]``.
 
 For every ``examples/*.toml`` it renders ``generated/<name>.py`` in the default
-mode (what ``symprop generate`` writes).  ``--check`` writes nothing and exits 1
+mode (what ``symprop generate`` writes) and ``generated/<name>.md`` (what
+``symprop explain --format markdown`` writes).  ``--check`` writes nothing and exits 1
 listing the files that are stale or missing; the test suite runs the same
 comparison byte for byte.  Run it from the repository root after changing a
 template, the printer or the derivation, and commit the result with the change.
@@ -15,11 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from symprop.emit import render, write_atomic
+from symprop.explain import explain
 from symprop.spec import Spec, load_spec
 
 # Extra golden artifacts per example: (file name pattern, renderer). Other stages add theirs here.
 Artifact = tuple[str, Callable[[Spec], str]]
-ARTIFACTS: list[Artifact] = [("{name}.py", lambda spec: render(spec))]
+ARTIFACTS: list[Artifact] = [
+    ("{name}.py", lambda spec: render(spec)),
+    ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report (issue 4)
+]
 
 
 def expected_files(examples: Path, generated: Path) -> dict[Path, str]:

@@ -77,7 +77,7 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
     Raises :class:`ExprError` with a one-line message on anything not allowed.
     """
     if not isinstance(text, str):
-        raise ExprError(f"{what} must be a string such as \"x/(1+abs(x))\"")
+        raise ExprError(f'{what} must be a string such as "x/(1+abs(x))"')
     if len(text) > MAX_LENGTH:
         raise ExprError(f"{what} is {len(text)} characters long; the limit is {MAX_LENGTH}")
     if not text.strip():

@@ -191,7 +191,9 @@ def _layer(table: Any, where: str) -> Layer:
     if activation is None:
         raise SpecError(f"{where}: missing key 'activation' (one of {', '.join(ACTIVATIONS)})")
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise SpecError(f"{where}.activation: unknown activation {activation!r}; {_suggest(str(activation), list(ACTIVATIONS))}")
+        raise SpecError(
+            f"{where}.activation: unknown activation {activation!r}; {_suggest(str(activation), list(ACTIVATIONS))}"
+        )
     schema = {p.name: p for p in ACTIVATIONS[activation]}
     units = _int(table["units"], f"{where}.units", 1)
     params: dict[str, ParamValue] = {}
@@ -210,10 +212,13 @@ def _layer(table: Any, where: str) -> Layer:
             raise SpecError(f"{where}.{key} must be {p.rule}, got {value!r}")
         params[key] = float(value)
     if activation == "custom" and "expr" not in params:
-        raise SpecError(f"{where}: activation 'custom' needs expr = \"...\" in x, e.g. expr = \"x/(1+abs(x))\"")
+        raise SpecError(f'{where}: activation \'custom\' needs expr = "..." in x, e.g. expr = "x/(1+abs(x))"')
     layer = Layer(units, activation, tuple(sorted(params.items())))
     if activation == "piecewise_linear" and not layer.number("x_max") > layer.number("x_min"):
-        raise SpecError(f"{where}: x_max must be greater than x_min, got x_min={layer.number('x_min')}, x_max={layer.number('x_max')}")
+        raise SpecError(
+            f"{where}: x_max must be greater than x_min, "
+            f"got x_min={layer.number('x_min')}, x_max={layer.number('x_max')}"
+        )
     return layer
 
 
@@ -224,10 +229,14 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     _check_keys(data, SPEC_KEYS, source)
     for key in ("name", "inputs", "loss", "layers"):
         if key not in data:
-            raise SpecError(f"{source}: missing key {key!r}; a spec needs {', '.join(k for k in SPEC_KEYS if k != 'loss_expr')}")
+            raise SpecError(
+                f"{source}: missing key {key!r}; a spec needs {', '.join(k for k in SPEC_KEYS if k != 'loss_expr')}"
+            )
     name = data["name"]
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
-        raise SpecError(f"{source}: name {name!r} must be a Python identifier that is not a keyword, e.g. name = \"xor_net\"")
+        raise SpecError(
+            f'{source}: name {name!r} must be a Python identifier that is not a keyword, e.g. name = "xor_net"'
+        )
     inputs = _int(data["inputs"], f"{source}: inputs", 1)
     loss = data["loss"]
     if not isinstance(loss, str) or loss not in LOSSES:
@@ -235,13 +244,15 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     loss_expr = data.get("loss_expr")
     if loss == "custom":
         if loss_expr is None:
-            raise SpecError(f"{source}: loss 'custom' needs loss_expr = \"...\" in a and y, e.g. loss_expr = \"(a-y)**4\"")
+            raise SpecError(
+                f'{source}: loss \'custom\' needs loss_expr = "..." in a and y, e.g. loss_expr = "(a-y)**4"'
+            )
         try:
             parse_expr(loss_expr, {"a": sp.Symbol("a", real=True), "y": sp.Symbol("y", real=True)}, "loss_expr")
         except ExprError as exc:
             raise SpecError(f"{source}: {exc}") from None
     elif loss_expr is not None:
-        raise SpecError(f"{source}: loss_expr is only used with loss = \"custom\"; remove it or set loss = \"custom\"")
+        raise SpecError(f'{source}: loss_expr is only used with loss = "custom"; remove it or set loss = "custom"')
     raw_layers = data["layers"]
     if not isinstance(raw_layers, list) or not raw_layers:
         raise SpecError(f"{source}: layers must be a non-empty list of [[layers]] tables")
@@ -249,9 +260,14 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     spec = Spec(name, inputs, layers, loss, loss_expr, source=source)
     if loss == "softmax_ce":
         if spec.outputs < 2:
-            raise SpecError(f"{source}: softmax_ce needs at least 2 output units, got {spec.outputs}; use bce for one output")
+            raise SpecError(
+                f"{source}: softmax_ce needs at least 2 output units, got {spec.outputs}; use bce for one output"
+            )
         if layers[-1].activation != "identity":
-            raise SpecError(f"{source}: softmax_ce needs activation = \"identity\" on the last layer (the logits), got {layers[-1].activation!r}")
+            raise SpecError(
+                f'{source}: softmax_ce needs activation = "identity" on the last layer (the logits), '
+                f"got {layers[-1].activation!r}"
+            )
     return spec
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from symprop.check import load_module
@@ -43,11 +43,9 @@ def spec_for(activation: str, loss: str, sizes: tuple[int, ...] = (3, 4, 2)) -> 
         out = Layer.of(max(sizes[-1], 2), "identity")
     else:
         out = layer(activation, sizes[-1])
-    return Spec(
-        f"net_{activation}_{loss}", sizes[0], (*hidden, out), loss, CUSTOM_LOSS if loss == "custom" else None
-    )
+    return Spec(f"net_{activation}_{loss}", sizes[0], (*hidden, out), loss, CUSTOM_LOSS if loss == "custom" else None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_for(spec: Spec, mode: str = "unrolled") -> types.ModuleType:
     return load_module(render(spec, mode), spec.name)

@@ -26,7 +26,11 @@ def test_generate_writes_a_module_that_imports(tmp_path: Path) -> None:
     path = tmp_path / "out" / "xor.py"
     assert f"wrote {path}" in result.stdout
     probe = subprocess.run(
-        [sys.executable, "-c", "import xor, numpy as np; p = xor.init_params(); print(xor.forward(p, np.zeros((4, 2))).shape)"],
+        [
+            sys.executable,
+            "-c",
+            "import xor, numpy as np; p = xor.init_params(); print(xor.forward(p, np.zeros((4, 2))).shape)",
+        ],
         capture_output=True,
         text=True,
         cwd=path.parent,
@@ -44,7 +48,9 @@ def test_check_prints_a_table_and_the_max_error() -> None:
     assert float(lines[-1].split(": ")[1]) < 1e-5
 
 
-def test_check_exits_1_when_the_gradient_is_wrong(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_exits_1_when_the_gradient_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A broken generator (sign flipped in every gradient line) is caught by `symprop check`."""
     original = emit._gradient_lines
 
@@ -66,7 +72,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 BAD_SPECS = {
-    "typo": ('name = "n"\ninputs = 2\nloss = "mse"\n[[layers]]\nunits = 1\nactivaton = "tanh"\n', "did you mean 'activation'"),
+    "typo": (
+        'name = "n"\ninputs = 2\nloss = "mse"\n[[layers]]\nunits = 1\nactivaton = "tanh"\n',
+        "did you mean 'activation'",
+    ),
     "not toml": ("name = = 3\n", "not valid TOML"),
     "evil expr": (
         'name = "n"\ninputs = 1\nloss = "mse"\n[[layers]]\nunits = 1\nactivation = "custom"\nexpr = "__import__(\'os\').system(\'id\')"\n',
@@ -76,7 +85,10 @@ BAD_SPECS = {
         'name = "big"\ninputs = 200\nloss = "mse"\n[[layers]]\nunits = 100\nactivation = "tanh"\n',
         "use --mode vectorized",
     ),
-    "bce on tanh": ('name = "n"\ninputs = 1\nloss = "bce"\n[[layers]]\nunits = 1\nactivation = "tanh"\n', "bce needs outputs inside (0, 1)"),
+    "bce on tanh": (
+        'name = "n"\ninputs = 1\nloss = "bce"\n[[layers]]\nunits = 1\nactivation = "tanh"\n',
+        "bce needs outputs inside (0, 1)",
+    ),
 }
 
 
@@ -102,7 +114,10 @@ def test_missing_file_and_bad_options_exit_2(tmp_path: Path) -> None:
 
 
 def test_step_layer_warns_on_stderr(tmp_path: Path) -> None:
-    spec = write(tmp_path, 'name = "s"\ninputs = 1\nloss = "mse"\n[[layers]]\nunits = 2\nactivation = "step"\n[[layers]]\nunits = 1\nactivation = "identity"\n')
+    spec = write(
+        tmp_path,
+        'name = "s"\ninputs = 1\nloss = "mse"\n[[layers]]\nunits = 2\nactivation = "step"\n[[layers]]\nunits = 1\nactivation = "identity"\n',
+    )
     result = run("generate", str(spec), "-o", str(tmp_path), "--mode", "unrolled")
     assert result.returncode == 0
     assert "symprop: warning: layer 1 uses 'step'" in result.stderr

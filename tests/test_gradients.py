@@ -11,7 +11,6 @@ import pytest
 
 from symprop.check import TOLERANCE, compare
 from symprop.spec import Layer, Spec, load_spec
-
 from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, module_for, spec_for
 
 
@@ -57,7 +56,12 @@ def test_textbook_one_neuron_per_layer() -> None:
     spec = Spec("one", 1, (Layer.of(1, "sigmoid"), Layer.of(1, "sigmoid")), "sse")
     module = module_for(spec)
     rng = np.random.default_rng(7)
-    params = {"W1": rng.normal(size=(1, 1)), "b1": rng.normal(size=1), "W2": rng.normal(size=(1, 1)), "b2": rng.normal(size=1)}
+    params = {
+        "W1": rng.normal(size=(1, 1)),
+        "b1": rng.normal(size=1),
+        "W2": rng.normal(size=(1, 1)),
+        "b2": rng.normal(size=1),
+    }
     X, Y = rng.normal(size=(9, 1)), rng.uniform(size=(9, 1))
 
     def sigma(t: np.ndarray) -> np.ndarray:

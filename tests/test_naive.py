@@ -40,7 +40,9 @@ def test_gradient_equals_naive_diff(spec: Spec) -> None:
         params = {k: rng.normal(0, 0.8, size=s) for k, s in spec.param_shapes.items()}
         x = rng.normal(size=(1, spec.inputs))
         y = np.eye(spec.outputs)[[1]] if spec.loss == "softmax_ce" else rng.uniform(0.05, 0.95, size=(1, spec.outputs))
-        values = {s: float(v) for s, v in zip(xs, x[0], strict=True)} | {s: float(v) for s, v in zip(ys, y[0], strict=True)}
+        values = {s: float(v) for s, v in zip(xs, x[0], strict=True)} | {
+            s: float(v) for s, v in zip(ys, y[0], strict=True)
+        }
         for name, shape in spec.param_shapes.items():
             for index in np.ndindex(*shape):
                 symbol = sp.Symbol(f"{name}_{'_'.join(str(i + 1) for i in index)}", real=True)

@@ -20,7 +20,9 @@ from symprop.emit import MODES
 from symprop.spec import Spec, spec_from_dict
 from tests.support import module_for
 
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("explore", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
@@ -30,7 +32,9 @@ CUSTOM_EXPRS = ["x/(1 + abs(x))", "tanh(x) + 0.1*x", "exp(-x**2)", "log(1 + exp(
 @st.composite
 def layer_tables(draw: st.DrawFn, units: int) -> dict:
     name = draw(
-        st.sampled_from(["identity", "sigmoid", "piecewise_linear", "gaussian", "relu", "tanh", "softplus", "leaky_relu", "custom"])
+        st.sampled_from(
+            ["identity", "sigmoid", "piecewise_linear", "gaussian", "relu", "tanh", "softplus", "leaky_relu", "custom"]
+        )
     )
     table: dict = {"units": units, "activation": name}
     finite = st.floats(-3, 3, allow_nan=False).map(lambda v: round(v, 3))
@@ -60,7 +64,9 @@ def specs(draw: st.DrawFn) -> Spec:
         layers[-1] = {"units": max(widths[-1], 2), "activation": "identity"}
     data = {"name": "prop", "inputs": widths[0], "loss": loss, "layers": layers}
     if loss == "custom":
-        data["loss_expr"] = draw(st.sampled_from(["(a - y)**2 + 0.1*(a - y)**4", "abs(a - y)**3", "(a - y)**2*exp(-y**2)"]))
+        data["loss_expr"] = draw(
+            st.sampled_from(["(a - y)**2 + 0.1*(a - y)**4", "abs(a - y)**3", "(a - y)**2*exp(-y**2)"])
+        )
     return spec_from_dict(data)
 
 

@@ -45,10 +45,16 @@ def test_rejected_with_the_offending_token(text: str, needle: str) -> None:
 
 ACCEPTED = [
     ("x/(1 + abs(x))", lambda x: x / (1 + sp.Abs(x))),
-    ("exp(-x**2) * cos(x) + sin(x) - sqrt(x**2 + 1)", lambda x: sp.exp(-(x**2)) * sp.cos(x) + sp.sin(x) - sp.sqrt(x**2 + 1)),
+    (
+        "exp(-x**2) * cos(x) + sin(x) - sqrt(x**2 + 1)",
+        lambda x: sp.exp(-(x**2)) * sp.cos(x) + sp.sin(x) - sp.sqrt(x**2 + 1),
+    ),
     ("tanh(x) + log(2 + x**2) + pi + E", lambda x: sp.tanh(x) + sp.log(2 + x**2) + sp.pi + sp.E),
     ("Heaviside(x, 0) * x", lambda x: sp.Heaviside(x, 0) * x),
-    ("Piecewise((0, x <= -1), (x + 1, x < 0), (1, True))", lambda x: sp.Piecewise((0, x <= -1), (x + 1, x < 0), (1, True))),
+    (
+        "Piecewise((0, x <= -1), (x + 1, x < 0), (1, True))",
+        lambda x: sp.Piecewise((0, x <= -1), (x + 1, x < 0), (1, True)),
+    ),
     ("-x ** 2.5", lambda x: -(x ** sp.Float(2.5))),
 ]
 

@@ -6,7 +6,12 @@ import pytest
 
 from symprop.spec import Layer, Spec, SpecError, load_spec, spec_from_dict, validate
 
-GOOD = {"name": "net", "inputs": 2, "loss": "mse", "layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]}
+GOOD = {
+    "name": "net",
+    "inputs": 2,
+    "loss": "mse",
+    "layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}],
+}
 
 
 def with_changes(top: dict | None = None, layer: dict | None = None, drop: str | None = None) -> dict:
@@ -35,14 +40,20 @@ BAD = [
     (with_changes(layer={"activation": "gaussian", "sigma": 0.0}), ["layers[1].sigma", "> 0"]),
     (with_changes(layer={"activation": "gaussian", "sigma": -1}), ["layers[1].sigma", "> 0"]),
     (with_changes(layer={"activation": "sigmoid", "beta": 0}), ["layers[1].beta", "other than 0"]),
-    (with_changes(layer={"activation": "piecewise_linear", "x_min": 1.0, "x_max": 1.0}), ["x_max must be greater than x_min"]),
+    (
+        with_changes(layer={"activation": "piecewise_linear", "x_min": 1.0, "x_max": 1.0}),
+        ["x_max must be greater than x_min"],
+    ),
     (with_changes(layer={"activation": "tanh", "beta": 2.0}), ["'beta'", "unknown key"]),
     (with_changes(layer={"activation": "custom"}), ["needs expr"]),
     (with_changes(layer={"activation": "custom", "expr": "x.real"}), ["attribute access", "'x.real'"]),
     (with_changes(top={"loss": "custom"}), ["loss_expr"]),
-    (with_changes(top={"loss_expr": "(a-y)**2"}), ["only used with loss = \"custom\""]),
+    (with_changes(top={"loss_expr": "(a-y)**2"}), ['only used with loss = "custom"']),
     (with_changes(top={"loss": "softmax_ce"}), ["softmax_ce needs at least 2 output units"]),
-    ({**GOOD, "loss": "softmax_ce", "layers": [{"units": 3, "activation": "tanh"}]}, ["softmax_ce needs activation = \"identity\""]),
+    (
+        {**GOOD, "loss": "softmax_ce", "layers": [{"units": 3, "activation": "tanh"}]},
+        ['softmax_ce needs activation = "identity"'],
+    ),
     ({**GOOD, "layers": []}, ["layers must be a non-empty list"]),
     (with_changes(layer={"activation": "sigmoid", "beta": float("nan")}), ["layers[1].beta"]),
 ]
@@ -59,7 +70,9 @@ def test_bad_spec_gets_one_clear_line(data: dict, needles: list[str]) -> None:
 
 
 def test_good_spec_round_trips_through_toml(tmp_path) -> None:
-    spec = spec_from_dict(GOOD | {"layers": [{"units": 3, "activation": "sigmoid", "beta": 2}, {"units": 1, "activation": "identity"}]})
+    spec = spec_from_dict(
+        GOOD | {"layers": [{"units": 3, "activation": "sigmoid", "beta": 2}, {"units": 1, "activation": "identity"}]}
+    )
     path = tmp_path / "net.toml"
     path.write_text(spec.to_toml())
     again = load_spec(path)
@@ -72,7 +85,9 @@ def test_hash_depends_on_content_not_formatting(tmp_path) -> None:
     a = tmp_path / "a.toml"
     b = tmp_path / "b.toml"
     a.write_text('name="n"\ninputs=1\nloss="mse"\n[[layers]]\nunits=1\nactivation="sigmoid"\nbeta=2.0\n')
-    b.write_text('# comment\nloss = "mse"\nname = "n"\ninputs = 1\n\n[[layers]]\nbeta = 2\nactivation = "sigmoid"\nunits = 1\n')
+    b.write_text(
+        '# comment\nloss = "mse"\nname = "n"\ninputs = 1\n\n[[layers]]\nbeta = 2\nactivation = "sigmoid"\nunits = 1\n'
+    )
     assert load_spec(a).hash() == load_spec(b).hash()
     c = tmp_path / "c.toml"
     c.write_text(a.read_text().replace("beta=2.0", "beta=2.5"))
