@@ -13,6 +13,7 @@ activation or loss (the measured alternative is ~1000x slower).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import sympy as sp
 
@@ -63,14 +64,30 @@ class Derivation:
         return {s.lhs: s.rhs for s in (*self.network.forward, *self.backward)}
 
     def expand(self, expr: sp.Expr) -> sp.Expr:
-        """Write ``expr`` in inputs, targets and parameters only (substitute z, a, delta)."""
-        defs = self.definitions()
-        for _ in range(3 * self.network.n_layers + 3):
-            new = expr.xreplace(defs)
-            if new == expr:
-                return expr
-            expr = new
-        return expr
+        """Write ``expr`` in inputs, targets and parameters only (substitute z, a, delta).
+
+        Each definition is expanded once, bottom-up, and remembered (``_expanded``):
+        substituting the whole tree level by level rebuilt and re-simplified every
+        Piecewise many times (measured ~30x slower for a 2-2-2 piecewise_linear net).
+        """
+        defs = self._definitions
+        done = self._expanded
+
+        def full(s: sp.Symbol) -> sp.Expr:
+            if s not in done:
+                rhs = defs[s]
+                done[s] = rhs.xreplace({t: full(t) for t in rhs.free_symbols if t in defs})
+            return done[s]
+
+        return expr.xreplace({t: full(t) for t in expr.free_symbols if t in defs})
+
+    @cached_property
+    def _definitions(self) -> dict[sp.Symbol, sp.Expr]:
+        return self.definitions()
+
+    @cached_property
+    def _expanded(self) -> dict[sp.Symbol, sp.Expr]:
+        return {}
 
     def delta_text(self, delta: sp.Symbol) -> str:
         """Compact chain-rule formula of one δ as one line of text.
@@ -81,7 +98,8 @@ class Derivation:
         l, i = delta.name[len("delta") :].split("_")
         if delta in self.upstream:
             upper = int(l) + 1
-            return f"{delta.name} = dC_k/dz{l}_{i} = ({sp.sstr(self.local[delta])}) * sum_j W{upper}_j_{i}*delta{upper}_j"
+            local = sp.sstr(self.local[delta])
+            return f"{delta.name} = dC_k/dz{l}_{i} = ({local}) * sum_j W{upper}_j_{i}*delta{upper}_j"
         rhs = next(s.rhs for s in self.backward if s.lhs == delta)
         return f"{delta.name} = dC_k/dz{l}_{i} = {sp.sstr(rhs)}"
 
@@ -130,9 +148,7 @@ def derive(spec: Spec) -> Derivation:
     gradients: list[Gradient] = []
     for l in range(1, L + 1):
         for j, dj in enumerate(deltas[l]):
-            gradients += [
-                Gradient(f"W{l}", (j, i), net.W[l][j][i], dj, ai) for i, ai in enumerate(net.a[l - 1])
-            ]
+            gradients += [Gradient(f"W{l}", (j, i), net.W[l][j][i], dj, ai) for i, ai in enumerate(net.a[l - 1])]
             gradients.append(Gradient(f"b{l}", (j,), net.b[l][j], dj, None))
     order = {name: k for k, name in enumerate(spec.param_shapes)}
     gradients.sort(key=lambda g: (order[g.array], g.index))
