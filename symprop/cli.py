@@ -1,4 +1,4 @@
-"""Command line: ``symprop generate|check ...`` (also ``python -m symprop``).
+"""Command line: ``symprop generate|check|train|explain ...`` (also ``python -m symprop``).
 
 Bad input exits with code 2 and one line on stderr naming the problem and
 the fix; nothing is written unless the whole module rendered.
@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of loss and accuracy per epoch")
     trn.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
     trn.add_argument("--mode", help="generator mode (default: auto where available, else unrolled)")
+
+    exp = sub.add_parser("explain", help="print the derivative formulas (chain rule per layer, or one parameter)")
+    exp.add_argument("spec", help="path of a TOML spec")
+    exp.add_argument("--param", metavar="NAME", help="one parameter, 1-based: W2[1,3] (row 1, column 3) or b1[2]")
+    exp.add_argument("--expand", action="store_true", help="write formulas in inputs, targets and parameters only")
+    exp.add_argument("--format", default="text", choices=("text", "latex", "markdown", "sympy"), help="default text")
+    exp.add_argument("-o", "--out", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    exp.add_argument("--collapse", action="store_true", help="all-identity network: show it as one affine map W x + B")
     return parser
 
 
@@ -113,7 +121,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
-COMMANDS = {"generate": _cmd_generate, "check": _cmd_check, "train": _cmd_train}
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from symprop.emit import write_atomic
+    from symprop.explain import ExplainError, explain
+
+    spec = load_spec(args.spec)
+    try:
+        text = explain(spec, args.format, param=args.param, expand=args.expand, collapse=args.collapse)
+    except ExplainError as exc:
+        raise UsageError(str(exc)) from None
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.out)
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a folder; give a file name, e.g. -o {path / (spec.name + '.md')}")
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"generate": _cmd_generate, "check": _cmd_check, "train": _cmd_train, "explain": _cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
