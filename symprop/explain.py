@@ -383,9 +383,10 @@ def expanded_size(d: Derivation, exprs: Iterable[sp.Expr]) -> int:
 def _expand_all(d: Derivation, exprs: list[sp.Expr]) -> list[sp.Expr]:
     n = expanded_size(d, exprs)
     if n > MAX_EXPANDED_NODES:
+        which = "formulas would" if len(exprs) > 1 else "formula would"
+        hint = "drop --expand for the compact form" + (", or pick one --param" if len(exprs) > 1 else "")
         raise ExplainError(
-            f"--expand: the expanded formula{'s' if len(exprs) > 1 else ''} would have about {n:,} terms "
-            f"(limit {MAX_EXPANDED_NODES:,}); drop --expand for the compact form, or pick one --param"
+            f"--expand: the expanded {which} have about {n:,} SymPy nodes (limit {MAX_EXPANDED_NODES:,}); {hint}"
         )
     return [d.expand(e) for e in exprs]
 
