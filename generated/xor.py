@@ -153,8 +153,8 @@ def loss_and_grad(params, X, Y):
     a2_1 = _sigmoid(z2_1)
     t0 = a2_1 - y1
     loss_k = 0.5*t0**2
-    # delta2_1 = dC_k/dz2_1 = (a2_1 - y1)*(-a2_1**2 + a2_1)
-    delta2_1 = t0*(-a2_1**2 + a2_1)
+    # delta2_1 = dC_k/dz2_1 = a2_1*(1 - a2_1)*(a2_1 - y1)
+    delta2_1 = a2_1*t0*(1 - a2_1)
     t1 = 2*delta2_1
     # delta1_1 = dC_k/dz1_1 = (2*a1_1*(1 - a1_1)) * sum_j W2_j_1*delta2_j
     delta1_1 = W2[0, 0]*a1_1*t1*(1 - a1_1)

@@ -228,8 +228,9 @@ def _agrees(candidate: sp.Expr, reference: sp.Expr, f: sp.Expr) -> bool:
     return checked >= 3
 
 
-def _cost(e: sp.Expr) -> tuple[int, str]:
-    return (sp.count_ops(e), sp.srepr(e))
+def _cost(e: sp.Expr) -> tuple[int, int, str]:
+    """Fewest operations first; among equals, fewest powers (a*(1 - a) over a - a**2), then text."""
+    return (sp.count_ops(e), sum(1 for p in sp.preorder_traversal(e) if isinstance(p, sp.Pow)), sp.srepr(e))
 
 
 def in_terms_of_a(derivative: sp.Expr, f: sp.Expr) -> sp.Expr:

@@ -9,7 +9,7 @@ These small classes carry the conventions explicitly:
 * ``Softplus(x)``: log(1+e^x), derivative ``Sigmoid(x)``, printed as
   ``np.logaddexp(0, x)``.
 * ``Relu(x)``: max(x, 0), derivative ``Heaviside(x, 0)`` (relu'(0) = 0).
-* ``Clip01(x)``: clamps into [eps, 1-eps] for ``bce`` on bounded outputs that
+* ``Clip01(x)``: clamps into [eps, 1-eps] (eps: machine epsilon) for ``bce`` on bounded outputs that
   can reach 0 or 1; its derivative is taken as 1 (the gradient passes through).
 * ``LogSumExp(x1, ..., xk)``: log Σ e^(xi), printed with the max shift.
 
@@ -23,7 +23,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 Heaviside = sp.Heaviside
-CLIP_EPS = 1e-12
+CLIP_EPS = 2.220446049250313e-16  # float64 machine epsilon, as the emitted _clip01 uses for float64
 __all__ = ["CLIP_EPS", "Clip01", "Heaviside", "LogSumExp", "Relu", "Sigmoid", "Softplus", "drop_dirac", "log1p"]
 
 
