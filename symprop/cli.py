@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symprop import __version__
+from symprop.emit import MODES, UNROLLED_MAX_PARAMS, auto_rule
 from symprop.spec import Spec, SpecError, load_spec
 
 
@@ -33,11 +34,18 @@ def _parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write DIR/<name>.py for a spec")
     gen.add_argument("spec", help="path of a TOML spec")
     gen.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")
-    gen.add_argument("--mode", default="unrolled", help="unrolled (default)")
+    gen.add_argument(
+        "--mode",
+        default="auto",
+        choices=MODES,
+        help="vectorized (matrix code, any size), unrolled (one line per neuron, at most "
+        f"{UNROLLED_MAX_PARAMS:,} parameters) or auto (default): the faster as measured, "
+        f"{auto_rule()} (see the README)",
+    )
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
-    chk.add_argument("--mode", default="unrolled", help="which generated mode to check")
+    chk.add_argument("--mode", default="auto", choices=MODES, help="which generated mode to check (default auto)")
     chk.add_argument("--points", type=int, default=3, help="random points to check (default 3)")
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
 
