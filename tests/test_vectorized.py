@@ -51,7 +51,7 @@ def _scaled_error(got: np.ndarray | float, want: np.ndarray | float) -> float:
 
 
 def assert_modes_agree(spec: Spec, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
-    unr, vec = module_for(spec, "unrolled"), vectorized(spec)
+    unr, vec = module_for(spec), vectorized(spec)  # module_for(spec) is unrolled, cached with test_gradients
     assert vec.LAYER_SIZES == unr.LAYER_SIZES
     assert vec.PARAM_SHAPES == unr.PARAM_SHAPES
     for seed in seeds:
@@ -96,7 +96,7 @@ def test_the_agreement_check_can_fail() -> None:
     assert source.count("    D1 *= ") == 1
     broken = load_module(source.replace("    D1 *= ", "    D1 *= A1*"), spec.name)
     params, X, Y = random_problem(spec, 0, n=7)
-    _, good = module_for(spec, "unrolled").loss_and_grad(params, X, Y)
+    _, good = module_for(spec).loss_and_grad(params, X, Y)
     _, bad = broken.loss_and_grad(params, X, Y)
     assert _scaled_error(bad["W1"], good["W1"]) > 1e-3
     assert _scaled_error(bad["W2"], good["W2"]) < 1e-12
@@ -155,7 +155,7 @@ def test_softmax_ce_is_stable_for_huge_logits() -> None:
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         value, grads = module.loss_and_grad(params, X, Y)
     assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads.values())
-    assert value == pytest.approx(module_for(spec, "unrolled").loss(params, X, Y), rel=1e-12)
+    assert value == pytest.approx(module_for(spec).loss(params, X, Y), rel=1e-12)
 
 
 def test_sigmoid_is_stable_at_extreme_inputs() -> None:
