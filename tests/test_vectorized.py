@@ -89,6 +89,35 @@ def test_vectorized_gradient_matches_finite_differences(activation: str, loss: s
     assert all(r.checked == 2 * np.prod(r.shape) for r in reports)
 
 
+EDGE_SPECS = {
+    "one layer, bce": Spec("logreg", 3, (Layer.of(2, "sigmoid"),), "bce"),
+    "one layer, softmax_ce": Spec("softreg", 3, (Layer.of(3, "identity"),), "softmax_ce"),
+    "constant f' and delta": Spec(
+        "lin", 2, (Layer.of(2, "custom", expr="0.5*x + 1"), Layer.of(1, "identity")), "custom", "a"
+    ),
+    "constant activation": Spec("const", 2, (Layer.of(2, "custom", expr="2"), Layer.of(1, "identity")), "mse"),
+    "delta in y only": Spec("ylin", 2, (Layer.of(2, "tanh"), Layer.of(2, "identity")), "custom", "a*y"),
+    "Heaviside(x) with H(0) = 1/2": Spec(
+        "heavi", 2, (Layer.of(3, "custom", expr="x*Heaviside(x)"), Layer.of(1, "identity")), "mse"
+    ),
+    "relu, step, leaky, softplus": Spec(
+        "deep",
+        2,
+        (Layer.of(3, "relu"), Layer.of(3, "step"), Layer.of(2, "leaky_relu"), Layer.of(2, "softplus")),
+        "sse",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EDGE_SPECS))
+def test_edge_cases_agree_and_pass_finite_differences(case: str) -> None:
+    """One-layer nets, constant f', activation and output delta (np.full), masks, blocked gradients."""
+    spec = EDGE_SPECS[case]
+    assert_modes_agree(spec)
+    reports = compare(vectorized(spec), spec, seeds=(0,), max_entries=None)
+    assert max(r.max_rel_error for r in reports) < TOLERANCE
+
+
 def test_the_agreement_check_can_fail() -> None:
     """A vectorized module whose sigmoid derivative has one factor a too many is caught."""
     spec = spec_for("sigmoid", "mse")
