@@ -17,7 +17,7 @@ Plain SGD, no momentum, batch 64, learning rate 0.5, 100 epochs, shuffled every 
   tol=1e-4`` (the epochs it ran are printed).
 
 Both record the loss per epoch and nothing else while they train; the wall time is
-``fit`` / ``train`` alone, the median of --repeats runs, in one process with
+``fit`` / ``train`` alone, the median of --repeats runs (the two taking turns), in one process with
 OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set to 1 before NumPy is
 imported (one thread for every BLAS call).  Accuracy is on the test split, from the first
 run (both are deterministic for a seed).
@@ -54,20 +54,23 @@ SPEC = {
 EPOCHS, LR, BATCH, SEED, TEST_FRACTION = 100, 0.5, 64, 0, 0.25
 
 
-def timed(fn, repeats):  # type: ignore[no-untyped-def]
-    """(first result, median seconds) of ``repeats`` calls."""
-    results, seconds = [], []
+def timed_alternately(fns, repeats):  # type: ignore[no-untyped-def]
+    """Per function: (first result, median seconds) of ``repeats`` calls, the functions taking
+    turns so that a change in the machine's load hits both alike."""
+    results: list[list[object]] = [[] for _ in fns]
+    seconds: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        results.append(fn())
-        seconds.append(time.perf_counter() - start)
-    return results[0], statistics.median(seconds)
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[k].append(fn())
+            seconds[k].append(time.perf_counter() - start)
+    return [(r[0], statistics.median(s)) for r, s in zip(results, seconds, strict=True)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", default="auto", help="generator mode (default auto)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default 3, median reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (default 5, median reported)")
     args = parser.parse_args()
 
     spec = load_spec(EXAMPLE) if EXAMPLE.exists() else spec_from_dict(SPEC)
@@ -106,8 +109,7 @@ def main() -> None:
             clf.fit(data.X_train, y_train)
         return float(np.mean(clf.predict(data.X_test) == y_test)), clf.n_iter_
 
-    ours_acc, ours_s = timed(run_symprop, args.repeats)
-    (sk_acc, sk_epochs), sk_s = timed(run_sklearn, args.repeats)
+    (ours_acc, ours_s), ((sk_acc, sk_epochs), sk_s) = timed_alternately([run_symprop, run_sklearn], args.repeats)
 
     n_train, n_test = data.X_train.shape[0], data.X_test.shape[0]
     print(f"digits 64-32-10 (sigmoid, softmax_ce), {n_train} train / {n_test} test rows, one thread")

@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--save", metavar="PARAMS.npz", help="write the trained params as .npz")
     trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of loss and accuracy per epoch")
     trn.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
-    trn.add_argument("--mode", help="generator mode (default: auto where available, else unrolled)")
+    trn.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
 
     exp = sub.add_parser("explain", help="print the derivative formulas (chain rule per layer, or one parameter)")
     exp.add_argument("spec", help="path of a TOML spec")

@@ -26,14 +26,13 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from symprop import __version__
-from symprop.spec import Layer, Spec, SpecError
+from symprop.spec import Spec
 
 Params = dict[str, np.ndarray]
 
@@ -78,25 +77,6 @@ def header(path: Path) -> dict[str, str]:
         if match:
             found[key] = match.group(1)
     return found
-
-
-@lru_cache(maxsize=8)
-def render_accepts(mode: str) -> bool:
-    """Whether ``symprop.emit.render`` renders ``mode`` (tried on a one-neuron spec)."""
-    from symprop import emit
-
-    if mode not in getattr(emit, "MODES", ()):
-        return False
-    try:
-        emit.render(Spec("probe", 1, (Layer.of(1, "identity"),), "mse"), mode)
-    except SpecError:
-        return False
-    return True
-
-
-def default_mode() -> str:
-    """``auto`` where the generator has it, else ``unrolled``."""
-    return "auto" if render_accepts("auto") else "unrolled"
 
 
 def resolve_mode(spec: Spec, mode: str) -> str:
@@ -200,26 +180,30 @@ def train(
     current = {k: np.array(source[k], dtype=X.dtype, copy=True) for k in module.PARAM_SHAPES}
     velocity = {k: np.zeros_like(v) for k, v in current.items()} if momentum else {}
     test = (X_test, Y_test) if X_test is not None and Y_test is not None and X_test.shape[0] > 0 else None
+    step = {k: np.empty_like(v) for k, v in current.items()}  # lr * g, without a fresh array per batch
+    Xs, Ys = np.empty_like(X), np.empty_like(Y)  # this epoch's shuffled rows; batches are views
+    starts = range(0, n, batch_size)
     rng = np.random.default_rng(seed)
     history = History()
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         order = rng.permutation(n)
-        Xs, Ys = X[order], Y[order]
+        np.take(X, order, axis=0, out=Xs)
+        np.take(Y, order, axis=0, out=Ys)
         total = 0.0
-        for lo in range(0, n, batch_size):
+        for lo in starts:
             xb, yb = Xs[lo : lo + batch_size], Ys[lo : lo + batch_size]
             value, grads = module.loss_and_grad(current, xb, yb)
             total += value * xb.shape[0]
-            if momentum:
-                for k, p in current.items():
+            for k, p in current.items():
+                np.multiply(grads[k], lr, out=step[k])
+                if momentum:
                     v = velocity[k]
                     v *= momentum
-                    v -= lr * grads[k]
+                    v -= step[k]
                     p += v
-            else:
-                for k, p in current.items():
-                    p -= lr * grads[k]
+                else:
+                    p -= step[k]
         mean_loss = total / n
         if not math.isfinite(mean_loss):
             raise Diverged(f"the loss became {mean_loss} in epoch {epoch}; lower --lr (now {lr:g})")
@@ -328,7 +312,7 @@ def run(
     save: str | None = None,
     plot: str | None = None,
     out: str = ".symprop",
-    mode: str | None = None,
+    mode: str = "auto",
     stdout: IO[str] | None = None,
 ) -> int:
     """``symprop train``: validate everything, generate or reuse the module, train, then write.
@@ -351,7 +335,6 @@ def run(
         raise TrainError("--plot needs matplotlib: pip install 'symprop[train]'")
     spec = load_spec(spec_path)
     dataset = load(data, spec, test_fraction, seed)
-    mode = default_mode() if mode is None else mode
     path, reused = ensure_module(spec, out, mode)
     module = load_generated(path)
 
@@ -477,11 +460,11 @@ __all__ = [
     "Result",
     "TrainError",
     "accuracy",
-    "default_mode",
     "ensure_module",
     "fold_standardization",
     "load_generated",
     "plot_available",
+    "resolve_mode",
     "save_params",
     "save_plot",
     "train",
