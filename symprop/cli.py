@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symprop import __version__
-from symprop.emit import MODES, UNROLLED_MAX_PARAMS, auto_rule
+from symprop.emit import MODES, UNROLLED_MAX_PARAMS, auto_rule, resolve_mode
 from symprop.spec import Spec, SpecError, load_spec
 
 
@@ -86,7 +86,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     path = generate(spec, Path(args.out), args.mode)
     _warn_gradients(spec)
-    print(f"wrote {path} ({spec.n_params} parameters, {args.mode} mode, spec hash {spec.hash()})")
+    print(f"wrote {path} ({spec.n_params} parameters, {resolve_mode(spec, args.mode)} mode, spec hash {spec.hash()})")
     return 0
 
 

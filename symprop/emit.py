@@ -137,7 +137,7 @@ def linear_text(expr: sp.Expr, printer: SympropPrinter) -> str:
     parts = []
     for term in sp.Add.make_args(expr):
         factors = sp.Mul.make_args(term)
-        parts.append("*".join(printer.doprint(f) for f in factors))
+        parts.append("*".join(printer.names.get(f, f.name) if f.is_Symbol else printer.doprint(f) for f in factors))
     return " + ".join(parts)
 
 
@@ -147,7 +147,8 @@ def statement_text(s: Statement, block: Block, printer: SympropPrinter) -> str:
     text = printer.doprint(fold_numbers(s.rhs))
     for holder, total in block.sums.items():
         if holder in s.rhs.free_symbols:
-            text = re.sub(rf"\b{holder.name}\b", lambda _: f"({linear_text(total, printer)})", text)
+            replacement = f"({linear_text(total, printer)})"
+            text = re.sub(rf"\b{holder.name}\b", lambda _, r=replacement: r, text)
     return text
 
 
@@ -196,7 +197,9 @@ def render_unrolled(spec: Spec) -> tuple[str, dict[str, int]]:
         )
     derivation = derive(spec)
     printer = SympropPrinter(_unrolled_names(derivation))
-    blocks = {key: optimize(derivation, loss=key != "forward", grad=key == "grad") for key in ("forward", "loss", "grad")}
+    blocks = {
+        key: optimize(derivation, loss=key != "forward", grad=key == "grad") for key in ("forward", "loss", "grad")
+    }
     net = derivation.network
     m = base_context(spec, "unrolled", net.rewrites)
     m.extra = {
@@ -480,22 +483,31 @@ def tidy(source: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render(spec: Spec, mode: str = "unrolled") -> str:
-    """The generated module's source text for ``spec``."""
+def resolve_mode(spec: Spec, mode: str) -> str:
+    """The mode actually rendered: ``auto`` becomes ``choose_mode(spec)``."""
     if mode not in MODES:
         raise SpecError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    if mode == "auto":
-        mode = choose_mode(spec)
-    if mode == "vectorized":
+    return choose_mode(spec) if mode == "auto" else mode
+
+
+def render(spec: Spec, mode: str = "auto") -> str:
+    """The generated module's source text for ``spec`` (``mode``: unrolled, vectorized or auto)."""
+    if resolve_mode(spec, mode) == "vectorized":
         return render_vectorized(spec)
     return render_unrolled(spec)[0]
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -506,7 +518,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def generate(spec: Spec, out_dir: str | Path, mode: str = "unrolled") -> Path:
+def generate(spec: Spec, out_dir: str | Path, mode: str = "auto") -> Path:
     """Render ``spec`` and write ``out_dir/<name>.py`` atomically; return the path."""
     source = render(spec, mode)
     path = Path(out_dir) / f"{spec.name}.py"

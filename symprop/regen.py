@@ -19,10 +19,15 @@ from symprop.emit import render, write_atomic
 from symprop.explain import explain
 from symprop.spec import Spec, load_spec
 
-# Extra golden artifacts per example: (file name pattern, renderer). Other stages add theirs here.
-Artifact = tuple[str, Callable[[Spec], str]]
+# Golden artifacts per example: (path pattern, renderer); a renderer may return None to skip.
+Artifact = tuple[str, Callable[[Spec], str | None]]
+UNROLLED_GOLDEN_MAX_PARAMS = 500  # larger unrolled modules are long and add nothing to review
 ARTIFACTS: list[Artifact] = [
-    ("{name}.py", lambda spec: render(spec)),
+    ("{name}.py", lambda spec: render(spec)),  # what `symprop generate` writes (mode auto)
+    (
+        "unrolled/{name}.py",  # the straight-line version, for reading
+        lambda spec: render(spec, "unrolled") if spec.n_params <= UNROLLED_GOLDEN_MAX_PARAMS else None,
+    ),
     ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report (issue 4)
 ]
 
@@ -33,7 +38,9 @@ def expected_files(examples: Path, generated: Path) -> dict[Path, str]:
     for path in sorted(examples.glob("*.toml")):
         spec = load_spec(path)
         for pattern, renderer in ARTIFACTS:
-            files[generated / pattern.format(name=spec.name)] = renderer(spec)
+            text = renderer(spec)
+            if text is not None:
+                files[generated / pattern.format(name=spec.name)] = text
     return files
 
 

@@ -21,7 +21,7 @@ def test_golden_file_is_up_to_date(path) -> None:
 
 def test_no_orphans_in_generated() -> None:
     """Every file in generated/ belongs to an example (a removed example leaves no stale module)."""
-    present = {p for p in (ROOT / "generated").iterdir() if p.is_file()}
+    present = {p for p in (ROOT / "generated").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert present <= set(EXPECTED), sorted(p.name for p in present - set(EXPECTED))
 
 
