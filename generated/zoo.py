@@ -136,7 +136,7 @@ def forward(params, X):
     # layer 1: 3 units, a1 = 0.625*sqrt(2)*exp(-0.78125*z1**2)/sqrt(pi)
     Z1 = X @ W1.T
     Z1 += b1
-    A1 = 0.49867785050179086*np.exp(-0.7812499999999999*Z1**2)
+    A1 = 0.49867785050179086*np.exp(-0.78125*Z1**2)
 
     # layer 2: 3 units, a2 = z2/(Abs(z2) + 1)
     Z2 = A1 @ W2.T
@@ -179,7 +179,7 @@ def loss(params, X, Y):
     # layer 1: 3 units, a1 = 0.625*sqrt(2)*exp(-0.78125*z1**2)/sqrt(pi)
     Z1 = X @ W1.T
     Z1 += b1
-    A1 = 0.49867785050179086*np.exp(-0.7812499999999999*Z1**2)
+    A1 = 0.49867785050179086*np.exp(-0.78125*Z1**2)
 
     # layer 2: 3 units, a2 = z2/(Abs(z2) + 1)
     Z2 = A1 @ W2.T
@@ -227,7 +227,7 @@ def loss_and_grad(params, X, Y):
     # layer 1: 3 units, a1 = 0.625*sqrt(2)*exp(-0.78125*z1**2)/sqrt(pi)
     Z1 = X @ W1.T
     Z1 += b1
-    A1 = 0.49867785050179086*np.exp(-0.7812499999999999*Z1**2)
+    A1 = 0.49867785050179086*np.exp(-0.78125*Z1**2)
 
     # layer 2: 3 units, a2 = z2/(Abs(z2) + 1)
     Z2 = A1 @ W2.T

@@ -185,7 +185,7 @@ def activation_expr(layer: Layer, x: sp.Symbol = Z) -> sp.Expr:
 
 def _num(value: float) -> sp.Expr:
     """A spec number as SymPy: integers stay exact (2.0 -> 2), others are Floats."""
-    return sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 2**53 else sp.Float(repr(value))
+    return sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 2**53 else sp.Float(repr(value), 30)
 
 
 def _sigmoid_symmetry(e: sp.Expr) -> sp.Expr:
@@ -238,9 +238,15 @@ def in_terms_of_a(derivative: sp.Expr, f: sp.Expr) -> sp.Expr:
     d = drop_dirac(_sigmoid_symmetry(derivative))
     candidates = [d]
     if f != Z:
-        sub = d.subs(f, A)
-        if sub != d and _agrees(sub, d, f):
-            candidates += [sub, sp.factor(sub), sp.expand(sub)]
+        subs = [d.subs(f, A)]
+        # f = c*g(z) with a Float c (a gaussian's 1/(sigma*sqrt(2*pi))): subs misses g, so
+        # replace g by a/c directly
+        coeff, rest = f.as_independent(Z, as_Add=False)
+        if coeff != 0 and rest != Z and rest.has(Z) and d.has(rest):
+            subs.append(d.xreplace({rest: A / coeff}))
+        for sub in subs:
+            if sub != d and _agrees(sub, d, f):
+                candidates += [sub, sp.factor(sub), sp.expand(sub)]
     if sp.count_ops(d) <= 40:
         simple = sp.simplify(d)
         candidates.append(simple)

@@ -25,8 +25,8 @@ from symprop import __version__
 from symprop.derive import Derivation, derive
 from symprop.elementwise import A, Y, Z, activation_math, gradient_warnings, output_math, softmax_math
 from symprop.functions import LogSumExp
-from symprop.optimize import Block, Statement, optimize
-from symprop.printer import SympropPrinter, fold_numbers
+from symprop.optimize import Block, Statement, fold_numbers, optimize
+from symprop.printer import SympropPrinter
 from symprop.spec import Spec, SpecError
 
 MODES = ("unrolled", "vectorized", "auto")
@@ -222,18 +222,6 @@ def render_unrolled(spec: Spec) -> tuple[str, dict[str, int]]:
 # SymPy expressions (f, f', loss, output delta) are printed over whole (n, units) arrays.
 
 
-def _saved_activation_form(df: sp.Expr, f: sp.Expr) -> sp.Expr:
-    """Use the saved a = f(z) in f' where f = c*g(z) and f' contains g (g -> a/c: exact, c != 0).
-
-    ``in_terms_of_a`` misses this when the constant c is a Float (e.g. a gaussian with
-    sigma = 0.1), which would recompute exp(...) of the activation in the backward pass.
-    """
-    coeff, rest = f.as_independent(Z, as_Add=False)
-    if coeff == 0 or rest == Z or not rest.has(Z) or not df.has(rest):
-        return df
-    return df.xreplace({rest: A / coeff})
-
-
 def _comparison(h: sp.Heaviside, printer: SympropPrinter) -> str | None:
     """Heaviside(u, 0) as ``(u > 0)``, Heaviside(u, 1) as ``(u >= 0)``; None for other h0."""
     h0 = h.args[1] if len(h.args) > 1 else None
@@ -319,7 +307,7 @@ def _vector_layer(spec: Spec, l: int, printer: SympropPrinter) -> dict[str, Any]
     else:
         forward, (f_text,) = _printed([act.f], printer, f"T{l}_")
         forward.append(Line(f"{a} = {_array_text(f_text, act.f, f'{z}.shape')}"))
-    df = _saved_activation_form(act.df, act.f)
+    df = act.df
     backward: list[Line] = []
     if not act.blocks_gradient:
         masks = [m for m in sp.Mul.make_args(df) if isinstance(m, sp.Heaviside) and _comparison(m, printer)]

@@ -69,7 +69,7 @@ def _cse(primary: list[Statement], holders: dict[sp.Symbol, sp.Expr]) -> Block:
     """
     elementwise = [k for k, s in enumerate(primary) if s.role != "z"]
     temps, reduced = sp.cse(
-        [primary[k].rhs for k in elementwise],
+        [fold_numbers(primary[k].rhs) for k in elementwise],  # one Float per constant: nothing to extract
         symbols=sp.numbered_symbols("t", real=True),
         order="canonical",
     )
@@ -94,3 +94,12 @@ def _cse(primary: list[Statement], holders: dict[sp.Symbol, sp.Expr]) -> Block:
 
 def count_ops(exprs: Iterable[sp.Expr]) -> int:
     return sum(int(sp.count_ops(e)) for e in exprs)
+
+
+def fold_numbers(expr: sp.Expr) -> sp.Expr:
+    """Turn every non-integer numeric subexpression (1/2, sqrt(2)/sqrt(pi)) into one Float."""
+
+    def is_constant(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Expr) and e.is_number and not isinstance(e, sp.Integer | sp.Float)
+
+    return expr.replace(is_constant, lambda e: sp.Float(e.evalf(20), 20))

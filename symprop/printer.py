@@ -24,6 +24,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter as _NumPyPrinter
 
 from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
+from symprop.optimize import fold_numbers
 
 HELPERS = ("_sigmoid", "_clip01", "_logsumexp")
 
@@ -99,15 +100,6 @@ class SympropPrinter(_NumPyPrinter):
     def _print_Relational(self, expr: sp.Basic) -> str:
         op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
         return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
-
-
-def fold_numbers(expr: sp.Expr) -> sp.Expr:
-    """Turn every non-integer numeric subexpression (1/2, sqrt(2)/sqrt(pi)) into one Float."""
-
-    def is_constant(e: sp.Basic) -> bool:
-        return isinstance(e, sp.Expr) and e.is_number and not isinstance(e, sp.Integer | sp.Float)
-
-    return expr.replace(is_constant, lambda e: sp.Float(e.evalf(20), 20))
 
 
 def print_expr(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None) -> str:

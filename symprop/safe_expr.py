@@ -120,7 +120,7 @@ class _Builder:
                 raise self.fail(node, "constant")
             if isinstance(value, float) and not math.isfinite(value):
                 raise self.fail(node, "non-finite number")
-            return sp.Integer(value) if isinstance(value, int) else sp.Float(repr(value))
+            return sp.Integer(value) if isinstance(value, int) else sp.Float(repr(value), 30)
         if isinstance(node, ast.Name):
             if node.id in self.variables:
                 return self.variables[node.id]

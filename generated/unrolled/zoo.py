@@ -118,12 +118,11 @@ def forward(params, X):
     x2 = X[:, 1]
 
     z1_1 = W1[0, 0]*x1 + W1[0, 1]*x2 + b1[0]
-    t0 = np.full(X.shape[0], 0.49867785050179086, dtype=dtype)
-    a1_1 = t0*np.exp(-0.7812499999999999*z1_1**2)
+    a1_1 = 0.49867785050179086*np.exp(-0.78125*z1_1**2)
     z1_2 = W1[1, 0]*x1 + W1[1, 1]*x2 + b1[1]
-    a1_2 = t0*np.exp(-0.7812499999999999*z1_2**2)
+    a1_2 = 0.49867785050179086*np.exp(-0.78125*z1_2**2)
     z1_3 = W1[2, 0]*x1 + W1[2, 1]*x2 + b1[2]
-    a1_3 = t0*np.exp(-0.7812499999999999*z1_3**2)
+    a1_3 = 0.49867785050179086*np.exp(-0.78125*z1_3**2)
     z2_1 = W2[0, 0]*a1_1 + W2[0, 1]*a1_2 + W2[0, 2]*a1_3 + b2[0]
     a2_1 = z2_1/(np.abs(z2_1) + 1)
     z2_2 = W2[1, 0]*a1_1 + W2[1, 1]*a1_2 + W2[1, 2]*a1_3 + b2[1]
@@ -163,12 +162,11 @@ def loss(params, X, Y):
     y1 = Y[:, 0]
 
     z1_1 = W1[0, 0]*x1 + W1[0, 1]*x2 + b1[0]
-    t0 = np.full(X.shape[0], 0.49867785050179086, dtype=dtype)
-    a1_1 = t0*np.exp(-0.7812499999999999*z1_1**2)
+    a1_1 = 0.49867785050179086*np.exp(-0.78125*z1_1**2)
     z1_2 = W1[1, 0]*x1 + W1[1, 1]*x2 + b1[1]
-    a1_2 = t0*np.exp(-0.7812499999999999*z1_2**2)
+    a1_2 = 0.49867785050179086*np.exp(-0.78125*z1_2**2)
     z1_3 = W1[2, 0]*x1 + W1[2, 1]*x2 + b1[2]
-    a1_3 = t0*np.exp(-0.7812499999999999*z1_3**2)
+    a1_3 = 0.49867785050179086*np.exp(-0.78125*z1_3**2)
     z2_1 = W2[0, 0]*a1_1 + W2[0, 1]*a1_2 + W2[0, 2]*a1_3 + b2[0]
     a2_1 = z2_1/(np.abs(z2_1) + 1)
     z2_2 = W2[1, 0]*a1_1 + W2[1, 1]*a1_2 + W2[1, 2]*a1_3 + b2[1]
@@ -185,9 +183,9 @@ def loss(params, X, Y):
     a4_2 = np.logaddexp(0.0, z4_2)
     z5_1 = W5[0, 0]*a4_1 + W5[0, 1]*a4_2 + b5[0]
     a5_1 = np.where((z5_1 <= -2), 0, np.where((z5_1 < 2), 0.25*z5_1 + 0.5, 1))
-    t1 = a5_1 - y1
-    t2 = np.abs(t1)
-    loss_k = np.where((t2 <= 1), 0.5*t1**2, t2 - 0.5)
+    t0 = a5_1 - y1
+    t1 = np.abs(t0)
+    loss_k = np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5)
 
     return float(np.mean(loss_k))
 
@@ -212,66 +210,60 @@ def loss_and_grad(params, X, Y):
     y1 = Y[:, 0]
 
     z1_1 = W1[0, 0]*x1 + W1[0, 1]*x2 + b1[0]
-    t0 = np.exp(-0.7812499999999999*z1_1**2)
-    t1 = np.full(X.shape[0], 0.7978845608028654, dtype=dtype)
-    t2 = 0.625*t1
-    a1_1 = t0*t2
+    a1_1 = 0.49867785050179086*np.exp(-0.78125*z1_1**2)
     z1_2 = W1[1, 0]*x1 + W1[1, 1]*x2 + b1[1]
-    t3 = np.exp(-0.7812499999999999*z1_2**2)
-    a1_2 = t2*t3
+    a1_2 = 0.49867785050179086*np.exp(-0.78125*z1_2**2)
     z1_3 = W1[2, 0]*x1 + W1[2, 1]*x2 + b1[2]
-    t4 = np.exp(-0.7812499999999999*z1_3**2)
-    a1_3 = t2*t4
+    a1_3 = 0.49867785050179086*np.exp(-0.78125*z1_3**2)
     z2_1 = W2[0, 0]*a1_1 + W2[0, 1]*a1_2 + W2[0, 2]*a1_3 + b2[0]
-    t5 = (np.abs(z2_1) + 1)**(-1.0)
-    a2_1 = t5*z2_1
+    t0 = (np.abs(z2_1) + 1)**(-1.0)
+    a2_1 = t0*z2_1
     z2_2 = W2[1, 0]*a1_1 + W2[1, 1]*a1_2 + W2[1, 2]*a1_3 + b2[1]
-    t6 = (np.abs(z2_2) + 1)**(-1.0)
-    a2_2 = t6*z2_2
+    t1 = (np.abs(z2_2) + 1)**(-1.0)
+    a2_2 = t1*z2_2
     z2_3 = W2[2, 0]*a1_1 + W2[2, 1]*a1_2 + W2[2, 2]*a1_3 + b2[2]
-    t7 = (np.abs(z2_3) + 1)**(-1.0)
-    a2_3 = t7*z2_3
+    t2 = (np.abs(z2_3) + 1)**(-1.0)
+    a2_3 = t2*z2_3
     z3_1 = W3[0, 0]*a2_1 + W3[0, 1]*a2_2 + W3[0, 2]*a2_3 + b3[0]
-    t8 = (z3_1 <= 0)
-    a3_1 = np.where(t8, 0.1*z3_1, z3_1)
+    t3 = (z3_1 <= 0)
+    a3_1 = np.where(t3, 0.1*z3_1, z3_1)
     z3_2 = W3[1, 0]*a2_1 + W3[1, 1]*a2_2 + W3[1, 2]*a2_3 + b3[1]
-    t9 = (z3_2 <= 0)
-    a3_2 = np.where(t9, 0.1*z3_2, z3_2)
+    t4 = (z3_2 <= 0)
+    a3_2 = np.where(t4, 0.1*z3_2, z3_2)
     z4_1 = W4[0, 0]*a3_1 + W4[0, 1]*a3_2 + b4[0]
     a4_1 = np.logaddexp(0.0, z4_1)
     z4_2 = W4[1, 0]*a3_1 + W4[1, 1]*a3_2 + b4[1]
     a4_2 = np.logaddexp(0.0, z4_2)
     z5_1 = W5[0, 0]*a4_1 + W5[0, 1]*a4_2 + b5[0]
-    t10 = (z5_1 <= -2)
-    t11 = (z5_1 < 2)
-    a5_1 = np.where(t10, 0, np.where(t11, 0.25*z5_1 + 0.5, 1))
-    t12 = a5_1 - y1
-    t13 = np.abs(t12)
-    t14 = (t13 <= 1)
-    loss_k = np.where(t14, 0.5*t12**2, t13 - 0.5)
+    t5 = (z5_1 <= -2)
+    t6 = (z5_1 < 2)
+    a5_1 = np.where(t5, 0, np.where(t6, 0.25*z5_1 + 0.5, 1))
+    t7 = a5_1 - y1
+    t8 = np.abs(t7)
+    t9 = (t8 <= 1)
+    loss_k = np.where(t9, 0.5*t7**2, t8 - 0.5)
     # delta5_1 = dC_k/dz5_1 = Piecewise((a5_1 - y1, Abs(a5_1 - y1) <= 1), (sign(a5_1 - y1), True))*Piecewise((0, z5_1 <= -2), (0.25, z5_1 < 2), (0, True))
-    delta5_1 = np.where(t14, t12, np.sign(t12))*np.where(t10, 0, np.where(t11, 0.25, 0)).astype(dtype)
+    delta5_1 = np.where(t9, t7, np.sign(t7))*np.where(t5, 0, np.where(t6, 0.25, 0)).astype(dtype)
     # delta4_1 = dC_k/dz4_1 = (Sigmoid(z4_1)) * sum_j W5_j_1*delta5_j
     delta4_1 = W5[0, 0]*delta5_1*_sigmoid(z4_1)
     # delta4_2 = dC_k/dz4_2 = (Sigmoid(z4_2)) * sum_j W5_j_2*delta5_j
     delta4_2 = W5[0, 1]*delta5_1*_sigmoid(z4_2)
     # delta3_1 = dC_k/dz3_1 = (Piecewise((0.1, z3_1 <= 0), (1, True))) * sum_j W4_j_1*delta4_j
-    delta3_1 = (W4[0, 0]*delta4_1 + W4[1, 0]*delta4_2)*np.where(t8, 0.1, 1).astype(dtype)
+    delta3_1 = (W4[0, 0]*delta4_1 + W4[1, 0]*delta4_2)*np.where(t3, 0.1, 1).astype(dtype)
     # delta3_2 = dC_k/dz3_2 = (Piecewise((0.1, z3_2 <= 0), (1, True))) * sum_j W4_j_2*delta4_j
-    delta3_2 = (W4[0, 1]*delta4_1 + W4[1, 1]*delta4_2)*np.where(t9, 0.1, 1).astype(dtype)
+    delta3_2 = (W4[0, 1]*delta4_1 + W4[1, 1]*delta4_2)*np.where(t4, 0.1, 1).astype(dtype)
     # delta2_1 = dC_k/dz2_1 = (-(a2_1*sign(z2_1) - 1)/(Abs(z2_1) + 1)) * sum_j W3_j_1*delta3_j
-    delta2_1 = -(W3[0, 0]*delta3_1 + W3[1, 0]*delta3_2)*t5*(a2_1*np.sign(z2_1) - 1)
+    delta2_1 = -(W3[0, 0]*delta3_1 + W3[1, 0]*delta3_2)*t0*(a2_1*np.sign(z2_1) - 1)
     # delta2_2 = dC_k/dz2_2 = (-(a2_2*sign(z2_2) - 1)/(Abs(z2_2) + 1)) * sum_j W3_j_2*delta3_j
-    delta2_2 = -(W3[0, 1]*delta3_1 + W3[1, 1]*delta3_2)*t6*(a2_2*np.sign(z2_2) - 1)
+    delta2_2 = -(W3[0, 1]*delta3_1 + W3[1, 1]*delta3_2)*t1*(a2_2*np.sign(z2_2) - 1)
     # delta2_3 = dC_k/dz2_3 = (-(a2_3*sign(z2_3) - 1)/(Abs(z2_3) + 1)) * sum_j W3_j_3*delta3_j
-    delta2_3 = -(W3[0, 2]*delta3_1 + W3[1, 2]*delta3_2)*t7*(a2_3*np.sign(z2_3) - 1)
-    t15 = 0.9765624999999999*t1
-    # delta1_1 = dC_k/dz1_1 = (-0.9765625*sqrt(2)*z1_1*exp(-0.78125*z1_1**2)/sqrt(pi)) * sum_j W2_j_1*delta2_j
-    delta1_1 = -(W2[0, 0]*delta2_1 + W2[1, 0]*delta2_2 + W2[2, 0]*delta2_3)*t0*t15*z1_1
-    # delta1_2 = dC_k/dz1_2 = (-0.9765625*sqrt(2)*z1_2*exp(-0.78125*z1_2**2)/sqrt(pi)) * sum_j W2_j_2*delta2_j
-    delta1_2 = -(W2[0, 1]*delta2_1 + W2[1, 1]*delta2_2 + W2[2, 1]*delta2_3)*t15*t3*z1_2
-    # delta1_3 = dC_k/dz1_3 = (-0.9765625*sqrt(2)*z1_3*exp(-0.78125*z1_3**2)/sqrt(pi)) * sum_j W2_j_3*delta2_j
-    delta1_3 = -(W2[0, 2]*delta2_1 + W2[1, 2]*delta2_2 + W2[2, 2]*delta2_3)*t15*t4*z1_3
+    delta2_3 = -(W3[0, 2]*delta3_1 + W3[1, 2]*delta3_2)*t2*(a2_3*np.sign(z2_3) - 1)
+    # delta1_1 = dC_k/dz1_1 = (-1.5625*a1_1*z1_1) * sum_j W2_j_1*delta2_j
+    delta1_1 = -1.5625*(W2[0, 0]*delta2_1 + W2[1, 0]*delta2_2 + W2[2, 0]*delta2_3)*a1_1*z1_1
+    # delta1_2 = dC_k/dz1_2 = (-1.5625*a1_2*z1_2) * sum_j W2_j_2*delta2_j
+    delta1_2 = -1.5625*(W2[0, 1]*delta2_1 + W2[1, 1]*delta2_2 + W2[2, 1]*delta2_3)*a1_2*z1_2
+    # delta1_3 = dC_k/dz1_3 = (-1.5625*a1_3*z1_3) * sum_j W2_j_3*delta2_j
+    delta1_3 = -1.5625*(W2[0, 2]*delta2_1 + W2[1, 2]*delta2_2 + W2[2, 2]*delta2_3)*a1_3*z1_3
 
     grads = {name: np.empty(shape, dtype=dtype) for name, shape in PARAM_SHAPES.items()}
     dW1 = grads["W1"]
