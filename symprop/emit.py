@@ -148,7 +148,7 @@ def statement_text(s: Statement, block: Block, printer: SympropPrinter) -> str:
     for holder, total in block.sums.items():
         if holder in s.rhs.free_symbols:
             replacement = f"({linear_text(total, printer)})"
-            text = re.sub(rf"\b{holder.name}\b", lambda _, r=replacement: r, text)
+            text = re.sub(rf"\b{holder.name}\b", replacement.replace("\\", "\\\\"), text)
     return text
 
 

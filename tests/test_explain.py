@@ -174,7 +174,9 @@ def test_compact_formula_with_its_definitions_is_the_gradient() -> None:
 def test_module_comments_are_the_explain_texts() -> None:
     """The generated module's delta comments are printed by explain's --param text, verbatim."""
     spec = load_spec(XOR)
-    comments = [line.strip()[2:] for line in render(spec, "unrolled").splitlines() if line.strip().startswith("# delta")]
+    comments = [
+        line.strip()[2:] for line in render(spec, "unrolled").splitlines() if line.strip().startswith("# delta")
+    ]
     assert len(comments) == 4
     text = explain(spec, "text", param="W1[1,1]") + explain(spec, "text", param="W1[3,2]")
     for comment in comments:
