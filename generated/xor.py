@@ -61,7 +61,7 @@ def init_params(seed=0, dtype=np.float64):
 def _array(name, value, shape):
     """value as a floating ndarray of exactly `shape`; ValueError naming it otherwise."""
     array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind != "f":
         raise ValueError(f"{name} has dtype {array.dtype}, expected float32 or float64")
     if array.shape != shape:
         raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
