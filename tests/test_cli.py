@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from symprop import emit
+from symprop import emit, unrolled
 from symprop.cli import main
 from tests.support import ROOT
 
@@ -52,7 +52,7 @@ def test_check_exits_1_when_the_gradient_is_wrong(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A broken generator (sign flipped in every gradient line) is caught by `symprop check`."""
-    original = emit._gradient_lines
+    original = unrolled._gradient_lines
 
     def flipped(derivation):  # type: ignore[no-untyped-def]
         rows = original(derivation)
@@ -60,7 +60,7 @@ def test_check_exits_1_when_the_gradient_is_wrong(
             row["code"] = "-" + row["code"]
         return rows
 
-    monkeypatch.setattr(emit, "_gradient_lines", flipped)
+    monkeypatch.setattr(unrolled, "_gradient_lines", flipped)
     assert main(["check", str(XOR), "--mode", "unrolled"]) == 1
     assert float(capsys.readouterr().out.strip().splitlines()[-1].split(": ")[1]) > 1
 

@@ -1,0 +1,126 @@
+"""Shared by both emission backends: the Jinja environment, the template context, tidying.
+
+Templates live in ``templates/`` (shipped inside the wheel as ``symprop/templates``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sympy as sp
+
+from symprop import __version__
+from symprop.elementwise import gradient_warnings, output_math
+from symprop.spec import Spec
+
+
+def template_dir() -> Path:
+    """The installed ``symprop/templates``, or ``templates/`` beside the package in a source checkout."""
+    installed = Path(__file__).with_name("templates")
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+@dataclass
+class Line:
+    code: str
+    comment: str = ""
+
+
+@dataclass
+class ModuleContext:
+    """Everything the templates need; plain data only."""
+
+    name: str
+    mode: str
+    version: str
+    spec_hash: str
+    loss: str
+    inputs: int
+    outputs: int
+    layer_sizes: tuple[int, ...]
+    param_shapes: dict[str, tuple[int, ...]]
+    sizes_text: str
+    activations_text: str
+    loss_formula: str
+    rewrites_text: str
+    warnings: list[str]
+    spec_lines: list[str]
+    helpers: set[str] = field(default_factory=set)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.__dict__["extra"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def describe_activation(layer: Any) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in layer.params)
+    return f"{layer.activation}({params})" if params else layer.activation
+
+
+def loss_formula(spec: Spec) -> str:
+    if spec.loss == "softmax_ce":
+        return "-sum_j y_j*log(softmax(z)_j) = logsumexp(z)*sum_j y_j - sum_j y_j*z_j"
+    return f"sum_j {sp.sstr(output_math(spec).loss)}  (a, z, y of output unit j)"
+
+
+def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleContext:
+    return ModuleContext(
+        name=spec.name,
+        mode=mode,
+        version=__version__,
+        spec_hash=spec.hash(),
+        loss=spec.loss,
+        inputs=spec.inputs,
+        outputs=spec.outputs,
+        layer_sizes=spec.layer_sizes,
+        param_shapes=spec.param_shapes,
+        sizes_text="-".join(map(str, spec.layer_sizes)),
+        activations_text=" -> ".join(describe_activation(layer) for layer in spec.layers),
+        loss_formula=loss_formula(spec),
+        rewrites_text=", ".join(rewrites) if rewrites else "none",
+        warnings=gradient_warnings(spec),
+        spec_lines=spec.to_toml().rstrip("\n").split("\n"),
+    )
+
+
+def tidy(source: str) -> str:
+    """PEP 8 spacing for rendered code: no trailing spaces, two blank lines before top-level
+    statements after a block, at most one blank line inside functions."""
+    end = source.index('"""', 3) + 3  # the module docstring is kept as written
+    out: list[str] = [line.rstrip() for line in source[:end].split("\n")]
+    blanks = 0
+    for raw in source[end:].split("\n"):
+        line = raw.rstrip()
+        if not line:
+            blanks += 1
+            continue
+        if out:
+            top_level = not line.startswith((" ", "#")) and out[-1].startswith(" ")
+            if line.startswith(("def ", "class ")) or top_level:
+                out += [""] * 2
+            elif blanks:
+                out.append("")
+        blanks = 0
+        out.append(line)
+    return "\n".join(out) + "\n"
