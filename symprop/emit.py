@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from symprop.spec import Spec, SpecError
 from symprop.unrolled import UNROLLED_MAX_PARAMS, render_unrolled
@@ -55,10 +57,12 @@ def render(spec: Spec, mode: str = "auto") -> str:
     return render_unrolled(spec)[0]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename.
+def write_atomic_with(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write`` on a temp file in ``path``'s folder, then rename it to ``path``.
 
-    The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    ``path`` is never half-written: an interrupted or failed write leaves the old file (or
+    none) and no temp file. The file gets the usual permissions (0666 less the umask), not
+    mkstemp's private 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -66,14 +70,19 @@ def write_atomic(path: Path, text: str) -> None:
     os.umask(umask)
     try:
         os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically: see ``write_atomic_with``."""
+    write_atomic_with(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def generate(spec: Spec, out_dir: str | Path, mode: str = "auto") -> Path:
@@ -96,4 +105,5 @@ __all__ = [
     "render_vectorized",
     "resolve_mode",
     "write_atomic",
+    "write_atomic_with",
 ]

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import re
 import sys
-import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from symprop import __version__
+from symprop.emit import resolve_mode, write_atomic_with
 from symprop.spec import Spec
 
 Params = dict[str, np.ndarray]
@@ -77,14 +76,6 @@ def header(path: Path) -> dict[str, str]:
         if match:
             found[key] = match.group(1)
     return found
-
-
-def resolve_mode(spec: Spec, mode: str) -> str:
-    """The mode a module for ``spec`` is written in: ``auto`` resolved by ``symprop.emit.choose_mode``."""
-    from symprop import emit
-
-    choose = getattr(emit, "choose_mode", None)
-    return str(choose(spec)) if mode == "auto" and choose is not None else mode
 
 
 def ensure_module(spec: Spec, out_dir: str | Path, mode: str) -> tuple[Path, bool]:
@@ -391,25 +382,10 @@ def run(
 
 
 # ---------------------------------------------------------------- writing --
-def _replace_from_temp(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write via a temp file in the same folder and os.replace, so ``path`` is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_params(path: str | Path, params: Params) -> None:
     """Write params as .npz (exactly at ``path``); ``dict(np.load(path))`` gives them back."""
     arrays: dict[str, Any] = dict(params)
-    _replace_from_temp(Path(path), lambda handle: np.savez(handle, **arrays))
+    write_atomic_with(Path(path), lambda handle: np.savez(handle, **arrays))
 
 
 def plot_available() -> bool:
@@ -450,7 +426,7 @@ def save_plot(path: str | Path, history: History, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _replace_from_temp(Path(path), lambda handle: fig.savefig(handle, format="png"))
+    write_atomic_with(Path(path), lambda handle: fig.savefig(handle, format="png"))
 
 
 __all__ = [
@@ -464,7 +440,6 @@ __all__ = [
     "fold_standardization",
     "load_generated",
     "plot_available",
-    "resolve_mode",
     "save_params",
     "save_plot",
     "train",
