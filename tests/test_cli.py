@@ -141,3 +141,19 @@ def test_existing_module_survives_a_failed_regeneration(tmp_path: Path) -> None:
     broken = write(tmp_path, XOR.read_text().replace('activation = "sigmoid"\nbeta', 'activation = "sigmod"\nbeta'))
     assert run("generate", str(broken), "-o", str(tmp_path)).returncode == 2
     assert (tmp_path / "xor.py").read_bytes() == before
+
+
+def test_the_installed_package_ships_its_templates(tmp_path: Path) -> None:
+    """Run from a folder outside the checkout, so the installed symprop (not ./symprop) is used:
+    a non-editable `pip install .` must carry templates/ inside the package."""
+    code = (
+        "import symprop.emit as e, symprop.templating as t; "
+        "from symprop.spec import Layer, Spec; "
+        "print(t.template_dir()); "
+        "print(len(e.render(Spec('m', 1, (Layer.of(1, 'tanh'),), 'mse'), 'vectorized')) > 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder, rendered = result.stdout.split()
+    assert (Path(folder) / "unrolled.py.jinja").is_file() and (Path(folder) / "vectorized.py.jinja").is_file()
+    assert rendered == "True"
