@@ -35,7 +35,7 @@ from symprop.derive import Derivation, derive
 from symprop.elementwise import A, Y, Z, activation_math, gradient_warnings, output_math, per_unit_loss, softmax_math
 from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
 from symprop.graph import build_network, sym
-from symprop.spec import Layer, Spec
+from symprop.spec import Spec
 
 FORMATS = ("text", "latex", "markdown", "sympy")
 # An expanded formula is a tree with every z, a and δ written out; printing one
@@ -159,7 +159,7 @@ def _layer_section(spec: Spec, l: int) -> Section:
     dC_da = sym(f"dC_da{l}_j")
     delta = sym(f"delta{l}_j")
     role = "output" if l == L else "hidden"
-    title = f"Layer {l} ({role}, {layer.units} unit{'s' if layer.units > 1 else ''}, {_describe(layer)})"
+    title = f"Layer {l} ({role}, {layer.units} unit{'s' if layer.units > 1 else ''}, {layer.describe()})"
     eqs = [
         Equation(f"f{l}", act.f, f"f{l}(z)", f"f_{{{l}}}(z)", note=f"a{l}_j = f{l}(z{l}_j)"),
         Equation(
@@ -445,13 +445,8 @@ def collapsed(spec: Spec) -> Explanation:
     return Explanation(spec, "one affine map", (note,), (section,))
 
 
-def _describe(layer: Layer) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in layer.params)
-    return f"{layer.activation}({params})" if params else layer.activation
-
-
 def _title(spec: Spec) -> str:
-    acts = " -> ".join(_describe(layer) for layer in spec.layers)
+    acts = " -> ".join(layer.describe() for layer in spec.layers)
     sizes = "-".join(map(str, spec.layer_sizes))
     return f"{spec.name}: {sizes} network ({acts}), loss {spec.loss}"
 

@@ -89,6 +89,11 @@ class Layer:
                 return p.default
         return None
 
+    def describe(self) -> str:
+        """``sigmoid(beta=2.0)``, or the bare name when no parameters were given."""
+        params = ", ".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.activation}({params})" if params else self.activation
+
     def number(self, name: str) -> float:
         value = self.param(name)
         if not isinstance(value, float):

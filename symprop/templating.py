@@ -73,11 +73,6 @@ class ModuleContext:
             raise AttributeError(key) from None
 
 
-def describe_activation(layer: Any) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in layer.params)
-    return f"{layer.activation}({params})" if params else layer.activation
-
-
 def loss_formula(spec: Spec) -> str:
     if spec.loss == "softmax_ce":
         return "-sum_j y_j*log(softmax(z)_j) = logsumexp(z)*sum_j y_j - sum_j y_j*z_j"
@@ -96,7 +91,7 @@ def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleCont
         layer_sizes=spec.layer_sizes,
         param_shapes=spec.param_shapes,
         sizes_text="-".join(map(str, spec.layer_sizes)),
-        activations_text=" -> ".join(describe_activation(layer) for layer in spec.layers),
+        activations_text=" -> ".join(layer.describe() for layer in spec.layers),
         loss_formula=loss_formula(spec),
         rewrites_text=", ".join(rewrites) if rewrites else "none",
         warnings=gradient_warnings(spec),
