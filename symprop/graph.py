@@ -32,7 +32,7 @@ def linear_sum(weights: tuple[sp.Symbol, ...], values: tuple[sp.Symbol, ...], bi
 
 @dataclass(frozen=True)
 class Assign:
-    """``lhs = rhs``; ``role`` is one of z, a, loss, delta."""
+    """``lhs = rhs``; ``role`` is one of z, a, loss, delta, temp (a CSE temporary)."""
 
     lhs: sp.Symbol
     rhs: sp.Expr

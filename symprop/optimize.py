@@ -15,17 +15,13 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symprop.derive import Derivation
+from symprop.graph import Assign
 
 LOSS_SYMBOL = sp.Symbol("loss_k", real=True)
 
 
-@dataclass(frozen=True)
-class Statement:
-    """``lhs = rhs`` in emitted code; ``role`` is z, a, loss, delta or temp."""
-
-    lhs: sp.Symbol
-    rhs: sp.Expr
-    role: str
+# An emitted ``lhs = rhs`` is the graph's assignment; CSE adds the role ``temp``.
+Statement = Assign
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,7 @@ class Block:
 def optimize(derivation: Derivation, loss: bool, grad: bool) -> Block:
     """Statements for forward (loss=grad=False), loss (loss=True) or loss-and-grad (both)."""
     net = derivation.network
-    primary: list[Statement] = [Statement(s.lhs, s.rhs, s.role) for s in net.forward]
+    primary: list[Statement] = list(net.forward)
     if loss or grad:
         primary.append(Statement(LOSS_SYMBOL, net.loss, "loss"))
     holders: dict[sp.Symbol, tuple[sp.Symbol, sp.Expr]] = {}
