@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from symprop.spec import Spec, SpecError
+from symprop.spec import Spec, SpecError, validate
 from symprop.unrolled import UNROLLED_MAX_PARAMS, render_unrolled
 from symprop.vectorized import render_vectorized
 
@@ -52,6 +52,7 @@ def resolve_mode(spec: Spec, mode: str) -> str:
 
 def render(spec: Spec, mode: str = "auto") -> str:
     """The generated module's source text for ``spec`` (``mode``: unrolled, vectorized or auto)."""
+    spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     if resolve_mode(spec, mode) == "vectorized":
         return render_vectorized(spec)
     return render_unrolled(spec)[0]

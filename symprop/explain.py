@@ -23,7 +23,6 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -35,7 +34,7 @@ from symprop.derive import Derivation, derive
 from symprop.elementwise import A, Y, Z, activation_math, gradient_warnings, output_math, per_unit_loss, softmax_math
 from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
 from symprop.graph import build_network, sym
-from symprop.spec import Spec
+from symprop.spec import Spec, validate
 
 FORMATS = ("text", "latex", "markdown", "sympy")
 # An expanded formula is a tree with every z, a and δ written out; printing one
@@ -637,8 +636,9 @@ def explain(
     """What ``symprop explain`` prints; :class:`ExplainError` for a bad combination of options."""
     if fmt not in FORMATS:
         raise ExplainError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     options = [f"--param {param}"] * (param is not None) + ["--expand"] * expand + ["--collapse"] * collapse
-    command = " ".join(["symprop explain", Path(spec.source).name, *options, f"--format {fmt}"])
+    command = " ".join(["symprop explain", spec.file_label, *options, f"--format {fmt}"])
     if collapse:
         if param is not None or expand:
             raise ExplainError("--collapse shows the whole network as one affine map; drop --param and --expand")

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
 from symprop.functions import Heaviside
 
@@ -99,7 +100,58 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
     unused = set(result.free_symbols) - set(variables.values())
     if unused:  # cannot happen with the whitelist, kept as a guard
         raise ExprError(f"{what} uses unknown symbols {sorted(map(str, unused))}")
+    if result.has(sp.I, sp.oo, -sp.oo, sp.zoo, sp.nan):
+        raise ExprError(
+            f"{what} {text!r} evaluates to a complex, infinite or undefined constant ({sp.sstr(result)}); "
+            "write a real-valued expression (e.g. no log of a negative number, no division by 0)"
+        )
     return result
+
+
+class _CanonicalPrinter(StrPrinter):
+    """Prints a parsed expression back in the whitelist grammar that :func:`parse_expr` reads.
+
+    The text contains only names from the whitelist and the variables, numbers, operators,
+    parentheses, commas and spaces: it is the only form of an expression that symprop ever
+    writes (spec dumps, module headers, explain titles).  Floats print as the shortest
+    Python literal of their double value, which parses back to the same number.
+    """
+
+    def _print_Abs(self, expr: sp.Abs) -> str:
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Exp1(self, expr: sp.Expr) -> str:
+        return "E"
+
+    def _print_Pi(self, expr: sp.Expr) -> str:
+        return "pi"
+
+    def _print_BooleanTrue(self, expr: sp.Expr) -> str:
+        return "True"
+
+
+_CANONICAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-*/(), <>=")
+
+
+def canonical_text(expr: sp.Expr, variables: Mapping[str, sp.Symbol], what: str) -> str:
+    """``expr`` re-printed in the whitelist grammar; it parses back to the same expression.
+
+    Raises :class:`ExprError` if it would not (a printer gap): symprop never falls back to
+    copying the user's text.
+    """
+    text = _CanonicalPrinter().doprint(expr)
+    if not set(text) <= _CANONICAL_CHARS:  # a guard: the whitelist grammar has no other characters
+        raise ExprError(f"{what}: cannot print {sp.sstr(expr)!r} in the expression grammar; simplify it")
+    try:
+        again = parse_expr(text, variables, what)
+    except ExprError:
+        again = None
+    if again is None or sp.srepr(again) != sp.srepr(expr):
+        raise ExprError(f"{what}: {text!r} does not read back as the same expression; simplify it")
+    return text
 
 
 class _Builder:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import keyword
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import sympy as sp
 
-from symprop.safe_expr import ExprError, parse_expr
+from symprop.safe_expr import ExprError, canonical_text, parse_expr
 
 ParamValue = float | str
 
@@ -64,6 +65,7 @@ LOSSES = ("mse", "sse", "bce", "softmax_ce", "custom")
 SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "layers")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 100_000
+_PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,13 @@ class Spec:
     def n_params(self) -> int:
         return sum(math.prod(shape) for shape in self.param_shapes.values())
 
+    @property
+    def file_label(self) -> str:
+        """The spec's file name for display in emitted text, or ``SPEC`` if the name holds anything
+        but letters, digits and ``._+-`` (a file name is user text and is never copied raw)."""
+        name = Path(self.source).name
+        return name if _PLAIN_FILE_NAME.fullmatch(name) else "SPEC"
+
     def to_dict(self) -> dict[str, Any]:
         """Canonical plain-data form (the TOML structure, defaults not filled in)."""
         data: dict[str, Any] = {"name": self.name, "inputs": self.inputs, "loss": self.loss}
@@ -182,6 +191,19 @@ def _int(value: Any, where: str, minimum: int) -> int:
     return value
 
 
+def _expression(text: Any, names: Sequence[str], where: str) -> str:
+    """The canonical text of a custom expression: parsed, then re-printed from SymPy.
+
+    The user's own text is never kept, so it can never reach an emitted file; the spec
+    hash depends on the expression, not on how it was spelled.
+    """
+    variables = {name: sp.Symbol(name, real=True) for name in names}
+    try:
+        return canonical_text(parse_expr(text, variables, where), variables, where)
+    except ExprError as exc:
+        raise SpecError(str(exc)) from None
+
+
 def _layer(table: Any, where: str) -> Layer:
     if not isinstance(table, Mapping):
         raise SpecError(f"{where} must be a table with 'units' and 'activation'")
@@ -206,11 +228,7 @@ def _layer(table: Any, where: str) -> Layer:
         if key in LAYER_KEYS:
             continue
         if key == "expr":
-            try:
-                parse_expr(value, {"x": sp.Symbol("x", real=True)}, f"{where}.expr")
-            except ExprError as exc:
-                raise SpecError(str(exc)) from None
-            params[key] = value
+            params[key] = _expression(value, ("x",), f"{where}.expr")
             continue
         p = schema[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not p.check(float(value)):
@@ -252,10 +270,7 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
             raise SpecError(
                 f'{source}: loss \'custom\' needs loss_expr = "..." in a and y, e.g. loss_expr = "(a-y)**4"'
             )
-        try:
-            parse_expr(loss_expr, {"a": sp.Symbol("a", real=True), "y": sp.Symbol("y", real=True)}, "loss_expr")
-        except ExprError as exc:
-            raise SpecError(f"{source}: {exc}") from None
+        loss_expr = _expression(loss_expr, ("a", "y"), f"{source}: loss_expr")
     elif loss_expr is not None:
         raise SpecError(f'{source}: loss_expr is only used with loss = "custom"; remove it or set loss = "custom"')
     raw_layers = data["layers"]

@@ -5,6 +5,7 @@ Templates live in ``templates/`` (shipped inside the wheel as ``symprop/template
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +64,7 @@ class ModuleContext:
     rewrites_text: str
     warnings: list[str]
     spec_lines: list[str]
+    docstring: str = ""
     helpers: set[str] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -79,8 +81,46 @@ def loss_formula(spec: Spec) -> str:
     return f"sum_j {sp.sstr(output_math(spec).loss)}  (a, z, y of output unit j)"
 
 
+def docstring_literal(text: str) -> str:
+    """``text`` escaped to sit between triple double quotes of a Python docstring.
+
+    The one escaping function for text that reaches an emitted Python module outside code.
+    Backslashes are escaped; a double quote is escaped when another follows it or it ends the
+    text (so no run of three can close the docstring, yet ``name = "xor"`` reads as written);
+    every character outside printable ASCII but the newline becomes its Python escape, so no
+    text can end the docstring, continue a line or hide a character.
+    """
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"' if text[i + 1 : i + 2] in ('"', "") else ch)
+        elif ch == "\n" or " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def check_module(source: str, docstring: str) -> str:
+    """Fail unless ``source`` parses and its docstring is exactly ``docstring``.
+
+    A postcondition of every render: whatever text went into the header, it stayed text.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:  # a generator bug, never user input: say so loudly
+        raise RuntimeError(
+            f"symprop rendered invalid Python ({exc.msg}, line {exc.lineno}); please report it"
+        ) from None
+    if ast.get_docstring(tree, clean=False) != docstring:
+        raise RuntimeError("symprop rendered a module whose docstring is not its intended text; please report it")
+    return source
+
+
 def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleContext:
-    return ModuleContext(
+    m = ModuleContext(
         name=spec.name,
         mode=mode,
         version=__version__,
@@ -97,6 +137,15 @@ def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleCont
         warnings=gradient_warnings(spec),
         spec_lines=spec.to_toml().rstrip("\n").split("\n"),
     )
+    text = environment().get_template("_docstring.txt.jinja").render(m=m)
+    m.docstring = "\n".join(line.rstrip() for line in text.split("\n"))
+    return m
+
+
+def finish(template: str, m: ModuleContext) -> str:
+    """Render ``template`` with ``m``, tidy it, and check the postcondition of :func:`check_module`."""
+    source = tidy(environment().get_template(template).render(m=m, docstring=docstring_literal(m.docstring)))
+    return check_module(source, m.docstring)
 
 
 def tidy(source: str) -> str:

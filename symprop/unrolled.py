@@ -16,7 +16,7 @@ from symprop.derive import Derivation, derive
 from symprop.optimize import Block, Statement, fold_numbers, optimize
 from symprop.printer import SympropPrinter
 from symprop.spec import Spec, SpecError
-from symprop.templating import Line, base_context, environment, tidy
+from symprop.templating import Line, base_context, finish
 
 UNROLLED_MAX_PARAMS = 10_000
 
@@ -114,5 +114,5 @@ def render_unrolled(spec: Spec) -> tuple[str, dict[str, int]]:
         "gradient_lines": _gradient_lines(derivation),
     }
     m.helpers = printer.used_helpers
-    source = tidy(environment().get_template("unrolled.py.jinja").render(m=m))
+    source = finish("unrolled.py.jinja", m)
     return source, {"ops_after_cse": blocks["grad"].n_ops}

@@ -19,7 +19,7 @@ from symprop.functions import LogSumExp
 from symprop.optimize import fold_numbers
 from symprop.printer import SympropPrinter
 from symprop.spec import Spec
-from symprop.templating import Line, base_context, environment, tidy
+from symprop.templating import Line, base_context, finish
 
 # Layer composition lives in templates/vectorized.py.jinja; here each layer's elementwise
 # SymPy expressions (f, f', loss, output delta) are printed over whole (n, units) arrays.
@@ -227,4 +227,4 @@ def render_vectorized(spec: Spec) -> str:
     m = base_context(spec, "vectorized", vectorized_rewrites(spec))
     m.extra = {"layers": layers, "output": output, "n_layers": len(spec.layers)}
     m.helpers = printer.used_helpers
-    return tidy(environment().get_template("vectorized.py.jinja").render(m=m))
+    return finish("vectorized.py.jinja", m)
