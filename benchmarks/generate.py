@@ -24,11 +24,11 @@ import time
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
 
-from symprop.derive import derive  # noqa: E402
-from symprop.elementwise import activation_math, output_math  # noqa: E402
 from symprop.emit import render_unrolled  # noqa: E402
-from symprop.optimize import optimize  # noqa: E402
+from symprop.ir.backprop import derive  # noqa: E402
+from symprop.ir.optimize import optimize  # noqa: E402
 from symprop.spec import Layer, Spec  # noqa: E402
+from symprop.symbolic.layer_math import activation_math, output_math  # noqa: E402
 
 DEFAULT_SIZES = "2-3-1,4-8-4,8-16-16-4,16-32-32-10,16-64-64-10"
 
@@ -69,7 +69,7 @@ def ours(spec: Spec) -> dict[str, float]:
 
 
 def _naive_child(sizes: list[int], queue: mp.Queue) -> None:  # type: ignore[type-arg]
-    from symprop.naive import naive_cse_ops, naive_gradients
+    from tests.oracles.naive import naive_cse_ops, naive_gradients
 
     t0 = time.perf_counter()
     _, grads, _, _ = naive_gradients(make_spec(sizes))

@@ -39,9 +39,9 @@ for var in THREAD_VARS:
 
 import numpy as np  # noqa: E402
 
-from symprop.check import load_module  # noqa: E402
 from symprop.emit import UNROLLED_MAX_PARAMS, auto_rule, choose_mode, render  # noqa: E402
 from symprop.spec import Layer, Spec, SpecError  # noqa: E402
+from symprop.tools.check import load_module  # noqa: E402
 
 try:
     import torch

@@ -4,10 +4,10 @@ Run:  python benchmarks/train_digits.py [--mode auto|vectorized|unrolled] [--rep
 
 Both train the same 64-32-10 network (sigmoid hidden layer, softmax cross-entropy on the
 logits) on the same data: scikit-learn's bundled digits, a 25% test split with seed 0,
-features standardized with the train split's mean and deviation (symprop.datasets.load).
+features standardized with the train split's mean and deviation (symprop.tools.datasets.load).
 Plain SGD, no momentum, batch 64, learning rate 0.5, 100 epochs, shuffled every epoch.
 
-* symprop: ``symprop.train.train(module, ..., evaluate=False)`` on the module generated
+* symprop: ``symprop.tools.train.train(module, ..., evaluate=False)`` on the module generated
   from the spec (``examples/digits.toml``) into a temp folder and imported from that file.
   Generation is timed separately (it is a one-off: ``symprop train`` caches the module).
 * scikit-learn: ``MLPClassifier(hidden_layer_sizes=(32,), activation="logistic",
@@ -39,9 +39,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from symprop import datasets  # noqa: E402
 from symprop.spec import load_spec, spec_from_dict  # noqa: E402
-from symprop.train import accuracy, ensure_module, header, load_generated, train  # noqa: E402
+from symprop.tools import datasets  # noqa: E402
+from symprop.tools.train import accuracy, ensure_module, header, load_generated, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "digits.toml"

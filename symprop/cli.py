@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _warn_gradients(spec: Spec) -> None:
-    from symprop.elementwise import gradient_warnings
+    from symprop.symbolic.layer_math import gradient_warnings
 
     for note in gradient_warnings(spec):
         print(f"symprop: warning: {note}", file=sys.stderr)
@@ -91,8 +91,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from symprop.check import TOLERANCE, compare, format_report, load_module
     from symprop.emit import render
+    from symprop.tools.check import TOLERANCE, compare, format_report, load_module
 
     if args.points < 1:
         raise UsageError(f"--points must be >= 1, got {args.points}")
@@ -104,8 +104,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from symprop.datasets import DataError
-    from symprop.train import Diverged, TrainError, run
+    from symprop.tools.datasets import DataError
+    from symprop.tools.train import Diverged, TrainError, run
 
     try:
         return run(

@@ -1,7 +1,7 @@
 """Stage 5: emission. Pick a backend (mode), render the module, write it atomically.
 
-Backends: :mod:`symprop.unrolled` and :mod:`symprop.vectorized`, sharing
-:mod:`symprop.templating`; the printer (:mod:`symprop.printer`) turns SymPy into
+Backends: :mod:`symprop.backends.numpy.unrolled` and :mod:`symprop.backends.numpy.vectorized`, sharing
+:mod:`symprop.backends.templating`; the printer (:mod:`symprop.backends.numpy.printer`) turns SymPy into
 NumPy text.  The whole module is rendered in memory and written atomically (temp
 file + rename), so a failed or interrupted run never leaves a truncated module.
 """
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from symprop.backends.numpy.unrolled import UNROLLED_MAX_PARAMS, render_unrolled
+from symprop.backends.numpy.vectorized import render_vectorized
 from symprop.spec import Spec, SpecError, validate
-from symprop.unrolled import UNROLLED_MAX_PARAMS, render_unrolled
-from symprop.vectorized import render_vectorized
 
 MODES = ("unrolled", "vectorized", "auto")
 

@@ -6,9 +6,9 @@ import types
 from functools import cache
 from pathlib import Path
 
-from symprop.check import load_module
 from symprop.emit import render
 from symprop.spec import Layer, Spec
+from symprop.tools.check import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))

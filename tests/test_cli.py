@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from symprop import emit, unrolled
+from symprop import emit
+from symprop.backends.numpy import unrolled
 from symprop.cli import main
 from tests.support import ROOT
 
@@ -147,7 +148,7 @@ def test_the_installed_package_ships_its_templates(tmp_path: Path) -> None:
     """Run from a folder outside the checkout, so the installed symprop (not ./symprop) is used:
     a non-editable `pip install .` must carry templates/ inside the package."""
     code = (
-        "import symprop.emit as e, symprop.templating as t; "
+        "import symprop.emit as e, symprop.backends.templating as t; "
         "from symprop.spec import Layer, Spec; "
         "print(t.template_dir()); "
         "print(len(e.render(Spec('m', 1, (Layer.of(1, 'tanh'),), 'mse'), 'vectorized')) > 0)"
@@ -155,5 +156,5 @@ def test_the_installed_package_ships_its_templates(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder, rendered = result.stdout.split()
-    assert (Path(folder) / "unrolled.py.jinja").is_file() and (Path(folder) / "vectorized.py.jinja").is_file()
+    assert (Path(folder) / "numpy" / "unrolled.py.jinja").is_file() and (Path(folder) / "numpy" / "vectorized.py.jinja").is_file()
     assert rendered == "True"

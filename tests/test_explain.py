@@ -19,12 +19,12 @@ import pytest
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from symprop.check import load_module
+from scripts.regen import ARTIFACTS
 from symprop.cli import main
 from symprop.emit import render
 from symprop.explain import explain
-from symprop.regen import ARTIFACTS
 from symprop.spec import Layer, Spec, load_spec
+from symprop.tools.check import load_module
 from tests.support import ROOT, spec_for
 
 TOL = 1e-10
@@ -280,7 +280,7 @@ def test_output_file_is_what_stdout_shows(tmp_path: Path, capsys) -> None:
 # ------------------------------------------------------------- golden --
 def test_golden_markdown_report() -> None:
     """generated/xor.md is `symprop explain examples/xor.toml --format markdown`, byte for byte
-    (regenerated with the modules by `python -m symprop.regen`)."""
+    (regenerated with the modules by `python -m scripts.regen`)."""
     path = ROOT / "generated" / "xor.md"
     assert "{name}.md" in [pattern for pattern, _ in ARTIFACTS]  # so tests/test_golden.py checks every example's
     assert path.read_text(encoding="utf-8") == explain(load_spec(XOR), "markdown")

@@ -1,4 +1,4 @@
-"""generated/ holds the modules for examples/, byte for byte (regenerate: python -m symprop.regen)."""
+"""generated/ holds the modules for examples/, byte for byte (regenerate: python -m scripts.regen)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from symprop.regen import expected_files
+from scripts.regen import expected_files
 from tests.support import ROOT
 
 EXPECTED = expected_files(ROOT / "examples", ROOT / "generated")
@@ -15,8 +15,8 @@ EXPECTED = expected_files(ROOT / "examples", ROOT / "generated")
 
 @pytest.mark.parametrize("path", sorted(EXPECTED), ids=lambda p: p.name)
 def test_golden_file_is_up_to_date(path) -> None:
-    assert path.exists(), f"{path} is missing: run python -m symprop.regen"
-    assert path.read_text(encoding="utf-8") == EXPECTED[path], f"{path} is stale: run python -m symprop.regen"
+    assert path.exists(), f"{path} is missing: run python -m scripts.regen"
+    assert path.read_text(encoding="utf-8") == EXPECTED[path], f"{path} is stale: run python -m scripts.regen"
 
 
 def test_no_orphans_in_generated() -> None:
@@ -38,7 +38,7 @@ def test_regen_check_reports_a_stale_file(tmp_path) -> None:
     examples, generated = tmp_path / "examples", tmp_path / "generated"
     examples.mkdir()
     (examples / "xor.toml").write_text((ROOT / "examples" / "xor.toml").read_text())
-    args = [sys.executable, "-m", "symprop.regen", "--examples", str(examples), "--generated", str(generated)]
+    args = [sys.executable, "-m", "scripts.regen", "--examples", str(examples), "--generated", str(generated)]
     assert subprocess.run(args, capture_output=True, text=True).returncode == 0
     assert subprocess.run([*args, "--check"], capture_output=True).returncode == 0
     module = generated / "xor.py"

@@ -1,6 +1,6 @@
 """Generated gradients against central finite differences, for every activation x loss.
 
-Tolerance: symprop.check.TOLERANCE (1e-5 relative, floor 1e-4), justified in
+Tolerance: symprop.tools.check.TOLERANCE (1e-5 relative, floor 1e-4), justified in
 symprop/check.py: an exact gradient shows ~1e-7 at worst, a wrong one ~1.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symprop.check import TOLERANCE, compare
 from symprop.spec import Layer, Spec, load_spec
+from symprop.tools.check import TOLERANCE, compare
 from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, module_for, spec_for
 
 

@@ -1,4 +1,10 @@
-"""The pipeline's imports flow one way: a stage never imports a later stage or a tool on top."""
+"""The pipeline's imports flow one way: a stage never imports a later stage or a tool on top.
+
+Stages, in order: symbolic functions, the spec, scalar layer math, the IR (program,
+backprop, unroll, optimisation), the backends, emission; then explain and the tools,
+and the CLI on top.  Development tools (scripts/regen.py, tests/oracles/) are not in
+the package at all, so the wheel never ships them.
+"""
 
 from __future__ import annotations
 
@@ -8,49 +14,73 @@ import pytest
 
 from tests.support import ROOT
 
-# Each module with its rank; a module may import only modules of a lower rank.
+PACKAGE = ROOT / "symprop"
+
+# Each module (dotted, below symprop) with its rank; a module may import only lower ranks.
 RANKS = {
-    "functions": 0,
-    "safe_expr": 1,
-    "spec": 2,  # stage 1: the spec
-    "elementwise": 3,  # stage 2: the symbolic graph
-    "graph": 4,
-    "derive": 5,  # stage 3: derivation
-    "optimize": 6,  # stage 4: optimization
-    "printer": 7,  # stage 5: emission
-    "templating": 8,
-    "unrolled": 9,
-    "vectorized": 9,
-    "emit": 10,
-    # tools on top of the pipeline
-    "naive": 11,
-    "check": 11,
-    "datasets": 11,
-    "explain": 11,
-    "train": 12,
-    "regen": 12,
-    "cli": 13,
-    "__main__": 14,
+    "symbolic.functions": 0,
+    "spec.safe_expr": 1,
+    "spec.model": 2,
+    "spec": 3,  # the package's re-exports
+    "symbolic.layer_math": 4,
+    "ir.graph": 5,
+    "ir.backprop": 6,
+    "ir.optimize": 7,
+    "backends": 8,
+    "backends.templating": 8,
+    "backends.numpy": 8,
+    "backends.numpy.printer": 9,
+    "backends.numpy.unrolled": 10,
+    "backends.numpy.vectorized": 10,
+    "emit": 11,
+    "explain.model": 12,
+    "explain": 13,
+    "tools": 12,
+    "tools.check": 12,
+    "tools.datasets": 12,
+    "tools.train": 13,
+    "cli": 14,
+    "__main__": 15,
+    "ir": 0,
+    "symbolic": 0,
 }
 
 
-def symprop_imports(name: str) -> set[str]:
-    tree = ast.parse((ROOT / "symprop" / f"{name}.py").read_text())
+def modules() -> set[str]:
     found = set()
-    for node in ast.walk(tree):
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts == ("__init__",):
+            continue
+        found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def source_of(name: str) -> str:
+    path = PACKAGE.joinpath(*name.split("."))
+    return (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text()
+
+
+def symprop_imports(name: str) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(source_of(name))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("symprop."):
-            found.add(node.module.split(".")[1])
+            found.add(node.module.removeprefix("symprop."))
         elif isinstance(node, ast.ImportFrom) and node.module == "symprop":
             found |= {alias.name for alias in node.names if alias.name in RANKS}
     return found
 
 
 def test_every_module_has_a_rank() -> None:
-    modules = {p.stem for p in (ROOT / "symprop").glob("*.py")} - {"__init__"}
-    assert modules == set(RANKS)
+    assert modules() == set(RANKS)
 
 
 @pytest.mark.parametrize("name", sorted(RANKS))
 def test_imports_flow_one_way(name: str) -> None:
     later = {m for m in symprop_imports(name) if RANKS[m] >= RANKS[name]}
     assert not later, f"symprop.{name} imports {sorted(later)}, which come at or after it in the pipeline"
+
+
+def test_development_tools_are_not_in_the_package() -> None:
+    assert not (PACKAGE / "regen.py").exists() and not (PACKAGE / "naive.py").exists()
+    assert (ROOT / "scripts" / "regen.py").is_file() and (ROOT / "tests" / "oracles" / "naive.py").is_file()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
-from symprop.naive import naive_gradients
 from symprop.spec import Layer, Spec
+from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
+from tests.oracles.naive import naive_gradients
 from tests.support import ACTIVATIONS, module_for, spec_for
 
 CASES = [spec_for(act, loss, sizes=(2, 2, 2)) for act in ACTIVATIONS for loss in ("mse", "bce", "softmax_ce")]

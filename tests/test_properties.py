@@ -1,7 +1,7 @@
 """Property-based: random architectures, activations, parameters and losses.
 
 For each drawn network the generated gradient must agree with central finite
-differences (symprop.check.TOLERANCE, justified in symprop/check.py) and every
+differences (symprop.tools.check.TOLERANCE, justified in symprop/check.py) and every
 emission mode must agree with the unrolled one to 1e-10 (float64; both compute
 the same formulas in a different order, so they differ by rounding only).
 Derandomized so CI is reproducible; run with HYPOTHESIS_PROFILE=explore for fresh draws.
@@ -15,9 +15,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symprop.check import TOLERANCE, compare, random_problem
 from symprop.emit import MODES
 from symprop.spec import Spec, spec_from_dict
+from symprop.tools.check import TOLERANCE, compare, random_problem
 from tests.support import module_for
 
 settings.register_profile(

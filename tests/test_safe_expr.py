@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from symprop.safe_expr import ExprError, parse_expr
+from symprop.spec.safe_expr import ExprError, parse_expr
 
 X = {"x": sp.Symbol("x", real=True)}
 

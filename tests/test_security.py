@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symprop.check import load_module
+from symprop.backends.templating import check_module, docstring_literal
 from symprop.emit import MODES, render
 from symprop.explain import FORMATS, explain
 from symprop.spec import SpecError, load_spec
-from symprop.templating import check_module, docstring_literal
+from symprop.tools.check import load_module
 
 RENDER_MODES = [m for m in MODES if m != "auto"]
 

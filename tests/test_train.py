@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from symprop import datasets
 from symprop.cli import main
 from symprop.emit import generate
 from symprop.spec import Layer, Spec, load_spec
-from symprop.train import (
+from symprop.tools import datasets
+from symprop.tools.train import (
     Progress,
     TrainError,
     accuracy,
@@ -169,7 +169,7 @@ def test_accuracy_argmax_and_threshold() -> None:
 
 
 def test_progress_plain_lines_every_tenth_and_bar_on_a_terminal() -> None:
-    from symprop.train import History
+    from symprop.tools.train import History
 
     history = History(loss=[0.5], train_accuracy=[0.75])
     plain = io.StringIO()

@@ -130,8 +130,8 @@ REWRITE_CASES = [
 @pytest.mark.parametrize("text,name", REWRITE_CASES)
 def test_each_rewrite_fires_and_preserves_the_value(text: str, name: str) -> None:
 
-    from symprop.elementwise import X, _evaluate, apply_rewrites
-    from symprop.safe_expr import parse_expr
+    from symprop.spec.safe_expr import parse_expr
+    from symprop.symbolic.layer_math import X, _evaluate, apply_rewrites
 
     original = parse_expr(text, {"x": X}, "expr")
     rewritten, fired = apply_rewrites(original)

@@ -5,7 +5,7 @@ Tolerances:
   evaluate the same SymPy expressions; only the summation order of the weighted sums differs
   (matmul vs. term by term), which moves results by a few eps ~ 1e-16 for these small nets,
   so 1e-12 leaves a factor ~1000 while any wrong term or factor shows up near 1.
-* finite differences: symprop.check.TOLERANCE (1e-5 relative, floor 1e-4), justified in
+* finite differences: symprop.tools.check.TOLERANCE (1e-5 relative, floor 1e-4), justified in
   symprop/check.py.
 * float32: the gradient is compared with the float64 one to 1e-3 relative to the array's
   scale; float32 has eps 1.2e-7 and these nets lose at most a few hundred eps.
@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symprop.check import TOLERANCE, compare, load_module, random_problem
 from symprop.cli import main
-from symprop.elementwise import softmax_math
 from symprop.emit import AUTO_UNROLLED_MAX_PARAMS, UNROLLED_MAX_PARAMS, choose_mode, render
-from symprop.functions import LogSumExp
 from symprop.spec import Layer, Spec, SpecError, load_spec
+from symprop.symbolic.functions import LogSumExp
+from symprop.symbolic.layer_math import softmax_math
+from symprop.tools.check import TOLERANCE, compare, load_module, random_problem
 from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, ROOT, module_for, spec_for
 
 GRID = [(a, loss) for a in ACTIVATIONS for loss in LOSSES]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from symprop.functions import Heaviside
+from symprop.symbolic.functions import Heaviside
 
 MAX_LENGTH = 2000
 MAX_NODES = 400

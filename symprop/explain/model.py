@@ -1,8 +1,8 @@
 """Presentation stage: the derivatives of a spec, as text, LaTeX, Markdown or SymPy (``symprop explain``).
 
 Nothing here derives anything.  The formulas are the ones the generator uses:
-f'(z) and ∂ℓ/∂a from :mod:`symprop.elementwise`, the δ and gradient assignments
-from :mod:`symprop.derive` (whose one-line texts are also the generated
+f'(z) and ∂ℓ/∂a from :mod:`symprop.symbolic.layer_math`, the δ and gradient assignments
+from :mod:`symprop.ir.backprop` (whose one-line texts are also the generated
 modules' comments).  This module only arranges them:
 
 * :func:`chain_rule` — per layer: δ^L = ∂C_k/∂a^L ⊙ f'(z^L), ∂C_k/∂W^l,
@@ -30,11 +30,20 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from symprop import __version__
-from symprop.derive import Derivation, derive
-from symprop.elementwise import A, Y, Z, activation_math, gradient_warnings, output_math, per_unit_loss, softmax_math
-from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
-from symprop.graph import build_network, sym
+from symprop.ir.backprop import Derivation, derive
+from symprop.ir.graph import build_network, sym
 from symprop.spec import Spec, validate
+from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
+from symprop.symbolic.layer_math import (
+    A,
+    Y,
+    Z,
+    activation_math,
+    gradient_warnings,
+    output_math,
+    per_unit_loss,
+    softmax_math,
+)
 
 FORMATS = ("text", "latex", "markdown", "sympy")
 # An expanded formula is a tree with every z, a and δ written out; printing one

@@ -1,4 +1,4 @@
-"""Regenerate the checked-in golden files: ``python -m symprop.regen [--check]``.
+"""Regenerate the checked-in golden files: ``python -m scripts.regen [--check]``.
 
 For every ``examples/*.toml`` it renders ``generated/<name>.py`` in the default
 mode (what ``symprop generate`` writes) and ``generated/<name>.md`` (what
@@ -45,13 +45,13 @@ def expected_files(examples: Path, generated: Path) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m symprop.regen", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.regen", description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=Path, default=Path("examples"), help="folder of spec files")
     parser.add_argument("--generated", type=Path, default=Path("generated"), help="folder of golden files")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file is stale")
     args = parser.parse_args(argv)
     if not args.examples.is_dir():
-        print(f"symprop.regen: error: {args.examples} is not a folder; run from the repository root", file=sys.stderr)
+        print(f"scripts.regen: error: {args.examples} is not a folder; run from the repository root", file=sys.stderr)
         return 2
     stale = []
     for path, text in expected_files(args.examples, args.generated).items():

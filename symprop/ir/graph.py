@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symprop.elementwise import A, Y, Z, activation_math, output_math, softmax_math
 from symprop.spec import Spec
+from symprop.symbolic.layer_math import A, Y, Z, activation_math, output_math, softmax_math
 
 
 def sym(name: str) -> sp.Symbol:

@@ -2,7 +2,7 @@
 
 A spec is untrusted input.  Every key is checked against the known ones (with
 a "did you mean" for typos), every number against its range, and custom
-expressions are parsed by :mod:`symprop.safe_expr` without ``eval``.  Errors
+expressions are parsed by :mod:`symprop.spec.safe_expr` without ``eval``.  Errors
 are :class:`SpecError` with a one-line message naming the field and the fix.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import sympy as sp
 
-from symprop.safe_expr import ExprError, canonical_text, parse_expr
+from symprop.spec.safe_expr import ExprError, canonical_text, parse_expr
 
 ParamValue = float | str
 

@@ -21,9 +21,9 @@ from functools import lru_cache
 
 import sympy as sp
 
-from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, drop_dirac, log1p
-from symprop.safe_expr import parse_expr
 from symprop.spec import Layer, Spec, SpecError
+from symprop.spec.safe_expr import parse_expr
+from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, drop_dirac, log1p
 
 Z = sp.Symbol("z", real=True)
 A = sp.Symbol("a", real=True)

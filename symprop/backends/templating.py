@@ -15,16 +15,16 @@ import jinja2
 import sympy as sp
 
 from symprop import __version__
-from symprop.elementwise import gradient_warnings, output_math
 from symprop.spec import Spec
+from symprop.symbolic.layer_math import gradient_warnings, output_math
 
 
 def template_dir() -> Path:
     """The installed ``symprop/templates``, or ``templates/`` beside the package in a source checkout."""
-    installed = Path(__file__).with_name("templates")
+    installed = Path(__file__).resolve().parent.parent / "templates"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parent.parent.parent / "templates"
 
 
 @lru_cache(maxsize=1)
@@ -137,7 +137,7 @@ def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleCont
         warnings=gradient_warnings(spec),
         spec_lines=spec.to_toml().rstrip("\n").split("\n"),
     )
-    text = environment().get_template("_docstring.txt.jinja").render(m=m)
+    text = environment().get_template("numpy/_docstring.txt.jinja").render(m=m)
     m.docstring = "\n".join(line.rstrip() for line in text.split("\n"))
     return m
 

@@ -2,7 +2,7 @@
 
 One symbol per neuron's error δ = ∂C_k/∂z (per sample k):
 
-* output layer: δL_j = ∂ℓ/∂z, from :mod:`symprop.elementwise` (local derivative only);
+* output layer: δL_j = ∂ℓ/∂z, from :mod:`symprop.symbolic.layer_math` (local derivative only);
 * hidden layers: δl_i = f'(zl_i) · Σ_j W(l+1)_j_i δ(l+1)_j, where the sum is ∂C_k/∂al_i;
 * gradients: ∂C/∂Wl_j_i = mean_k(δl_j · a(l-1)_i), ∂C/∂bl_j = mean_k(δl_j).
 
@@ -17,9 +17,9 @@ from functools import cached_property
 
 import sympy as sp
 
-from symprop.elementwise import A, Y, Z, activation_math, output_math, softmax_math
-from symprop.graph import Assign, Network, build_network, linear_sum, sym
+from symprop.ir.graph import Assign, Network, build_network, linear_sum, sym
 from symprop.spec import Spec
+from symprop.symbolic.layer_math import A, Y, Z, activation_math, output_math, softmax_math
 
 
 @dataclass(frozen=True)

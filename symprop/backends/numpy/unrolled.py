@@ -1,6 +1,6 @@
 """Emission backend ``unrolled``: straight-line code, one NumPy vector over the batch per neuron.
 
-Prints the optimized statements of :mod:`symprop.optimize` one per line, with the
+Prints the optimized statements of :mod:`symprop.ir.optimize` one per line, with the
 compact formula of each δ and gradient as a comment (the texts ``symprop explain``
 prints).  Meant for small networks and for reading.
 """
@@ -12,11 +12,11 @@ from typing import Any
 
 import sympy as sp
 
-from symprop.derive import Derivation, derive
-from symprop.optimize import Block, Statement, fold_numbers, optimize
-from symprop.printer import SympropPrinter
+from symprop.backends.numpy.printer import SympropPrinter
+from symprop.backends.templating import Line, base_context, finish
+from symprop.ir.backprop import Derivation, derive
+from symprop.ir.optimize import Block, Statement, fold_numbers, optimize
 from symprop.spec import Spec, SpecError
-from symprop.templating import Line, base_context, finish
 
 UNROLLED_MAX_PARAMS = 10_000
 
@@ -114,5 +114,5 @@ def render_unrolled(spec: Spec) -> tuple[str, dict[str, int]]:
         "gradient_lines": _gradient_lines(derivation),
     }
     m.helpers = printer.used_helpers
-    source = finish("unrolled.py.jinja", m)
+    source = finish("numpy/unrolled.py.jinja", m)
     return source, {"ops_after_cse": blocks["grad"].n_ops}

@@ -1,6 +1,6 @@
 """The naive reference: differentiate the fully expanded per-sample cost once per parameter.
 
-This is what :mod:`symprop.derive` exists to avoid (it is ~1000x slower and
+This is what :mod:`symprop.ir.backprop` exists to avoid (it is ~1000x slower and
 its CSE produces ~10x more operations), kept as an independent check for tiny
 networks in the tests and as the baseline in ``benchmarks/generate.py``.
 It shares only the scalar definitions of activations and losses with the
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symprop.elementwise import A, Y, Z, activation_expr, per_unit_loss
-from symprop.functions import drop_dirac
-from symprop.graph import sym
+from symprop.ir.graph import sym
 from symprop.spec import Spec
+from symprop.symbolic.functions import drop_dirac
+from symprop.symbolic.layer_math import A, Y, Z, activation_expr, per_unit_loss
 
 
 def expanded_cost(

@@ -6,7 +6,7 @@ Conventions chosen here rather than inherited from ``NumPyPrinter``:
   never ``numpy.sqrt(2)``), so float32 arrays stay float32 (NumPy's weak
   Python scalars);
 * ``Heaviside(x, h0)`` prints as ``np.heaviside(x, h0)``; ``DiracDelta`` never
-  reaches the printer (step' = 0, see :func:`symprop.functions.drop_dirac`);
+  reaches the printer (step' = 0, see :func:`symprop.symbolic.functions.drop_dirac`);
 * ``Relu`` is ``np.maximum(x, 0.0)`` with relu'(0) = 0 (``Heaviside(x, 0)``);
 * ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers
   ``_sigmoid``, ``_clip01``, ``_logsumexp`` defined in every emitted module;
@@ -23,8 +23,8 @@ from typing import Any
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter as _NumPyPrinter
 
-from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
-from symprop.optimize import fold_numbers
+from symprop.ir.optimize import fold_numbers
+from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
 HELPERS = ("_sigmoid", "_clip01", "_logsumexp")
 

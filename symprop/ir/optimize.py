@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symprop.derive import Derivation
-from symprop.graph import Assign
+from symprop.ir.backprop import Derivation
+from symprop.ir.graph import Assign
 
 LOSS_SYMBOL = sp.Symbol("loss_k", real=True)
 

@@ -310,8 +310,8 @@ def run(
 
     Raises SpecError, DataError or TrainError (one line each) before anything is written.
     """
-    from symprop.datasets import load
     from symprop.spec import load_spec
+    from symprop.tools.datasets import load
 
     stream = stdout if stdout is not None else sys.stdout
     base = defaults_for(data)

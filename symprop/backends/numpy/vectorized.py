@@ -14,12 +14,12 @@ from typing import Any
 
 import sympy as sp
 
-from symprop.elementwise import A, Y, Z, activation_math, output_math, softmax_math
-from symprop.functions import LogSumExp
-from symprop.optimize import fold_numbers
-from symprop.printer import SympropPrinter
+from symprop.backends.numpy.printer import SympropPrinter
+from symprop.backends.templating import Line, base_context, finish
+from symprop.ir.optimize import fold_numbers
 from symprop.spec import Spec
-from symprop.templating import Line, base_context, finish
+from symprop.symbolic.functions import LogSumExp
+from symprop.symbolic.layer_math import A, Y, Z, activation_math, output_math, softmax_math
 
 # Layer composition lives in templates/vectorized.py.jinja; here each layer's elementwise
 # SymPy expressions (f, f', loss, output delta) are printed over whole (n, units) arrays.
@@ -227,4 +227,4 @@ def render_vectorized(spec: Spec) -> str:
     m = base_context(spec, "vectorized", vectorized_rewrites(spec))
     m.extra = {"layers": layers, "output": output, "n_layers": len(spec.layers)}
     m.helpers = printer.used_helpers
-    return finish("vectorized.py.jinja", m)
+    return finish("numpy/vectorized.py.jinja", m)
