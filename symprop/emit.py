@@ -1,24 +1,24 @@
-"""Stage 5: emission. Pick a backend (mode), render the module, write it atomically.
+"""Emission: spec -> program (derive, unroll if the backend prints neurons, CSE) -> backend -> file.
 
-Backends: :mod:`symprop.backends.numpy.unrolled` and :mod:`symprop.backends.numpy.vectorized`, sharing
-:mod:`symprop.backends.templating`; the printer (:mod:`symprop.backends.numpy.printer`) turns SymPy into
-NumPy text.  The whole module is rendered in memory and written atomically (temp
-file + rename), so a failed or interrupted run never leaves a truncated module.
+The backends are listed in :mod:`symprop.backends.registry`.  The whole module is rendered
+in memory and written atomically (:mod:`symprop.io`), so a failed or interrupted run never
+leaves a truncated module.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
-from symprop.backends.numpy.unrolled import UNROLLED_MAX_PARAMS, render_unrolled
-from symprop.backends.numpy.vectorized import render_vectorized
+from symprop.backends.registry import BACKENDS
+from symprop.io import write_atomic, write_atomic_with
+from symprop.ir.backprop import derive
+from symprop.ir.optimize import cse
+from symprop.ir.program import Granularity, Program
+from symprop.ir.unroll import unroll
 from symprop.spec import Spec, SpecError, validate
 
-MODES = ("unrolled", "vectorized", "auto")
+MODES = (*BACKENDS, "auto")
+UNROLLED_MAX_PARAMS = BACKENDS["unrolled"].max_params
 
 
 # ------------------------------------------------------------------- auto --
@@ -50,40 +50,25 @@ def resolve_mode(spec: Spec, mode: str) -> str:
     return choose_mode(spec) if mode == "auto" else mode
 
 
+def program_for(spec: Spec, mode: str = "auto") -> Program:
+    """The optimized program a mode prints: the layer program, unrolled per neuron if the backend
+    wants it, then one CSE."""
+    backend = BACKENDS[resolve_mode(spec, mode)]
+    if backend.max_params is not None and spec.n_params > backend.max_params:
+        raise SpecError(
+            f"{spec.source}: {spec.n_params} parameters is over the {backend.name}-mode limit of "
+            f"{backend.max_params}; use --mode vectorized"
+        )
+    program = derive(spec)
+    if backend.granularity is Granularity.UNIT:
+        program = unroll(program)
+    return cse(program)
+
+
 def render(spec: Spec, mode: str = "auto") -> str:
     """The generated module's source text for ``spec`` (``mode``: unrolled, vectorized or auto)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
-    if resolve_mode(spec, mode) == "vectorized":
-        return render_vectorized(spec)
-    return render_unrolled(spec)[0]
-
-
-def write_atomic_with(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Call ``write`` on a temp file in ``path``'s folder, then rename it to ``path``.
-
-    ``path`` is never half-written: an interrupted or failed write leaves the old file (or
-    none) and no temp file. The file gets the usual permissions (0666 less the umask), not
-    mkstemp's private 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically: see ``write_atomic_with``."""
-    write_atomic_with(path, lambda handle: handle.write(text.encode("utf-8")))
+    return BACKENDS[resolve_mode(spec, mode)].render(program_for(spec, mode))
 
 
 def generate(spec: Spec, out_dir: str | Path, mode: str = "auto") -> Path:
@@ -101,9 +86,8 @@ __all__ = [
     "auto_rule",
     "choose_mode",
     "generate",
+    "program_for",
     "render",
-    "render_unrolled",
-    "render_vectorized",
     "resolve_mode",
     "write_atomic",
     "write_atomic_with",

@@ -11,7 +11,9 @@ import pytest
 
 from symprop import emit
 from symprop.backends.numpy import unrolled
+from symprop.backends.templating import Line
 from symprop.cli import main
+from symprop.ir.program import Kind
 from tests.support import ROOT
 
 XOR = ROOT / "examples" / "xor.toml"
@@ -53,15 +55,15 @@ def test_check_exits_1_when_the_gradient_is_wrong(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A broken generator (sign flipped in every gradient line) is caught by `symprop check`."""
-    original = unrolled._gradient_lines
+    original = unrolled.Unrolled.statement
 
-    def flipped(derivation):  # type: ignore[no-untyped-def]
-        rows = original(derivation)
-        for row in rows:
-            row["code"] = "-" + row["code"]
-        return rows
+    def flipped(self, s, p, live):  # type: ignore[no-untyped-def]
+        lines = original(self, s, p, live)
+        if s.out.kind in (Kind.GRAD_W, Kind.GRAD_B):
+            lines = [Line(line.code.replace(" = ", " = -(", 1) + ")", line.comment) for line in lines]
+        return lines
 
-    monkeypatch.setattr(unrolled, "_gradient_lines", flipped)
+    monkeypatch.setattr(unrolled.Unrolled, "statement", flipped)
     assert main(["check", str(XOR), "--mode", "unrolled"]) == 1
     assert float(capsys.readouterr().out.strip().splitlines()[-1].split(": ")[1]) > 1
 
@@ -156,5 +158,5 @@ def test_the_installed_package_ships_its_templates(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder, rendered = result.stdout.split()
-    assert (Path(folder) / "numpy" / "unrolled.py.jinja").is_file() and (Path(folder) / "numpy" / "vectorized.py.jinja").is_file()
+    assert all((Path(folder) / "numpy" / name).is_file() for name in ("module.py.jinja", "_common.py.jinja"))
     assert rendered == "True"

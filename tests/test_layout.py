@@ -22,27 +22,34 @@ RANKS = {
     "spec.safe_expr": 1,
     "spec.model": 2,
     "spec": 3,  # the package's re-exports
-    "symbolic.layer_math": 4,
-    "ir.graph": 5,
-    "ir.backprop": 6,
+    "symbolic.layer_math": 4,  # scalar math of one neuron: f, f', the loss and its δ
+    "ir.program": 5,  # the IR's types
+    "ir.forms": 5,
+    "ir.backprop": 6,  # the layer program from the spec
+    "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
-    "backends": 8,
     "backends.templating": 8,
-    "backends.numpy": 8,
-    "backends.numpy.printer": 9,
+    "backends.base": 8,
+    "backends.numpy.printer": 8,
+    "backends.numpy.module": 9,
     "backends.numpy.unrolled": 10,
     "backends.numpy.vectorized": 10,
-    "emit": 11,
-    "explain.model": 12,
-    "explain": 13,
-    "tools": 12,
+    "backends.registry": 11,
+    "io": 0,
+    "emit": 12,
+    "explain.view": 12,
+    "explain.model": 13,
+    "explain": 14,
     "tools.check": 12,
     "tools.datasets": 12,
     "tools.train": 13,
-    "cli": 14,
-    "__main__": 15,
+    "cli": 15,
+    "__main__": 16,
     "ir": 0,
     "symbolic": 0,
+    "backends": 0,
+    "backends.numpy": 0,
+    "tools": 0,
 }
 
 

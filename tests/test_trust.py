@@ -82,8 +82,9 @@ XOR = Spec("xor", 2, (Layer.of(3, "sigmoid"), Layer.of(1, "sigmoid")), "mse")
         (lambda p, X, Y: (p | {"W3": p["W2"]}, X, Y), "unexpected keys ['W3']"),
         (lambda p, X, Y: (p | {"W1": p["W1"].T}, X, Y), "params['W1'] has shape (2, 3), expected (3, 2)"),
         (lambda p, X, Y: (p | {"b1": p["b1"][:, None]}, X, Y), "params['b1'] has shape (3, 1), expected (3,)"),
-        (lambda p, X, Y: (p, X.astype(np.int64), Y), "X has dtype int64"),
-        (lambda p, X, Y: (p | {"W2": np.ones((1, 3), dtype=np.int32)}, X, Y), "params['W2'] has dtype int32"),
+        (lambda p, X, Y: (p, X.astype(np.complex64), Y), "X has dtype complex64"),
+        (lambda p, X, Y: (p | {"W2": np.ones((1, 3), dtype=bool)}, X, Y), "params['W2'] has dtype bool"),
+        (lambda p, X, Y: (p, X.astype(np.longdouble), Y), f"X has dtype {np.dtype(np.longdouble)}"),
         (lambda p, X, Y: (p, X[:0], Y[:0]), "the batch is empty"),
     ],
 )
@@ -93,12 +94,29 @@ def test_emitted_module_rejects_wrong_inputs(mutate, needle: str, mode: str) -> 
     X = np.ones((5, 2))
     Y = np.ones((5, 1))
     p, x, y = mutate(params, X, Y)
-    with pytest.raises(ValueError) as info:
+    error = TypeError if "dtype" in needle else ValueError  # a wrong type is a TypeError, a wrong shape a ValueError
+    with pytest.raises(error) as info:
         module.loss_and_grad(p, x, y)
     assert needle in str(info.value)
     if y is Y:  # forward checks X and params the same way
-        with pytest.raises(ValueError):
+        with pytest.raises(error):
             module.forward(p, x)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_emitted_module_takes_integers_and_any_mapping(tmp_path, mode: str) -> None:
+    """Integer X (and params) are read as float64; params may be any Mapping, e.g. np.load of an .npz."""
+    module = module_for(XOR, mode)
+    params = module.init_params(seed=3)
+    X = np.array([[0, 1], [1, 0], [1, 1], [0, 0]])
+    Y = np.array([[1], [1], [0], [0]])
+    want_C, want = module.loss_and_grad(params, X.astype(np.float64), Y.astype(np.float64))
+    np.savez(tmp_path / "p.npz", **params)
+    with np.load(tmp_path / "p.npz") as loaded:
+        C, grads = module.loss_and_grad(loaded, X, Y)
+    assert want_C == C and all(np.array_equal(grads[k], want[k]) and grads[k].dtype == np.float64 for k in want)
+    with pytest.raises(TypeError, match="params must be a mapping of"):
+        module.loss(list(params.values()), X, Y)
 
 
 RENDER = "import sys; from symprop.spec import load_spec; from symprop.emit import render; sys.stdout.write(render(load_spec(sys.argv[1]), sys.argv[2]))"

@@ -205,8 +205,10 @@ def test_vectorized_module_validates_inputs() -> None:
     params, X, Y = random_problem(spec, 0)
     with pytest.raises(ValueError, match=r"Y has shape \(6,\), expected \(6, 2\)"):
         module.loss_and_grad(params, X, Y[:, 0])
-    with pytest.raises(ValueError, match="X has dtype int64"):
-        module.forward(params, X.astype(np.int64))
+    with pytest.raises(TypeError, match="X has dtype complex128; use float32, float64 or integers"):
+        module.forward(params, X.astype(np.complex128))
+    with pytest.raises(TypeError, match="X has dtype float16"):
+        module.forward(params, X.astype(np.float16))
     with pytest.raises(ValueError, match="missing keys"):
         module.loss({k: v for k, v in params.items() if k != "b2"}, X, Y)
 

@@ -1,4 +1,4 @@
-"""Shared by both emission backends: the Jinja environment, the template context, tidying.
+"""Shared by every backend: the Jinja environment, the typed template context, escaping, tidying.
 
 Templates live in ``templates/`` (shipped inside the wheel as ``symprop/templates``).
 """
@@ -6,17 +6,18 @@ Templates live in ``templates/`` (shipped inside the wheel as ``symprop/template
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+import textwrap
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import sympy as sp
 
 from symprop import __version__
-from symprop.spec import Spec
-from symprop.symbolic.layer_math import gradient_warnings, output_math
+from symprop.ir.program import Program
+
+LINE_WIDTH = 96  # code lines inside a function body: 100 characters with the indent
 
 
 def template_dir() -> Path:
@@ -39,15 +40,49 @@ def environment() -> jinja2.Environment:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Line:
+    """One line of emitted code and its comment (a formula from the IR's notes)."""
+
     code: str
     comment: str = ""
 
+    def __post_init__(self) -> None:
+        for text in (self.code, self.comment):
+            if not text.isprintable():  # a newline would end a comment and start code
+                raise RuntimeError(f"symprop built a code line with a control character: {text!r}; please report it")
 
-@dataclass
+    def rendered(self, width: int = LINE_WIDTH) -> list[str]:
+        """The comment (wrapped) and the code, every line at most ``width`` characters where the
+        code allows: a long right-hand side is put in parentheses and broken at spaces."""
+        out = [f"# {part}" for part in textwrap.wrap(self.comment, width - 2, break_long_words=False)]
+        if len(self.code) <= width:
+            return [*out, self.code]
+        ops = [op for op in (" = ", " *= ", " += ") if op in self.code]
+        if ops:
+            op = min(ops, key=self.code.index)
+            lhs, _, body = self.code.partition(op)
+            head = f"{lhs}{op}("
+        else:  # return ... / other statements: keyword, then the wrapped expression
+            keyword, _, body = self.code.partition(" ")
+            head = f"{keyword} ("
+        parts = textwrap.wrap(body, width - 4, break_long_words=False, break_on_hyphens=False)
+        return [*out, head, *(f"    {part}" for part in parts), ")"]
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """One emitted function: signature, docstring, and its lines (structure for the template)."""
+
+    name: str
+    args: str
+    doc: str
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
 class ModuleContext:
-    """Everything the templates need; plain data only."""
+    """Everything a template needs; plain data only, built by a backend from a Program."""
 
     name: str
     mode: str
@@ -62,23 +97,16 @@ class ModuleContext:
     activations_text: str
     loss_formula: str
     rewrites_text: str
-    warnings: list[str]
-    spec_lines: list[str]
-    docstring: str = ""
-    helpers: set[str] = field(default_factory=set)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.__dict__["extra"][key]
-        except KeyError:
-            raise AttributeError(key) from None
+    warnings: tuple[str, ...]
+    spec_lines: tuple[str, ...]
+    helpers: tuple[str, ...]
+    functions: tuple[FunctionCode, ...]
 
 
-def loss_formula(spec: Spec) -> str:
-    if spec.loss == "softmax_ce":
+def loss_formula(program: Program) -> str:
+    if program.spec.loss == "softmax_ce":
         return "-sum_j y_j*log(softmax(z)_j) = logsumexp(z)*sum_j y_j - sum_j y_j*z_j"
-    return f"sum_j {sp.sstr(output_math(spec).loss)}  (a, z, y of output unit j)"
+    return f"sum_j {sp.sstr(program.output.loss)}  (a, z, y of output unit j)"
 
 
 def docstring_literal(text: str) -> str:
@@ -119,8 +147,11 @@ def check_module(source: str, docstring: str) -> str:
     return source
 
 
-def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleContext:
-    m = ModuleContext(
+def module_context(
+    program: Program, mode: str, helpers: tuple[str, ...], functions: tuple[FunctionCode, ...]
+) -> ModuleContext:
+    spec = program.spec
+    return ModuleContext(
         name=spec.name,
         mode=mode,
         version=__version__,
@@ -131,21 +162,26 @@ def base_context(spec: Spec, mode: str, rewrites: tuple[str, ...]) -> ModuleCont
         layer_sizes=spec.layer_sizes,
         param_shapes=spec.param_shapes,
         sizes_text="-".join(map(str, spec.layer_sizes)),
-        activations_text=" -> ".join(layer.describe() for layer in spec.layers),
-        loss_formula=loss_formula(spec),
-        rewrites_text=", ".join(rewrites) if rewrites else "none",
-        warnings=gradient_warnings(spec),
-        spec_lines=spec.to_toml().rstrip("\n").split("\n"),
+        activations_text=" -> ".join(layer.label for layer in program.layers),
+        loss_formula=loss_formula(program),
+        rewrites_text=", ".join(program.rewrites) if program.rewrites else "none",
+        warnings=program.warnings,
+        spec_lines=tuple(spec.to_toml().rstrip("\n").split("\n")),
+        helpers=helpers,
+        functions=functions,
     )
-    text = environment().get_template("numpy/_docstring.txt.jinja").render(m=m)
-    m.docstring = "\n".join(line.rstrip() for line in text.split("\n"))
-    return m
 
 
-def finish(template: str, m: ModuleContext) -> str:
-    """Render ``template`` with ``m``, tidy it, and check the postcondition of :func:`check_module`."""
-    source = tidy(environment().get_template(template).render(m=m, docstring=docstring_literal(m.docstring)))
-    return check_module(source, m.docstring)
+def docstring_text(template: str, m: ModuleContext) -> str:
+    text = environment().get_template(template).render(m=m)
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def render_python(template: str, docstring_template: str, m: ModuleContext) -> str:
+    """Render a Python module: its docstring as text, escaped once, then checked (:func:`check_module`)."""
+    docstring = docstring_text(docstring_template, m)
+    source = tidy(environment().get_template(template).render(m=m, docstring=docstring_literal(docstring)))
+    return check_module(source, docstring)
 
 
 def tidy(source: str) -> str:

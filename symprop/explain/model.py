@@ -1,9 +1,10 @@
 """Presentation stage: the derivatives of a spec, as text, LaTeX, Markdown or SymPy (``symprop explain``).
 
-Nothing here derives anything.  The formulas are the ones the generator uses:
-f'(z) and ∂ℓ/∂a from :mod:`symprop.symbolic.layer_math`, the δ and gradient assignments
-from :mod:`symprop.ir.backprop` (whose one-line texts are also the generated
-modules' comments).  This module only arranges them:
+Nothing here derives anything: it is a view of the IR.  The per-layer formulas are the
+program's (:class:`symprop.ir.program.LayerMath`, ``OutputMath``) and the whole-layer lines
+are the notes of its statements, the same texts the generated modules carry as comments;
+per-parameter formulas read the per-neuron program (:mod:`symprop.explain.view`).  This
+module only arranges them:
 
 * :func:`chain_rule` — per layer: δ^L = ∂C_k/∂a^L ⊙ f'(z^L), ∂C_k/∂W^l,
   ∂C_k/∂b^l, ∂C_k/∂a^(l−1) = (W^l)ᵀ δ^l, with generic unit indices j (this
@@ -13,15 +14,14 @@ modules' comments).  This module only arranges them:
 * :func:`collapsed` — an all-identity network as the single affine map W x + B;
 
 and :func:`render` prints an :class:`Explanation` in one of :data:`FORMATS`.
-Symbol names are graph.py's: ``x1``, ``y1``, ``W{l}_{j}_{i}``, ``b{l}_{j}``,
-``z{l}_{j}``, ``a{l}_{j}``, ``delta{l}_{j}``, 1-based.
+Symbol names are the per-neuron program's: ``x1``, ``y1``, ``W{l}_{j}_{i}``, ``b{l}_{j}``,
+``z{l}_{j}``, ``a{l}_{j}``, ``delta{l}_{j}``, ``dC_da{l}_{j}``, 1-based.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import sympy as sp
@@ -30,26 +30,17 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from symprop import __version__
-from symprop.ir.backprop import Derivation, derive
-from symprop.ir.graph import build_network, sym
+from symprop.explain.view import UnitView, sym
+from symprop.ir.backprop import derive
+from symprop.ir.program import Kind, MatMul, Program, Reduce
 from symprop.spec import Spec, validate
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
-from symprop.symbolic.layer_math import (
-    A,
-    Y,
-    Z,
-    activation_math,
-    gradient_warnings,
-    output_math,
-    per_unit_loss,
-    softmax_math,
-)
+from symprop.symbolic.layer_math import SY, A, P, Y, Z, per_unit_loss
 
 FORMATS = ("text", "latex", "markdown", "sympy")
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
 MAX_EXPANDED_NODES = 200_000
-I = sp.Symbol("i", integer=True, positive=True)
 J = sp.Symbol("j", integer=True, positive=True)
 _LABEL = re.compile(r"(?P<array>[Wb])(?P<layer>\d+)\[(?P<index>[^\]]*)\]")
 
@@ -131,25 +122,29 @@ def _prev(l: int, index: str) -> sp.Symbol:
 # --------------------------------------------------------------- the math --
 def chain_rule(spec: Spec) -> Explanation:
     """The chain rule per layer, as derived for this spec's activations and loss."""
+    program = derive(spec)
     L = len(spec.layers)
-    sections = [_cost_section(spec)]
+    sections = [_cost_section(program)]
     for l in range(L, 0, -1):
-        sections.append(_layer_section(spec, l))
+        sections.append(_layer_section(program, l))
     intro = (
         "Per sample k: delta{l}_j = dC_k/dz{l}_j is the error of unit j of layer l; "
         "i indexes the units of layer l-1 (layer 0 is the input x).",
         "The batch cost is C = (1/n) sum_k C_k, so every gradient of the module is the batch mean: "
         "dC/dW{l}[j,i] = mean_k dC_k/dW{l}_j_i.",
     )
-    return Explanation(spec, "the chain rule, layer by layer", intro + _warnings(spec), tuple(sections))
+    return Explanation(spec, "the chain rule, layer by layer", intro + _warnings(program), tuple(sections))
 
 
-def _cost_section(spec: Spec) -> Section:
+def _cost_section(program: Program) -> Section:
+    spec = program.spec
     L = len(spec.layers)
     if spec.loss == "softmax_ce":
-        loss, _, zs, ys = softmax_math(spec.outputs)
-        subs = {z: sym(f"z{L}_{k}") for k, z in enumerate(zs, 1)} | {y: sym(f"y{k}") for k, y in enumerate(ys, 1)}
-        cost = loss.xreplace(subs)
+        k = spec.outputs
+        zs = [sym(f"z{j}") for j in range(1, k + 1)]
+        ys = [sym(f"y{j}") for j in range(1, k + 1)]
+        subs = {z: sym(f"z{L}_{j}") for j, z in enumerate(zs, 1)} | {y: sym(f"y{j}") for j, y in enumerate(ys, 1)}
+        cost = program.output.loss.xreplace(subs)
         note = "softmax cross-entropy on the logits z: -sum_j y_j log softmax(z)_j"
     else:
         ell = per_unit_loss(spec).xreplace({A: sym(f"a{L}_j"), Y: sym("y_j")})
@@ -158,47 +153,56 @@ def _cost_section(spec: Spec) -> Section:
     return Section("Cost of one sample", (Equation("loss_k", cost, "C_k", "C_k", note=note),))
 
 
-def _layer_section(spec: Spec, l: int) -> Section:
+def _notes(program: Program, l: int) -> dict[str, str]:
+    """The whole-layer formula texts of layer l: the notes of the statements the module prints."""
+    out: dict[str, str] = {}
+    for s in program.function("loss_and_grad").body:
+        if not s.note:
+            continue
+        if s.out.layer == l and isinstance(s, MatMul | Reduce) and s.out.kind in (Kind.GRAD_W, Kind.GRAD_B):
+            out[s.out.kind.name] = s.note
+        elif s.out.layer == l - 1 and isinstance(s, MatMul) and s.out.kind is Kind.UPSTREAM:
+            out["UPSTREAM"] = s.note
+        elif s.out.layer == l and s.out.kind is Kind.DELTA:
+            out["DELTA"] = s.note
+    return out
+
+
+def _layer_section(program: Program, l: int) -> Section:
+    spec = program.spec
     L = len(spec.layers)
-    layer = spec.layers[l - 1]
-    act = activation_math(layer)
+    layer = program.layers[l - 1]
+    out = program.output
     a_j, z_j, y_j = sym(f"a{l}_j"), sym(f"z{l}_j"), sym("y_j")
     at = {A: a_j, Z: z_j, Y: y_j}
     dC_da = sym(f"dC_da{l}_j")
     delta = sym(f"delta{l}_j")
     role = "output" if l == L else "hidden"
-    title = f"Layer {l} ({role}, {layer.units} unit{'s' if layer.units > 1 else ''}, {layer.describe()})"
+    title = f"Layer {l} ({role}, {layer.units} unit{'s' if layer.units > 1 else ''}, {layer.label})"
     eqs = [
-        Equation(f"f{l}", act.f, f"f{l}(z)", f"f_{{{l}}}(z)", note=f"a{l}_j = f{l}(z{l}_j)"),
+        Equation(f"f{l}", layer.f, f"f{l}(z)", f"f_{{{l}}}(z)", note=f"a{l}_j = f{l}(z{l}_j)"),
         Equation(
             f"df{l}",
-            act.df,
+            layer.df,
             f"f{l}'(z)",
             f"f_{{{l}}}'(z)",
-            note=f"derived by SymPy, in terms of a = f{l}(z)" if act.df.has(A) else "derived by SymPy",
+            note=f"derived by SymPy, in terms of a = f{l}(z)" if layer.df.has(A) else "derived by SymPy",
         ),
     ]
     notes: list[str] = []
+    texts = _notes(program, l)
     delta_lhs = f"delta{l}_j = dC_k/dz{l}_j"
     delta_lhs_latex = rf"\delta^{{({l})}}_{{j}} = \frac{{\partial C_k}}{{\partial z^{{({l})}}_{{j}}}}"
-    vector = [(f"delta{l} = dC_k/da{l} * f{l}'(z{l})  (elementwise)", _vector_delta_latex(l))]
+    vector = [(texts["DELTA"], _vector_delta_latex(l))]
     if l == L and spec.loss == "softmax_ce":
-        _, deltas, zs, ys = softmax_math(spec.outputs)
-        subs = {z: sym(f"z{L}_{k}") for k, z in enumerate(zs, 1)} | {y: sym(f"y{k}") for k, y in enumerate(ys, 1)}
-        for k, d in enumerate(deltas, 1):
-            eqs.append(
-                Equation(
-                    f"delta{L}_{k}",
-                    d.xreplace(subs),
-                    f"delta{L}_{k} = dC_k/dz{L}_{k}",
-                    rf"\delta^{{({L})}}_{{{k}}} = \frac{{\partial C_k}}{{\partial z^{{({L})}}_{{{k}}}}}",
-                )
-            )
-        vector = [(f"delta{L} = softmax(z{L}) * sum(y) - y", _vector_softmax_latex(L))]
+        d = out.delta.xreplace({P: sym(f"softmax{L}_j"), SY: sym("sum_y"), Y: y_j})
+        note = f"derived by SymPy: d/dz_j of C_k; softmax{L}_j = exp(z{L}_j)/sum_i exp(z{L}_i), sum_y = sum_i y_i"
+        eqs.append(Equation(f"delta{L}_j", d, delta_lhs, delta_lhs_latex, note=note))
+        vector = [(texts["DELTA"], _vector_softmax_latex(L))]
         notes.append("softmax and cross-entropy are differentiated together in z: delta = softmax(z) - y for one-hot y")
     elif l == L:
-        out = output_math(spec)
-        dl_da = sp.diff(per_unit_loss(spec), A).xreplace(at)
+        assert out.dloss_da is not None
+        dl_da = out.dloss_da.xreplace(at)
         if dl_da.is_rational_function(a_j, y_j):
             dl_da = sp.factor(dl_da)  # 2*(a - y) rather than 2*a - 2*y
         eqs.append(Equation(f"dC_da{L}_j", dl_da, note=f"d/da of the loss of unit j, at a = a{L}_j"))
@@ -209,25 +213,26 @@ def _layer_section(spec: Spec, l: int) -> Section:
             how += ", simplified by SymPy"
         eqs.append(Equation(f"delta{L}_j", out.delta.xreplace(at), delta_lhs, delta_lhs_latex, note=how))
         if out.clipped:
-            notes.append(f"bce on a {layer.activation!r} output: a is clipped into [eps, 1-eps] inside log")
+            notes.append(f"bce on a {spec.layers[-1].activation!r} output: a is clipped into [eps, 1-eps] inside log")
     else:
-        local = act.df.xreplace(at)
+        local = layer.df.xreplace(at)
         eqs.append(Equation(f"delta{l}_j", local * dC_da, delta_lhs, delta_lhs_latex, factors=(local, dC_da)))
     prev = _prev(l, "i")
     eqs.append(Equation(f"dC_dW{l}_j_i", delta * prev, factors=(delta, prev)))
     eqs.append(Equation(f"dC_db{l}_j", delta))
-    vector.append((f"dC/dW{l} = mean_k delta{l} {_vec_prev(l)}^T,  dC/db{l} = mean_k delta{l}", _vector_grad_latex(l)))
+    vector.append((f"{texts['GRAD_W']};  {texts['GRAD_B']}", _vector_grad_latex(l)))
     if l > 1:
         total = sp.Sum(sym(f"W{l}_j_i") * delta, (J, 1, layer.units))
         eqs.append(
             Equation(f"dC_da{l - 1}_i", total, note=f"= (W{l}^T delta{l})_i, the error sent down to layer {l - 1}")
         )
-        vector.append(
-            (
-                f"dC_k/da{l - 1} = W{l}^T delta{l}",
-                rf"\frac{{\partial C_k}}{{\partial a^{{({l - 1})}}}} = W^{{({l})\top}} \delta^{{({l})}}",
+        if "UPSTREAM" in texts:
+            vector.append(
+                (
+                    texts["UPSTREAM"],
+                    rf"\frac{{\partial C_k}}{{\partial a^{{({l - 1})}}}} = W^{{({l})\top}} \delta^{{({l})}}",
+                )
             )
-        )
     return Section(title, tuple(eqs), tuple(vector), tuple(notes))
 
 
@@ -275,26 +280,26 @@ def parse_label(label: str, spec: Spec) -> str:
     return f"{array}{layer}[{','.join(map(str, index))}]"
 
 
-def parameter(spec: Spec, label: str, expand: bool = False, derivation: Derivation | None = None) -> Explanation:
+def parameter(spec: Spec, label: str, expand: bool = False, view: UnitView | None = None) -> Explanation:
     """∂C_k/∂(one parameter), per sample: compact with its definitions, or expanded."""
-    d = derivation or derive(spec)
+    d = view or UnitView(spec)
     g = d.gradient(parse_label(label, spec))
     name = sympy_name(g.label)
     lhs = f"dC_k/d{g.label}"
     lhs_latex = latex_name("dC_d" + g.param.name)
     batch = f"the batch gradient dC/d{g.label} is the mean over the samples k"
+    warnings = _warnings(d.program)
     if expand:
         expanded = _expand_all(d, [g.per_sample])[0]
         eq = Equation(name, expanded, lhs, lhs_latex, note=batch)
         section = Section(f"dC_k/d{g.label} in inputs, targets and parameters", (eq,))
         written = "Written out in the inputs x, targets y and parameters W, b only (every z, a and delta substituted)."
-        return Explanation(spec, f"dC_k/d{g.label}, expanded", (written, *_warnings(spec)), (section,))
+        return Explanation(spec, f"dC_k/d{g.label}, expanded", (written, *warnings), (section,))
     factors = (g.delta,) if g.activation is None else (g.delta, g.activation)
     top = Equation(name, g.per_sample, lhs, lhs_latex, text=f"{lhs} = {g.formula_text}", note=batch, factors=factors)
-    defs = _compact_definitions(d)
-    needed = _closure(g.per_sample, defs)
-    backward = [_compact_equation(d, s, defs) for s in _backward_order(d) if s in needed]
-    forward = [Equation(s.lhs.name, s.rhs) for s in d.network.forward if s.lhs in needed]
+    needed = _closure(g.per_sample, d.defs)
+    backward = [_compact_equation(d, s) for s in _backward_order(d) if s in needed]
+    forward = [Equation(s.name, d.defs[s]) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
     sections = [Section(f"dC_k/d{g.label}, per sample", (top,))]
     if backward:
         sections.append(
@@ -306,7 +311,7 @@ def parameter(spec: Spec, label: str, expand: bool = False, derivation: Derivati
         f"{g.label} is the {_describe_param(g.array, g.index)}; indices are 1-based.",
         "Compact form: over the z, a and delta symbols, each defined below (same formulas as the module's comments).",
     )
-    return Explanation(spec, f"dC_k/d{g.label}", intro + _warnings(spec), tuple(sections))
+    return Explanation(spec, f"dC_k/d{g.label}", intro + warnings, tuple(sections))
 
 
 def _describe_param(array: str, index: tuple[int, ...]) -> str:
@@ -318,47 +323,31 @@ def _describe_param(array: str, index: tuple[int, ...]) -> str:
     return f"bias of neuron {index[0] + 1} of layer {l}"
 
 
-def _compact_definitions(d: Derivation) -> dict[sp.Symbol, sp.Expr]:
-    """z, a and δ definitions, hidden δ split as f'(z) · dC_da with dC_da = Σ W δ its own symbol."""
-    defs: dict[sp.Symbol, sp.Expr] = {s.lhs: s.rhs for s in d.network.forward}
-    for s in d.backward:
-        if s.lhs in d.upstream:
-            up = _upstream_symbol(s.lhs)
-            defs[s.lhs] = d.local[s.lhs] * up
-            defs[up] = d.upstream[s.lhs]
-        else:
-            defs[s.lhs] = s.rhs
-    return defs
-
-
-def _upstream_symbol(delta: sp.Symbol) -> sp.Symbol:
-    return sym("dC_da" + delta.name[len("delta") :])
-
-
-def _backward_order(d: Derivation) -> list[sp.Symbol]:
+def _backward_order(d: UnitView) -> list[sp.Symbol]:
     """δ (each followed by its dC_da) from layer 1 up to the output: the chain rule read upwards."""
     out: list[tuple[int, int, int, sp.Symbol]] = []
-    for s in d.backward:
-        l, j = map(int, s.lhs.name[len("delta") :].split("_"))
-        out.append((l, j, 0, s.lhs))
-        if s.lhs in d.upstream:
-            out.append((l, j, 1, _upstream_symbol(s.lhs)))
+    for s in d.order:
+        if d.kind(s) is Kind.DELTA:
+            l, j = d.layer_unit(s)
+            out.append((l, j, 0, s))
+            if s in d.upstream:
+                out.append((l, j, 1, d.upstream[s]))
     return [s for *_, s in sorted(out, key=lambda t: t[:3])]
 
 
-def _compact_equation(d: Derivation, s: sp.Symbol, defs: dict[sp.Symbol, sp.Expr]) -> Equation:
-    if s.name.startswith("delta"):
-        factors = (d.local[s], _upstream_symbol(s)) if s in d.upstream else ()
-        l, j = s.name[len("delta") :].split("_")
+def _compact_equation(d: UnitView, s: sp.Symbol) -> Equation:
+    if d.kind(s) is Kind.DELTA:
+        factors = (d.local(s), d.upstream[s]) if s in d.upstream else ()
+        l, j = d.layer_unit(s)
         return Equation(
             s.name,
-            defs[s],
+            d.defs[s],
             f"{s.name} = dC_k/dz{l}_{j}",
             rf"{latex_name(s.name)} = \frac{{\partial C_k}}{{\partial {latex_name(f'z{l}_{j}')}}}",
             text=d.delta_text(s),
             factors=factors,
         )
-    return Equation(s.name, defs[s], note="sum over the units of the layer above")
+    return Equation(s.name, d.defs[s], note="sum over the units of the layer above")
 
 
 def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
@@ -373,23 +362,8 @@ def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
     return seen
 
 
-def expanded_size(d: Derivation, exprs: Iterable[sp.Expr]) -> int:
-    """Nodes of the expanded trees, counted without building them."""
-    defs = d.definitions()
-    memo: dict[sp.Basic, int] = {}
-
-    def size(e: sp.Basic) -> int:
-        if e in defs:
-            if e not in memo:
-                memo[e] = size(defs[e])
-            return memo[e]
-        return 1 + sum(size(arg) for arg in e.args)
-
-    return sum(size(e) for e in exprs)
-
-
-def _expand_all(d: Derivation, exprs: list[sp.Expr]) -> list[sp.Expr]:
-    n = expanded_size(d, exprs)
+def _expand_all(d: UnitView, exprs: list[sp.Expr]) -> list[sp.Expr]:
+    n = d.size(exprs)
     if n > MAX_EXPANDED_NODES:
         which = "formulas would" if len(exprs) > 1 else "formula would"
         hint = "drop --expand for the compact form" + (", or pick one --param" if len(exprs) > 1 else "")
@@ -399,9 +373,9 @@ def _expand_all(d: Derivation, exprs: list[sp.Expr]) -> list[sp.Expr]:
     return [d.expand(e) for e in exprs]
 
 
-def every_parameter_expanded(spec: Spec, derivation: Derivation | None = None) -> Explanation:
+def every_parameter_expanded(spec: Spec, view: UnitView | None = None) -> Explanation:
     """Every ∂C_k/∂p written out in inputs, targets and parameters, one section per layer."""
-    d = derivation or derive(spec)
+    d = view or UnitView(spec)
     expanded = _expand_all(d, [g.per_sample for g in d.gradients])
     sections = []
     for l in range(1, len(spec.layers) + 1):
@@ -415,7 +389,7 @@ def every_parameter_expanded(spec: Spec, derivation: Derivation | None = None) -
         "Every per-sample gradient dC_k/dp, written out in the inputs x, targets y and parameters W, b only.",
         "The batch gradient is the mean over the samples k.",
     )
-    return Explanation(spec, "every gradient, expanded", intro + _warnings(spec), tuple(sections))
+    return Explanation(spec, "every gradient, expanded", intro + _warnings(d.program), tuple(sections))
 
 
 def collapsed(spec: Spec) -> Explanation:
@@ -428,13 +402,13 @@ def collapsed(spec: Spec) -> Explanation:
     terms = math.prod(sizes[1:-1]) * sizes[0] * sizes[-1]
     if terms > MAX_EXPANDED_NODES:
         raise ExplainError(f"--collapse: the product would have about {terms:,} terms (limit {MAX_EXPANDED_NODES:,})")
-    net = build_network(spec)
+    d = UnitView(spec)
     L = len(spec.layers)
-    W = sp.Matrix(net.W[1])
-    B = sp.Matrix(net.b[1])
+    W = d.weights(1)
+    B = d.biases(1)
     for l in range(2, L + 1):
-        W = sp.Matrix(net.W[l]) * W
-        B = sp.Matrix(net.W[l]) * B + sp.Matrix(net.b[l])
+        W = d.weights(l) * W
+        B = d.weights(l) * B + d.biases(l)
     product = " ".join(f"W{l}" for l in range(L, 0, -1))
     bias = "b1"
     for l in range(2, L + 1):
@@ -459,8 +433,8 @@ def _title(spec: Spec) -> str:
     return f"{spec.name}: {sizes} network ({acts}), loss {spec.loss}"
 
 
-def _warnings(spec: Spec) -> tuple[str, ...]:
-    return tuple(f"Warning: {w}." for w in gradient_warnings(spec))
+def _warnings(program: Program) -> tuple[str, ...]:
+    return tuple(f"Warning: {w}." for w in program.warnings)
 
 
 # --------------------------------------------------------------- printing --

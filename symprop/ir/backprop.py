@@ -1,155 +1,218 @@
-"""Stage 3: backpropagation as a list of assignments, by the chain rule.
+"""Backpropagation, written once: the layer-level :class:`Program` of a spec.
 
-One symbol per neuron's error δ = ∂C_k/∂z (per sample k):
+Per layer l = 1..L (A⁰ = X, rows are samples; n is the batch size):
 
-* output layer: δL_j = ∂ℓ/∂z, from :mod:`symprop.symbolic.layer_math` (local derivative only);
-* hidden layers: δl_i = f'(zl_i) · Σ_j W(l+1)_j_i δ(l+1)_j, where the sum is ∂C_k/∂al_i;
-* gradients: ∂C/∂Wl_j_i = mean_k(δl_j · a(l-1)_i), ∂C/∂bl_j = mean_k(δl_j).
+* forward:  Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ,  Aˡ = fˡ(Zˡ);
+* loss:     C = (1/n) Σ_k C_k, C_k = Σ_j ℓ(a_j, z_j, y_j) (or softmax cross-entropy over the row);
+* backward: Dᴸ = δᴸ/n with δᴸ = ∂C_k/∂zᴸ;  ∂C/∂Wˡ = Dˡᵀ Aˡ⁻¹;  ∂C/∂bˡ = Σ_batch Dˡ;
+            Gˡ⁻¹ = Dˡ Wˡ (= ∂C/∂Aˡ⁻¹);  Dˡ⁻¹ = Gˡ⁻¹ ⊙ fˡ⁻¹'(Zˡ⁻¹).
 
-Nothing differentiates the whole cost: every derivative taken is of one scalar
-activation or loss (the measured alternative is ~1000x slower).
+D is ∂C/∂Z for the batch cost, δ/n: the 1/n of the mean is applied once, at the output,
+so every product below it is a plain matrix product.  Only scalar functions are
+differentiated (each activation's f, the per-unit loss, softmax cross-entropy over
+symbols), in :mod:`symprop.symbolic.layer_math`; this module composes them.
+Each statement carries its formula as a note: the generated modules' comments and
+``symprop explain`` print these texts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from functools import lru_cache
 
 import sympy as sp
 
-from symprop.ir.graph import Assign, Network, build_network, linear_sum, sym
+from symprop.ir.forms import choose_form, split_masks
+from symprop.ir.program import (
+    AddBias,
+    Axis,
+    Function,
+    Granularity,
+    Kind,
+    LayerMath,
+    Map,
+    MatMul,
+    OutputMath,
+    Program,
+    Reduce,
+    ReduceOp,
+    Role,
+    Statement,
+    Var,
+    formula,
+)
 from symprop.spec import Spec
-from symprop.symbolic.layer_math import A, Y, Z, activation_math, output_math, softmax_math
+from symprop.symbolic import layer_math as lm
+
+N = Var("n", Kind.COUNT)  # the batch size, known when the function runs
 
 
-@dataclass(frozen=True)
-class Gradient:
-    """∂C/∂param = mean over the batch of ``delta * activation`` (activation None for a bias)."""
-
-    array: str
-    index: tuple[int, ...]  # 0-based, into the parameter array
-    param: sp.Symbol
-    delta: sp.Symbol
-    activation: sp.Symbol | None
-
-    @property
-    def label(self) -> str:
-        """1-based, as in the math: ``W2[1,3]``, ``b1[2]``."""
-        return f"{self.array}[{','.join(str(i + 1) for i in self.index)}]"
-
-    @property
-    def per_sample(self) -> sp.Expr:
-        return self.delta if self.activation is None else self.delta * self.activation
-
-    @property
-    def formula_text(self) -> str:
-        """The per-sample formula as text, e.g. ``a1_1*delta2_1`` (module comments, ``symprop explain``)."""
-        return sp.sstr(self.per_sample)
+def layer_vars(l: int) -> tuple[Var, Var]:
+    """(Zˡ, Aˡ); A⁰ is X."""
+    return Var(f"Z{l}", Kind.Z, l), Var(f"A{l}", Kind.A, l)
 
 
-@dataclass(frozen=True)
-class Derivation:
-    network: Network
-    backward: tuple[Assign, ...]  # delta assignments, output layer first
-    upstream: dict[sp.Symbol, sp.Expr]  # hidden delta -> Σ W δ (= ∂C_k/∂a of that neuron)
-    local: dict[sp.Symbol, sp.Expr]  # hidden delta -> f'(z) of that neuron
-    gradients: tuple[Gradient, ...]
-
-    @property
-    def spec(self) -> Spec:
-        return self.network.spec
-
-    def definitions(self) -> dict[sp.Symbol, sp.Expr]:
-        """Every z, a and delta symbol with its defining expression."""
-        return {s.lhs: s.rhs for s in (*self.network.forward, *self.backward)}
-
-    def expand(self, expr: sp.Expr) -> sp.Expr:
-        """Write ``expr`` in inputs, targets and parameters only (substitute z, a, delta).
-
-        Each definition is expanded once, bottom-up, and remembered (``_expanded``):
-        substituting the whole tree level by level rebuilt and re-simplified every
-        Piecewise many times (measured ~30x slower for a 2-2-2 piecewise_linear net).
-        """
-        defs = self._definitions
-        done = self._expanded
-
-        def full(s: sp.Symbol) -> sp.Expr:
-            if s not in done:
-                rhs = defs[s]
-                done[s] = rhs.xreplace({t: full(t) for t in rhs.free_symbols if t in defs})
-            return done[s]
-
-        return expr.xreplace({t: full(t) for t in expr.free_symbols if t in defs})
-
-    @cached_property
-    def _definitions(self) -> dict[sp.Symbol, sp.Expr]:
-        return self.definitions()
-
-    @cached_property
-    def _expanded(self) -> dict[sp.Symbol, sp.Expr]:
-        return {}
-
-    def delta_text(self, delta: sp.Symbol) -> str:
-        """Compact chain-rule formula of one δ as one line of text.
-
-        Shared by the generated modules' comments and ``symprop explain``, e.g.
-        ``delta1_2 = dC_k/dz1_2 = (2*a1_2*(1 - a1_2)) * sum_j W2_j_2*delta2_j``.
-        """
-        l, i = delta.name[len("delta") :].split("_")
-        if delta in self.upstream:
-            upper = int(l) + 1
-            local = sp.sstr(self.local[delta])
-            return f"{delta.name} = dC_k/dz{l}_{i} = ({local}) * sum_j W{upper}_j_{i}*delta{upper}_j"
-        rhs = next(s.rhs for s in self.backward if s.lhs == delta)
-        return f"{delta.name} = dC_k/dz{l}_{i} = {sp.sstr(rhs)}"
-
-    def gradient(self, label: str) -> Gradient:
-        """Look up a gradient by its 1-based label, e.g. ``W2[1,3]``."""
-        wanted = label.replace(" ", "")
-        for g in self.gradients:
-            if g.label == wanted:
-                return g
-        raise KeyError(label)
+def inputs_of(l: int) -> Var:
+    return Var("X", Kind.INPUT) if l == 1 else Var(f"A{l - 1}", Kind.A, l - 1)
 
 
-def derive(spec: Spec) -> Derivation:
-    net = build_network(spec)
-    L = net.n_layers
-    backward: list[Assign] = []
-    upstream: dict[sp.Symbol, sp.Expr] = {}
-    local_derivative: dict[sp.Symbol, sp.Expr] = {}
-    deltas: list[tuple[sp.Symbol, ...]] = [() for _ in range(L + 1)]
+def _text(expr: sp.Expr, l: int) -> str:
+    """A formula in the math's lower-case names (z2, a2, y) for notes and comments."""
+    return formula(expr.xreplace({lm.Z: sp.Symbol(f"z{l}"), lm.A: sp.Symbol(f"a{l}")}))
 
-    out_deltas = tuple(sym(f"delta{L}_{j}") for j in range(1, spec.outputs + 1))
+
+def layers_math(spec: Spec) -> tuple[LayerMath, ...]:
+    out = []
+    for l, layer in enumerate(spec.layers, start=1):
+        act = lm.activation_math(layer)
+        out.append(LayerMath(l, layer.units, layer.describe(), act.f, act.df))
+    return tuple(out)
+
+
+def output_math(spec: Spec) -> OutputMath:
     if spec.loss == "softmax_ce":
-        _, d_exprs, zs, ys = softmax_math(spec.outputs)
-        subs = dict(zip(zs, net.z[L], strict=True)) | dict(zip(ys, net.y, strict=True))
-        for d, expr in zip(out_deltas, d_exprs, strict=True):
-            backward.append(Assign(d, expr.xreplace(subs), "delta"))
-    else:
-        local = output_math(spec).delta
-        for d, aj, zj, yj in zip(out_deltas, net.a[L], net.z[L], net.y, strict=True):
-            backward.append(Assign(d, local.xreplace({A: aj, Z: zj, Y: yj}), "delta"))
-    deltas[L] = out_deltas
+        loss, _, _, _ = lm.softmax_math(spec.outputs)
+        return OutputMath(loss, lm.softmax_delta(spec.outputs), None, fused=True, clipped=False)
+    out = lm.output_math(spec)
+    return OutputMath(out.loss, out.delta, out.dloss_da, out.fused, out.clipped)
 
-    for l in range(L - 1, 0, -1):
-        df = activation_math(spec.layers[l - 1]).df
-        layer_deltas = []
-        for i in range(spec.layer_sizes[l]):
-            d = sym(f"delta{l}_{i + 1}")
-            total = linear_sum(tuple(row[i] for row in net.W[l + 1]), deltas[l + 1])
-            upstream[d] = total
-            local = df.xreplace({A: net.a[l][i], Z: net.z[l][i]})
-            local_derivative[d] = local
-            backward.append(Assign(d, local * total, "delta"))
-            layer_deltas.append(d)
-        deltas[l] = tuple(layer_deltas)
 
-    gradients: list[Gradient] = []
-    for l in range(1, L + 1):
-        for j, dj in enumerate(deltas[l]):
-            gradients += [Gradient(f"W{l}", (j, i), net.W[l][j][i], dj, ai) for i, ai in enumerate(net.a[l - 1])]
-            gradients.append(Gradient(f"b{l}", (j,), net.b[l][j], dj, None))
-    order = {name: k for k, name in enumerate(spec.param_shapes)}
-    gradients.sort(key=lambda g: (order[g.array], g.index))
-    return Derivation(net, tuple(backward), upstream, local_derivative, tuple(gradients))
+def rewrites_fired(spec: Spec) -> tuple[str, ...]:
+    names = [name for layer in spec.layers for name in lm.activation_math(layer).rewrites]
+    if spec.loss != "softmax_ce":
+        names += lm.output_math(spec).rewrites
+    return tuple(dict.fromkeys(names))
+
+
+def _forward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
+    body: list[Statement] = []
+    for lay in layers:
+        l = lay.l
+        Zl, Al = layer_vars(l)
+        W, b = Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)
+        prev = "x" if l == 1 else f"a{l - 1}"
+        body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, f"z{l} = W{l} {prev} + b{l}"))
+        body.append(AddBias(Zl, b, Role.FORWARD))
+        note = f"a{l} = f{l}(z{l}) = {_text(lay.f, l)}"
+        body.append(Map(Al, lay.f.xreplace({lm.Z: Zl.symbol}), Role.FORWARD, note))
+    return body
+
+
+def _at_output(expr: sp.Expr, L: int) -> sp.Expr:
+    Z, A = layer_vars(L)
+    return expr.xreplace({lm.Z: Z.symbol, lm.A: A.symbol, lm.Y: Var("Y", Kind.TARGET).symbol})
+
+
+def _loss(spec: Spec, out: OutputMath) -> tuple[list[Statement], list[Statement]]:
+    """(statements computing C, statements computing Dᴸ after them)."""
+    L = len(spec.layers)
+    Y = Var("Y", Kind.TARGET)
+    n = N.symbol
+    C = Var("C", Kind.COST)
+    if spec.loss != "softmax_ce":
+        ell = _at_output(out.loss, L)
+        note = f"C = (1/n) sum_k C_k, C_k = sum_j l(a{L}_j, z{L}_j, y_j), l = {_text(out.loss, L)}"
+        loss: list[Statement] = [Reduce(C, ell, ReduceOp.SUM, Axis.ALL, Role.LOSS, 1 / n, note)]
+        D = Var(f"D{L}", Kind.DELTA, L)
+        delta_note = f"delta{L} = dC_k/dz{L} = {_text(out.delta, L)}; D{L} = dC/dZ{L} = delta{L} / n"
+        rest, masks = split_masks(_at_output(out.delta, L))
+        delta = sp.Mul(choose_form(rest, (ell,)), *masks)
+        return loss, [Map(D, delta / n, Role.BACKWARD, delta_note)]
+    # Softmax cross-entropy, shifted by the row maximum M before both terms (no overflow, and
+    # no cancellation between LSE·Σy and Σ y z when the logits are large):
+    # C_k = log(Σ_j exp(z_j − M))·Σy − Σ_j y_j (z_j − M).
+    Z, _ = layer_vars(L)
+    M, E, S = Var(f"M{L}", Kind.ROW, L), Var(f"E{L}", Kind.TEMP, L), Var(f"S{L}", Kind.ROW, L)
+    SY, C1, C2 = Var("SY", Kind.ROW), Var("C_lse", Kind.COST), Var("C_yz", Kind.COST)
+    shifted = Z.symbol - M.symbol
+    loss = [
+        Reduce(M, Z.symbol, ReduceOp.MAX, Axis.UNITS, Role.LOSS, note=f"softmax cross-entropy; M{L} = max_j z{L}_j"),
+        Map(E, sp.exp(shifted), Role.LOSS, f"E{L} = exp(z{L} - M{L}): no overflow"),
+        Reduce(S, E.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note=f"log(S{L}) = LSE(z{L}) - M{L}"),
+        Reduce(SY, Y.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note="SY = sum_j y_j"),
+        Reduce(C1, sp.log(S.symbol) * SY.symbol, ReduceOp.SUM, Axis.ALL, Role.LOSS),
+        Reduce(C2, Y.symbol * shifted, ReduceOp.SUM, Axis.ALL, Role.LOSS),
+        Map(
+            C,
+            (C1.symbol - C2.symbol) / n,
+            Role.LOSS,
+            f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j",
+        ),
+    ]
+    P, D = Var(f"P{L}", Kind.TEMP, L), Var(f"D{L}", Kind.DELTA, L)
+    delta = out.delta.xreplace({lm.P: P.symbol, lm.SY: SY.symbol, lm.Y: Y.symbol})
+    backward: list[Statement] = [
+        Map(P, E.symbol / S.symbol, Role.BACKWARD, f"P{L} = softmax(z{L}) = E{L} / S{L}"),
+        Map(
+            D,
+            delta / n,
+            Role.BACKWARD,
+            f"delta{L} = dC_k/dz{L} = {formula(out.delta.xreplace({lm.P: sp.Symbol(f'softmax(z{L})')}))}; "
+            f"D{L} = delta{L} / n",
+        ),
+    ]
+    return loss, backward
+
+
+def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
+    L = len(layers)
+    body: list[Statement] = []
+    for l in range(L, 0, -1):
+        D = Var(f"D{l}", Kind.DELTA, l)
+        prev = "x" if l == 1 else f"a{l - 1}"
+        dW, db = Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)
+        body.append(MatMul(dW, D, inputs_of(l), True, False, Role.OUTPUT, f"dC/dW{l} = (1/n) sum_k delta{l} {prev}^T"))
+        body.append(
+            Reduce(db, D.symbol, ReduceOp.SUM, Axis.BATCH, Role.OUTPUT, note=f"dC/db{l} = (1/n) sum_k delta{l}")
+        )
+        if l == 1:
+            continue
+        below = layers[l - 2]
+        Dm = Var(f"D{l - 1}", Kind.DELTA, l - 1)
+        rule = f"delta{l - 1} = dC_k/da{l - 1} * f{l - 1}'(z{l - 1})"
+        if below.blocks_gradient:
+            note = f"{rule}, f{l - 1}'(z{l - 1}) = 0: no gradient flows below layer {l}"
+            body.append(Map(Dm, sp.Integer(0), Role.BACKWARD, note))
+            continue
+        G = Var(f"G{l - 1}", Kind.UPSTREAM, l - 1)
+        body.append(
+            MatMul(G, D, Var(f"W{l}", Kind.WEIGHT, l), False, False, Role.BACKWARD, f"dC_k/da{l - 1} = W{l}^T delta{l}")
+        )
+        Zm, Am = layer_vars(l - 1)
+        rest, masks = split_masks(below.df.xreplace({lm.Z: Zm.symbol, lm.A: Am.symbol}))
+        df = sp.Mul(choose_form(rest), *masks)
+        note = f"{rule}, f{l - 1}'(z{l - 1}) = {_text(below.df, l - 1)}"
+        body.append(Map(Dm, G.symbol * df, Role.BACKWARD, note))
+    return body
+
+
+@lru_cache(maxsize=64)
+def derive(spec: Spec) -> Program:
+    """The layer-level program of a validated spec (cached: specs are frozen and hashable)."""
+    layers = layers_math(spec)
+    out = output_math(spec)
+    L = len(layers)
+    forward = _forward(spec, layers)
+    loss, delta_out = _loss(spec, out)
+    backward = _backward(spec, layers)
+    C = Var("C", Kind.COST)
+    _, AL = layer_vars(L)
+    grads = tuple(v for l in range(1, L + 1) for v in (Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)))
+    functions = (
+        Function("forward", tuple(forward), (AL,)),
+        Function("loss", tuple(forward + loss), (C,)),
+        Function("loss_and_grad", tuple(forward + loss + delta_out + backward), (C, *grads)),
+    )
+    params = tuple(v for l in range(1, L + 1) for v in (Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)))
+    return Program(
+        spec,
+        Granularity.LAYER,
+        functions,
+        layers,
+        out,
+        rewrites_fired(spec),
+        tuple(lm.gradient_warnings(spec)),
+        params,
+    )
+
+
+__all__ = ["N", "derive", "inputs_of", "layer_vars"]

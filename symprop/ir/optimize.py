@@ -1,101 +1,93 @@
-"""Stage 4: one joint common-subexpression elimination per emitted function.
+"""The one common-subexpression elimination over the IR, used by every backend.
 
-The weighted sums ``z = Σ W a + b`` and the backpropagated sums ``Σ W δ`` are
-linear and share nothing, so they stay out of CSE (placeholders stand in for
-the latter); everything elementwise — activations, the per-sample loss and
-every δ — goes through one ``sympy.cse`` together, so a term such as
-``a2_1 - y1`` is computed once for the loss and the gradient.
+:func:`cse` runs one ``sympy.cse`` per run of elementwise statements (the statements
+between two matrix products or linear sums, the forward pass on its own), constants folded first, temporaries placed
+before their first use.  Runs never span a matrix product, so no temporary of the forward
+pass is held through the backward pass.  (The choice of forms happens earlier, once, in
+:mod:`symprop.ir.forms`, as the program is built.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import sympy as sp
 
-from symprop.ir.backprop import Derivation
-from symprop.ir.graph import Assign
-
-LOSS_SYMBOL = sp.Symbol("loss_k", real=True)
-
-
-# An emitted ``lhs = rhs`` is the graph's assignment; CSE adds the role ``temp``.
-Statement = Assign
+from symprop.ir.backprop import N
+from symprop.ir.forms import fold_numbers
+from symprop.ir.program import Function, Kind, Map, Program, Reduce, Role, Statement, Var
 
 
-@dataclass(frozen=True)
-class Block:
-    """Statements in order; ``sums`` maps each placeholder to its linear sum Σ W δ."""
-
-    statements: tuple[Statement, ...]
-    sums: dict[sp.Symbol, sp.Expr]
-
-    @property
-    def n_ops(self) -> int:
-        """Operation count: sympy.count_ops of the elementwise parts, 2k-1 per k-term linear sum."""
-        linear = [s.rhs for s in self.statements if s.role == "z"] + list(self.sums.values())
-        elementwise = [s.rhs for s in self.statements if s.role != "z"]
-        return sum(2 * len(sp.Add.make_args(e)) - 1 for e in linear) + count_ops(elementwise)
+def cse(program: Program) -> Program:
+    """One common-subexpression elimination per run of elementwise statements (module docstring)."""
+    return replace(program, functions=tuple(_cse_function(f) for f in program.functions))
 
 
-def optimize(derivation: Derivation, loss: bool, grad: bool) -> Block:
-    """Statements for forward (loss=grad=False), loss (loss=True) or loss-and-grad (both)."""
-    net = derivation.network
-    primary: list[Statement] = list(net.forward)
-    if loss or grad:
-        primary.append(Statement(LOSS_SYMBOL, net.loss, "loss"))
-    holders: dict[sp.Symbol, tuple[sp.Symbol, sp.Expr]] = {}
-    if grad:
-        for s in derivation.backward:
-            rhs = s.rhs
-            total = derivation.upstream.get(s.lhs)
-            if total is not None:
-                holder = sp.Symbol(f"_sum_{s.lhs.name}", real=True)
-                holders[holder] = (s.lhs, total)
-                rhs = rhs.xreplace({total: holder})
-            primary.append(Statement(s.lhs, rhs, s.role))
-    return _cse(primary, {h: total for h, (_, total) in holders.items()})
+def _cse_function(f: Function) -> Function:
+    body: list[Statement] = []
+    run: list[Map | Reduce] = []
+    counter = itertools.count()
+
+    def flush() -> None:
+        body.extend(_cse_run(run, counter))
+        run.clear()
+
+    for s in f.body:
+        if run and s.role is not run[-1].role and Role.FORWARD in (s.role, run[-1].role):
+            flush()  # the forward pass is optimised alone: every function shares it as is
+        if isinstance(s, Map | Reduce):
+            run.append(s)
+        else:
+            flush()
+            body.append(s)
+    flush()
+    return replace(f, body=tuple(body))
 
 
-def _cse(primary: list[Statement], holders: dict[sp.Symbol, sp.Expr]) -> Block:
-    """Run one CSE over the elementwise statements and order temporaries before first use.
-
-    Placeholders for the linear sums stay in the statements (see ``Block.sums``).
-    """
-    elementwise = [k for k, s in enumerate(primary) if s.role != "z"]
+def _cse_run(run: Sequence[Map | Reduce], counter: Iterable[int]) -> list[Statement]:
+    if not run:
+        return []
+    numbers = iter(counter)
+    exprs = [fold_numbers(s.expr) for s in run]
     temps, reduced = sp.cse(
-        [fold_numbers(primary[k].rhs) for k in elementwise],  # one Float per constant: nothing to extract
-        symbols=sp.numbered_symbols("t", real=True),
+        exprs,
+        symbols=(sp.Symbol(f"t{k}", real=True) for k in numbers),
         order="canonical",
+        ignore=(N.symbol,),  # 1/n is a scalar: never worth an array temporary
     )
-    new_rhs = dict(zip(elementwise, reduced, strict=True))
+    if not temps:
+        return [replace(s, expr=e) for s, e in zip(run, exprs, strict=True)]
     temp_defs = dict(temps)
+    role_of = {
+        t: next(s.role for s, e in zip(run, reduced, strict=True) if t in _closure(e, temp_defs)) for t in temp_defs
+    }
     emitted: set[sp.Symbol] = set()
     out: list[Statement] = []
 
-    def emit_temps(expr: sp.Expr) -> None:
+    def emit(expr: sp.Expr) -> None:
         for t in sorted(expr.free_symbols & temp_defs.keys(), key=lambda s: int(s.name[1:])):
             if t not in emitted:
-                emit_temps(temp_defs[t])
+                emit(temp_defs[t])
                 emitted.add(t)
-                out.append(Statement(t, temp_defs[t], "temp"))
+                out.append(Map(Var(t.name, Kind.TEMP), temp_defs[t], role_of[t]))
 
-    for k, s in enumerate(primary):
-        rhs = new_rhs.get(k, s.rhs)
-        emit_temps(rhs)
-        out.append(Statement(s.lhs, rhs, s.role))
-    return Block(tuple(out), holders)
-
-
-def count_ops(exprs: Iterable[sp.Expr]) -> int:
-    return sum(int(sp.count_ops(e)) for e in exprs)
+    for s, e in zip(run, reduced, strict=True):
+        emit(e)
+        out.append(replace(s, expr=e))
+    return out
 
 
-def fold_numbers(expr: sp.Expr) -> sp.Expr:
-    """Turn every non-integer numeric subexpression (1/2, sqrt(2)/sqrt(pi)) into one Float."""
+def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
+    seen: set[sp.Symbol] = set()
+    todo = [s for s in expr.free_symbols if s in defs]
+    while todo:
+        t = todo.pop()
+        if t not in seen:
+            seen.add(t)
+            todo += [u for u in defs[t].free_symbols if u in defs]
+    return seen
 
-    def is_constant(e: sp.Basic) -> bool:
-        return isinstance(e, sp.Expr) and e.is_number and not isinstance(e, sp.Integer | sp.Float)
 
-    return expr.replace(is_constant, lambda e: sp.Float(e.evalf(20), 20))
+__all__ = ["cse"]

@@ -298,13 +298,14 @@ def per_unit_loss(spec: Spec) -> sp.Expr:
 
 @dataclass(frozen=True)
 class OutputMath:
-    """The output layer's per-unit loss and δ = ∂ℓ/∂z (in a, z, y)."""
+    """The output layer's per-unit loss, ∂ℓ/∂a (None when fused in z) and δ = ∂ℓ/∂z (in a, z, y)."""
 
     loss: sp.Expr
     delta: sp.Expr
     fused: bool
     clipped: bool
     rewrites: tuple[str, ...]
+    dloss_da: sp.Expr | None = None
 
 
 def _output_range_ok(f: sp.Expr) -> bool:
@@ -345,22 +346,41 @@ def output_math(spec: Spec) -> OutputMath:
         chained = sp.diff(loss_ak, A) * activation_math(out).df
         if _cost(chained) < _cost(delta) and _agrees(chained, delta_z, f):
             delta = chained
-    return OutputMath(loss, delta, fused, clipped, fired)
+    dloss_da = sp.diff(per_unit_loss(spec), A)  # of the loss as defined, for showing the chain rule
+    if dloss_da.is_rational_function(A, Y):
+        dloss_da = sp.factor(dloss_da)  # 2*(a - y) rather than 2*a - 2*y
+    return OutputMath(loss, delta, fused, clipped, fired, dloss_da)
+
+
+P = sp.Symbol("p", real=True)  # softmax(z)_j of the unit at hand
+SY = sp.Symbol("sy", real=True)  # Σ_j y_j of the sample
 
 
 def softmax_math(k: int) -> tuple[sp.Expr, list[sp.Expr], list[sp.Symbol], list[sp.Symbol]]:
     """Softmax cross-entropy over k logits: (loss, deltas, z symbols, y symbols).
 
-    C = LSE(z)·Σy − Σ y_j z_j (= −Σ y_j log softmax(z)_j), δ_j = softmax_j·Σy − y_j,
-    which is softmax − y for one-hot (or any Σy = 1) targets.
+    C = LSE(z)·Σy − Σ y_j z_j (= −Σ y_j log softmax(z)_j); δ_j = ∂C/∂z_j is derived by
+    SymPy (LogSumExp's derivative is the softmax): softmax_j·Σy − y_j, which is
+    softmax − y for one-hot (or any Σy = 1) targets.
     """
     zs = [sp.Symbol(f"z{j}", real=True) for j in range(1, k + 1)]
     ys = [sp.Symbol(f"y{j}", real=True) for j in range(1, k + 1)]
     lse = LogSumExp(*zs)
     total = sp.Add(*ys)
     loss = lse * total - sp.Add(*[y * z for y, z in zip(ys, zs, strict=True)])
-    deltas = [sp.exp(z - lse) * total - y for z, y in zip(zs, ys, strict=True)]
+    deltas = [sp.diff(loss, z) for z in zs]
     return loss, deltas, zs, ys
+
+
+@lru_cache(maxsize=16)
+def softmax_delta(k: int) -> sp.Expr:
+    """δ of one unit in p = softmax(z)_j, Σy and that unit's y (symbols P, SY, Y), from softmax_math."""
+    _, deltas, zs, ys = softmax_math(k)
+    lse, total = LogSumExp(*zs), sp.Add(*ys)
+    delta = deltas[0].xreplace({sp.exp(zs[0] - lse): P}).xreplace({total: SY}).xreplace({ys[0]: Y})
+    if not delta.free_symbols <= {P, SY, Y}:
+        raise ValueError(f"softmax delta did not reduce to softmax and the sum of y: {delta}")
+    return delta
 
 
 def gradient_warnings(spec: Spec) -> list[str]:

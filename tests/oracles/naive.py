@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symprop.ir.graph import sym
+from symprop.explain.view import sym
 from symprop.spec import Spec
 from symprop.symbolic.functions import drop_dirac
 from symprop.symbolic.layer_math import A, Y, Z, activation_expr, per_unit_loss

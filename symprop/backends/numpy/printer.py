@@ -1,88 +1,118 @@
-"""The NumPy printer: SymPy expressions to readable, dtype-preserving NumPy code.
+"""The array printer: SymPy expressions to readable, dtype-preserving array code.
 
-Conventions chosen here rather than inherited from ``NumPyPrinter``:
+The array module is a parameter (``module="np"``, the name the emitted code imports
+NumPy as): no function name below is written with a fixed prefix.  Conventions chosen
+here rather than inherited from SymPy's ``NumPyPrinter``:
 
 * every numeric constant prints as a plain Python literal (``2.5066282746310002``,
-  never ``numpy.sqrt(2)``), so float32 arrays stay float32 (NumPy's weak
-  Python scalars);
-* ``Heaviside(x, h0)`` prints as ``np.heaviside(x, h0)``; ``DiracDelta`` never
-  reaches the printer (step' = 0, see :func:`symprop.symbolic.functions.drop_dirac`);
-* ``Relu`` is ``np.maximum(x, 0.0)`` with relu'(0) = 0 (``Heaviside(x, 0)``);
-* ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers
-  ``_sigmoid``, ``_clip01``, ``_logsumexp`` defined in every emitted module;
-  ``Softplus`` is ``np.logaddexp(0.0, x)``;
-* ``Piecewise`` prints as nested ``np.where``; when every branch is a constant it is
-  cast with ``.astype(dtype)``: emitted functions bind ``dtype`` to the computation's dtype.
+  never ``numpy.sqrt(2)``), so float32 arrays stay float32 (weak Python scalars); a
+  constant that is not a finite real number is an error, never ``inf`` in code;
+* ``Heaviside(x, h0)`` prints as ``heaviside(x, h0)``; ``DiracDelta`` never reaches the
+  printer (step' = 0, see :func:`symprop.symbolic.functions.drop_dirac`);
+* ``Relu`` is ``maximum(x, 0.0)``; ``Softplus`` is ``logaddexp(0.0, x)``; ``Max`` of
+  several arrays nests ``maximum``;
+* ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers ``_sigmoid``,
+  ``_clip01``, ``_logsumexp`` that a module defines when it uses them (:func:`helpers_used`);
+* ``Piecewise`` prints as nested ``where``; when every branch is a constant it is cast
+  with ``.astype(dtype)``: emitted functions bind ``dtype`` to the computation's dtype.
+
+Symbol names come from one mapping given at construction; the printer holds no state
+that changes while it prints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter as _NumPyPrinter
+from sympy.printing.numpy import NumPyPrinter
 
-from symprop.ir.optimize import fold_numbers
+from symprop.ir.forms import fold_numbers
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
-HELPERS = ("_sigmoid", "_clip01", "_logsumexp")
+HELPERS: Mapping[type, str] = {Sigmoid: "_sigmoid", Clip01: "_clip01", LogSumExp: "_logsumexp"}
 
 
-class SympropPrinter(_NumPyPrinter):
-    """Prints with the ``np.`` prefix, symbol names remapped by ``names``."""
+def helpers_used(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
+    """The module helpers that printing ``exprs`` calls, in a fixed order."""
+    found = {name for e in exprs for cls, name in HELPERS.items() if e.has(cls)}
+    return tuple(name for name in HELPERS.values() if name in found)
 
-    printmethod = "_symprop"
 
-    def __init__(self, names: Mapping[sp.Symbol, str] | None = None) -> None:
+class ArrayPrinter(NumPyPrinter):
+    """Prints elementwise array code with ``module.`` function names and the given symbol names."""
+
+    def __init__(self, names: Mapping[sp.Symbol, str], module: str = "np") -> None:
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
-        self.names = dict(names or {})
-        self.used_helpers: set[str] = set()
+        self.names = dict(names)
+        self.module = module
+
+    def code(self, expr: sp.Expr) -> str:
+        return str(self.doprint(fold_numbers(expr)))
+
+    def fn(self, name: str) -> str:
+        return f"{self.module}.{name}"
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
-        return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else fqn
+        return self.fn(fqn[len("numpy.") :]) if fqn.startswith("numpy.") else fqn
 
     def _print(self, expr: Any, **kwargs: Any) -> str:
         if isinstance(expr, sp.Expr) and expr.is_number and not isinstance(expr, sp.Integer):
             value = complex(expr.evalf(20))
-            if value.imag != 0:
-                raise ValueError(f"complex constant {expr} in generated code")
+            if value.imag != 0 or not math.isfinite(value.real):
+                raise ValueError(f"the constant {expr} is not a finite real number")
             return repr(float(value.real))
+        if isinstance(expr, sp.Integer) and abs(int(expr)) >= 2**53:
+            value = float(expr)
+            if not math.isfinite(value):
+                raise ValueError(f"the constant {expr} overflows a float")
+            return repr(value)
         return str(super()._print(expr, **kwargs))
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, expr.name)
 
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        if expr.exp == -1:
+            return f"1/{self.parenthesize(expr.base, 50)}"
+        return str(super()._print_Pow(expr, rational=rational))
+
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        self.used_helpers.add("_sigmoid")
         return f"_sigmoid({self._print(expr.args[0])})"
 
     def _print_Clip01(self, expr: Clip01) -> str:
-        self.used_helpers.add("_clip01")
         return f"_clip01({self._print(expr.args[0])})"
 
     def _print_LogSumExp(self, expr: LogSumExp) -> str:
-        self.used_helpers.add("_logsumexp")
         return f"_logsumexp({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Softplus(self, expr: Softplus) -> str:
-        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+        return f"{self.fn('logaddexp')}(0.0, {self._print(expr.args[0])})"
 
     def _print_Relu(self, expr: Relu) -> str:
-        return f"np.maximum({self._print(expr.args[0])}, 0.0)"
+        return f"{self.fn('maximum')}({self._print(expr.args[0])}, 0.0)"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        args = sorted(expr.args, key=sp.default_sort_key)
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{self.fn('maximum')}({text}, {self._print(arg)})"
+        return text
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         h0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
-        return f"np.heaviside({self._print(expr.args[0])}, {float(h0)!r})"
+        return f"{self.fn('heaviside')}({self._print(expr.args[0])}, {float(h0)!r})"
 
     def _print_DiracDelta(self, expr: sp.Expr) -> str:
         raise ValueError("DiracDelta reached the printer; derivatives of steps must be dropped first")
 
     def _print_Abs(self, expr: sp.Abs) -> str:
-        return f"np.abs({self._print(expr.args[0])})"
+        return f"{self.fn('abs')}({self._print(expr.args[0])})"
 
     def _print_log1p(self, expr: sp.Expr) -> str:
-        return f"np.log1p({self._print(expr.args[0])})"
+        return f"{self.fn('log1p')}({self._print(expr.args[0])})"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         *pieces, (last, cond) = expr.args
@@ -90,9 +120,9 @@ class SympropPrinter(_NumPyPrinter):
             raise ValueError("Piecewise without a final True branch")
         text = self._print(last)
         for value, c in reversed(pieces):
-            text = f"np.where({self._print(c)}, {self._print(value)}, {text})"
+            text = f"{self.fn('where')}({self._print(c)}, {self._print(value)}, {text})"
         if all(v.is_number for v, _ in expr.args):
-            # every branch is a constant: np.where would make float64 (or int); keep the
+            # every branch is a constant: where() would make float64 (or int); keep the
             # computation's dtype, which every emitted function binds to the name `dtype`
             text = f"{text}.astype(dtype)"
         return text
@@ -101,6 +131,9 @@ class SympropPrinter(_NumPyPrinter):
         op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
         return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
 
+    def comparison(self, h: sp.Heaviside) -> str:
+        """Heaviside(u, 0) as ``(u > 0)``, Heaviside(u, 1) as ``(u >= 0)``: a boolean mask."""
+        return f"({self._print(h.args[0])} {'>' if h.args[1] == 0 else '>='} 0)"
 
-def print_expr(expr: sp.Expr, names: Mapping[sp.Symbol, str] | None = None) -> str:
-    return SympropPrinter(names).doprint(fold_numbers(expr))
+
+__all__ = ["HELPERS", "ArrayPrinter", "helpers_used"]

@@ -1,118 +1,111 @@
-"""Emission backend ``unrolled``: straight-line code, one NumPy vector over the batch per neuron.
+"""NumPy backend ``unrolled``: straight-line code, one NumPy vector over the batch per neuron.
 
-Prints the optimized statements of :mod:`symprop.ir.optimize` one per line, with the
-compact formula of each δ and gradient as a comment (the texts ``symprop explain``
-prints).  Meant for small networks and for reading.
+Prints the per-neuron program (:func:`symprop.ir.unroll.unroll`): ``z1_2 = W1[1, 0]*x1 +
+...``, one line per neuron and per gradient entry, each δ and gradient with its formula
+as a comment.  Meant for small networks and for reading.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from collections.abc import Sequence
 
 import sympy as sp
 
-from symprop.backends.numpy.printer import SympropPrinter
-from symprop.backends.templating import Line, base_context, finish
-from symprop.ir.backprop import Derivation, derive
-from symprop.ir.optimize import Block, Statement, fold_numbers, optimize
-from symprop.spec import Spec, SpecError
+from symprop.backends.numpy.module import is_entry, linear_sum_code, param_name, render, symbols_read
+from symprop.backends.numpy.printer import ArrayPrinter
+from symprop.backends.templating import Line
+from symprop.ir.backprop import N
+from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Statement, Var
 
-UNROLLED_MAX_PARAMS = 10_000
-
-
-def _unrolled_names(derivation: Derivation) -> dict[sp.Symbol, str]:
-    names = {}
-    for array, index, symbol in derivation.network.param_symbols():
-        names[symbol] = f"{array}[{', '.join(map(str, index))}]"
-    return names
+MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add nothing to read
 
 
-def delta_comment(derivation: Derivation, delta: sp.Symbol) -> str:
-    """Compact chain-rule formula of one δ (the same text ``symprop explain`` prints)."""
-    return derivation.delta_text(delta)
+class Unrolled:
+    mode = "unrolled"
 
+    def __init__(self, program: Program) -> None:
+        spec = program.spec
+        self.vars: dict[sp.Symbol, Var] = {}
+        for j in range(1, spec.inputs + 1):
+            v = Var(f"x{j}", Kind.INPUT, unit=j)
+            self.vars[v.symbol] = v
+        for j in range(1, spec.outputs + 1):
+            v = Var(f"y{j}", Kind.TARGET, unit=j)
+            self.vars[v.symbol] = v
+        for s in program.statements():
+            self.vars[s.out.symbol] = s.out
+            if isinstance(s, LinearSum):
+                for w, v in s.terms:
+                    self.vars[w.symbol], self.vars[v.symbol] = w, v
+                if s.bias is not None:
+                    self.vars[s.bias.symbol] = s.bias
 
-def linear_text(expr: sp.Expr, printer: SympropPrinter) -> str:
-    """Print Σ w·v (+ b) term by term in index order (no SymPy sorting: fast and readable)."""
-    parts = []
-    for term in sp.Add.make_args(expr):
-        factors = sp.Mul.make_args(term)
-        parts.append("*".join(printer.names.get(f, f.name) if f.is_Symbol else printer.doprint(f) for f in factors))
-    return " + ".join(parts)
+    def printer(self, program: Program) -> ArrayPrinter:
+        names = {sym: param_name(v) for sym, v in self.vars.items() if is_entry(v)}
+        return ArrayPrinter(names, "np")
 
+    def statement(self, s: Statement, p: ArrayPrinter, live_after: set[sp.Symbol]) -> list[Line]:
+        out = str(p.doprint(s.out.symbol))
+        if isinstance(s, LinearSum):
+            return [Line(f"{out} = {linear_sum_code(s, p)}", s.note)]
+        if isinstance(s, Map):
+            if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
+                fill = "np.zeros(n, dtype=dtype)" if s.expr == 0 else f"np.full(n, {p.code(s.expr)}, dtype=dtype)"
+                return [Line(f"{out} = {fill}", s.note)]
+            return [Line(f"{out} = {p.code(s.expr)}", s.note)]
+        if isinstance(s, Reduce):
+            factors = sp.Mul.make_args(s.expr)
+            if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
+                total = f"np.dot({', '.join(p.doprint(f) for f in factors)})"
+            else:
+                total = f"np.sum({p.code(s.expr)})"
+            if s.scale == 1 / N.symbol:
+                total += " / n"
+            elif s.scale != 1:
+                total += f" * {p.code(s.scale)}"
+            return [Line(f"{out} = {total}", s.note)]
+        raise TypeError(f"the unrolled backend prints no {type(s).__name__}")
 
-def statement_text(s: Statement, block: Block, printer: SympropPrinter) -> str:
-    if s.role == "z":
-        return linear_text(s.rhs, printer)
-    text = printer.doprint(fold_numbers(s.rhs))
-    for holder, total in block.sums.items():
-        if holder in s.rhs.free_symbols:
-            replacement = f"({linear_text(total, printer)})"
-            text = re.sub(rf"\b{holder.name}\b", replacement.replace("\\", "\\\\"), text)
-    return text
-
-
-def _lines(block: Block, derivation: Derivation, printer: SympropPrinter) -> list[Line]:
-    batch: set[sp.Symbol] = {*derivation.network.x, *derivation.network.y, *block.sums}
-    lines = []
-    for s in block.statements:
-        rhs = statement_text(s, block, printer)
-        if s.rhs.free_symbols & batch:
-            batch.add(s.lhs)
-        else:  # a constant (e.g. the zero δ below a step layer) still needs one value per sample
-            rhs = f"np.full(X.shape[0], {rhs}, dtype=dtype)"
-            batch.add(s.lhs)
-        comment = delta_comment(derivation, s.lhs) if s.role == "delta" else ""
-        lines.append(Line(f"{s.lhs.name} = {rhs}", comment))
-    return lines
-
-
-def _gradient_lines(derivation: Derivation) -> list[dict[str, Any]]:
-    out = []
-    previous = None
-    for g in derivation.gradients:
-        if g.activation is None:
-            code = f"np.sum({g.delta.name}) / n"
-        else:
-            code = f"np.dot({g.delta.name}, {g.activation.name}) / n"
-        out.append(
-            {
-                "array": g.array,
-                "index": ", ".join(map(str, g.index)),
-                "code": code,
-                "label": g.label,
-                "formula": g.formula_text,
-                "first": g.array != previous,
-            }
+    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+        used = symbols_read(statements) - skip
+        for s in statements:
+            if isinstance(s, LinearSum):
+                used |= {w.symbol for w, _ in s.terms} | ({s.bias.symbol} if s.bias is not None else set())
+        arrays = {
+            param_name(_array_of(self.vars[sym])) for sym in used if sym in self.vars and is_entry(self.vars[sym])
+        }
+        lines = [Line(f'{name} = params["{name}"]') for name in program.spec.param_shapes if name in arrays]
+        inputs = sorted(
+            (v for sym in used if (v := self.vars.get(sym)) and v.kind in (Kind.INPUT, Kind.TARGET)), key=_order
         )
-        previous = g.array
-    return out
+        lines += [Line(f"{v.name} = {'X' if v.kind is Kind.INPUT else 'Y'}[:, {(v.unit or 1) - 1}]") for v in inputs]
+        written = [s.out for s in statements if is_entry(s.out)]
+        for name, shape in program.spec.param_shapes.items():
+            if any(param_name(_array_of(v)) == "d" + name for v in written):
+                lines.append(Line(f"d{name} = np.empty({shape}, dtype=dtype)"))
+        return lines
+
+    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
+        if f.name == "forward":
+            return [], f"np.stack([{', '.join(str(p.doprint(v.symbol)) for v in f.returns)}], axis=1)"
+        cost = f"float({p.doprint(f.returns[0].symbol)})"
+        if f.name == "loss":
+            return [], cost
+        arrays = dict.fromkeys(param_name(_array_of(v)) for v in f.returns[1:])
+        grads = ", ".join(f'"{name[1:]}": {name}' for name in arrays)
+        return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
 
 
-def render_unrolled(spec: Spec) -> tuple[str, dict[str, int]]:
-    if spec.n_params > UNROLLED_MAX_PARAMS:
-        raise SpecError(
-            f"{spec.source}: {spec.n_params} parameters is over the unrolled-mode limit of {UNROLLED_MAX_PARAMS}; "
-            "use --mode vectorized"
-        )
-    derivation = derive(spec)
-    printer = SympropPrinter(_unrolled_names(derivation))
-    blocks = {
-        key: optimize(derivation, loss=key != "forward", grad=key == "grad") for key in ("forward", "loss", "grad")
-    }
-    net = derivation.network
-    m = base_context(spec, "unrolled", net.rewrites)
-    m.extra = {
-        "param_names": list(spec.param_shapes),
-        "input_lines": [f"{x.name} = X[:, {i}]" for i, x in enumerate(net.x)],
-        "target_lines": [f"{y.name} = Y[:, {j}]" for j, y in enumerate(net.y)],
-        "forward_lines": _lines(blocks["forward"], derivation, printer),
-        "loss_lines": _lines(blocks["loss"], derivation, printer),
-        "grad_lines": _lines(blocks["grad"], derivation, printer),
-        "outputs_list": ", ".join(a.name for a in net.a[-1]),
-        "gradient_lines": _gradient_lines(derivation),
-    }
-    m.helpers = printer.used_helpers
-    source = finish("numpy/unrolled.py.jinja", m)
-    return source, {"ops_after_cse": blocks["grad"].n_ops}
+def _array_of(v: Var) -> Var:
+    return Var(v.name, v.kind, v.layer)
+
+
+def _order(v: Var) -> tuple[int, int]:
+    return (0 if v.kind is Kind.INPUT else 1, v.unit or 0)
+
+
+def render_unrolled(program: Program) -> str:
+    return render(program, Unrolled(program))
+
+
+__all__ = ["MAX_PARAMS", "Unrolled", "render_unrolled"]

@@ -1,0 +1,28 @@
+"""The backend interface: what every target supplies, in the spirit of SymForce's CodegenConfig.
+
+A backend is a printer (the array module a parameter), a templates folder
+(``templates/<target>/``) and a function from an optimized :class:`Program` to source
+text (through a typed template context).  :mod:`symprop.backends.registry` lists them;
+the CLI's choices and the tests' parametrisation are read from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from symprop.ir.program import Granularity, Program
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # the mode: "vectorized", "unrolled"
+    target: str  # the runtime: "numpy"
+    granularity: Granularity  # which program it prints: the layer program or the per-neuron one
+    render: Callable[[Program], str]
+    summary: str
+    max_params: int | None = None  # refuse larger specs (generation time, readability)
+    suffix: str = ".py"
+
+
+__all__ = ["Backend"]

@@ -1,0 +1,153 @@
+"""What both NumPy backends share: a Program's functions as lines of a NumPy module.
+
+Every function checks and casts its inputs (``_prepare``), then calls one ``_forward``
+helper (the forward pass, written once) and continues with its own statements.  A
+backend supplies a :class:`Style`: how variables are named and how each statement prints.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import sympy as sp
+
+from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
+from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
+from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Role, Statement, Var, reads
+
+TEMPLATE = "numpy/module.py.jinja"
+DOCSTRING = "numpy/_docstring.txt.jinja"
+
+DOCS = {
+    "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
+    "loss": "C = (1/n) * sum over the batch of C_k, as a Python float.",
+    "loss_and_grad": "(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients.",
+}
+
+
+class Style(Protocol):
+    """One backend's naming and printing of statements."""
+
+    mode: str
+
+    def printer(self, program: Program) -> ArrayPrinter: ...
+
+    def statement(self, s: Statement, p: ArrayPrinter, live_after: set[sp.Symbol]) -> list[Line]: ...
+
+    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]: ...
+
+    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]: ...
+
+
+@dataclass(frozen=True)
+class Split:
+    """A function as: the forward values it takes from ``_forward``, and its own statements."""
+
+    takes: tuple[Var, ...]
+    own: tuple[Statement, ...]
+
+
+def symbols_read(statements: Iterable[Statement]) -> set[sp.Symbol]:
+    return {sym for s in statements for sym in reads(s)}
+
+
+def _split(f: Function, forward: Sequence[Statement]) -> Split:
+    own = f.body[len(forward) :]
+    if tuple(f.body[: len(forward)]) != tuple(forward):
+        raise ValueError(f"{f.name} does not start with the forward pass")
+    needed = symbols_read(own) | {v.symbol for v in f.returns}
+    return Split(tuple(dict.fromkeys(s.out for s in forward if s.out.symbol in needed)), own)
+
+
+def _live_after(statements: Sequence[Statement], returns: Iterable[Var]) -> list[set[sp.Symbol]]:
+    """For each statement, the symbols read by any later statement or returned."""
+    live: set[sp.Symbol] = {v.symbol for v in returns}
+    out: list[set[sp.Symbol]] = []
+    for s in reversed(statements):
+        out.append(set(live))
+        live |= set(reads(s))
+    return out[::-1]
+
+
+def _uses(lines: Iterable[Line], word: str) -> bool:
+    return any(word in line.code for line in lines)
+
+
+def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...], tuple[str, ...]]:
+    """The module's functions (``_forward`` first) and the helpers they call."""
+    p = style.printer(program)
+    forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
+    splits = {f.name: _split(f, forward) for f in program.functions}
+    takes = {v for split in splits.values() for v in split.takes}
+    returned = tuple(dict.fromkeys(s.out for s in forward if s.out in takes))
+    body = _lines(forward, returned, style, p)
+    head = style.unpack(program, forward, set())
+    ret = ", ".join(p.doprint(v.symbol) for v in returned)
+    ret = f"({ret},)" if len(returned) == 1 else ret
+    doc = "The forward pass: the values the other functions use."
+    out = [_finish("_forward", "params, X", doc, [], head + body, ret)]
+    for f in program.functions:
+        split = splits[f.name]
+        got = ", ".join(p.doprint(v.symbol) if v in split.takes else "_" for v in returned)
+        lines = [Line(f"({got},) = _forward(params, X)" if len(returned) == 1 else f"{got} = _forward(params, X)")]
+        own = _lines(split.own, f.returns, style, p)
+        lines += style.unpack(program, split.own, {v.symbol for v in returned})
+        result_lines, result = style.outputs(f, p)
+        args = "params, X" if f.name == "forward" else "params, X, Y"
+        doc = DOCS[f.name].format(inputs=program.spec.inputs, outputs=program.spec.outputs)
+        prepare = [Line(f"params, X, {'_' if f.name == 'forward' else 'Y'} = _prepare({args})")]
+        out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result))
+    exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
+    return tuple(out), helpers_used(exprs)
+
+
+def _lines(statements: Sequence[Statement], returns: Iterable[Var], style: Style, p: ArrayPrinter) -> list[Line]:
+    lines: list[Line] = []
+    for s, live in zip(statements, _live_after(statements, returns), strict=True):
+        lines += style.statement(s, p, live)
+    return lines
+
+
+def _finish(name: str, args: str, doc: str, head: list[Line], body: list[Line], result: str) -> FunctionCode:
+    """Bind ``dtype`` and ``n`` where the lines use them (after ``_prepare``), then return ``result``."""
+    lines = head[1:] + body  # head[0] is the call of _prepare (none in _forward)
+    binds = []
+    if any(_word(line.code, "dtype") for line in lines):
+        binds.append(Line("dtype = X.dtype"))
+    if any(_word(line.code, "n") for line in lines):
+        binds.append(Line("n = X.shape[0]"))
+    return FunctionCode(name, args, doc, (*head[:1], *binds, *lines, Line(f"return {result}")))
+
+
+def _word(code: str, word: str) -> bool:
+    """``word`` occurs in ``code`` as a whole name (not inside another name or a string)."""
+    return re.search(rf"(?<![\w.\"']){word}(?![\w\"'])", code) is not None
+
+
+def render(program: Program, style: Style) -> str:
+    funcs, helpers = functions(program, style)
+    m: ModuleContext = module_context(program, style.mode, helpers, funcs)
+    return render_python(TEMPLATE, DOCSTRING, m)
+
+
+def param_name(v: Var) -> str:
+    """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters and gradients in code)."""
+    base = {Kind.WEIGHT: "W", Kind.BIAS: "b", Kind.GRAD_W: "dW", Kind.GRAD_B: "db"}[v.kind] + str(v.layer)
+    return f"{base}[{', '.join(map(str, v.index))}]" if v.index else base
+
+
+def is_entry(v: Var) -> bool:
+    return v.kind in (Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B) and bool(v.index)
+
+
+def linear_sum_code(s: LinearSum, p: ArrayPrinter) -> str:
+    terms = [f"{param_name(w)}*{p.doprint(v.symbol)}" for w, v in s.terms]
+    if s.bias is not None:
+        terms.append(param_name(s.bias))
+    return " + ".join(terms)
+
+
+__all__ = ["Split", "Style", "functions", "is_entry", "linear_sum_code", "param_name", "render", "symbols_read"]

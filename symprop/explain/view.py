@@ -1,0 +1,164 @@
+"""The per-neuron program read as definitions, for explaining one parameter.
+
+:func:`symprop.ir.unroll.unroll` gives every z, a, δ and ∂C_k/∂a of every neuron as a
+statement.  Read at n = 1 (a batch of one sample) those statements are the per-sample
+definitions of the chain rule: ``delta2_1 = a2_1 - y1``, ``dC_da1_2 = W2_1_2*delta2_1``,
+``delta1_2 = (1 - a1_2**2)*dC_da1_2``, and each gradient entry ``delta2_1*a1_3``.
+Nothing is differentiated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sympy as sp
+
+from symprop.ir.backprop import N, derive
+from symprop.ir.program import Kind, LinearSum, Map, Program, Reduce, Var
+from symprop.ir.unroll import unroll
+from symprop.spec import Spec
+
+
+def sym(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+def linear_sum(terms: list[sp.Expr]) -> sp.Expr:
+    """Σ of terms in the given order, without SymPy's canonicalisation (fast for wide layers)."""
+    return terms[0] if len(terms) == 1 else sp.Add(*terms, evaluate=False)
+
+
+@dataclass(frozen=True)
+class Gradient:
+    """∂C_k/∂param = ``delta * activation`` per sample (activation None for a bias)."""
+
+    array: str  # W2
+    index: tuple[int, ...]  # 0-based
+    param: sp.Symbol  # W2_1_3
+    delta: sp.Symbol
+    activation: sp.Symbol | None
+
+    @property
+    def label(self) -> str:
+        """1-based, as in the math: ``W2[1,3]``, ``b1[2]``."""
+        return f"{self.array}[{','.join(str(i + 1) for i in self.index)}]"
+
+    @property
+    def per_sample(self) -> sp.Expr:
+        return self.delta if self.activation is None else self.delta * self.activation
+
+    @property
+    def formula_text(self) -> str:
+        return sp.sstr(self.per_sample)
+
+
+class UnitView:
+    """Definitions of every per-neuron symbol of a spec, per sample (n = 1)."""
+
+    def __init__(self, spec: Spec, program: Program | None = None) -> None:
+        self.spec = spec
+        self.program = unroll(program or derive(spec))
+        self.defs: dict[sp.Symbol, sp.Expr] = {}
+        self.vars: dict[sp.Symbol, Var] = {}
+        self.order: list[sp.Symbol] = []  # definitions in program order
+        self.notes: dict[sp.Symbol, str] = {}  # the statements' notes: the module's comments
+        grads: list[Gradient] = []
+        one = {N.symbol: sp.Integer(1)}
+        for s in self.program.function("loss_and_grad").body:
+            if isinstance(s, LinearSum):
+                terms: list[sp.Expr] = [sp.Mul(w.symbol, v.symbol, evaluate=False) for w, v in s.terms]
+                if s.bias is not None:
+                    terms.append(s.bias.symbol)
+                self._define(s.out, linear_sum(terms))
+                for w, v in s.terms:
+                    self.vars.setdefault(w.symbol, w)
+                    self.vars.setdefault(v.symbol, v)
+            elif isinstance(s, Map) and s.out.kind is not Kind.COST:
+                self._define(s.out, s.expr.xreplace(one))
+                self.notes[s.out.symbol] = s.note
+            elif isinstance(s, Reduce) and s.out.kind in (Kind.GRAD_W, Kind.GRAD_B) and s.out.index:
+                factors = sp.Mul.make_args(s.expr)
+                delta = next(f for f in factors if self.vars.get(f, Var("", Kind.ROW)).kind is Kind.DELTA)
+                other = [f for f in factors if f != delta]
+                array = s.out.name[1:].split("_")[0]
+                param = sym(array + "_" + "_".join(str(i + 1) for i in s.out.index))
+                grads.append(Gradient(array, s.out.index, param, delta, other[0] if other else None))
+        order = {name: k for k, name in enumerate(spec.param_shapes)}
+        grads.sort(key=lambda g: (order[g.array], g.index))
+        self.gradients = tuple(grads)
+        self._expanded: dict[sp.Symbol, sp.Expr] = {}
+
+    def _define(self, v: Var, expr: sp.Expr) -> None:
+        self.defs[v.symbol] = expr
+        self.vars[v.symbol] = v
+        self.order.append(v.symbol)
+
+    def kind(self, s: sp.Symbol) -> Kind | None:
+        v = self.vars.get(s)
+        return v.kind if v is not None else None
+
+    def layer_unit(self, s: sp.Symbol) -> tuple[int, int]:
+        v = self.vars[s]
+        return v.layer, v.unit or 0
+
+    @cached_property
+    def upstream(self) -> dict[sp.Symbol, sp.Symbol]:
+        """hidden δ -> its ∂C_k/∂a symbol (the Σ W δ factor)."""
+        out = {}
+        for s, e in self.defs.items():
+            if self.kind(s) is Kind.DELTA:
+                ups = [f for f in e.free_symbols if self.kind(f) is Kind.UPSTREAM]
+                if ups:
+                    out[s] = ups[0]
+        return out
+
+    def local(self, delta: sp.Symbol) -> sp.Expr:
+        """f'(z) of a hidden δ: its definition divided by the ∂C_k/∂a factor."""
+        return sp.Mul(*[f for f in sp.Mul.make_args(self.defs[delta]) if f != self.upstream[delta]])
+
+    def delta_text(self, delta: sp.Symbol) -> str:
+        """Compact chain-rule formula of one δ as one line of text: the module's comment on it."""
+        return self.notes[delta]
+
+    def gradient(self, label: str) -> Gradient:
+        wanted = label.replace(" ", "")
+        for g in self.gradients:
+            if g.label == wanted:
+                return g
+        raise KeyError(label)
+
+    def expand(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` in inputs, targets and parameters only; each definition expanded once, bottom-up."""
+        defs, done = self.defs, self._expanded
+
+        def full(s: sp.Symbol) -> sp.Expr:
+            if s not in done:
+                rhs = defs[s]
+                done[s] = rhs.xreplace({t: full(t) for t in rhs.free_symbols if t in defs})
+            return done[s]
+
+        return expr.xreplace({t: full(t) for t in expr.free_symbols if t in defs})
+
+    def size(self, exprs: list[sp.Expr]) -> int:
+        """Nodes of the expanded trees, counted without building them."""
+        memo: dict[sp.Basic, int] = {}
+
+        def count(e: sp.Basic) -> int:
+            if e in self.defs:
+                if e not in memo:
+                    memo[e] = count(self.defs[e])
+                return memo[e]
+            return 1 + sum(count(arg) for arg in e.args)
+
+        return sum(count(e) for e in exprs)
+
+    def weights(self, l: int) -> sp.Matrix:
+        rows, cols = self.spec.param_shapes[f"W{l}"]
+        return sp.Matrix(rows, cols, lambda j, i: sym(f"W{l}_{j + 1}_{i + 1}"))
+
+    def biases(self, l: int) -> sp.Matrix:
+        return sp.Matrix([sym(f"b{l}_{j + 1}") for j in range(self.spec.param_shapes[f"b{l}"][0])])
+
+
+__all__ = ["Gradient", "UnitView", "linear_sum", "sym"]

@@ -1,0 +1,86 @@
+"""The choice of forms: among equal expressions, the one with the fewest array passes.
+
+Used by :mod:`symprop.ir.backprop` for every error term it builds (the output δ with the
+loss computed beside it, each hidden layer's f' in terms of the saved a), so every
+backend and explain see one form.  Candidates: as derived, factored, with the signs of
+sum factors flipped (``-a*(a - 1)`` -> ``a*(1 - a)``), expanded.  Passes are counted on
+the SymPy tree after one CSE (no printing, no parsing back).  Heaviside masks stay
+separate factors: a backend may apply them as comparisons.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import sympy as sp
+
+
+def fold_numbers(expr: sp.Expr) -> sp.Expr:
+    """Turn every non-integer numeric subexpression (1/2, sqrt(2)/sqrt(pi)) into one Float."""
+
+    def is_constant(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Expr) and e.is_number and not isinstance(e, sp.Integer | sp.Float)
+
+    return expr.replace(is_constant, lambda e: sp.Float(e.evalf(20), 20))
+
+
+def passes(expr: sp.Basic) -> int:
+    """Array passes of an elementwise expression: one per binary operation, call, comparison
+    or negation of arrays, counted on the tree (``u - v`` and ``u/v`` are one pass each)."""
+    if expr.is_Atom or (isinstance(expr, sp.Expr) and expr.is_number):
+        return 0
+    if isinstance(expr, sp.Add):
+        return sum(passes(-t if t.could_extract_minus_sign() else t) for t in expr.args) + len(expr.args) - 1
+    if isinstance(expr, sp.Mul):
+        coeff, factors = expr.as_coeff_mul()
+        inner = sum(passes(f.base if isinstance(f, sp.Pow) and f.exp == -1 else f) for f in factors)
+        return inner + len(factors) - 1 + (coeff != 1)
+    return sum(passes(arg) for arg in expr.args) + 1
+
+
+def cost(exprs: Sequence[sp.Expr]) -> tuple[int, int]:
+    """Fewest passes after one CSE, then fewest powers (``a*(1 - a)`` reads as in the textbook,
+    ``a - a**2`` does not)."""
+    temps, reduced = sp.cse([fold_numbers(e) for e in exprs], order="canonical")
+    total = sum(passes(e) for _, e in temps) + sum(passes(e) for e in reduced)
+    powers = sum(1 for e in exprs for p in sp.preorder_traversal(e) if isinstance(p, sp.Pow))
+    return total, powers
+
+
+def _sign_variants(expr: sp.Expr) -> list[sp.Expr]:
+    """A product with the signs of its sum factors flipped in every way that keeps its value:
+    -a*(a - 1) -> a*(1 - a), (y - a)*(a - 1) -> (a - y)*(1 - a), ..."""
+    if not isinstance(expr, sp.Mul):
+        return []
+    coeff, factors = expr.as_coeff_mul()
+    sums = [k for k, f in enumerate(factors) if isinstance(f, sp.Add)][:4]
+    variants = []
+    for flips in itertools.product((False, True), repeat=len(sums)):
+        flipped = {k for k, flip in zip(sums, flips, strict=True) if flip}
+        sign = -1 if len(flipped) % 2 else 1
+        variants.append(sp.Mul(sign * coeff, *[-f if k in flipped else f for k, f in enumerate(factors)]))
+    return variants
+
+
+def choose_form(expr: sp.Expr, together: Sequence[sp.Expr] = ()) -> sp.Expr:
+    """Among equal forms of ``expr``, the cheapest by :func:`cost` when computed with ``together``."""
+    if expr.is_Atom or sp.count_ops(expr) > 200:
+        return expr
+    factored = sp.factor(expr)
+    forms = [expr, factored, *_sign_variants(factored), *_sign_variants(expr), sp.expand(expr)]
+    candidates = list(dict.fromkeys(forms))
+    return min(candidates, key=lambda c: (cost([*together, c]), candidates.index(c)))
+
+
+def split_masks(expr: sp.Expr) -> tuple[sp.Expr, tuple[sp.Heaviside, ...]]:
+    """``expr`` as (the rest, its Heaviside factors with h0 = 0 or 1, which print as comparisons)."""
+    masks = tuple(
+        f
+        for f in sp.Mul.make_args(expr)
+        if isinstance(f, sp.Heaviside) and len(f.args) > 1 and f.args[1] in (sp.Integer(0), sp.Integer(1))
+    )
+    return sp.Mul(*[f for f in sp.Mul.make_args(expr) if f not in masks]), masks
+
+
+__all__ = ["choose_form", "cost", "fold_numbers", "passes", "split_masks"]

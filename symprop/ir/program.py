@@ -1,0 +1,256 @@
+"""The IR: a network's computation as data, the one thing every backend and explain read.
+
+A :class:`Program` holds the three functions of a generated module (``forward``,
+``loss``, ``loss_and_grad``), each a sequence of typed statements over array
+variables (:class:`Var`), in the spirit of ``sympy.codegen.ast``'s ``Assignment`` /
+``CodeBlock``: nothing here is text to be parsed back.
+
+Statements, each with a :class:`Role` (forward, loss, backward, output):
+
+* :class:`MatMul` — ``out = left @ right`` with optional transposes (the weighted sums
+  ``Z = A Wᵀ``, the errors sent down ``G = D W``, the weight gradients ``dW = Dᵀ A``);
+* :class:`AddBias` — ``out += bias`` (one bias per unit);
+* :class:`Map` — ``out = expr`` elementwise, ``expr`` a SymPy expression whose free symbols
+  are variables' symbols (``A1 = Sigmoid(2*Z1)``, ``D1 = G1*A1*(1 - A1)``);
+* :class:`Reduce` — ``out = scale * op(expr)`` over one :class:`Axis` (units of a sample,
+  the batch, or everything): row maxima and sums for softmax, the batch-mean loss, ``db``;
+* :class:`LinearSum` — ``out = Σ weight·value (+ bias)`` over scalar entries: only in the
+  per-neuron (:data:`Granularity.UNIT`) program that :mod:`symprop.ir.unroll` derives.
+
+The layer-level program is built by :mod:`symprop.ir.backprop`; the per-neuron program
+is a transform of it; :mod:`symprop.ir.optimize` runs one CSE over either.  Variables
+carry their math meaning (:class:`Kind`, layer, unit) so backends name them and explain
+labels them without parsing names.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from symprop.spec import Spec
+
+
+class Role(enum.Enum):
+    FORWARD = "forward"
+    LOSS = "loss"
+    BACKWARD = "backward"
+    OUTPUT = "output"
+
+
+class Granularity(enum.Enum):
+    LAYER = "layer"  # one variable per layer: (n, units) arrays
+    UNIT = "unit"  # one variable per neuron: (n,) vectors, weights as scalar entries
+
+
+class Kind(enum.Enum):
+    """What a variable holds; with ``layer`` and ``unit`` it names the math object."""
+
+    INPUT = "x"  # X, or x_i in the unit program
+    TARGET = "y"  # Y, or y_j
+    WEIGHT = "W"  # a weight matrix, or one entry W[j, i]
+    BIAS = "b"  # a bias vector, or one entry b[j]
+    Z = "z"  # pre-activation of a layer (or unit)
+    A = "a"  # activation
+    UPSTREAM = "dC_da"  # ∂C_k/∂a sent down from the layer above, Σ_j W_ji δ_j
+    DELTA = "delta"  # δ = ∂C_k/∂z (divided by n in the program: the batch mean is folded in)
+    ROW = "row"  # one value per sample (softmax's row max, sums, log-sum-exp)
+    COST = "C"  # the batch-mean cost, a scalar
+    GRAD_W = "dW"  # ∂C/∂W, or one entry
+    GRAD_B = "db"  # ∂C/∂b, or one entry
+    TEMP = "t"  # a common subexpression
+    COUNT = "n"  # the batch size
+
+
+class Axis(enum.Enum):
+    UNITS = "units"  # over the units of a layer: one value per sample, shape (n, 1)
+    BATCH = "batch"  # over the samples: one value per unit, shape (units,)
+    ALL = "all"  # everything: a scalar
+
+
+class ReduceOp(enum.Enum):
+    SUM = "sum"
+    MAX = "max"
+
+
+@dataclass(frozen=True)
+class Var:
+    """An array (or scalar) of the emitted code.
+
+    ``name`` is the variable's identity and its name in the vectorized code (``Z1``,
+    ``D2``, ``W1``); ``index`` locates a scalar entry of a parameter or gradient array in
+    the unit program (0-based, ``(j, i)`` or ``(j,)``).
+    """
+
+    name: str
+    kind: Kind
+    layer: int = 0
+    unit: int | None = None  # 1-based neuron, unit program only
+    index: tuple[int, ...] = ()
+
+    @cached_property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.name, real=True)
+
+
+@dataclass(frozen=True)
+class MatMul:
+    out: Var
+    left: Var
+    right: Var
+    left_t: bool
+    right_t: bool
+    role: Role
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AddBias:
+    out: Var
+    bias: Var
+    role: Role
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Map:
+    out: Var
+    expr: sp.Expr
+    role: Role
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Reduce:
+    out: Var
+    expr: sp.Expr
+    op: ReduceOp
+    axis: Axis
+    role: Role
+    scale: sp.Expr = sp.S.One
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LinearSum:
+    out: Var
+    terms: tuple[tuple[Var, Var], ...]  # (weight entry, value)
+    bias: Var | None
+    role: Role
+    note: str = ""
+
+
+Statement = MatMul | AddBias | Map | Reduce | LinearSum
+
+
+class _FormulaPrinter(StrPrinter):
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+
+def formula(expr: sp.Basic) -> str:
+    """A formula as one line of text for notes (module comments, explain): SymPy's str form,
+    floats as their shortest Python literal."""
+    return str(_FormulaPrinter().doprint(expr))
+
+
+def reads(s: Statement) -> tuple[sp.Symbol, ...]:
+    """The symbols a statement reads (for ordering and liveness)."""
+    if isinstance(s, MatMul):
+        return (s.left.symbol, s.right.symbol)
+    if isinstance(s, AddBias):
+        return (s.out.symbol, s.bias.symbol)
+    if isinstance(s, Map | Reduce):
+        return tuple(sorted(s.expr.free_symbols, key=str))
+    terms = tuple(sym for w, v in s.terms for sym in (w.symbol, v.symbol))
+    return (*terms, s.bias.symbol) if s.bias is not None else terms
+
+
+@dataclass(frozen=True)
+class Function:
+    """One emitted function: its statements and what it returns."""
+
+    name: str  # forward, loss, loss_and_grad
+    body: tuple[Statement, ...]
+    returns: tuple[Var, ...]
+
+
+@dataclass(frozen=True)
+class LayerMath:
+    """One layer's scalar math, as derived (in the scalar symbols z and a of symbolic.layer_math)."""
+
+    l: int
+    units: int
+    label: str  # activation with parameters, re-printed from the spec (safe to show)
+    f: sp.Expr  # a = f(z)
+    df: sp.Expr  # f'(z), in terms of the saved a where exact and not costlier
+
+    @property
+    def blocks_gradient(self) -> bool:
+        return self.df == 0
+
+
+@dataclass(frozen=True)
+class OutputMath:
+    """The loss of one sample and the output error, as derived (scalar symbols a, z, y).
+
+    For softmax_ce, ``loss`` is in the row symbols of :mod:`symprop.symbolic.layer_math`
+    and ``delta`` in softmax's ``p``; ``dloss_da`` is None when loss and activation were
+    differentiated together in z (fused, or softmax).
+    """
+
+    loss: sp.Expr
+    delta: sp.Expr
+    dloss_da: sp.Expr | None
+    fused: bool
+    clipped: bool
+
+
+@dataclass(frozen=True)
+class Program:
+    spec: Spec
+    granularity: Granularity
+    functions: tuple[Function, ...]
+    layers: tuple[LayerMath, ...]
+    output: OutputMath
+    rewrites: tuple[str, ...]  # the stabilising rewrites that fired, in pipeline order
+    warnings: tuple[str, ...]
+    params: tuple[Var, ...]  # W1, b1, W2, ... (entries in the unit program)
+    meta: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def function(self, name: str) -> Function:
+        for f in self.functions:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def statements(self) -> Iterator[Statement]:
+        for f in self.functions:
+            yield from f.body
+
+
+__all__ = [
+    "AddBias",
+    "Axis",
+    "Function",
+    "Granularity",
+    "Kind",
+    "LayerMath",
+    "LinearSum",
+    "Map",
+    "MatMul",
+    "OutputMath",
+    "Program",
+    "Reduce",
+    "ReduceOp",
+    "Role",
+    "Statement",
+    "Var",
+    "formula",
+    "reads",
+]

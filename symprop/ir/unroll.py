@@ -1,0 +1,215 @@
+"""The per-neuron program, as a transform of the layer program (no second derivation).
+
+Each layer variable (Zˡ, Aˡ, Dˡ, Gˡ, X, Y and layer temporaries) becomes one variable per
+unit (``z2_1``, ``a2_1``, ``delta2_1``, ``dC_da1_2``, ``x1``, ``y1``), a vector over the
+batch; weights, biases and gradients become scalar entries (``W2[0, 2]``).  Per-sample
+row values (softmax's row maximum and sums) and scalars stay as they are.
+
+* ``Z = A Wᵀ`` then ``Z += b``  ->  ``z_j = Σ_i W[j,i] a_i + b[j]`` (a :class:`LinearSum`);
+* ``G = D W``  ->  ``dC_da_i = Σ_j W[j,i] delta_j``;
+* ``dW = Dᵀ A``  ->  ``dW[j,i] = Σ_batch delta_j a_i``;  ``db = Σ_batch D``  ->  per entry;
+* an elementwise map  ->  the same expression per unit;
+* a reduction over the units  ->  the sum (or maximum) of the per-unit expressions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sympy as sp
+
+from symprop.ir.backprop import N
+from symprop.ir.program import (
+    AddBias,
+    Axis,
+    Function,
+    Granularity,
+    Kind,
+    LinearSum,
+    Map,
+    MatMul,
+    Program,
+    Reduce,
+    ReduceOp,
+    Statement,
+    Var,
+    formula,
+)
+from symprop.spec import Spec
+
+PER_UNIT = {Kind.INPUT, Kind.TARGET, Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM, Kind.TEMP}
+UNIT_NAMES = {
+    Kind.INPUT: "x{j}",
+    Kind.TARGET: "y{j}",
+    Kind.Z: "z{l}_{j}",
+    Kind.A: "a{l}_{j}",
+    Kind.DELTA: "delta{l}_{j}",
+    Kind.UPSTREAM: "dC_da{l}_{j}",
+}
+
+
+class _Units:
+    """Per-unit variables of the layer program's variables, for one spec."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.by_symbol: dict[sp.Symbol, Var] = {}  # the layer program's variables
+        self.units: dict[sp.Symbol, Var] = {}  # the per-unit variables made so far
+
+    def know(self, *variables: Var) -> None:
+        for v in variables:
+            self.by_symbol[v.symbol] = v
+
+    def count(self, v: Var) -> int:
+        if v.kind is Kind.INPUT:
+            return self.spec.inputs
+        if v.kind is Kind.TARGET:
+            return self.spec.outputs
+        return self.spec.layer_sizes[v.layer]
+
+    def per_unit(self, v: Var) -> bool:
+        return v.kind in PER_UNIT and (v.kind is not Kind.TEMP or v.layer > 0)
+
+    def unit(self, v: Var, j: int) -> Var:
+        """Unit ``j`` (1-based) of ``v``."""
+        pattern = UNIT_NAMES.get(v.kind, v.name.lower() + "_{j}")
+        unit = Var(pattern.format(l=v.layer, j=j), v.kind, v.layer, unit=j)
+        self.units[unit.symbol] = unit
+        return unit
+
+    def entry(self, v: Var, index: tuple[int, ...]) -> Var:
+        """Entry ``index`` (0-based) of a parameter or gradient array."""
+        name = v.name + "_" + "_".join(str(i + 1) for i in index)
+        return Var(name, v.kind, v.layer, index=index)
+
+    def at(self, expr: sp.Expr, j: int) -> sp.Expr:
+        """``expr`` with every per-unit variable replaced by its unit ``j``."""
+        subs = {
+            s: self.unit(self.by_symbol[s], j).symbol
+            for s in expr.free_symbols
+            if s in self.by_symbol and self.per_unit(self.by_symbol[s])
+        }
+        return expr.xreplace(subs)
+
+    def delta_note(self, delta: Var, expr: sp.Expr) -> str:
+        """One neuron's chain-rule line, per sample (n = 1): the module's comment and explain's text."""
+        per_sample = expr.xreplace({N.symbol: sp.Integer(1)})
+        head = f"{delta.name} = dC_k/dz{delta.layer}_{delta.unit} = "
+        up = [f for f in sp.Mul.make_args(per_sample) if (v := self.units.get(f)) and v.kind is Kind.UPSTREAM]
+        if not up:
+            return head + formula(per_sample)
+        local = sp.Mul(*[f for f in sp.Mul.make_args(per_sample) if f != up[0]])
+        return head + f"({formula(local)}) * {up[0]}"
+
+    def has_units(self, expr: sp.Expr) -> bool:
+        return any(s in self.by_symbol and self.per_unit(self.by_symbol[s]) for s in expr.free_symbols)
+
+    def width(self, expr: sp.Expr) -> int:
+        widths = {self.count(v) for s in expr.free_symbols if (v := self.by_symbol.get(s)) and self.per_unit(v)}
+        if len(widths) != 1:
+            raise ValueError(f"cannot unroll {expr}: its arrays have different widths {sorted(widths)}")
+        return widths.pop()
+
+
+def _indices(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every 0-based index of an array of ``shape``, row-major."""
+    if len(shape) == 1:
+        return [(j,) for j in range(shape[0])]
+    return [(j, i) for j in range(shape[0]) for i in range(shape[1])]
+
+
+def _matmul(s: MatMul, bias: Var | None, u: _Units) -> list[Statement]:
+    out: list[Statement] = []
+    if s.out.kind is Kind.Z:  # Z = A Wᵀ (+ b)
+        for j in range(1, u.count(s.out) + 1):
+            terms = tuple((u.entry(s.right, (j - 1, i - 1)), u.unit(s.left, i)) for i in range(1, u.count(s.left) + 1))
+            b = u.entry(bias, (j - 1,)) if bias is not None else None
+            out.append(LinearSum(u.unit(s.out, j), terms, b, s.role))
+    elif s.out.kind is Kind.UPSTREAM:  # G = D W
+        for i in range(1, u.count(s.out) + 1):
+            terms = tuple((u.entry(s.right, (j - 1, i - 1)), u.unit(s.left, j)) for j in range(1, u.count(s.left) + 1))
+            note = f"dC_k/da{s.out.layer}_i = sum_j W{s.right.layer}[j,i]*delta{s.left.layer}_j" if i == 1 else ""
+            out.append(LinearSum(u.unit(s.out, i), terms, None, s.role, note))
+    elif s.out.kind is Kind.GRAD_W:  # dW = Dᵀ A
+        for j in range(1, u.count(s.left) + 1):
+            for i in range(1, u.count(s.right) + 1):
+                product = u.unit(s.left, j).symbol * u.unit(s.right, i).symbol
+                label = f"dC/d{s.out.name[1:]}[{j},{i}]"
+                note = f"{label} = (1/n) sum_k dC_k/dz{s.left.layer}_{j} * {u.unit(s.right, i).name}"
+                out.append(Reduce(u.entry(s.out, (j - 1, i - 1)), product, ReduceOp.SUM, Axis.BATCH, s.role, note=note))
+    else:
+        raise ValueError(f"no unit form for the product into {s.out.name}")
+    return out
+
+
+def _elementwise(s: Map | Reduce, u: _Units) -> list[Statement]:
+    if isinstance(s, Map):
+        if u.per_unit(s.out):
+            units = [u.unit(s.out, j) for j in range(1, u.count(s.out) + 1)]
+            exprs = [u.at(s.expr, j) for j in range(1, len(units) + 1)]
+            if s.out.kind is Kind.DELTA:
+                notes = [u.delta_note(v, e) for v, e in zip(units, exprs, strict=True)]
+            else:
+                notes = [s.note if j == 0 else "" for j in range(len(units))]
+            return [replace(s, out=v, expr=e, note=t) for v, e, t in zip(units, exprs, notes, strict=True)]
+        if u.has_units(s.expr):
+            raise ValueError(f"cannot unroll {s.out.name} = {s.expr}: a row value of per-unit terms")
+        return [s]
+    if s.axis is Axis.BATCH:  # one value per unit -> one gradient entry per unit
+        return [
+            replace(
+                s,
+                out=u.entry(s.out, (j - 1,)),
+                expr=u.at(s.expr, j),
+                note=f"dC/d{s.out.name[1:]}[{j}] = (1/n) sum_k dC_k/dz{s.out.layer}_{j}",
+            )
+            for j in range(1, u.width(s.expr) + 1)
+        ]
+    if not u.has_units(s.expr):  # a row quantity summed over the batch
+        return [replace(s, axis=Axis.BATCH)]
+    terms = [u.at(s.expr, j) for j in range(1, u.width(s.expr) + 1)]
+    if s.axis is Axis.UNITS:
+        total = sp.Max(*terms) if s.op is ReduceOp.MAX else sp.Add(*terms)
+        return [Map(s.out, total, s.role, s.note)]
+    return [replace(s, expr=sp.Add(*terms), axis=Axis.BATCH)]
+
+
+def _function(f: Function, u: _Units) -> Function:
+    body: list[Statement] = []
+    statements = list(f.body)
+    for k, s in enumerate(statements):
+        if isinstance(s, AddBias):
+            continue  # folded into the linear sum before it
+        if isinstance(s, MatMul):
+            following = statements[k + 1] if k + 1 < len(statements) else None
+            bias = following.bias if isinstance(following, AddBias) and following.out == s.out else None
+            u.know(s.out, s.left, s.right)
+            body += _matmul(s, bias, u)
+        elif isinstance(s, Map | Reduce):
+            u.know(s.out)
+            body += _elementwise(s, u)
+        else:
+            raise ValueError(f"the layer program has no {type(s).__name__}")
+    returns: list[Var] = []
+    for v in f.returns:
+        if v.kind in (Kind.GRAD_W, Kind.GRAD_B):
+            returns += [u.entry(v, index) for index in _indices(u.spec.param_shapes[v.name[1:]])]
+        elif u.per_unit(v):
+            returns += [u.unit(v, j) for j in range(1, u.count(v) + 1)]
+        else:
+            returns.append(v)
+    return Function(f.name, tuple(body), tuple(returns))
+
+
+def unroll(program: Program) -> Program:
+    """The per-neuron program of a layer program (see the module docstring)."""
+    if program.granularity is not Granularity.LAYER:
+        raise ValueError("unroll takes a layer program")
+    u = _Units(program.spec)
+    u.know(Var("X", Kind.INPUT), Var("Y", Kind.TARGET))
+    functions = tuple(_function(f, u) for f in program.functions)
+    params = tuple(u.entry(p, index) for p in program.params for index in _indices(program.spec.param_shapes[p.name]))
+    return replace(program, granularity=Granularity.UNIT, functions=functions, params=params)
+
+
+__all__ = ["unroll"]
