@@ -115,7 +115,7 @@ def _forward(params, X):
     Z1 = X @ W1.T
     Z1 += b1
     # a1 = f1(z1) = tanh(z1)
-    A1 = np.tanh(Z1)
+    A1 = np.tanh(Z1, out=Z1)
     # z2 = W2 a1 + b2
     Z2 = A1 @ W2.T
     Z2 += b2

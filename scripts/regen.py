@@ -28,7 +28,7 @@ ARTIFACTS: list[Artifact] = [
         "unrolled/{name}.py",  # the straight-line version, for reading
         lambda spec: render(spec, "unrolled") if spec.n_params <= UNROLLED_GOLDEN_MAX_PARAMS else None,
     ),
-    ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report (issue 4)
+    ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report
 ]
 
 

@@ -57,8 +57,8 @@ def test_check_exits_1_when_the_gradient_is_wrong(
     """A broken generator (sign flipped in every gradient line) is caught by `symprop check`."""
     original = unrolled.Unrolled.statement
 
-    def flipped(self, s, p, live):  # type: ignore[no-untyped-def]
-        lines = original(self, s, p, live)
+    def flipped(self, s, p):  # type: ignore[no-untyped-def]
+        lines = original(self, s, p)
         if s.out.kind in (Kind.GRAD_W, Kind.GRAD_B):
             lines = [Line(line.code.replace(" = ", " = -(", 1) + ")", line.comment) for line in lines]
         return lines

@@ -1,4 +1,4 @@
-"""Vectorized mode (issue 3): same contract and numbers as unrolled mode, right gradients, dtypes kept.
+"""Vectorized mode: same contract and numbers as unrolled mode, right gradients, dtypes kept.
 
 Tolerances:
 * modes agree to 1e-12 relative to each array's scale (max(1, max |value|)), float64: both

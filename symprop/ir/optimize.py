@@ -46,23 +46,27 @@ def _cse_function(f: Function) -> Function:
     return replace(f, body=tuple(body))
 
 
+def _flat(expr: sp.Expr) -> bool:
+    """A symbol, or one operation on symbols (``delta2_1*a1_3``): nothing in it to share."""
+    return all(arg.is_Symbol for arg in expr.args)
+
+
 def _cse_run(run: Sequence[Map | Reduce], counter: Iterable[int]) -> list[Statement]:
+    """One CSE over the run's statements; flat ones (see :func:`_flat`) pass through as they are."""
     if not run:
         return []
     numbers = iter(counter)
-    exprs = [fold_numbers(s.expr) for s in run]
+    shared = [k for k, s in enumerate(run) if not _flat(s.expr)]
+    exprs = [fold_numbers(run[k].expr) for k in shared]
     temps, reduced = sp.cse(
         exprs,
         symbols=(sp.Symbol(f"t{k}", real=True) for k in numbers),
         order="canonical",
         ignore=(N.symbol,),  # 1/n is a scalar: never worth an array temporary
     )
-    if not temps:
-        return [replace(s, expr=e) for s, e in zip(run, exprs, strict=True)]
+    new_expr = dict(zip(shared, reduced, strict=True))
     temp_defs = dict(temps)
-    role_of = {
-        t: next(s.role for s, e in zip(run, reduced, strict=True) if t in _closure(e, temp_defs)) for t in temp_defs
-    }
+    role_of = {t: next(run[k].role for k, e in new_expr.items() if t in _closure(e, temp_defs)) for t in temp_defs}
     emitted: set[sp.Symbol] = set()
     out: list[Statement] = []
 
@@ -73,9 +77,12 @@ def _cse_run(run: Sequence[Map | Reduce], counter: Iterable[int]) -> list[Statem
                 emitted.add(t)
                 out.append(Map(Var(t.name, Kind.TEMP), temp_defs[t], role_of[t]))
 
-    for s, e in zip(run, reduced, strict=True):
-        emit(e)
-        out.append(replace(s, expr=e))
+    for k, s in enumerate(run):
+        if k in new_expr:
+            emit(new_expr[k])
+            out.append(replace(s, expr=new_expr[k]))
+        else:
+            out.append(s)
     return out
 
 

@@ -159,16 +159,16 @@ def formula(expr: sp.Basic) -> str:
     return str(_FormulaPrinter().doprint(expr))
 
 
-def reads(s: Statement) -> tuple[sp.Symbol, ...]:
-    """The symbols a statement reads (for ordering and liveness)."""
+def reads(s: Statement) -> frozenset[sp.Symbol]:
+    """The symbols a statement reads."""
     if isinstance(s, MatMul):
-        return (s.left.symbol, s.right.symbol)
+        return frozenset((s.left.symbol, s.right.symbol))
     if isinstance(s, AddBias):
-        return (s.out.symbol, s.bias.symbol)
+        return frozenset((s.out.symbol, s.bias.symbol))
     if isinstance(s, Map | Reduce):
-        return tuple(sorted(s.expr.free_symbols, key=str))
-    terms = tuple(sym for w, v in s.terms for sym in (w.symbol, v.symbol))
-    return (*terms, s.bias.symbol) if s.bias is not None else terms
+        return frozenset(s.expr.free_symbols)
+    terms = {sym for w, v in s.terms for sym in (w.symbol, v.symbol)}
+    return frozenset((*terms, s.bias.symbol) if s.bias is not None else terms)
 
 
 @dataclass(frozen=True)

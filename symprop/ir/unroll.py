@@ -55,6 +55,8 @@ class _Units:
         self.spec = spec
         self.by_symbol: dict[sp.Symbol, Var] = {}  # the layer program's variables
         self.units: dict[sp.Symbol, Var] = {}  # the per-unit variables made so far
+        self._made: dict[tuple[str, int], Var] = {}
+        self._entries: dict[tuple[str, tuple[int, ...]], Var] = {}
 
     def know(self, *variables: Var) -> None:
         for v in variables:
@@ -72,15 +74,22 @@ class _Units:
 
     def unit(self, v: Var, j: int) -> Var:
         """Unit ``j`` (1-based) of ``v``."""
-        pattern = UNIT_NAMES.get(v.kind, v.name.lower() + "_{j}")
-        unit = Var(pattern.format(l=v.layer, j=j), v.kind, v.layer, unit=j)
-        self.units[unit.symbol] = unit
+        key = (v.name, j)
+        unit = self._made.get(key)
+        if unit is None:
+            pattern = UNIT_NAMES.get(v.kind, v.name.lower() + "_{j}")
+            unit = self._made[key] = Var(pattern.format(l=v.layer, j=j), v.kind, v.layer, unit=j)
+            self.units[unit.symbol] = unit
         return unit
 
     def entry(self, v: Var, index: tuple[int, ...]) -> Var:
         """Entry ``index`` (0-based) of a parameter or gradient array."""
-        name = v.name + "_" + "_".join(str(i + 1) for i in index)
-        return Var(name, v.kind, v.layer, index=index)
+        key = (v.name, index)
+        entry = self._entries.get(key)
+        if entry is None:
+            name = v.name + "_" + "_".join(str(i + 1) for i in index)
+            entry = self._entries[key] = Var(name, v.kind, v.layer, index=index)
+        return entry
 
     def at(self, expr: sp.Expr, j: int) -> sp.Expr:
         """``expr`` with every per-unit variable replaced by its unit ``j``."""
@@ -133,7 +142,7 @@ def _matmul(s: MatMul, bias: Var | None, u: _Units) -> list[Statement]:
     elif s.out.kind is Kind.GRAD_W:  # dW = Dᵀ A
         for j in range(1, u.count(s.left) + 1):
             for i in range(1, u.count(s.right) + 1):
-                product = u.unit(s.left, j).symbol * u.unit(s.right, i).symbol
+                product = sp.Mul(u.unit(s.left, j).symbol, u.unit(s.right, i).symbol, evaluate=False)
                 label = f"dC/d{s.out.name[1:]}[{j},{i}]"
                 note = f"{label} = (1/n) sum_k dC_k/dz{s.left.layer}_{j} * {u.unit(s.right, i).name}"
                 out.append(Reduce(u.entry(s.out, (j - 1, i - 1)), product, ReduceOp.SUM, Axis.BATCH, s.role, note=note))

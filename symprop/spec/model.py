@@ -15,13 +15,14 @@ import keyword
 import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sympy as sp
 
+from symprop.spec.registry import ACTIVATIONS, LOSSES
 from symprop.spec.safe_expr import ExprError, canonical_text, parse_expr
 
 ParamValue = float | str
@@ -31,37 +32,6 @@ class SpecError(ValueError):
     """A spec is invalid; the message is one line naming the field and the fix."""
 
 
-@dataclass(frozen=True)
-class Param:
-    """One activation parameter: its default (None = optional) and range check."""
-
-    name: str
-    default: float | None
-    check: Callable[[float], bool] = math.isfinite
-    rule: str = "a finite number"
-
-
-def _positive(v: float) -> bool:
-    return math.isfinite(v) and v > 0
-
-
-def _nonzero(v: float) -> bool:
-    return math.isfinite(v) and v != 0
-
-
-ACTIVATIONS: Mapping[str, tuple[Param, ...]] = {
-    "identity": (),
-    "sigmoid": (Param("beta", 1.0, _nonzero, "a finite number other than 0"),),
-    "piecewise_linear": (Param("x_min", -1.0), Param("x_max", 1.0), Param("m", None), Param("b", None)),
-    "gaussian": (Param("mu", 0.0), Param("sigma", 1.0, _positive, "a number > 0")),
-    "step": (),
-    "relu": (),
-    "tanh": (),
-    "softplus": (),
-    "leaky_relu": (Param("alpha", 0.01),),
-    "custom": (),  # takes the string key "expr"
-}
-LOSSES = ("mse", "sse", "bce", "softmax_ce", "custom")
 SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "layers")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 100_000
@@ -86,7 +56,8 @@ class Layer:
         given = dict(self.params)
         if name in given:
             return given[name]
-        for p in ACTIVATIONS.get(self.activation, ()):
+        entry = ACTIVATIONS.get(self.activation)
+        for p in entry.params if entry else ():
             if p.name == name:
                 return p.default
         return None
@@ -209,9 +180,13 @@ def _layer(table: Any, where: str) -> Layer:
         raise SpecError(f"{where} must be a table with 'units' and 'activation'")
     activation = table.get("activation")
     if isinstance(activation, str) and activation in ACTIVATIONS:
-        known = [*LAYER_KEYS, *(p.name for p in ACTIVATIONS[activation]), *(["expr"] if activation == "custom" else [])]
+        known = [
+            *LAYER_KEYS,
+            *(p.name for p in ACTIVATIONS[activation].params),
+            *(["expr"] if activation == "custom" else []),
+        ]
     else:  # judge the other keys against every activation's parameters
-        known = [*LAYER_KEYS, *dict.fromkeys(p.name for ps in ACTIVATIONS.values() for p in ps), "expr"]
+        known = [*LAYER_KEYS, *dict.fromkeys(p.name for a in ACTIVATIONS.values() for p in a.params), "expr"]
     _check_keys(table, known, where)
     if "units" not in table:
         raise SpecError(f"{where}: missing key 'units' (the number of neurons, e.g. units = 3)")
@@ -221,7 +196,7 @@ def _layer(table: Any, where: str) -> Layer:
         raise SpecError(
             f"{where}.activation: unknown activation {activation!r}; {_suggest(str(activation), list(ACTIVATIONS))}"
         )
-    schema = {p.name: p for p in ACTIVATIONS[activation]}
+    schema = {p.name: p for p in ACTIVATIONS[activation].params}
     units = _int(table["units"], f"{where}.units", 1)
     params: dict[str, ParamValue] = {}
     for key, value in table.items():
@@ -263,7 +238,7 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     inputs = _int(data["inputs"], f"{source}: inputs", 1)
     loss = data["loss"]
     if not isinstance(loss, str) or loss not in LOSSES:
-        raise SpecError(f"{source}: unknown loss {loss!r}; {_suggest(str(loss), LOSSES)}")
+        raise SpecError(f"{source}: unknown loss {loss!r}; {_suggest(str(loss), list(LOSSES))}")
     loss_expr = data.get("loss_expr")
     if loss == "custom":
         if loss_expr is None:

@@ -1,4 +1,4 @@
-"""Stage 2a: the elementwise math of one neuron, derived by SymPy on scalars.
+"""The scalar math of one neuron, derived by SymPy on scalars.
 
 For each layer: the activation a = f(z) and its derivative f'(z), rewritten in
 terms of the saved activation ``a`` where that is exact and cheaper
@@ -7,23 +7,23 @@ terms of the saved activation ``a`` where that is exact and cheaper
 numerically stabilising rewrites is applied (``REWRITES``); the names of those
 that fired are recorded so the generated module can list them.
 
-Both emission modes use these scalar expressions: unrolled mode per neuron,
-vectorized mode over whole layers.  Nothing here knows about layer sizes.
+:mod:`symprop.ir.backprop` composes these scalar expressions into the layer program.
+Nothing here knows about layer sizes.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
 
 from symprop.spec import Layer, Spec, SpecError
+from symprop.spec.registry import ACTIVATIONS, LOSSES
 from symprop.spec.safe_expr import parse_expr
-from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, drop_dirac, log1p
+from symprop.symbolic.functions import Clip01, LogSumExp, Sigmoid, Softplus, drop_dirac, log1p
 
 Z = sp.Symbol("z", real=True)
 A = sp.Symbol("a", real=True)
@@ -150,37 +150,17 @@ def apply_rewrites(expr: sp.Expr) -> tuple[sp.Expr, tuple[str, ...]]:
 
 # ------------------------------------------------------------- activations --
 def activation_expr(layer: Layer, x: sp.Symbol = Z) -> sp.Expr:
-    """f(x) for a validated layer, with its parameters substituted as numbers."""
-    name = layer.activation
-    num = layer.number
-    if name == "identity":
-        return x
-    if name == "sigmoid":
-        return Sigmoid(_num(num("beta")) * x)
-    if name == "piecewise_linear":
-        x_min, x_max = num("x_min"), num("x_max")
-        m = layer.param("m")
-        b = layer.param("b")
-        slope = float(m) if m is not None else 1.0 / (x_max - x_min)
-        intercept = float(b) if b is not None else -x_min * slope
-        return sp.Piecewise((0, x <= _num(x_min)), (_num(slope) * x + _num(intercept), x < _num(x_max)), (1, True))
-    if name == "gaussian":
-        mu, sigma = _num(num("mu")), _num(num("sigma"))
-        return sp.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * sp.sqrt(2 * sp.pi))
-    if name == "step":
-        return sp.Heaviside(x, 1)
-    if name == "relu":
-        return Relu(x)
-    if name == "tanh":
-        return sp.tanh(x)
-    if name == "softplus":
-        return Softplus(x)
-    if name == "leaky_relu":
-        return sp.Piecewise((_num(num("alpha")) * x, x <= 0), (x, True))
-    if name == "custom":
+    """f(x) for a validated layer, from its registry formula, with its parameters as numbers."""
+    entry = ACTIVATIONS[layer.activation]
+    if entry.formula is None:  # custom: the spec's (canonical) expression text, parsed again
         expr = parse_expr(str(layer.param("expr")), {"x": X}, "expr")
         return apply_rewrites(expr)[0].xreplace({X: x})
-    raise SpecError(f"unknown activation {name!r}")
+
+    def optional(name: str) -> sp.Expr | None:
+        value = layer.param(name)
+        return None if value is None else _num(float(value))
+
+    return entry.formula(x, lambda name: _num(layer.number(name)), optional)
 
 
 def _num(value: float) -> sp.Expr:
@@ -284,16 +264,13 @@ def activation_math(layer: Layer) -> ActivationMath:
 
 # ------------------------------------------------------------------ losses --
 def per_unit_loss(spec: Spec) -> sp.Expr:
-    """ℓ(a, y) for one output unit (not used for softmax_ce)."""
-    if spec.loss == "mse":
-        return (A - Y) ** 2 / 2
-    if spec.loss == "sse":
-        return (A - Y) ** 2
-    if spec.loss == "bce":
-        return -(Y * sp.log(A) + (1 - Y) * sp.log(1 - A))
+    """ℓ(a, y) for one output unit (not used for softmax_ce), from the registry or the spec's text."""
     if spec.loss == "custom":
         return parse_expr(str(spec.loss_expr), {"a": A, "y": Y}, "loss_expr")
-    raise SpecError(f"loss {spec.loss!r} has no per-unit form")
+    per_unit = LOSSES[spec.loss].per_unit
+    if per_unit is None:
+        raise SpecError(f"loss {spec.loss!r} has no per-unit form")
+    return per_unit(A, Y)
 
 
 @dataclass(frozen=True)
@@ -394,12 +371,3 @@ def gradient_warnings(spec: Spec) -> list[str]:
                 f"no gradient flows to the parameters of {below}"
             )
     return notes
-
-
-def warn_about(spec: Spec) -> None:
-    for note in gradient_warnings(spec):
-        warnings.warn(note, stacklevel=3)
-
-
-def layers_math(spec: Spec) -> Sequence[ActivationMath]:
-    return [activation_math(layer) for layer in spec.layers]

@@ -35,7 +35,7 @@ class Style(Protocol):
 
     def printer(self, program: Program) -> ArrayPrinter: ...
 
-    def statement(self, s: Statement, p: ArrayPrinter, live_after: set[sp.Symbol]) -> list[Line]: ...
+    def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]: ...
 
     def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]: ...
 
@@ -62,16 +62,6 @@ def _split(f: Function, forward: Sequence[Statement]) -> Split:
     return Split(tuple(dict.fromkeys(s.out for s in forward if s.out.symbol in needed)), own)
 
 
-def _live_after(statements: Sequence[Statement], returns: Iterable[Var]) -> list[set[sp.Symbol]]:
-    """For each statement, the symbols read by any later statement or returned."""
-    live: set[sp.Symbol] = {v.symbol for v in returns}
-    out: list[set[sp.Symbol]] = []
-    for s in reversed(statements):
-        out.append(set(live))
-        live |= set(reads(s))
-    return out[::-1]
-
-
 def _uses(lines: Iterable[Line], word: str) -> bool:
     return any(word in line.code for line in lines)
 
@@ -83,17 +73,17 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     splits = {f.name: _split(f, forward) for f in program.functions}
     takes = {v for split in splits.values() for v in split.takes}
     returned = tuple(dict.fromkeys(s.out for s in forward if s.out in takes))
-    body = _lines(forward, returned, style, p)
+    body = _lines(forward, style, p)
     head = style.unpack(program, forward, set())
-    ret = ", ".join(p.doprint(v.symbol) for v in returned)
+    ret = ", ".join(p.name(v.symbol) for v in returned)
     ret = f"({ret},)" if len(returned) == 1 else ret
     doc = "The forward pass: the values the other functions use."
     out = [_finish("_forward", "params, X", doc, [], head + body, ret)]
     for f in program.functions:
         split = splits[f.name]
-        got = ", ".join(p.doprint(v.symbol) if v in split.takes else "_" for v in returned)
+        got = ", ".join(p.name(v.symbol) if v in split.takes else "_" for v in returned)
         lines = [Line(f"({got},) = _forward(params, X)" if len(returned) == 1 else f"{got} = _forward(params, X)")]
-        own = _lines(split.own, f.returns, style, p)
+        own = _lines(split.own, style, p)
         lines += style.unpack(program, split.own, {v.symbol for v in returned})
         result_lines, result = style.outputs(f, p)
         args = "params, X" if f.name == "forward" else "params, X, Y"
@@ -104,11 +94,8 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     return tuple(out), helpers_used(exprs)
 
 
-def _lines(statements: Sequence[Statement], returns: Iterable[Var], style: Style, p: ArrayPrinter) -> list[Line]:
-    lines: list[Line] = []
-    for s, live in zip(statements, _live_after(statements, returns), strict=True):
-        lines += style.statement(s, p, live)
-    return lines
+def _lines(statements: Sequence[Statement], style: Style, p: ArrayPrinter) -> list[Line]:
+    return [line for s in statements for line in style.statement(s, p)]
 
 
 def _finish(name: str, args: str, doc: str, head: list[Line], body: list[Line], result: str) -> FunctionCode:
@@ -144,7 +131,7 @@ def is_entry(v: Var) -> bool:
 
 
 def linear_sum_code(s: LinearSum, p: ArrayPrinter) -> str:
-    terms = [f"{param_name(w)}*{p.doprint(v.symbol)}" for w, v in s.terms]
+    terms = [f"{param_name(w)}*{p.name(v.symbol)}" for w, v in s.terms]
     if s.bias is not None:
         terms.append(param_name(s.bias))
     return " + ".join(terms)

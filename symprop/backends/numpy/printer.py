@@ -50,7 +50,13 @@ class ArrayPrinter(NumPyPrinter):
         self.module = module
 
     def code(self, expr: sp.Expr) -> str:
+        if isinstance(expr, sp.Symbol):
+            return self.name(expr)
         return str(self.doprint(fold_numbers(expr)))
+
+    def name(self, symbol: sp.Symbol) -> str:
+        """A variable's name in the code (cheaper than printing a lone symbol)."""
+        return self.names.get(symbol, symbol.name)
 
     def fn(self, name: str) -> str:
         return f"{self.module}.{name}"

@@ -44,8 +44,8 @@ class Unrolled:
         names = {sym: param_name(v) for sym, v in self.vars.items() if is_entry(v)}
         return ArrayPrinter(names, "np")
 
-    def statement(self, s: Statement, p: ArrayPrinter, live_after: set[sp.Symbol]) -> list[Line]:
-        out = str(p.doprint(s.out.symbol))
+    def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
+        out = p.name(s.out.symbol)
         if isinstance(s, LinearSum):
             return [Line(f"{out} = {linear_sum_code(s, p)}", s.note)]
         if isinstance(s, Map):
@@ -56,7 +56,7 @@ class Unrolled:
         if isinstance(s, Reduce):
             factors = sp.Mul.make_args(s.expr)
             if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
-                total = f"np.dot({', '.join(p.doprint(f) for f in factors)})"
+                total = f"np.dot({', '.join(p.name(f) for f in factors)})"
             else:
                 total = f"np.sum({p.code(s.expr)})"
             if s.scale == 1 / N.symbol:
@@ -87,8 +87,8 @@ class Unrolled:
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         if f.name == "forward":
-            return [], f"np.stack([{', '.join(str(p.doprint(v.symbol)) for v in f.returns)}], axis=1)"
-        cost = f"float({p.doprint(f.returns[0].symbol)})"
+            return [], f"np.stack([{', '.join(p.name(v.symbol) for v in f.returns)}], axis=1)"
+        cost = f"float({p.name(f.returns[0].symbol)})"
         if f.name == "loss":
             return [], cost
         arrays = dict.fromkeys(param_name(_array_of(v)) for v in f.returns[1:])

@@ -27,11 +27,16 @@ from symprop.ir.program import (
     Program,
     Reduce,
     ReduceOp,
+    Role,
     Statement,
     Var,
+    reads,
 )
+from symprop.symbolic.functions import Relu, Sigmoid, Softplus
 
 LAYER_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
+# functions the printer writes as one ufunc call f(x) (or f(x, c)), so ", out=x" may be appended
+UFUNCS = (Sigmoid, Relu, Softplus, sp.tanh, sp.exp, sp.sin, sp.cos, sp.Abs)
 
 
 class Vectorized:
@@ -48,16 +53,29 @@ class Vectorized:
             for sym in s.expr.free_symbols & upstream
         }
 
+        # pre-activations that nothing reads after their activation (f' is in terms of a): the
+        # activation may overwrite them
+        forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
+        later = [s for f in program.functions for s in f.body[len(forward) :]]
+        read = {sym for s in later for sym in reads(s)} | {v.symbol for f in program.functions for v in f.returns}
+        self.dead_after_forward: set[sp.Symbol] = set()
+        for k, s in enumerate(forward):
+            if isinstance(s, Map) and s.out.kind is Kind.A:
+                z = s.expr.args[0] if s.expr.args else None
+                after = {sym for t in forward[k + 1 :] for sym in reads(t)}
+                if isinstance(z, sp.Symbol) and z not in read and z not in after:
+                    self.dead_after_forward.add(z)
+
     def printer(self, program: Program) -> ArrayPrinter:
         return ArrayPrinter(self.alias, "np")
 
     def name(self, v: Var, p: ArrayPrinter) -> str:
-        return str(p.doprint(v.symbol))
+        return p.name(v.symbol)
 
     def shape(self, v: Var) -> str:
         return f"(n, {self.spec.layer_sizes[v.layer]})"
 
-    def statement(self, s: Statement, p: ArrayPrinter, live_after: set[sp.Symbol]) -> list[Line]:
+    def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
         out = self.name(s.out, p)
         if isinstance(s, MatMul):
             left = self.name(s.left, p) + (".T" if s.left_t else "")
@@ -81,20 +99,32 @@ class Vectorized:
             return [Line(f"{out} = {code}", s.note)]
         factors = sp.Mul.make_args(s.expr)
         inplace = [f for f in factors if f in self.alias and self.alias[f] == out]
-        if inplace:  # D = G * f'(...): scale the buffer in place, masks as comparisons
+        if inplace:  # D = G * f'(...): scale the buffer in place, factor by factor, masks as comparisons
             rest, masks = split_masks(sp.Mul(*[f for f in factors if f not in inplace]))
-            lines = [Line(f"{out} *= {p.code(rest)}")] if rest != 1 else []
+            coeff, terms = rest.as_coeff_mul()
+            parts = [*terms, coeff] if coeff != 1 else list(terms)
+            lines = [Line(f"{out} *= {p.code(part)}") for part in parts]
             lines += [Line(f"{out} *= {p.comparison(m)}") for m in masks]
             if not lines:
                 return []
             return [Line(lines[0].code, s.note), *lines[1:]]
-        return [Line(f"{out} = {p.code(s.expr)}", s.note)]
+        code = p.code(s.expr)
+        if self.reuses(s):  # f(Z) where Z is not needed later: write into Z's buffer
+            code = f"{code[:-1]}, out={p.name(s.expr.args[0])})"
+        return [Line(f"{out} = {code}", s.note)]
+
+    def reuses(self, s: Map) -> bool:
+        """``s`` applies one ufunc-printed function to a forward array that nothing reads later."""
+        if not isinstance(s.expr, UFUNCS) or len(s.expr.args) != 1:
+            return False
+        arg = s.expr.args[0]
+        return isinstance(arg, sp.Symbol) and arg in self.dead_after_forward
 
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
         if s.axis is Axis.ALL:
             factors = sp.Mul.make_args(s.expr)
             if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
-                total = f"np.vdot({', '.join(p.doprint(f) for f in factors)})"
+                total = f"np.vdot({', '.join(p.name(f) for f in factors)})"
             else:
                 total = f"np.sum({p.code(s.expr)})"
         elif s.axis is Axis.UNITS:
