@@ -13,8 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symprop import __version__
-from symprop.emit import MODES, UNROLLED_MAX_PARAMS, auto_rule, resolve_mode
+from symprop.emit import MODES, TARGETS, UNROLLED_MAX_PARAMS, auto_rule, backend_for
 from symprop.spec import Spec, SpecError, load_spec
+
+TARGET_HELP = {
+    "array-api": "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
+    "c": "C99 header and source, no allocation, for embedded training",
+}
 
 
 class UsageError(Exception):
@@ -35,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("spec", help="path of a TOML spec")
     gen.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")
     gen.add_argument(
+        "--target",
+        default="numpy",
+        choices=TARGETS,
+        help="numpy (default): a NumPy module; " + "; ".join(f"{t}: {summary}" for t, summary in TARGET_HELP.items()),
+    )
+    gen.add_argument(
         "--mode",
         default="auto",
         choices=MODES,
@@ -46,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
     chk.add_argument("--mode", default="auto", choices=MODES, help="which generated mode to check (default auto)")
+    chk.add_argument("--target", default="numpy", choices=TARGETS, help="which target to check (default numpy)")
     chk.add_argument("--points", type=int, default=3, help="random points to check (default 3)")
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
 
@@ -81,12 +93,14 @@ def _warn_gradients(spec: Spec) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from symprop.emit import generate
+    from symprop.emit import write_files
 
     spec = load_spec(args.spec)
-    path = generate(spec, Path(args.out), args.mode)
+    backend = backend_for(spec, args.mode, args.target)
+    paths = write_files(spec, Path(args.out), args.mode, args.target)
     _warn_gradients(spec)
-    print(f"wrote {path} ({spec.n_params} parameters, {resolve_mode(spec, args.mode)} mode, spec hash {spec.hash()})")
+    what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
+    print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
     return 0
 
 

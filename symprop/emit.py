@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from symprop.backends.registry import BACKENDS
+from symprop.backends.base import Backend
+from symprop.backends.registry import BACKENDS, TARGETS, modes
 from symprop.io import write_atomic, write_atomic_with
 from symprop.ir.backprop import derive
 from symprop.ir.optimize import cse
@@ -17,7 +18,7 @@ from symprop.ir.program import Granularity, Program
 from symprop.ir.unroll import unroll
 from symprop.spec import Spec, SpecError, validate
 
-MODES = (*BACKENDS, "auto")
+MODES = (*modes("numpy"), "auto")
 UNROLLED_MAX_PARAMS = BACKENDS["unrolled"].max_params
 
 
@@ -50,13 +51,24 @@ def resolve_mode(spec: Spec, mode: str) -> str:
     return choose_mode(spec) if mode == "auto" else mode
 
 
-def program_for(spec: Spec, mode: str = "auto") -> Program:
-    """The optimized program a mode prints: the layer program, unrolled per neuron if the backend
-    wants it, then one CSE."""
-    backend = BACKENDS[resolve_mode(spec, mode)]
+def backend_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Backend:
+    """The backend that renders ``spec`` for ``target`` (and, for numpy, ``mode``)."""
+    if target not in TARGETS:
+        raise SpecError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    if target == "numpy":
+        return BACKENDS[resolve_mode(spec, mode)]
+    if mode not in ("auto", "vectorized"):
+        raise SpecError(f"--mode {mode} is for --target numpy; the {target} target has one mode")
+    return next(b for b in BACKENDS.values() if b.target == target)
+
+
+def program_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Program:
+    """The optimized program a backend prints: the layer program, unrolled per neuron if the
+    backend wants it, then one CSE."""
+    backend = backend_for(spec, mode, target)
     if backend.max_params is not None and spec.n_params > backend.max_params:
         raise SpecError(
-            f"{spec.source}: {spec.n_params} parameters is over the {backend.name}-mode limit of "
+            f"{spec.source}: {spec.n_params} parameters is over the {backend.name} limit of "
             f"{backend.max_params}; use --mode vectorized"
         )
     program = derive(spec)
@@ -65,30 +77,50 @@ def program_for(spec: Spec, mode: str = "auto") -> Program:
     return cse(program)
 
 
-def render(spec: Spec, mode: str = "auto") -> str:
-    """The generated module's source text for ``spec`` (``mode``: unrolled, vectorized or auto)."""
+def render_files(spec: Spec, mode: str = "auto", target: str = "numpy") -> dict[str, str]:
+    """Every file a backend writes for ``spec``, by name."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
-    return BACKENDS[resolve_mode(spec, mode)].render(program_for(spec, mode))
+    return backend_for(spec, mode, target).render(program_for(spec, mode, target))
+
+
+def render(spec: Spec, mode: str = "auto", target: str = "numpy") -> str:
+    """The generated Python module's source text for ``spec`` (numpy or array-api target)."""
+    files = render_files(spec, mode, target)
+    return files[f"{spec.name}.py"]
+
+
+def write_files(spec: Spec, out_dir: str | Path, mode: str = "auto", target: str = "numpy") -> list[Path]:
+    """Render ``spec`` and write every file of its backend into ``out_dir`` atomically.
+
+    Everything is rendered in memory first: a failure writes nothing."""
+    files = render_files(spec, mode, target)
+    paths = []
+    for name, text in files.items():
+        path = Path(out_dir) / name
+        write_atomic(path, text)
+        paths.append(path)
+    return paths
 
 
 def generate(spec: Spec, out_dir: str | Path, mode: str = "auto") -> Path:
-    """Render ``spec`` and write ``out_dir/<name>.py`` atomically; return the path."""
-    source = render(spec, mode)
-    path = Path(out_dir) / f"{spec.name}.py"
-    write_atomic(path, source)
-    return path
+    """Render ``spec``'s NumPy module and write ``out_dir/<name>.py`` atomically; return the path."""
+    return write_files(spec, out_dir, mode)[0]
 
 
 __all__ = [
     "AUTO_UNROLLED_MAX_PARAMS",
     "MODES",
+    "TARGETS",
     "UNROLLED_MAX_PARAMS",
     "auto_rule",
+    "backend_for",
     "choose_mode",
     "generate",
     "program_for",
     "render",
+    "render_files",
     "resolve_mode",
     "write_atomic",
     "write_atomic_with",
+    "write_files",
 ]

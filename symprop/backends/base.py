@@ -1,9 +1,9 @@
 """The backend interface: what every target supplies, in the spirit of SymForce's CodegenConfig.
 
 A backend is a printer (the array module a parameter), a templates folder
-(``templates/<target>/``) and a function from an optimized :class:`Program` to source
-text (through a typed template context).  :mod:`symprop.backends.registry` lists them;
-the CLI's choices and the tests' parametrisation are read from there.
+(``templates/<target>/``) and a function from an optimized :class:`Program` to the files it
+writes, by name (through a typed template context).  :mod:`symprop.backends.registry` lists
+them; the CLI's choices and the tests' parametrisation are read from there.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from symprop.ir.program import Granularity, Program
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # the mode: "vectorized", "unrolled"
-    target: str  # the runtime: "numpy"
+    name: str  # unique: "vectorized", "unrolled" (the NumPy modes), "array-api", "c"
+    target: str  # the runtime: "numpy", "array-api", "c"
     granularity: Granularity  # which program it prints: the layer program or the per-neuron one
-    render: Callable[[Program], str]
+    render: Callable[[Program], dict[str, str]]  # file name -> text, e.g. {"xor.py": ...}
     summary: str
     max_params: int | None = None  # refuse larger specs (generation time, readability)
-    suffix: str = ".py"
+    mode: str = ""  # the --mode that selects it within its target ("" if the target has one backend)
 
 
 __all__ = ["Backend"]

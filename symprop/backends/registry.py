@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from symprop.backends.base import Backend
 from symprop.backends.numpy.unrolled import MAX_PARAMS, render_unrolled
 from symprop.backends.numpy.vectorized import render_vectorized
-from symprop.ir.program import Granularity
+from symprop.ir.program import Granularity, Program
+
+
+def _python(render: Callable[[Program], str]) -> Callable[[Program], dict[str, str]]:
+    return lambda program: {f"{program.spec.name}.py": render(program)}
+
 
 BACKENDS: Mapping[str, Backend] = {
     "vectorized": Backend(
         "vectorized",
         "numpy",
         Granularity.LAYER,
-        render_vectorized,
+        _python(render_vectorized),
         "matrix code, one product per layer and direction, any size",
+        mode="vectorized",
     ),
     "unrolled": Backend(
         "unrolled",
         "numpy",
         Granularity.UNIT,
-        render_unrolled,
+        _python(render_unrolled),
         f"one line per neuron, for reading (at most {MAX_PARAMS:,} parameters)",
         max_params=MAX_PARAMS,
+        mode="unrolled",
     ),
 }
+TARGETS: tuple[str, ...] = tuple(dict.fromkeys(b.target for b in BACKENDS.values()))
 
-__all__ = ["BACKENDS"]
+
+def modes(target: str) -> tuple[str, ...]:
+    """The --mode choices of a target (empty when it has one backend)."""
+    return tuple(b.mode for b in BACKENDS.values() if b.target == target and b.mode)
+
+
+__all__ = ["BACKENDS", "TARGETS", "modes"]
