@@ -703,7 +703,7 @@ class MathMLNotation(MathMLPresentationPrinter):
         l, order, arg = expr.args
         head = self._el("msub", self._el("mi", "f"), self._el("mn", str(l)))
         if int(order):
-            head = self._el("msubsup", self._el("mi", "f"), self._el("mn", str(l)), self._mo("′"))
+            head = self._el("msubsup", self._el("mi", "f"), self._el("mn", str(l)), self._el("mi", "′"))
         return self._apply(head, arg)
 
     def doprint(self, expr: sp.Basic) -> str:
@@ -718,6 +718,10 @@ def serialize(node: Node) -> str:
     if node.nodeType == Node.TEXT_NODE:
         return html.escape(html.unescape(node.data), quote=False)
     assert isinstance(node, Element)
+    if node.tagName == "mo" and node.firstChild is not None and node.firstChild.nodeValue == "-":
+        return "<mo>−</mo>"  # a minus sign, not a hyphen
+    if node.tagName == "mn" and node.firstChild is not None and str(node.firstChild.nodeValue).startswith("-"):
+        return f"<mrow><mo>−</mo><mn>{html.escape(str(node.firstChild.nodeValue)[1:])}</mn></mrow>"
     attrs = "".join(f' {k}="{html.escape(v)}"' for k, v in sorted(node.attributes.items()))
     inner = "".join(serialize(c) for c in node.childNodes)
     return f"<{node.tagName}{attrs}>{inner}</{node.tagName}>"

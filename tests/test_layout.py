@@ -12,6 +12,8 @@ from tests.support import ROOT
 RANKS = {
     "functions": 0,
     "safe_expr": 1,
+    "notation": 1,  # printers, used from stage 1 on (Jupyter reprs)
+    "diagram": 1,
     "spec": 2,  # stage 1: the spec
     "elementwise": 3,  # stage 2: the symbolic graph
     "graph": 4,
@@ -28,9 +30,10 @@ RANKS = {
     "datasets": 11,
     "explain": 11,
     "train": 12,
-    "regen": 12,
-    "cli": 13,
-    "__main__": 14,
+    "report": 12,
+    "regen": 13,
+    "cli": 14,
+    "__main__": 15,
 }
 
 
