@@ -343,7 +343,8 @@ def _token_latex(token: str) -> str | None:
 
 def _latex_words(text: str) -> str:
     text = re.sub(r"([_%&#${}])", r"\\\1", text)
-    return text.replace("^", r"\^{}").replace("~", r"\~{}")
+    text = text.replace("^", r"\^{}").replace("~", r"\~{}")
+    return re.sub(r"(\\_|[(,=/])", r"\1\\allowbreak{}", text)  # long code-like words may break
 
 
 def note_latex(note: str) -> str:

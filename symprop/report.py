@@ -385,3 +385,51 @@ def explanation_html(ex: Explanation, digits: int = DEFAULT_DIGITS) -> str:
     intro = "".join(f"<p>{esc(line)}</p>" for line in (*ex.intro, *notation_legend(ex)))
     sections = "\n".join(_section_html(s, p) for s in ex.sections)
     return f"<div class=\"symprop\"><h2>{esc(ex.title)}: {esc(ex.heading)}</h2>{intro}{sections}</div>"
+
+
+# ------------------------------------------------------------------ Jupyter --
+@dataclass(frozen=True)
+class Explained:
+    """An explanation that Jupyter shows as MathML (``_repr_html_``) or LaTeX (``_repr_latex_``).
+
+    ``str()`` is the text ``symprop explain`` prints.  Made by :func:`explained`."""
+
+    explanation: Explanation
+    digits: int = DEFAULT_DIGITS
+
+    def __str__(self) -> str:
+        from symprop.explain import render as render_explanation
+
+        return render_explanation(self.explanation, "text", self.digits)
+
+    def _repr_html_(self) -> str:
+        return explanation_html(self.explanation, self.digits)
+
+    def _repr_latex_(self) -> str:
+        from symprop.explain import lhs_latex, rhs_latex
+
+        p = Printers(self.digits)
+        blocks = []
+        for s in self.explanation.sections:
+            rows = [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
+            rows += [f"{lhs_latex(eq)} &= {rhs_latex(eq, p)}" for eq in s.equations]
+            blocks.append(r"\begin{align*}" + r" \\ ".join(rows) + r"\end{align*}")
+        return "\n".join(blocks)
+
+
+def explained(
+    spec: Spec, param: str | None = None, expand: bool = False, collapse: bool = False, digits: int = DEFAULT_DIGITS
+) -> Explained:
+    """What ``symprop explain`` shows, as an object a notebook renders (MathML or LaTeX)."""
+    from symprop.explain import collapsed, every_parameter_expanded
+
+    spec = validate(spec)
+    if collapse:
+        ex = collapsed(spec)
+    elif param is not None:
+        ex = parameter(spec, parse_label(param, spec), expand)
+    elif expand:
+        ex = every_parameter_expanded(spec)
+    else:
+        ex = chain_rule(spec)
+    return Explained(ex, digits)
