@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 MAX_DRAWN = 12  # a layer with more units than this is drawn compactly
 SHOWN_EACH_SIDE = 5  # ... with this many units drawn at each end
@@ -67,12 +68,10 @@ def network_svg(layers: Sequence[LayerPicture]) -> str:
         offset = TOP + (tallest - len(rows)) * ROW / 2 + ROW / 2
         centres.append([(x, offset + r * ROW) for r in rows if r is not None])
     edges = []
-    for left, right in zip(centres, centres[1:], strict=False):
+    for left, right in pairwise(centres):
         for x1, y1 in left:
             for x2, y2 in right:
-                edges.append(
-                    f'<line x1="{x1 + RADIUS:g}" y1="{y1:g}" x2="{x2 - RADIUS:g}" y2="{y2:g}" class="edge"/>'
-                )
+                edges.append(f'<line x1="{x1 + RADIUS:g}" y1="{y1:g}" x2="{x2 - RADIUS:g}" y2="{y2:g}" class="edge"/>')
     out.append('<g class="edges">' + "".join(edges) + "</g>")
     for k, layer in enumerate(layers):
         x = 100 + COLUMN * k
@@ -92,15 +91,16 @@ def network_svg(layers: Sequence[LayerPicture]) -> str:
             group.append(f'<text x="{x:g}" y="{y + n * LABEL_LINE:g}" class="{cls}">{esc(text)}</text>')
         group.append("</g>")
         out.append("".join(group))
-    left, right = 100, 100 + COLUMN * (len(layers) - 1)
+    x_left, x_right = 100, 100 + COLUMN * (len(layers) - 1)
     out.append(
-        f'<g class="direction forward"><line x1="{left:g}" y1="22" x2="{right:g}" y2="22" marker-end="url(#arrow)"/>'
-        f'<text x="{(left + right) / 2:g}" y="16">forward: z = W a + b, a = f(z)</text></g>'
+        f'<g class="direction forward"><line x1="{x_left:g}" y1="22" x2="{x_right:g}" y2="22" '
+        f'marker-end="url(#arrow)"/><text x="{(x_left + x_right) / 2:g}" y="16">'
+        "forward: z = W a + b, a = f(z)</text></g>"
     )
     yb = height - 22
     out.append(
-        f'<g class="direction backward"><line x1="{right:g}" y1="{yb:g}" x2="{left:g}" y2="{yb:g}" '
-        f'marker-end="url(#arrow)"/><text x="{(left + right) / 2:g}" y="{yb + 16:g}">'
+        f'<g class="direction backward"><line x1="{x_right:g}" y1="{yb:g}" x2="{x_left:g}" y2="{yb:g}" '
+        f'marker-end="url(#arrow)"/><text x="{(x_left + x_right) / 2:g}" y="{yb + 16:g}">'
         "backward: δ = ∂C/∂z, from the output down</text></g>"
     )
     out.append("</svg>")

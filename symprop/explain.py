@@ -46,6 +46,7 @@ from symprop.notation import (
 from symprop.spec import Spec, validate
 
 FORMATS = ("text", "latex", "markdown", "sympy")
+DEFAULT_PRINTERS = Printers()
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
 MAX_EXPANDED_NODES = 200_000
@@ -458,13 +459,13 @@ def plain(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
 
 
-def rhs_text(eq: Equation, printers: Printers = Printers()) -> str:
+def rhs_text(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
     if not eq.factors:
         return printers.text(eq.rhs)
     return " * ".join(printers.text_factor(f) for f in eq.factors)
 
 
-def rhs_latex(eq: Equation, printers: Printers = Printers()) -> str:
+def rhs_latex(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
     if not eq.factors:
         return printers.latex(eq.rhs)
     return r" \cdot ".join(printers.latex_factor(f) for f in eq.factors)
@@ -531,7 +532,7 @@ def _render_latex(ex: Explanation, printers: Printers) -> str:
     return "\n".join(out) + "\n"
 
 
-def latex_document(ex: Explanation, printers: Printers = Printers()) -> str:
+def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> str:
     """A complete LaTeX document (article + amsmath) that pdflatex compiles without an overfull box:
     headings and prose as text, notes as text between the formulas, long formulas broken over lines."""
     out = [

@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, ClassVar
 from xml.dom.minidom import Element, Node
 
 import sympy as sp
@@ -43,7 +44,7 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from symprop.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
+from symprop.functions import Relu, Sigmoid, Softplus, log1p
 
 DEFAULT_DIGITS = 6
 MAX_DENOMINATOR = 1000  # a float is printed as p/q when it is exactly the double nearest p/q, q <= this
@@ -59,6 +60,7 @@ __all__ = [
     "latex_lines",
     "latex_name",
     "legend",
+    "mathml_lines",
     "note_latex",
     "note_parts",
     "text_name",
@@ -372,7 +374,7 @@ def _lse_vector(expr: sp.Basic) -> tuple[str, int] | None:
 class TextPrinter(StrPrinter):
     """Plain text in textbook notation; symbols keep symprop's names (``a2_j``, ``dC_k/da1_2``)."""
 
-    _default_settings = {**StrPrinter._default_settings, "digits": DEFAULT_DIGITS}
+    _default_settings: ClassVar[dict[str, Any]] = {**StrPrinter._default_settings, "digits": DEFAULT_DIGITS}
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return text_name(expr.name)
@@ -429,7 +431,8 @@ class TextPrinter(StrPrinter):
 
     def _print_Sum(self, expr: sp.Sum) -> str:
         (var, low, high), body = expr.limits[0], expr.function
-        return f"Σ_{{{self._print(var)}={self._print(low)}..{self._print(high)}}} {self.parenthesize(body, PRECEDENCE['Mul'])}"
+        head = f"Σ_{{{self._print(var)}={self._print(low)}..{self._print(high)}}}"
+        return f"{head} {self.parenthesize(body, PRECEDENCE['Mul'])}"
 
     def _print_Partial(self, expr: sp.Basic) -> str:
         return f"d{self._print(expr.args[0])}/d{self._print(expr.args[1])}"
@@ -448,7 +451,7 @@ class TextPrinter(StrPrinter):
 class LatexNotation(LatexPrinter):
     """LaTeX in textbook notation, with symprop's names (W^{(2)}_{1,3}) and functions."""
 
-    _default_settings = {**LatexPrinter._default_settings, "digits": DEFAULT_DIGITS}
+    _default_settings: ClassVar[dict[str, Any]] = {**LatexPrinter._default_settings, "digits": DEFAULT_DIGITS}
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         name = latex_name(expr.name)
@@ -532,7 +535,10 @@ class LatexNotation(LatexPrinter):
 class MathMLNotation(MathMLPresentationPrinter):
     """MathML (presentation, MathML Core elements only) in textbook notation."""
 
-    _default_settings = {**MathMLPresentationPrinter._default_settings, "digits": DEFAULT_DIGITS}
+    _default_settings: ClassVar[dict[str, Any]] = {
+        **MathMLPresentationPrinter._default_settings,
+        "digits": DEFAULT_DIGITS,
+    }
 
     def _el(self, tag: str, *children: Element | str) -> Element:
         node = self.dom.createElement(tag)
@@ -560,7 +566,11 @@ class MathMLNotation(MathMLPresentationPrinter):
     def _name(self, parts: NameParts) -> Element:
         base = self._el("mi", parts.base)
         sup_text = [f"({parts.layer})"] * (parts.layer is not None) + ["⊤"] * parts.transposed
-        sub = self._el("mi" if parts.sub in ("min", "max") else "mrow", *self._sub_items(parts.sub)) if parts.sub else None
+        sub = (
+            self._el("mi" if parts.sub in ("min", "max") else "mrow", *self._sub_items(parts.sub))
+            if parts.sub
+            else None
+        )
         sup = self._el("mrow", *[self._el("mo" if t == "⊤" else "mn", t) for t in sup_text]) if sup_text else None
         if sub is not None and sup is not None:
             return self._el("msubsup", base, sub, sup)
@@ -637,7 +647,9 @@ class MathMLNotation(MathMLPresentationPrinter):
         return self._apply(self._el("msub", self._el("mi", "clip"), self._el("mi", "ε")), *expr.args)
 
     def _print_log1p(self, expr: sp.Basic) -> Element:
-        return self._row(self._el("mi", "log"), self._paren(self._el("mn", "1"), self._mo("+"), self._print(expr.args[0])))
+        return self._row(
+            self._el("mi", "log"), self._paren(self._el("mn", "1"), self._mo("+"), self._print(expr.args[0]))
+        )
 
     def _print_Heaviside(self, expr: sp.Basic) -> Element:
         h0 = _h0(expr)
@@ -691,7 +703,9 @@ class MathMLNotation(MathMLPresentationPrinter):
         return self._el("mfrac", num, den)
 
     def _print_Hadamard(self, expr: sp.Basic) -> Element:
-        left, right = (self._paren(self._print(a)) if precedence(a) < PRECEDENCE["Mul"] else self._print(a) for a in expr.args)
+        left, right = (
+            self._paren(self._print(a)) if precedence(a) < PRECEDENCE["Mul"] else self._print(a) for a in expr.args
+        )
         return self._row(left, self._mo("⊙"), right)
 
     def _print_BatchMean(self, expr: sp.Basic) -> Element:
@@ -703,8 +717,8 @@ class MathMLNotation(MathMLPresentationPrinter):
     def _print_Act(self, expr: sp.Basic) -> Element:
         l, order, arg = expr.args
         head = self._el("msub", self._el("mi", "f"), self._el("mn", str(l)))
-        if int(order):
-            head = self._el("msubsup", self._el("mi", "f"), self._el("mn", str(l)), self._el("mi", "′"))
+        if int(order):  # f₂′: the prime glyph is raised already; as a superscript it would sit over the f
+            head = self._row(head, self._mo("′"))
         return self._apply(head, arg)
 
     def doprint(self, expr: sp.Basic) -> str:
@@ -717,7 +731,7 @@ def serialize(node: Node) -> str:
     SymPy stores some characters as entity names (``&InvisibleTimes;``); they are decoded to
     the characters themselves first, so the output holds no entity but ``&lt;``, ``&gt;``, ``&amp;``."""
     if node.nodeType == Node.TEXT_NODE:
-        return html.escape(html.unescape(node.data), quote=False)
+        return html.escape(html.unescape(str(node.nodeValue)), quote=False)
     assert isinstance(node, Element)
     if node.tagName == "mo" and node.firstChild is not None and node.firstChild.nodeValue == "-":
         return "<mo>−</mo>"  # a minus sign, not a hyphen
@@ -829,7 +843,7 @@ def latex_pieces(expr: sp.Expr, printer: LatexNotation, width: int = LINE_WIDTH)
         return _wrap(r"\bigl|", sub(expr.args[0]), r"\bigr|")
     for kind, head in _BREAKABLE_HEADS.items():
         if isinstance(expr, kind):
-            inner = sub(expr.args[0])
+            inner = sub(expr.args[0])  # type: ignore[attr-defined]
             return _wrap(head + r"\bigl(" + ("1 + " if kind is log1p else ""), inner, r"\bigr)")
     return [whole]
 
@@ -888,7 +902,7 @@ def chain_product(label: str, n_layers: int, softmax_output: bool, digits: int =
     prev = None if i is None else sp.Symbol(f"x{i}" if l == 1 else f"a{l - 1}_{i}")
     dz = Partial(z, param)
     if softmax_output and l == n_layers:
-        paper = (dz, Partial(C_K, z))
+        paper: tuple[sp.Expr, ...] = (dz, Partial(C_K, z))
         values: tuple[sp.Expr, ...] = (sp.Symbol(f"delta{l}_{j}"),)
     else:
         paper = (dz, Partial(a, z), Partial(C_K, a))
@@ -896,3 +910,71 @@ def chain_product(label: str, n_layers: int, softmax_output: bool, digits: int =
     if prev is not None:
         values = (prev, *values)
     return Statement(((Partial(C_K, param),), paper, values), digits)
+
+
+def mathml_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = 70) -> list[str]:
+    """``expr`` as MathML fragments, one per line of at most about ``width`` characters.
+
+    The cut points are those of :func:`latex_pieces` (terms of a sum, factors of a product,
+    inside the argument of a function or power); an opening and its closing parenthesis may
+    fall on different lines, which MathML allows (they are plain ``<mo>`` operators)."""
+    expr = tidy(expr, digits)
+    latex = LatexNotation({"digits": digits})
+    mml = MathMLNotation({"digits": digits})
+
+    def leaf(e: sp.Expr) -> tuple[str, int]:
+        return mml.doprint(e), visual_width(str(latex.doprint(e)))
+
+    def op(text: str) -> tuple[str, int]:
+        return f"<mo>{html.escape(text)}</mo>", len(text)
+
+    def wrap(head: list[tuple[str, int]], inner: list[tuple[str, int]], close: str) -> list[tuple[str, int]]:
+        return [*head, op("("), *inner, op(close)]
+
+    def pieces(e: sp.Expr) -> list[tuple[str, int]]:
+        whole = leaf(e)
+        if whole[1] <= width:
+            return [whole]
+        if isinstance(e, sp.Add):
+            out: list[tuple[str, int]] = []
+            for k, term in enumerate(latex._as_ordered_terms(e, order=None)):
+                negative = term.could_extract_minus_sign()
+                if negative or k:
+                    out.append(op("−" if negative else "+"))
+                out += pieces(-term if negative else term)
+            return out
+        if isinstance(e, sp.Mul):
+            coeff, factors = e.as_coeff_mul()
+            den = [f.base ** (-f.exp) for f in factors if f.is_Pow and f.exp.is_negative]
+            num = [f for f in factors if not (f.is_Pow and f.exp.is_negative)]
+            out = [op("−")] if coeff == -1 else ([leaf(coeff)] if coeff != 1 else [])
+            if den:
+                out.append(leaf(1 / sp.Mul(*den)))
+            for f in num:
+                out += wrap([], pieces(f), ")") if precedence(f) < PRECEDENCE["Mul"] else pieces(f)
+            return out
+        if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 0:
+            inner = wrap([], pieces(e.base), ")")
+            last = inner[-1]
+            inner[-1] = (f"<msup>{last[0]}<mn>{e.exp}</mn></msup>", last[1] + 1)
+            return inner
+        heads = {Sigmoid: "σ", sp.tanh: "tanh", sp.log: "log", sp.exp: "exp", Relu: "max", sp.Heaviside: "θ"}
+        for kind, name in heads.items():
+            if isinstance(e, kind) and not (kind is sp.Heaviside and _h0(e) == 0):
+                head = [(f"<mi>{name}</mi>", len(name))] + ([("<mn>0</mn><mo>,</mo>", 2)] if kind is Relu else [])
+                return wrap(head, pieces(e.args[0]), ")")
+        return [whole]
+
+    lines: list[str] = []
+    current: list[str] = []
+    used = 0
+    for text, size in pieces(expr):
+        glued = (bool(current) and current[-1] in ("<mo>(</mo>", "<mo>−</mo>", "<mo>+</mo>")) or text == "<mo>)</mo>"
+        if current and used + size > width and not glued:  # never break after "(" or a sign, nor before ")"
+            lines.append("".join(current))
+            current, used = [], 0
+        current.append(text)
+        used += size
+    if current:
+        lines.append("".join(current))
+    return lines

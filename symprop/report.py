@@ -45,6 +45,7 @@ from symprop.notation import (
     Printers,
     Statement,
     chain_product,
+    mathml_lines,
     note_parts,
 )
 from symprop.spec import Spec, validate
@@ -110,7 +111,10 @@ def _latex_token_mathml(latex: str) -> str:
         return p.mathml(Partial(sp.Symbol(m.group(1)), sp.Symbol(_name_of(m.group(2)))))
     m = re.fullmatch(r"\\left\((\w)\^\{\((\d+)\)\\top\} \\delta\^\{\((\d+)\)\}\\right\)_\{(\w)\}", latex)
     if m:
-        inner = p.mathml(sp.Symbol(f"{m.group(1)}{m.group(2)}T", commutative=False) * sp.Symbol(f"delta{m.group(3)}", commutative=False))
+        inner = p.mathml(
+            sp.Symbol(f"{m.group(1)}{m.group(2)}T", commutative=False)
+            * sp.Symbol(f"delta{m.group(3)}", commutative=False)
+        )
         return f"<msub><mrow><mo>(</mo>{inner}<mo>)</mo></mrow><mi>{esc(m.group(4))}</mi></msub>"
     m = re.fullmatch(r"f_\{(\d+)\}('?)(?:\\left\((.*)\\right\))?", latex)
     if m:
@@ -153,7 +157,17 @@ def layer_statements(spec: Spec, l: int, digits: int) -> list[Statement]:
 
 # ----------------------------------------------------------------- sections --
 def _equation_html(eq: Equation, p: Printers) -> str:
-    row = math(f"<mrow>{lhs_mathml(eq, p)}<mo>=</mo>{rhs_mathml(eq, p)}</mrow>")
+    lines = mathml_lines(eq.rhs, p.digits) if not eq.factors else []
+    if len(lines) > 1:  # a long formula: one table row per line, the first after "lhs ="
+        cell = '<mtd><mrow displaystyle="true">{}</mrow></mtd>'.format
+        rows = [f"<mtr>{cell(lhs_mathml(eq, p) + '<mo>=</mo>')}{cell(lines[0])}</mtr>"]
+        rows += [
+            f"<mtr><mtd></mtd>{cell(f'<mspace width={chr(34)}1em{chr(34)}></mspace>{line}')}</mtr>"
+            for line in lines[1:]
+        ]
+        row = math(f'<mtable class="lines">{"".join(rows)}</mtable>')
+    else:
+        row = math(f"<mrow>{lhs_mathml(eq, p)}<mo>=</mo>{rhs_mathml(eq, p)}</mrow>")
     note = f'<p class="note">{note_html(eq.note)}</p>' if eq.note else ""
     return f'<div class="eq">{row}{note}</div>'
 
@@ -167,7 +181,8 @@ def _section_html(section: Section, p: Printers, statements: Sequence[Statement]
 
 
 def derivation_html(ex: Explanation, p: Printers) -> str:
-    """The chain-rule view: the cost, then per layer (output first) the whole-layer statements and f, f', δ, ∂C/∂W, ∂C/∂b."""
+    """The chain-rule view: the cost, then per layer (output first) the whole-layer statements
+    and f, f', δ, ∂C/∂W, ∂C/∂b."""
     out = []
     for section in ex.sections:
         m = re.match(r"Layer (\d+) ", section.title)
@@ -220,6 +235,11 @@ def _numeric(expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> object:
     return sp.lambdify(args, plain(expr).replace(lambda e: isinstance(e, Clip01), lambda e: e.args[0]), "numpy")
 
 
+def _filled(value: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A lambdified result as a float array of ``shape`` (a constant f' comes back as a scalar)."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
+
+
 def worked_example(spec: Spec, seed: int = 0) -> Worked:
     """Forward and backward pass of one sample, layer by layer, checked against the generated module."""
     params, X, Yv = random_problem(spec, seed, n=1)
@@ -232,17 +252,17 @@ def worked_example(spec: Spec, seed: int = 0) -> Worked:
         z = params[f"W{l}"] @ as_[-1] + params[f"b{l}"]
         f = _numeric(activation_math(spec.layers[l - 1]).f, (Z,))
         zs.append(z)
-        as_.append(np.broadcast_to(np.asarray(f(z), dtype=float), z.shape).copy())  # type: ignore[operator]
+        as_.append(_filled(f(z), z.shape))  # type: ignore[operator]
     if spec.loss == "softmax_ce":
         e = np.exp(zs[-1] - zs[-1].max())
         delta = e / e.sum() * y.sum() - y
     else:
         d = _numeric(output_math(spec).delta, (A, Z, Y))
-        delta = np.broadcast_to(np.asarray(d(as_[-1], zs[-1], y), dtype=float), y.shape).copy()  # type: ignore[operator]
+        delta = _filled(d(as_[-1], zs[-1], y), y.shape)  # type: ignore[operator]
     deltas = [delta]
     for l in range(L - 1, 0, -1):
         df = _numeric(activation_math(spec.layers[l - 1]).df, (A, Z))
-        local = np.broadcast_to(np.asarray(df(as_[l], zs[l - 1]), dtype=float), zs[l - 1].shape)  # type: ignore[operator]
+        local = _filled(df(as_[l], zs[l - 1]), zs[l - 1].shape)  # type: ignore[operator]
         deltas.insert(0, (params[f"W{l + 1}"].T @ deltas[0]) * local)
     own = {}
     for l in range(1, L + 1):
@@ -311,6 +331,7 @@ h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ccc
 .eq { margin: 0.6rem 0; overflow-x: auto; } .eq math { font-size: 1.15em; text-align: left; padding-left: 1rem; }
 .note { color: #555; margin: 0 0 0 2rem; font-size: 0.95em; }
 .vector math { color: #113f7a; }
+mtable.lines mtd { text-align: left; } mtable.lines mtd:first-child { text-align: right; }
 pre { background: #f6f6f6; padding: 0.7rem; overflow-x: auto; font-size: 0.85em; }
 table.numbers { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.92em; }
 table.numbers th { text-align: right; padding: 0.2rem 0.8rem; font-weight: normal; }
@@ -384,7 +405,7 @@ def explanation_html(ex: Explanation, digits: int = DEFAULT_DIGITS) -> str:
     p = Printers(digits)
     intro = "".join(f"<p>{esc(line)}</p>" for line in (*ex.intro, *notation_legend(ex)))
     sections = "\n".join(_section_html(s, p) for s in ex.sections)
-    return f"<div class=\"symprop\"><h2>{esc(ex.title)}: {esc(ex.heading)}</h2>{intro}{sections}</div>"
+    return f'<div class="symprop"><h2>{esc(ex.title)}: {esc(ex.heading)}</h2>{intro}{sections}</div>'
 
 
 # ------------------------------------------------------------------ Jupyter --

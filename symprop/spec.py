@@ -164,7 +164,9 @@ class Spec:
         from symprop.diagram import LayerPicture, network_svg
 
         pictures = [LayerPicture(self.inputs, "inputs x")]
-        pictures += [LayerPicture(layer.units, f"layer {l}", (layer.describe(),)) for l, layer in enumerate(self.layers, 1)]
+        pictures += [
+            LayerPicture(layer.units, f"layer {l}", (layer.describe(),)) for l, layer in enumerate(self.layers, 1)
+        ]
         sizes = "-".join(map(str, self.layer_sizes))
         head = f"<p><b>{html.escape(self.name)}</b>: {sizes} network, loss {html.escape(self.loss)}</p>"
         return f"<div>{head}{network_svg(pictures)}<pre>{html.escape(self.to_toml())}</pre></div>"
@@ -175,9 +177,7 @@ class Spec:
         def words(text: str) -> str:
             return re.sub(r"([_%&#${}^~\\])", r"\\\1", text)
 
-        arrows = "".join(
-            rf" \xrightarrow{{\text{{{words(layer.activation)}}}}} {layer.units}" for layer in self.layers
-        )
+        arrows = "".join(rf" \xrightarrow{{\text{{{words(layer.activation)}}}}} {layer.units}" for layer in self.layers)
         return rf"$\text{{{words(self.name)}}}\colon\ {self.inputs}{arrows},\quad \text{{loss {words(self.loss)}}}$"
 
     def to_toml(self) -> str:

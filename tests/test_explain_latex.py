@@ -50,7 +50,9 @@ def compile_latex(tex: Path) -> str:
 @pytest.mark.parametrize(("name", "args"), CASES, ids=[f"{n}{''.join(a)}" for n, a in CASES])
 def test_standalone_document_compiles_without_overfull_boxes(name: str, args: list[str], tmp_path: Path) -> None:
     tex = tmp_path / "doc.tex"
-    code = main(["explain", str(ROOT / "examples" / f"{name}.toml"), *args, "--format", "latex", "--standalone", "-o", str(tex)])
+    code = main(
+        ["explain", str(ROOT / "examples" / f"{name}.toml"), *args, "--format", "latex", "--standalone", "-o", str(tex)]
+    )
     assert code == 0
     text = tex.read_text(encoding="utf-8")
     assert text.startswith(r"\documentclass") and text.rstrip().endswith(r"\end{document}")

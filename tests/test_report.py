@@ -153,7 +153,10 @@ def test_textbook_notation() -> None:
     assert p.text(Softplus(z)) == "log(1 + exp(z))"
     assert p.latex(LogSumExp(*sp.symbols("z2_1 z2_2 z2_3"))) == r"\log \sum_{j=1}^{3} e^{z^{(2)}_{j}}"
     assert p.text(sp.Float("0.3333333333333333", 30) * z) == "z/3"
-    assert p.text(sp.Float("0.123456789", 30) * z) == "0.123457*z" and Printers(3).text(sp.Float(0.123456789) * z) == "0.123*z"
+    assert (
+        p.text(sp.Float("0.123456789", 30) * z) == "0.123457*z"
+        and Printers(3).text(sp.Float(0.123456789) * z) == "0.123*z"
+    )
     assert p.text(sp.Float("0.1", 30) * z) == "0.1*z"
     j = sp.Symbol("j", integer=True, positive=True)
     one = sp.Sum(sp.Symbol("W2_j_i") * sp.Symbol("delta2_j"), (j, 1, 1))

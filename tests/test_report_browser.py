@@ -73,7 +73,9 @@ def test_report_renders_in_chromium(name: str, browser, tmp_path: Path) -> None:
     assert tallest > 30, tallest
     circles = page.eval_on_selector_all("svg.network circle", "els => els.length")
     assert circles == sum(drawn_units(n) for n in spec.layer_sizes)
-    svg = page.eval_on_selector("svg.network", "e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; }")
+    svg = page.eval_on_selector(
+        "svg.network", "e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; }"
+    )
     assert svg[0] > 200 and svg[1] > 100
     shot = tmp_path / f"report-{name}.png"
     page.screenshot(path=str(shot), full_page=True)
