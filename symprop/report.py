@@ -33,7 +33,16 @@ from symprop.check import load_module, random_problem
 from symprop.diagram import LayerPicture, network_svg
 from symprop.elementwise import A, Y, Z, activation_math, output_math
 from symprop.emit import render
-from symprop.explain import Equation, Explanation, Section, chain_rule, notation_legend, parameter, parse_label
+from symprop.explain import (
+    Equation,
+    ExplainError,
+    Explanation,
+    Section,
+    chain_rule,
+    notation_legend,
+    parameter,
+    parse_label,
+)
 from symprop.functions import Clip01
 from symprop.notation import (
     C_K,
@@ -194,7 +203,10 @@ def derivation_html(ex: Explanation, p: Printers) -> str:
 def parameter_html(spec: Spec, label: str, p: Printers) -> str:
     """One parameter: the chain-rule product in the paper's form, then compact (with definitions) and expanded."""
     compact = parameter(spec, label)
-    expanded = parameter(spec, label, expand=True)
+    try:
+        expanded_html = _section_html(parameter(spec, label, expand=True).sections[0], p, level=4)
+    except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
+        expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
     product = chain_product(parse_label(label, spec), len(spec.layers), spec.loss == "softmax_ce", p.digits)
     out = [
         f'<section class="param"><h3>{esc(compact.heading)}</h3>',
@@ -203,7 +215,7 @@ def parameter_html(spec: Spec, label: str, p: Printers) -> str:
     ]
     for section in compact.sections:
         out.append(_section_html(section, p, level=4))
-    out.append(_section_html(expanded.sections[0], p, level=4))
+    out.append(expanded_html)
     out.append("</section>")
     return "\n".join(out)
 

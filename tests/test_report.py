@@ -215,3 +215,24 @@ def test_cli_folder_as_output(tmp_path: Path, capsys) -> None:
     code = main(["report", str(ROOT / "examples" / "xor.toml"), "-o", str(tmp_path)])
     assert code == 2 and "is a folder" in capsys.readouterr().err
     assert html.escape("x") == "x"
+
+
+def test_big_expansion_is_described_not_refused() -> None:
+    """digits (64-32-10): W1's expanded formula is over the node limit; the page says so instead of failing."""
+    page = report(load_spec(ROOT / "examples" / "digits.toml"), ["W1[1,1]"])
+    assert "Not written out in x, y, W and b" in page and "By the chain rule" in page
+
+
+def test_explain_digits_option(tmp_path: Path, capsys) -> None:
+    """Long floats: 6 significant digits by default, --digits N otherwise; exact simple fractions stay fractions."""
+    spec = Spec("d", 1, (Layer.of(1, "sigmoid", beta=1.23456789), Layer.of(1, "gaussian", sigma=0.8)), "mse")
+    path = tmp_path / "d.toml"
+    path.write_text(spec.to_toml(), encoding="utf-8")
+    assert main(["explain", str(path)]) == 0
+    default = capsys.readouterr().out
+    assert main(["explain", str(path), "--digits", "3"]) == 0
+    short = capsys.readouterr().out
+    assert (
+        "σ(1.23457*z)" in default and "σ(1.23*z)" in short and "1.23456789*" not in default + short
+    )  # (the spec echo keeps it)
+    assert "-1.5625*a*z" in default and "-25*a*z/16" in short  # 1.5625 has 5 digits: kept, or 25/16 exactly
