@@ -11,6 +11,7 @@ no timestamps), so it can be pinned by golden files.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -22,6 +23,9 @@ ROW = 34  # vertical distance between units (px)
 RADIUS = 11
 TOP = 60  # room for the forward arrow
 LABEL_LINE = 16
+LABEL_CHARS = 34  # label lines are wrapped at this many characters
+CHAR_WIDTH = 6.2  # px per character of a 12px label, for spacing the columns
+MAX_COLUMN = 260
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,11 @@ class LayerPicture:
     units: int
     title: str
     lines: tuple[str, ...] = ()
+
+
+def _wrapped(lines: Sequence[str]) -> tuple[str, ...]:
+    """Label lines wrapped at :data:`LABEL_CHARS` (at spaces; a long word is cut)."""
+    return tuple(part for line in lines for part in textwrap.wrap(line, LABEL_CHARS, break_on_hyphens=False) or [""])
 
 
 def drawn_units(units: int) -> int:
@@ -48,10 +57,14 @@ def _rows(units: int) -> list[float | None]:
 def network_svg(layers: Sequence[LayerPicture]) -> str:
     """The network as an inline ``<svg>`` element (layer 0 = the inputs)."""
     esc = html.escape
+    layers = [LayerPicture(layer.units, layer.title, _wrapped(layer.lines)) for layer in layers]
+    longest = max(len(line) for layer in layers for line in (layer.title, *layer.lines))
+    column = int(max(COLUMN, min(MAX_COLUMN, CHAR_WIDTH * longest + 24)))
     heights = [len(_rows(layer.units)) for layer in layers]
     tallest = max(heights)
     label_lines = max(2 + len(layer.lines) for layer in layers)
-    width = COLUMN * (len(layers) - 1) + 200
+    width_pad = max(100, column // 2)
+    width = column * (len(layers) - 1) + 2 * width_pad
     body_height = tallest * ROW
     height = TOP + body_height + 24 + label_lines * LABEL_LINE + 50
     out = [
@@ -63,7 +76,7 @@ def network_svg(layers: Sequence[LayerPicture]) -> str:
     ]
     centres: list[list[tuple[float, float]]] = []
     for k, layer in enumerate(layers):
-        x = 100 + COLUMN * k
+        x = width_pad + column * k
         rows = _rows(layer.units)
         offset = TOP + (tallest - len(rows)) * ROW / 2 + ROW / 2
         centres.append([(x, offset + r * ROW) for r in rows if r is not None])
@@ -74,7 +87,7 @@ def network_svg(layers: Sequence[LayerPicture]) -> str:
                 edges.append(f'<line x1="{x1 + RADIUS:g}" y1="{y1:g}" x2="{x2 - RADIUS:g}" y2="{y2:g}" class="edge"/>')
     out.append('<g class="edges">' + "".join(edges) + "</g>")
     for k, layer in enumerate(layers):
-        x = 100 + COLUMN * k
+        x = width_pad + column * k
         kind = "input" if k == 0 else ("output" if k == len(layers) - 1 else "hidden")
         rows = _rows(layer.units)
         offset = TOP + (tallest - len(rows)) * ROW / 2 + ROW / 2
@@ -91,7 +104,7 @@ def network_svg(layers: Sequence[LayerPicture]) -> str:
             group.append(f'<text x="{x:g}" y="{y + n * LABEL_LINE:g}" class="{cls}">{esc(text)}</text>')
         group.append("</g>")
         out.append("".join(group))
-    x_left, x_right = 100, 100 + COLUMN * (len(layers) - 1)
+    x_left, x_right = width_pad, width_pad + column * (len(layers) - 1)
     out.append(
         f'<g class="direction forward"><line x1="{x_left:g}" y1="22" x2="{x_right:g}" y2="22" '
         f'marker-end="url(#arrow)"/><text x="{(x_left + x_right) / 2:g}" y="16">'

@@ -327,11 +327,19 @@ def worked_html(spec: Spec, seed: int, p: Printers) -> str:
 
 
 # ------------------------------------------------------------------ the page --
+def _label_math(text: str) -> str:
+    """Plain-text math for an SVG label: z², √(2), π, a middle dot for *, a minus sign."""
+    text = re.sub(r"\*\*2\b", "²", text)
+    text = re.sub(r"\bsqrt\(", "√(", text).replace("pi", "π").replace("**", "^")
+    text = text.replace("<=", "≤").replace(">=", "≥")
+    return re.sub(r"(?<=[\w)])\*(?=[\w(√])", "·", text).replace("-", "−")
+
+
 def diagram(spec: Spec, p: Printers) -> str:
     """The network picture with each layer's size, activation and formula."""
     pictures = [LayerPicture(spec.inputs, "inputs x")]
     for l, layer in enumerate(spec.layers, 1):
-        formula = f"a = {p.text(activation_math(layer).f)}"
+        formula = f"a = {_label_math(p.text(activation_math(layer).f))}"
         pictures.append(LayerPicture(layer.units, f"layer {l}", (layer.describe(), formula)))
     return network_svg(pictures)
 
@@ -340,10 +348,11 @@ CSS = """
 body { font-family: Georgia, 'DejaVu Serif', serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
   color: #1a1a1a; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
-.eq { margin: 0.6rem 0; overflow-x: auto; } .eq math { font-size: 1.15em; text-align: left; padding-left: 1rem; }
+.eq { margin: 0.6rem 0; overflow-x: auto; } .eq > math { font-size: 1.15em; }
+.note math { font-size: 1.05em; } mtd { text-align: left; }
 .note { color: #555; margin: 0 0 0 2rem; font-size: 0.95em; }
 .vector math { color: #113f7a; }
-mtable.lines mtd { text-align: left; } mtable.lines mtd:first-child { text-align: right; }
+mtable.lines mtd:first-child { text-align: right; }
 pre { background: #f6f6f6; padding: 0.7rem; overflow-x: auto; font-size: 0.85em; }
 table.numbers { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.92em; }
 table.numbers th { text-align: right; padding: 0.2rem 0.8rem; font-weight: normal; }
