@@ -20,6 +20,8 @@ PACKAGE = ROOT / "symprop"
 RANKS = {
     "symbolic.functions": 0,
     "spec.safe_expr": 1,
+    "spec.diagram": 1,
+    "spec.registry": 1,  # one entry per activation and loss  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
     "spec.model": 2,
     "spec": 3,  # the package's re-exports
     "symbolic.layer_math": 4,  # scalar math of one neuron: f, f', the loss and its δ
@@ -38,13 +40,15 @@ RANKS = {
     "io": 0,
     "emit": 12,
     "explain.view": 12,
-    "explain.model": 13,
-    "explain": 14,
+    "explain.notation": 12,
     "tools.check": 12,
     "tools.datasets": 12,
+    "explain.model": 13,
     "tools.train": 13,
-    "cli": 15,
-    "__main__": 16,
+    "explain.report": 14,
+    "explain": 15,
+    "cli": 16,
+    "__main__": 17,
     "ir": 0,
     "symbolic": 0,
     "backends": 0,

@@ -128,6 +128,29 @@ class Spec:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the network drawn as SVG, then the spec as TOML (every string escaped)."""
+        import html
+
+        from symprop.spec.diagram import LayerPicture, network_svg
+
+        pictures = [LayerPicture(self.inputs, "inputs x")]
+        pictures += [
+            LayerPicture(layer.units, f"layer {l}", (layer.describe(),)) for l, layer in enumerate(self.layers, 1)
+        ]
+        sizes = "-".join(map(str, self.layer_sizes))
+        head = f"<p><b>{html.escape(self.name)}</b>: {sizes} network, loss {html.escape(self.loss)}</p>"
+        return f"<div>{head}{network_svg(pictures)}<pre>{html.escape(self.to_toml())}</pre></div>"
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the layer sizes with each activation over its arrow, and the loss."""
+
+        def words(text: str) -> str:
+            return re.sub(r"([_%&#${}^~\\])", r"\\\1", text)
+
+        arrows = "".join(rf" \xrightarrow{{\text{{{words(layer.activation)}}}}} {layer.units}" for layer in self.layers)
+        return rf"$\text{{{words(self.name)}}}\colon\ {self.inputs}{arrows},\quad \text{{loss {words(self.loss)}}}$"
+
     def to_toml(self) -> str:
         """The spec as TOML text that :func:`load_spec` reads back to an equal spec."""
         data = self.to_dict()

@@ -47,12 +47,12 @@ class Unrolled:
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
         out = p.name(s.out.symbol)
         if isinstance(s, LinearSum):
-            return [Line(f"{out} = {linear_sum_code(s, p)}", s.note)]
+            return [Line(f"{out} = {linear_sum_code(s, p)}", s.note.render())]
         if isinstance(s, Map):
             if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
                 fill = "np.zeros(n, dtype=dtype)" if s.expr == 0 else f"np.full(n, {p.code(s.expr)}, dtype=dtype)"
-                return [Line(f"{out} = {fill}", s.note)]
-            return [Line(f"{out} = {p.code(s.expr)}", s.note)]
+                return [Line(f"{out} = {fill}", s.note.render())]
+            return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
         if isinstance(s, Reduce):
             factors = sp.Mul.make_args(s.expr)
             if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
@@ -63,7 +63,7 @@ class Unrolled:
                 total += " / n"
             elif s.scale != 1:
                 total += f" * {p.code(s.scale)}"
-            return [Line(f"{out} = {total}", s.note)]
+            return [Line(f"{out} = {total}", s.note.render())]
         raise TypeError(f"the unrolled backend prints no {type(s).__name__}")
 
     def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
