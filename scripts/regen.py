@@ -31,6 +31,7 @@ ARTIFACTS: list[Artifact] = [
         "unrolled/{name}.py",  # the straight-line version, for reading
         lambda spec: render(spec, "unrolled") if spec.n_params <= UNROLLED_GOLDEN_MAX_PARAMS else None,
     ),
+    ("array_api/{name}.py", lambda spec: render(spec, target="array-api")),  # --target array-api
     ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report
     ("{name}.html", lambda spec: report(spec, REPORT_PARAMS.get(spec.name, ()))),  # symprop report
 ]

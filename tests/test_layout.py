@@ -36,6 +36,8 @@ RANKS = {
     "backends.numpy.module": 9,
     "backends.numpy.unrolled": 10,
     "backends.numpy.vectorized": 10,
+    "backends.array_api.printer": 9,
+    "backends.array_api.module": 10,
     "backends.registry": 11,
     "io": 0,
     "emit": 12,
@@ -53,6 +55,7 @@ RANKS = {
     "symbolic": 0,
     "backends": 0,
     "backends.numpy": 0,
+    "backends.array_api": 0,
     "tools": 0,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from symprop.backends.array_api.module import render_array_api
 from symprop.backends.base import Backend
 from symprop.backends.numpy.unrolled import MAX_PARAMS, render_unrolled
 from symprop.backends.numpy.vectorized import render_vectorized
@@ -31,6 +32,13 @@ BACKENDS: Mapping[str, Backend] = {
         f"one line per neuron, for reading (at most {MAX_PARAMS:,} parameters)",
         max_params=MAX_PARAMS,
         mode="unrolled",
+    ),
+    "array-api": Backend(
+        "array-api",
+        "array-api",
+        Granularity.LAYER,
+        _python(render_array_api),
+        "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
     ),
 }
 TARGETS: tuple[str, ...] = tuple(dict.fromkeys(b.target for b in BACKENDS.values()))

@@ -7,7 +7,8 @@ as a comment.  Meant for small networks and for reading.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import sympy as sp
 
@@ -22,6 +23,8 @@ MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add not
 
 class Unrolled:
     mode = "unrolled"
+    context = ""
+    docs: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, program: Program) -> None:
         spec = program.spec

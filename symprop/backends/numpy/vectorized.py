@@ -8,7 +8,8 @@ masks multiply as comparisons (``D1 *= (Z1 > 0)``): fewer passes and no temporar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import sympy as sp
 
@@ -41,6 +42,8 @@ UFUNCS = (Sigmoid, Relu, Softplus, sp.tanh, sp.exp, sp.sin, sp.cos, sp.Abs)
 
 class Vectorized:
     mode = "vectorized"
+    context = ""
+    docs: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, program: Program) -> None:
         self.spec = program.spec
