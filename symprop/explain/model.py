@@ -41,7 +41,7 @@ from symprop.explain.notation import (
 )
 from symprop.explain.view import UnitView, sym
 from symprop.ir.backprop import derive
-from symprop.ir.program import Kind, MatMul, Note, Program, Reduce
+from symprop.ir.program import Kind, Map, MatMul, Note, Program, Reduce
 from symprop.spec import Spec, validate
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
 from symprop.symbolic.layer_math import SY, A, P, Y, Z, per_unit_loss
@@ -141,7 +141,21 @@ def _cost_section(program: Program) -> Section:
         ell = per_unit_loss(spec).xreplace({A: sym(f"a{L}_j"), Y: sym("y_j")})
         cost = sp.Sum(ell, (J, 1, spec.outputs))
         note = f"loss {spec.loss}, summed over the {spec.outputs} output unit(s)"
-    return Section("Cost of one sample", (Equation("loss_k", cost, "C_k", "C_k", note=note),))
+    eqs = [Equation("loss_k", cost, "C_k", "C_k", note=note)]
+    if spec.l2:  # the penalty is part of the batch cost, not of one sample's
+        lam = sp.Float(spec.l2)
+        penalty = sp.Add(*[sym(f"sumsq_W{l}") for l in range(1, L + 1)])
+        eqs.append(
+            Equation(
+                "C",
+                sym("C_mean") + lam / 2 * penalty,
+                "C",
+                "C",
+                note="C_mean = (1/n) sum_k C_k; sumsq_Wl = sum of the squared weights of layer l "
+                "(the L2 penalty l2/2 sum_l |W_l|^2; biases are not penalised)",
+            )
+        )
+    return Section("Cost of one sample", tuple(eqs))
 
 
 def _notes(program: Program, l: int) -> dict[str, Note]:
@@ -156,6 +170,8 @@ def _notes(program: Program, l: int) -> dict[str, Note]:
             out["UPSTREAM"] = s.note
         elif s.out.layer == l and s.out.kind is Kind.DELTA:
             out["DELTA"] = s.note
+        elif s.out.layer == l and isinstance(s, Map) and s.out.kind is Kind.GRAD_W:
+            out["PENALTY"] = s.note
     return out
 
 
@@ -211,7 +227,8 @@ def _layer_section(program: Program, l: int) -> Section:
     prev = _prev(l, "i")
     eqs.append(Equation(f"dC_dW{l}_j_i", delta * prev, factors=(delta, prev)))
     eqs.append(Equation(f"dC_db{l}_j", delta))
-    grads = Note((*texts["GRAD_W"].parts, ";  ", *texts["GRAD_B"].parts))
+    penalty = (" ", *texts["PENALTY"].parts) if "PENALTY" in texts else ()
+    grads = Note((*texts["GRAD_W"].parts, *penalty, ";  ", *texts["GRAD_B"].parts))
     vector.append((grads, _vector_grad_latex(l)))
     if l > 1:
         total = sp.Sum(sym(f"W{l}_j_i") * delta, (J, 1, layer.units))

@@ -278,7 +278,8 @@ def worked_example(spec: Spec, seed: int = 0) -> Worked:
         deltas.insert(0, (params[f"W{l + 1}"].T @ deltas[0]) * local)
     own = {}
     for l in range(1, L + 1):
-        own[f"W{l}"] = np.outer(deltas[l - 1], as_[l - 1])
+        # the L2 penalty's gradient l2 * W (it is part of the batch cost, not of the sample's)
+        own[f"W{l}"] = np.outer(deltas[l - 1], as_[l - 1]) + spec.l2 * params[f"W{l}"]
         own[f"b{l}"] = deltas[l - 1].copy()
     for name, g in grads.items():
         scale = max(1.0, float(np.max(np.abs(g))))

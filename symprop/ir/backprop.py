@@ -190,6 +190,32 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
     return body
 
 
+def _penalty(spec: Spec) -> list[Statement]:
+    """C += (λ/2) Σ_l ‖Wˡ‖²: one sum of squares per weight matrix, then one update of C."""
+    lam = lm.number(spec.l2)
+    C = Var("C", Kind.COST)
+    sums: list[Statement] = []
+    for l in range(1, len(spec.layers) + 1):
+        W = Var(f"W{l}", Kind.WEIGHT, l)
+        sums.append(Reduce(Var(f"R{l}", Kind.COST, l), W.symbol**2, ReduceOp.SUM, Axis.ALL, Role.LOSS))
+    total = sp.Add(*[s.out.symbol for s in sums])
+    text = note("C = (1/n) sum_k C_k + (l2/2) sum_l |W_l|^2, l2 = ", lam)
+    return [*sums, Map(C, C.symbol + lam / 2 * total, Role.LOSS, text)]
+
+
+def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]:
+    """After each dWˡ = Dˡᵀ Aˡ⁻¹: dWˡ = dWˡ + λ Wˡ (the penalty's gradient; biases have none)."""
+    lam = lm.number(spec.l2)
+    out: list[Statement] = []
+    for s in backward:
+        out.append(s)
+        if isinstance(s, MatMul) and s.out.kind is Kind.GRAD_W:
+            W = Var(f"W{s.out.layer}", Kind.WEIGHT, s.out.layer)
+            text = note(f"+ d/dW{s.out.layer} of the penalty: l2 * W{s.out.layer}")
+            out.append(Map(s.out, s.out.symbol + lam * W.symbol, Role.OUTPUT, text))
+    return out
+
+
 @lru_cache(maxsize=64)
 def derive(spec: Spec) -> Program:
     """The layer-level program of a validated spec (cached: specs are frozen and hashable)."""
@@ -199,6 +225,9 @@ def derive(spec: Spec) -> Program:
     forward = _forward(spec, layers)
     loss, delta_out = _loss(spec, out)
     backward = _backward(spec, layers)
+    if spec.l2:
+        loss += _penalty(spec)
+        backward = _penalty_gradients(spec, backward)
     C = Var("C", Kind.COST)
     _, AL = layer_vars(L)
     grads = tuple(v for l in range(1, L + 1) for v in (Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)))

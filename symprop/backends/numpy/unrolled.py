@@ -35,6 +35,9 @@ class Unrolled:
         for j in range(1, spec.outputs + 1):
             v = Var(f"y{j}", Kind.TARGET, unit=j)
             self.vars[v.symbol] = v
+        for name in spec.param_shapes:  # whole arrays (the L2 penalty reads them)
+            v = Var(name, Kind.WEIGHT if name[0] == "W" else Kind.BIAS, int(name[1:]))
+            self.vars[v.symbol] = v
         for s in program.statements():
             self.vars[s.out.symbol] = s.out
             if isinstance(s, LinearSum):
@@ -74,13 +77,10 @@ class Unrolled:
         for s in statements:
             if isinstance(s, LinearSum):
                 used |= {w.symbol for w, _ in s.terms} | ({s.bias.symbol} if s.bias is not None else set())
-        arrays = {
-            param_name(_array_of(self.vars[sym])) for sym in used if sym in self.vars and is_entry(self.vars[sym])
-        }
+        known = [self.vars[sym] for sym in used if sym in self.vars]
+        arrays = {param_name(_array_of(v)) for v in known if is_entry(v) or v.kind in (Kind.WEIGHT, Kind.BIAS)}
         lines = [Line(f'{name} = params["{name}"]') for name in program.spec.param_shapes if name in arrays]
-        inputs = sorted(
-            (v for sym in used if (v := self.vars.get(sym)) and v.kind in (Kind.INPUT, Kind.TARGET)), key=_order
-        )
+        inputs = sorted((v for v in known if v.kind in (Kind.INPUT, Kind.TARGET)), key=_order)
         lines += [Line(f"{v.name} = {'X' if v.kind is Kind.INPUT else 'Y'}[:, {(v.unit or 1) - 1}]") for v in inputs]
         written = [s.out for s in statements if is_entry(s.out)]
         for name, shape in program.spec.param_shapes.items():
