@@ -80,7 +80,12 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Progra
 def render_files(spec: Spec, mode: str = "auto", target: str = "numpy") -> dict[str, str]:
     """Every file a backend writes for ``spec``, by name."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
-    return backend_for(spec, mode, target).render(program_for(spec, mode, target))
+    backend = backend_for(spec, mode, target)
+    program = program_for(spec, mode, target)
+    try:
+        return backend.render(program)
+    except ValueError as exc:  # the printer refuses what it cannot print as valid code (an inf constant)
+        raise SpecError(f"{spec.source}: cannot generate code for this spec: {exc}; rescale the expression") from None
 
 
 def render(spec: Spec, mode: str = "auto", target: str = "numpy") -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from collections.abc import Callable, Mapping
 
 import sympy as sp
@@ -100,6 +101,12 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
     unused = set(result.free_symbols) - set(variables.values())
     if unused:  # cannot happen with the whitelist, kept as a guard
         raise ExprError(f"{what} uses unknown symbols {sorted(map(str, unused))}")
+    for number in result.atoms(sp.Number):
+        if number.is_finite and abs(float(number)) > sys.float_info.max:
+            raise ExprError(
+                f"{what} {text!r} has the constant {sp.sstr(number, full_prec=False)}, beyond float64's range "
+                f"(about 1.8e308); rescale it"
+            )
     if result.has(sp.I, sp.oo, -sp.oo, sp.zoo, sp.nan):
         raise ExprError(
             f"{what} {text!r} evaluates to a complex, infinite or undefined constant ({sp.sstr(result)}); "
@@ -149,7 +156,9 @@ def canonical_text(expr: sp.Expr, variables: Mapping[str, sp.Symbol], what: str)
         again = parse_expr(text, variables, what)
     except ExprError:
         again = None
-    if again is None or sp.srepr(again) != sp.srepr(expr):
+    # SymPy may rebuild the printed text differently (2*(u + 1) becomes 2*u + 2): equal in value
+    # is what matters, since the canonical text is what every later stage reads
+    if again is None or (sp.srepr(again) != sp.srepr(expr) and sp.simplify(again - expr) != 0):
         raise ExprError(f"{what}: {text!r} does not read back as the same expression; simplify it")
     return text
 
