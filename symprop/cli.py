@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--mode", default="auto", choices=MODES, help="which generated mode to check (default auto)")
     chk.add_argument("--points", type=int, default=3, help="random points to check (default 3)")
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
+    chk.add_argument("--tol", type=float, default=None, help="largest relative error that passes (default 1e-5)")
+    chk.add_argument("--seed", type=int, default=0, help="seed of the first test point (default 0)")
+    chk.add_argument("--scale", type=float, default=1.0, help="spread of the test points' params and inputs (default 1)")
 
     trn = sub.add_parser("train", help="train a spec's generated module by mini-batch gradient descent")
     trn.add_argument("spec", help="path of a TOML spec")
@@ -91,16 +94,30 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    import math
+
     from symprop.check import TOLERANCE, compare, format_report, load_module
     from symprop.emit import render
 
+    tol = TOLERANCE if args.tol is None else args.tol
     if args.points < 1:
         raise UsageError(f"--points must be >= 1, got {args.points}")
+    if not (math.isfinite(tol) and 0 < tol < 1):
+        raise UsageError(f"--tol must be a number in (0, 1), got {tol}; e.g. --tol 1e-6")
+    if not (math.isfinite(args.scale) and 1e-3 <= args.scale <= 1e3):
+        raise UsageError(f"--scale must be between 1e-3 and 1e3, got {args.scale}; e.g. --scale 0.5")
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     spec = load_spec(args.spec)
     module = load_module(render(spec, args.mode), spec.name)
-    reports = compare(module, spec, seeds=tuple(range(args.points)), max_entries=None if args.all else 60)
-    print(format_report(reports))
-    return 1 if max(r.max_rel_error for r in reports) > TOLERANCE else 0
+    seeds = tuple(range(args.seed, args.seed + args.points))
+    result = compare(module, spec, seeds=seeds, max_entries=None if args.all else 60, tol=tol, scale=args.scale)
+    print(format_report(result))
+    if not result.passed:
+        first = result.problems[0] if result.problems else f"max relative error {result.max_rel_error:.3e} > {tol:.0e}"
+        print(f"symprop: check failed: {first}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -72,8 +72,8 @@ def specs(draw: st.DrawFn) -> Spec:
 
 @given(specs())
 def test_random_networks_have_correct_gradients(spec: Spec) -> None:
-    reports = compare(module_for(spec, "unrolled"), spec, seeds=(0,), max_entries=12)
-    assert max(r.max_rel_error for r in reports) < TOLERANCE, reports
+    result = compare(module_for(spec, "unrolled"), spec, seeds=(0,), max_entries=12)
+    assert result.passed, result
 
 
 @given(specs())
