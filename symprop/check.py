@@ -122,8 +122,16 @@ class CheckResult:
         return not self.problems and self.max_rel_error <= self.tol
 
 
-def _central(loss: Callable[..., float], params: dict[str, np.ndarray], X: Any, Y: Any, p: np.ndarray,
-             index: tuple[int, ...], old: float, h: float) -> tuple[float, float]:
+def _central(
+    loss: Callable[..., float],
+    params: dict[str, np.ndarray],
+    X: Any,
+    Y: Any,
+    p: np.ndarray,
+    index: tuple[int, ...],
+    old: float,
+    h: float,
+) -> tuple[float, float]:
     p[index] = old + h
     up = float(loss(params, X, Y))
     p[index] = old - h
@@ -132,8 +140,16 @@ def _central(loss: Callable[..., float], params: dict[str, np.ndarray], X: Any, 
     return (up - down) / (2 * h), max(abs(up), abs(down))
 
 
-def _richardson(loss: Callable[..., float], params: dict[str, np.ndarray], X: Any, Y: Any, p: np.ndarray,
-                index: tuple[int, ...], old: float, h: float) -> FiniteDifference:
+def _richardson(
+    loss: Callable[..., float],
+    params: dict[str, np.ndarray],
+    X: Any,
+    Y: Any,
+    p: np.ndarray,
+    index: tuple[int, ...],
+    old: float,
+    h: float,
+) -> FiniteDifference:
     d1, c1 = _central(loss, params, X, Y, p, index, old, h)
     d2, c2 = _central(loss, params, X, Y, p, index, old, h / 2)
     scale = max(c1, c2)

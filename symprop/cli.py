@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
     chk.add_argument("--tol", type=float, default=None, help="largest relative error that passes (default 1e-5)")
     chk.add_argument("--seed", type=int, default=0, help="seed of the first test point (default 0)")
-    chk.add_argument("--scale", type=float, default=1.0, help="spread of the test points' params and inputs (default 1)")
+    chk.add_argument("--scale", type=float, default=1.0, help="spread of the test points (default 1)")
 
     trn = sub.add_parser("train", help="train a spec's generated module by mini-batch gradient descent")
     trn.add_argument("spec", help="path of a TOML spec")

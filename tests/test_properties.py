@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symprop.check import TOLERANCE, compare, random_problem
+from symprop.check import compare, random_problem
 from symprop.emit import MODES
 from symprop.spec import Spec, spec_from_dict
 from tests.support import module_for

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symprop.check import TOLERANCE, compare, load_module, random_problem
+from symprop.check import compare, load_module, random_problem
 from symprop.cli import main
 from symprop.elementwise import softmax_math
 from symprop.emit import AUTO_UNROLLED_MAX_PARAMS, UNROLLED_MAX_PARAMS, choose_mode, render
