@@ -40,6 +40,9 @@ FORMATS = ("text", "latex", "markdown", "sympy")
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
 MAX_EXPANDED_NODES = 200_000
+# SymPy substitutes and prints trees recursively, several Python frames per level: deeper trees
+# than this would hit the interpreter's recursion limit (1,000 frames) instead of printing.
+MAX_EXPANDED_DEPTH = 150
 I = sp.Symbol("i", integer=True, positive=True)
 J = sp.Symbol("j", integer=True, positive=True)
 _LABEL = re.compile(r"(?P<array>[Wb])(?P<layer>\d+)\[(?P<index>[^\]]*)\]")
@@ -364,28 +367,53 @@ def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
     return seen
 
 
+def expanded_shape(d: Derivation, exprs: Iterable[sp.Expr]) -> tuple[int, int]:
+    """(nodes, depth) of the expanded trees, counted without building them.
+
+    Iterative, over the compact DAG with a memo: a deep network (hundreds of layers) cannot
+    exhaust Python's stack here, and the depth it reports is what ``_expand_all`` bounds
+    before SymPy's own recursive substitution and printing see the tree.
+    """
+    defs = d.definitions()
+    memo: dict[sp.Basic, tuple[int, int]] = {}
+    total, deepest = 0, 0
+    for root in exprs:
+        stack: list[tuple[sp.Basic, bool]] = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in memo:
+                continue
+            children = (defs[node],) if node in defs else node.args
+            if not ready:
+                stack.append((node, True))
+                stack.extend((c, False) for c in children if c not in memo)
+            elif node in defs:
+                memo[node] = memo[defs[node]]
+            else:
+                shapes = [memo[c] for c in children]
+                memo[node] = (1 + sum(n for n, _ in shapes), 1 + max((h for _, h in shapes), default=0))
+        total += memo[root][0]
+        deepest = max(deepest, memo[root][1])
+    return total, deepest
+
+
 def expanded_size(d: Derivation, exprs: Iterable[sp.Expr]) -> int:
     """Nodes of the expanded trees, counted without building them."""
-    defs = d.definitions()
-    memo: dict[sp.Basic, int] = {}
-
-    def size(e: sp.Basic) -> int:
-        if e in defs:
-            if e not in memo:
-                memo[e] = size(defs[e])
-            return memo[e]
-        return 1 + sum(size(arg) for arg in e.args)
-
-    return sum(size(e) for e in exprs)
+    return expanded_shape(d, exprs)[0]
 
 
 def _expand_all(d: Derivation, exprs: list[sp.Expr]) -> list[sp.Expr]:
-    n = expanded_size(d, exprs)
+    n, depth = expanded_shape(d, exprs)
+    which = "formulas would" if len(exprs) > 1 else "formula would"
+    hint = "drop --expand for the compact form" + (", or pick one --param" if len(exprs) > 1 else "")
     if n > MAX_EXPANDED_NODES:
-        which = "formulas would" if len(exprs) > 1 else "formula would"
-        hint = "drop --expand for the compact form" + (", or pick one --param" if len(exprs) > 1 else "")
         raise ExplainError(
             f"--expand: the expanded {which} have about {n:,} SymPy nodes (limit {MAX_EXPANDED_NODES:,}); {hint}"
+        )
+    if depth > MAX_EXPANDED_DEPTH:
+        raise ExplainError(
+            f"--expand: the expanded {which} be nested {depth:,} levels deep (limit {MAX_EXPANDED_DEPTH}); "
+            "drop --expand for the compact form"
         )
     return [d.expand(e) for e in exprs]
 

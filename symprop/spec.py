@@ -237,12 +237,30 @@ def _layer(table: Any, where: str) -> Layer:
     if activation == "custom" and "expr" not in params:
         raise SpecError(f'{where}: activation \'custom\' needs expr = "..." in x, e.g. expr = "x/(1+abs(x))"')
     layer = Layer(units, activation, tuple(sorted(params.items())))
-    if activation == "piecewise_linear" and not layer.number("x_max") > layer.number("x_min"):
+    if activation == "piecewise_linear":
+        _check_piecewise_linear(layer, where)
+    if activation == "gaussian" and not 1e-150 <= layer.number("sigma") <= 1e150:
         raise SpecError(
-            f"{where}: x_max must be greater than x_min, "
-            f"got x_min={layer.number('x_min')}, x_max={layer.number('x_max')}"
+            f"{where}.sigma = {layer.number('sigma')} makes 1/(2*sigma**2) overflow or vanish in float64; "
+            "use a sigma between 1e-150 and 1e150"
         )
     return layer
+
+
+def _check_piecewise_linear(layer: Layer, where: str) -> None:
+    """x_max > x_min, and the line through the two knees computes in float64 (no overflow)."""
+    x_min, x_max = layer.number("x_min"), layer.number("x_max")
+    if not x_max > x_min:
+        raise SpecError(f"{where}: x_max must be greater than x_min, got x_min={x_min}, x_max={x_max}")
+    width = x_max - x_min
+    m, b = layer.param("m"), layer.param("b")
+    slope = float(m) if m is not None else (1 / width if width >= 1e-300 else math.inf)
+    intercept = float(b) if b is not None else -x_min * slope
+    if not (1e-300 <= width <= 1e300 and math.isfinite(slope) and math.isfinite(intercept)):
+        raise SpecError(
+            f"{where}: x_min={x_min}, x_max={x_max} give a line (slope {slope}, intercept {intercept}) "
+            "that float64 cannot hold; use knees whose distance is between 1e-300 and 1e300"
+        )
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
