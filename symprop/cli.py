@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         f"{UNROLLED_MAX_PARAMS:,} parameters) or auto (default): the faster as measured, "
         f"{auto_rule()} (see the README)",
     )
+    gen.add_argument("--force", action="store_true", help="overwrite a DIR/<name>.py that symprop did not write")
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
@@ -84,10 +85,13 @@ def _warn_gradients(spec: Spec) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from symprop.emit import generate
+    from symprop.emit import OutputError, generate
 
     spec = load_spec(args.spec)
-    path = generate(spec, Path(args.out), args.mode)
+    try:
+        path = generate(spec, Path(args.out), args.mode, force=args.force)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
     _warn_gradients(spec)
     print(f"wrote {path} ({spec.n_params} parameters, {resolve_mode(spec, args.mode)} mode, spec hash {spec.hash()})")
     return 0

@@ -13,7 +13,10 @@ import hashlib
 import json
 import keyword
 import math
+import os
 import re
+import stat
+import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +68,16 @@ LOSSES = ("mse", "sse", "bce", "softmax_ce", "custom")
 SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "layers")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 100_000
+MAX_SPEC_BYTES = 1 << 20  # 1 MiB: a spec is a few hundred bytes; bounds reading /dev/zero or a huge file
+# Packages generated modules import, or may import in other backends, and the generator's own: a
+# module with one of these names (or a standard-library name) would shadow it or be shadowed.
+RESERVED_MODULE_NAMES = frozenset(
+    {
+        "numpy", "array_api_compat", "sympy", "mpmath", "jinja2", "markupsafe", "symprop", "scipy",
+        "torch", "jax", "jaxlib", "dask", "distributed", "cupy", "numba", "sklearn", "matplotlib",
+        "pytest", "hypothesis", "tomllib", "tomli",
+    }
+)  # fmt: skip
 _PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,100}")
 
 
@@ -278,6 +291,11 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
         raise SpecError(
             f'{source}: name {name!r} must be a Python identifier that is not a keyword, e.g. name = "xor_net"'
         )
+    if name in sys.stdlib_module_names or name in RESERVED_MODULE_NAMES:
+        raise SpecError(
+            f"{source}: name {name!r} is the name of a Python module ({_module_kind(name)}); "
+            f'the generated {name}.py would shadow it or be shadowed: use another name, e.g. name = "{name}_net"'
+        )
     inputs = _int(data["inputs"], f"{source}: inputs", 1)
     loss = data["loss"]
     if not isinstance(loss, str) or loss not in LOSSES:
@@ -313,7 +331,7 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a TOML spec file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read_spec_text(p)
     except FileNotFoundError:
         raise SpecError(f"{p}: no such file; check the path") from None
     except IsADirectoryError:
@@ -327,6 +345,31 @@ def load_spec(path: str | Path) -> Spec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{p}: not valid TOML ({exc}); see the spec reference in the README") from None
     return spec_from_dict(data, source=str(p))
+
+
+def _module_kind(name: str) -> str:
+    return "standard library" if name in sys.stdlib_module_names else "a package generated code or symprop uses"
+
+
+def _read_spec_text(p: Path) -> str:
+    """The file's text, if it is a regular file of at most MAX_SPEC_BYTES (read with that bound).
+
+    Opened non-blocking and checked with fstat before reading: a FIFO or device is refused
+    without waiting on it.
+    """
+    not_regular = SpecError(f"{p}: not a regular file (a device, pipe or socket); give the path of a .toml spec file")
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise not_regular
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_regular
+        data = handle.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a short TOML file")
+    return data.decode("utf-8")
 
 
 def validate(spec: Spec) -> Spec:
