@@ -321,6 +321,9 @@ def _time_limit(seconds: float) -> Iterator[bool]:
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield False
         return
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # someone else's timer is running: leave it alone
+        yield False
+        return
 
     def expire(signum: int, frame: object) -> None:
         raise _ProofTimeout
