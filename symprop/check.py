@@ -8,7 +8,7 @@ The finite difference also gets an error estimate u:
 
 * truncation: |D(h) − D(h/2)| / 3, the measured error of D(h/2) (the extrapolated value is
   at least as accurate), and
-* rounding: 3·eps·NOISE·max|C| / h: each evaluation of C carries an absolute error of about
+* rounding: 3·eps·NOISE·max|C| / (h/2) (the smaller step): each evaluation of C carries an absolute error of about
   eps·|C| times the number of terms summed (NOISE = 64 allows for that), D divides the
   difference of two evaluations by 2h, and the Richardson combination amplifies it by ≤ 3.
 
@@ -26,10 +26,11 @@ entry or a finite difference is NaN or infinite (the report names the array and 
 **Why it still catches mistakes.**  u is computed from the loss alone, never from the gradient
 under test, so a wrong gradient cannot widen its own tolerance.  A wrong factor c, a wrong sign
 or a missing term changes g by a fraction of |g| or more: an error of |c − 1|, 2 or the dropped
-term's share, against ``tol``; an exact gradient shows the extrapolation's O(h⁴) error (~1e-10
-relative at the scaled test points).  Entries whose gradient is below u/tol (rare at the scaled
-points) are compared absolutely and counted as ``unresolved`` in the report, so a reader can see
-how many entries the check could not judge relatively.
+term's share, against ``tol``; an exact gradient shows the extrapolation's O(h⁴) error and rounding
+(measured: below 1e-7, typically ~1e-9, on a 64-64-64-10 ReLU/softmax net, a 784-256-128-10 net
+and the loss (a − y)**64; ``tests/test_check.py``).  Entries whose gradient is below u/tol (dead
+ReLU units, vanishing gradients) are compared absolutely and counted as ``unresolved`` in the
+report, so a reader can see how many entries the check could not judge relatively.
 
 **Test points.**  ``random_problem`` draws weights W_l ~ N(0, (scale/√fan_in)²), biases
 ~ N(0, (scale/2)²) and inputs ~ N(0, scale²) (``scale`` = 1 by default, ``--scale``), so every

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symprop import __version__
-from symprop.emit import MODES, UNROLLED_MAX_PARAMS, auto_rule, resolve_mode
+from symprop.emit import MODES, UNROLLED_MAX_PARAMS, OutputError, auto_rule, resolve_mode
 from symprop.spec import Spec, SpecError, load_spec
 
 
@@ -85,13 +85,10 @@ def _warn_gradients(spec: Spec) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from symprop.emit import OutputError, generate
+    from symprop.emit import generate
 
     spec = load_spec(args.spec)
-    try:
-        path = generate(spec, Path(args.out), args.mode, force=args.force)
-    except OutputError as exc:
-        raise UsageError(str(exc)) from None
+    path = generate(spec, Path(args.out), args.mode, force=args.force)
     _warn_gradients(spec)
     print(f"wrote {path} ({spec.n_params} parameters, {resolve_mode(spec, args.mode)} mode, spec hash {spec.hash()})")
     return 0
@@ -185,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for w in caught:
             print(f"symprop: warning: {w.message}", file=sys.stderr)
         return code
-    except (SpecError, UsageError) as exc:
+    except (SpecError, UsageError, OutputError) as exc:  # OutputError: also from train's generate
         print(f"symprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -158,9 +158,9 @@ def valid_spec(draw: st.DrawFn) -> dict[str, object]:
 @st.composite
 def mutate(draw: st.DrawFn, data: dict[str, object]) -> dict[str, object]:
     """One hostile change: a field replaced by any value, a key dropped, or an unknown key added."""
-    layers = data["layers"]
-    assert isinstance(layers, list)
-    target: dict[str, object] = draw(st.sampled_from([data, *layers]))
+    layers = data.get("layers")
+    tables = [t for t in layers if isinstance(t, dict)] if isinstance(layers, list) else []
+    target: dict[str, object] = draw(st.sampled_from([data, *tables]))
     keys = sorted(set(target) | {"beta", "sigma", "x_min", "x_max", "m", "b", "mu", "alpha", "expr", "nmae"})
     key = draw(st.sampled_from(keys))
     action = draw(st.sampled_from(["replace", "replace", "drop"]))
