@@ -9,7 +9,7 @@ offending token named.
 The work SymPy does while building is bounded before it happens: the text is at most
 MAX_LENGTH characters and MAX_NODES syntax nodes, nested at most MAX_DEPTH deep; every constant
 subexpression is evaluated alongside (mpmath, 30 digits, never SymPy) and refused when it is
-complex, infinite, undefined or larger than 10**MAX_CONST_LOG10; a power is refused when its
+complex, infinite, undefined or larger than float64 can hold (1.8e308); a power is refused when its
 estimated size (|exponent| * log10|base| digits) would pass that bound, before SymPy computes it,
 so ``((9**64)**64)**64*x`` is an error, not a run of minutes.  ``Heaviside``'s value at 0 must be
 a real constant and comparisons are between real values.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
@@ -32,7 +33,8 @@ MAX_LENGTH = 2000
 MAX_NODES = 400
 MAX_CONST_EXPONENT = 64
 MAX_DEPTH = 32
-MAX_CONST_LOG10 = 400  # no constant above 1e400 (float64 overflows at 1.8e308; some room for cancellation)
+MAX_CONST_LOG10 = 308  # no constant above float64's largest, 1.8e308 (sizes of powers are estimated in digits)
+TOO_LARGE = "is larger than 1.8e308, the largest float64; use smaller constants"
 
 FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = {
     "exp": sp.exp,
@@ -150,8 +152,8 @@ def _number_size(expr: sp.Basic) -> float:
     for atom in expr.atoms(sp.Number):
         if isinstance(atom, sp.Rational):
             size = max(size, _log10(int(atom.p)), _log10(int(atom.q)))
-        elif isinstance(atom, sp.Float) and atom != 0:
-            size = max(size, abs(float(mpmath.log10(abs(mpmath.mpf(atom._mpf_))))))
+        elif isinstance(atom, sp.Float) and atom != 0:  # tiny floats are cheap: only the size above 1 counts
+            size = max(size, float(mpmath.log10(abs(mpmath.mpf(atom._mpf_)))))
     return size
 
 
@@ -223,13 +225,13 @@ class _Builder:
                 node, "is not a real number; write a real-valued expression (no sqrt or log of a negative number)"
             )
         value = ctx.mpf(value.real)
-        if value != 0 and ctx.log10(abs(value)) > MAX_CONST_LOG10:
-            raise self.refuse(node, f"is larger than 1e{MAX_CONST_LOG10}; use smaller constants")
+        if abs(value) > sys.float_info.max:
+            raise self.refuse(node, TOO_LARGE)
         return value
 
     def check_size(self, node: ast.AST, expr: sp.Expr) -> sp.Expr:
         if _number_size(expr) > MAX_CONST_LOG10:
-            raise self.refuse(node, f"is larger than 1e{MAX_CONST_LOG10}; use smaller constants")
+            raise self.refuse(node, TOO_LARGE)
         return expr
 
     def value(self, node: ast.AST) -> _Value | None:
@@ -259,7 +261,7 @@ class _Builder:
                 if left == 0 and right <= 0:
                     raise self.refuse(node, "divides by 0 (0 to a power <= 0); write a finite expression")
                 if left != 0 and abs(right) * abs(ctx.log10(abs(left))) > MAX_CONST_LOG10:
-                    raise self.refuse(node, f"is larger than 1e{MAX_CONST_LOG10}; use smaller constants")
+                    raise self.refuse(node, TOO_LARGE)
                 return self.constant(node, ctx.power(left, right))
             if isinstance(node.op, ast.Div) and right == 0:
                 raise self.refuse(node, "divides by 0; write a finite expression")
@@ -274,7 +276,7 @@ class _Builder:
             assert x is not None
             name = node.func.id
             if name == "exp" and x.real > MAX_CONST_LOG10 * math.log(10):
-                raise self.refuse(node, f"is larger than 1e{MAX_CONST_LOG10}; use smaller constants")
+                raise self.refuse(node, TOO_LARGE)
             if name == "log" and x == 0:
                 raise self.refuse(node, "is log(0), which is infinite; write a finite expression")
             if name == "Heaviside":
@@ -342,6 +344,14 @@ class _Builder:
         raise self.fail(node, word)
 
     def power(self, node: ast.BinOp, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+        if base.is_number and not exponent.is_number:
+            value = self.value(node.left)
+            if value is None or value <= 0:
+                raise self.refuse(
+                    node,
+                    "raises a constant <= 0 to a variable power (not real or not finite for some x); "
+                    "use a positive base, e.g. exp(x*log(c)) with c > 0",
+                )
         if exponent.is_number:
             value = self.value(node.right)
             if value is None or abs(value) > MAX_CONST_EXPONENT:
@@ -349,7 +359,7 @@ class _Builder:
             # SymPy multiplies nested integer powers out ((9*x)**64 -> 9**64*x**64): bound that
             # before it computes the number
             if abs(value) * _number_size(base) > MAX_CONST_LOG10:
-                raise self.refuse(node, f"is larger than 1e{MAX_CONST_LOG10}; use smaller constants")
+                raise self.refuse(node, TOO_LARGE)
             if base.is_number:
                 self.value(node)
         return sp.Pow(base, exponent)
