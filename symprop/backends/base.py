@@ -23,6 +23,7 @@ class Backend:
     summary: str
     max_params: int | None = None  # refuse larger specs (generation time, readability)
     mode: str = ""  # the --mode that selects it within its target ("" if the target has one backend)
+    suffixes: tuple[str, ...] = (".py",)  # the files it writes: <spec name><suffix>
 
 
 __all__ = ["Backend"]
