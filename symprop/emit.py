@@ -12,13 +12,25 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from symprop.spec import Spec, SpecError, validate
-from symprop.unrolled import UNROLLED_MAX_PARAMS, render_unrolled
-from symprop.vectorized import render_vectorized
 
 MODES = ("unrolled", "vectorized", "auto")
+
+
+def __getattr__(name: str) -> Any:
+    """The backends (SymPy, Jinja2) are imported on first use, so that running a cached module
+    (``symprop train``/``predict``) never pays for them."""
+    if name in ("UNROLLED_MAX_PARAMS", "render_unrolled"):
+        from symprop import unrolled
+
+        return getattr(unrolled, name)
+    if name == "render_vectorized":
+        from symprop.vectorized import render_vectorized
+
+        return render_vectorized
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------- auto --
@@ -54,7 +66,11 @@ def render(spec: Spec, mode: str = "auto") -> str:
     """The generated module's source text for ``spec`` (``mode``: unrolled, vectorized or auto)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     if resolve_mode(spec, mode) == "vectorized":
+        from symprop.vectorized import render_vectorized
+
         return render_vectorized(spec)
+    from symprop.unrolled import render_unrolled
+
     return render_unrolled(spec)[0]
 
 
@@ -97,13 +113,10 @@ def generate(spec: Spec, out_dir: str | Path, mode: str = "auto") -> Path:
 __all__ = [
     "AUTO_UNROLLED_MAX_PARAMS",
     "MODES",
-    "UNROLLED_MAX_PARAMS",
     "auto_rule",
     "choose_mode",
     "generate",
     "render",
-    "render_unrolled",
-    "render_vectorized",
     "resolve_mode",
     "write_atomic",
     "write_atomic_with",

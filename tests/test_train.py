@@ -171,17 +171,18 @@ def test_accuracy_argmax_and_threshold() -> None:
 def test_progress_plain_lines_every_tenth_and_bar_on_a_terminal() -> None:
     from symprop.train import History
 
-    history = History(loss=[0.5], train_accuracy=[0.75])
+    history = History(loss=[0.5], val_loss=[0.25], val_metric=[0.75])
     plain = io.StringIO()
     progress = Progress(20, plain, tty=False)
     for epoch in range(1, 21):
         progress(epoch, history)
     lines = plain.getvalue().splitlines()
-    assert len(lines) == 10 and lines[-1].startswith("epoch 20/20") and "train acc 0.7500" in lines[-1]
+    assert len(lines) == 10 and lines[-1].startswith("epoch 20/20") and "val acc 0.7500" in lines[-1]
     bar = io.StringIO()
     progress = Progress(20, bar, tty=True)
     for epoch in range(1, 21):
         progress(epoch, history)
+    progress.close()
     text = bar.getvalue()
     assert text.startswith("\r") and text.endswith("\n") and text.count("\n") == 1
     assert "[########################]" in text
@@ -190,7 +191,7 @@ def test_progress_plain_lines_every_tenth_and_bar_on_a_terminal() -> None:
 # ------------------------------------------------------------- data sets ----
 def test_digits_reaches_093_test_accuracy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = write(tmp_path / "digits_small.toml", DIGITS_SPEC)
-    args = [str(spec), "--data", "digits", "--epochs", "10", "--lr", "0.5", "--batch-size", "64"]
+    args = [str(spec), "--data", "digits", "--solver", "sgd", "--epochs", "10", "--lr", "0.5", "--batch-size", "64"]
     code, out, err = run_cli(["train", *args, "--out", str(tmp_path / "gen"), "--seed", "0"], capsys)
     assert code == 0, err
     assert "1347 train / 450 test rows" in out
@@ -227,6 +228,8 @@ def test_csv_classification_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
             str(spec),
             "--data",
             str(csv_path),
+            "--solver",
+            "sgd",
             "--epochs",
             "30",
             "--lr",
@@ -245,8 +248,11 @@ def test_csv_classification_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
     assert last_value(out, "test accuracy") >= 0.95
     # The saved params take raw CSV features (standardization folded in) and reproduce the train loss.
     module = load_generated(tmp_path / "gen" / "blobs.py")
-    params = dict(np.load(save))
-    assert set(params) == set(module.PARAM_SHAPES)
+    with np.load(save) as saved:
+        params = {k: saved[k] for k in module.PARAM_SHAPES}
+        assert set(saved.files) == {*module.PARAM_SHAPES, "classes", "feature_names"}
+        assert saved["classes"].tolist() == ["blue", "green", "red"]
+        assert saved["feature_names"].tolist() == ["f1", "f2", "f3"]
     raw = datasets.csv_raw(csv_path)
     task, Y, classes = datasets.encode(raw, load_spec(spec))
     assert (task, classes) == ("classification", ("blue", "green", "red"))
@@ -266,7 +272,8 @@ def test_csv_regression_when_labels_are_fractional_and_loss_is_mse(
     csv_path = write(tmp_path / "lin.csv", text)
     spec = write(tmp_path / "lin.toml", spec_text("lin", 2, 4, 1, "mse", "identity"))
     code, out, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--epochs", "200", "--lr", "0.05", "--out", str(tmp_path / "g")],
+        ["train", str(spec), "--data", str(csv_path), "--solver", "sgd", "--epochs", "200", "--lr", "0.05"]
+        + ["--out", str(tmp_path / "g")],
         capsys,
     )
     assert code == 0, err
@@ -279,7 +286,8 @@ def test_saved_params_reload_and_give_the_same_loss(xor_module: types.ModuleType
     result = train(xor_module, data.X_train, data.Y_train, epochs=20, lr=1.0, batch_size=2, seed=2)
     path = tmp_path / "sub" / "params.npz"
     save_params(path, result.params)
-    back = dict(np.load(path))
+    with np.load(path) as saved:
+        back = {k: saved[k] for k in xor_module.PARAM_SHAPES}
     assert xor_module.loss(back, data.X_train, data.Y_train) == xor_module.loss(
         result.params, data.X_train, data.Y_train
     )
@@ -338,7 +346,9 @@ def test_cli_xor_writes_plot_and_params_and_reuses_the_module(
     assert out.rstrip().splitlines()[-1] == "test accuracy: 1.0000"
     module = load_generated(gen / "xor.py")
     assert module.loss(
-        dict(np.load(save)), [[0.0, 0], [0, 1], [1, 0], [1, 1]], [[0.0], [1], [1], [0]]
+        {k: v for k, v in np.load(save).items() if k in module.PARAM_SHAPES},
+        [[0.0, 0], [0, 1], [1, 0], [1, 1]],
+        [[0.0], [1], [1], [0]],
     ) == pytest.approx(last_value(out, "train loss"), rel=1e-5)
     code, out, err = run_cli([*base, "--epochs", "1"], capsys)
     assert code == 0 and "(reused, " in out
@@ -433,8 +443,10 @@ def test_cli_divergence_exits_1_and_writes_no_params(tmp_path: Path, capsys: pyt
     spec = write(tmp_path / "lin.toml", spec_text("lin", 1, 4, 1, "sse", "identity"))
     save = tmp_path / "p.npz"
     code, _, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--lr", "10", "--out", str(tmp_path), "--save", str(save)],
+        ["train", str(spec), "--data", str(csv_path), "--solver", "sgd", "--lr", "10"]
+        + ["--out", str(tmp_path / "gen"), "--save", str(save)],
         capsys,
     )
     assert code == 1 and "lower --lr" in err and err.count("\n") == 1
     assert not save.exists()
+    assert not (tmp_path / "gen").exists(), "the module is written only after training succeeds"
