@@ -702,3 +702,33 @@ def test_predict_reads_columns_by_name_and_writes_labels_and_probabilities(
         capsys,
     )
     assert code == 2 and "missing feature column(s) 'f3'" in err and not (tmp_path / "x.csv").exists()
+
+
+# --------------------------------------------------------------- startup ----
+def test_cached_train_and_predict_import_neither_sympy_nor_the_generator(tmp_path: Path) -> None:
+    """Run in a fresh interpreter (this one has SymPy loaded already): a first train generates and
+    caches the module, then train and predict on the cache must not import SymPy, Jinja2 or the
+    generator's stages."""
+    import subprocess
+    import sys
+
+    gen, save = tmp_path / "gen", tmp_path / "p.npz"
+    rows = write(tmp_path / "rows.csv", "x1,x2\n0,1\n1,1\n")
+    first = ["train", str(XOR), "--data", "xor", "--epochs", "2", "--out", str(gen), "--save", str(save)]
+    assert main(first) == 0
+    probe = (
+        "import sys\n"
+        "from symprop.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "heavy = ('sympy', 'jinja2', 'symprop.derive', 'symprop.graph', 'symprop.unrolled', 'symprop.vectorized',"
+        " 'symprop.templating', 'symprop.printer', 'symprop.optimize', 'symprop.safe_expr')\n"
+        "loaded = sorted({m for m in sys.modules for h in heavy if m == h or m.startswith(h + '.')})\n"
+        "print('LOADED', code, loaded)\n"
+    )
+    for args in (
+        ["train", str(XOR), "--data", "xor", "--epochs", "2", "--out", str(gen)],
+        ["predict", str(XOR), "--params", str(save), "--data", str(rows), "--out", str(gen)],
+    ):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "LOADED 0 []" in done.stdout, done.stdout + done.stderr
