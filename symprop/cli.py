@@ -164,7 +164,7 @@ def _delimiter(value: str | None) -> str | None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from symprop.datasets import DataError
     from symprop.tools.solvers import SolverError
-    from symprop.train import Diverged, TrainError, run
+    from symprop.train import Failed, TrainError, run
 
     drop = tuple(c.strip() for c in args.drop.split(",") if c.strip()) if args.drop else ()
     try:
@@ -194,7 +194,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             workers=args.workers,
         )
-    except Diverged as exc:
+    except Failed as exc:
         print(f"symprop: error: {exc}; nothing was written", file=sys.stderr)
         return 1
     except (DataError, TrainError, SolverError) as exc:

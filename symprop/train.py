@@ -50,7 +50,11 @@ class TrainError(ValueError):
     """A bad training option; the message is one line naming the option and the fix."""
 
 
-class Diverged(TrainError):
+class Failed(TrainError):
+    """Training started but could not finish; the CLI exits 1 and nothing is written."""
+
+
+class Diverged(Failed):
     """The loss became nan or infinite."""
 
 
@@ -388,7 +392,7 @@ def train(
         if not history.stop_reason:
             flat.vector[...] = result.x
             if result.iterations < epochs:
-                history.stop_reason = f"L-BFGS-B stopped after {result.iterations} iterations: {result.message}"
+                history.stop_reason = f"scipy L-BFGS-B: {result.message}"
     elif objective is not None:
         if batch_size < n:
             raise TrainError("a full-batch objective needs --batch-size >= the number of rows")
@@ -726,6 +730,8 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     if not math.isfinite(report.train_loss):
         raise Diverged(f"the final train loss is {report.train_loss}; lower --lr (now {lr:g})")
     history = result.history
+    per = history.seconds / max(history.epochs, 1)
+    say(f"training time: {history.seconds:.3f} s ({per * 1000:.2f} ms per {progress.unit})")
     if history.stop_reason:
         say(f"stopped after {history.epochs} {progress.unit}s: {history.stop_reason}")
     if history.best_epoch:
@@ -787,7 +793,7 @@ class Report:
         return report
 
     def lines(self) -> list[str]:
-        out = [f"train loss: {self.train_loss:.6g}"]
+        out = [f"train loss: {self.train_loss:.10g}"]
         if self.val_loss is not None:
             out.append(f"validation loss: {self.val_loss:.6g}")
         if self.train_accuracy is not None:

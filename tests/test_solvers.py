@@ -116,7 +116,7 @@ def test_lbfgs_finds_the_least_squares_solution(linear_module: types.ModuleType)
     # gtol 1e-4 on the gradient of a cost with Hessian eigenvalues ~1: parameters within ~1e-4.
     np.testing.assert_allclose(result.params["W1"][0], coef[:3], atol=2e-4)
     assert result.params["b1"][0] == pytest.approx(coef[3], abs=2e-4)
-    assert result.history.epochs < 100 and "L-BFGS-B stopped" in result.history.stop_reason
+    assert result.history.epochs < 100 and "scipy L-BFGS-B: CONVERGENCE" in result.history.stop_reason
 
 
 def test_lbfgs_objective_sees_every_iteration_and_can_stop_it() -> None:
