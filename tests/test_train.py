@@ -272,8 +272,20 @@ def test_csv_regression_when_labels_are_fractional_and_loss_is_mse(
     csv_path = write(tmp_path / "lin.csv", text)
     spec = write(tmp_path / "lin.toml", spec_text("lin", 2, 4, 1, "mse", "identity"))
     code, out, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--solver", "sgd", "--epochs", "200", "--lr", "0.05"]
-        + ["--out", str(tmp_path / "g")],
+        [
+            "train",
+            str(spec),
+            "--data",
+            str(csv_path),
+            "--solver",
+            "sgd",
+            "--epochs",
+            "200",
+            "--lr",
+            "0.05",
+            "--out",
+            str(tmp_path / "g"),
+        ],
         capsys,
     )
     assert code == 0, err
@@ -443,8 +455,20 @@ def test_cli_divergence_exits_1_and_writes_no_params(tmp_path: Path, capsys: pyt
     spec = write(tmp_path / "lin.toml", spec_text("lin", 1, 4, 1, "sse", "identity"))
     save = tmp_path / "p.npz"
     code, _, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--solver", "sgd", "--lr", "10"]
-        + ["--out", str(tmp_path / "gen"), "--save", str(save)],
+        [
+            "train",
+            str(spec),
+            "--data",
+            str(csv_path),
+            "--solver",
+            "sgd",
+            "--lr",
+            "10",
+            "--out",
+            str(tmp_path / "gen"),
+            "--save",
+            str(save),
+        ],
         capsys,
     )
     assert code == 1 and "lower --lr" in err and err.count("\n") == 1

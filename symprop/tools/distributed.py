@@ -215,7 +215,10 @@ def partition_scores(source: str, params: dict[str, np.ndarray], part: Part, y_m
 
     module = _module(source)
     s = Scores()
-    raw = (lambda Y: Y) if y_mean is None else (lambda Y: Y * y_scale + y_mean)
+
+    def raw(Y: np.ndarray) -> np.ndarray:
+        return Y if y_mean is None else Y * y_scale + y_mean
+
     if part.X.shape[0]:
         s.train_rows = part.X.shape[0]
         s.train_loss = s.train_rows * module.loss(params, part.X, raw(part.Y))
@@ -469,7 +472,9 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
                     )
                 finally:
                     progress.close()
-            raw_params = result.params if y_mean is None else fold_targets(result.params, y_mean, y_scale)
+            raw_params = result.params
+            if y_mean is not None and y_scale is not None:
+                raw_params = fold_targets(result.params, y_mean, y_scale)
             scores_each = [
                 client.submit(partition_scores, source_future, raw_params, p, y_mean, y_scale, pure=False)
                 for p in parts
@@ -511,9 +516,9 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
 
 
 def distributed_delayed(fn: Any) -> Any:
-    from dask import delayed
+    import dask
 
-    return delayed(fn, pure=True)
+    return dask.delayed(fn, pure=True)  # type: ignore[attr-defined]
 
 
 __all__ = [

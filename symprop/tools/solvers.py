@@ -227,7 +227,7 @@ def scipy_minimize() -> Callable[..., Any]:
         from scipy.optimize import minimize
     except ImportError:
         raise SolverError('--solver lbfgs needs scipy: pip install "symprop[train]"') from None
-    return minimize  # type: ignore[no-any-return]
+    return minimize
 
 
 def lbfgs(
