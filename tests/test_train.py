@@ -756,3 +756,16 @@ def test_cached_train_and_predict_import_neither_sympy_nor_the_generator(tmp_pat
         done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert "LOADED 0 []" in done.stdout, done.stdout + done.stderr
+
+
+def test_predict_refuses_an_unwritable_output_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = write(tmp_path / "rows.csv", "x1,x2\n0,1\n")
+    a_file = write(tmp_path / "a-file", "")
+    before = files_under(tmp_path)
+    for target in (str(tmp_path), str(a_file / "out.csv")):  # a folder; a path under a file
+        code = main(["predict", str(XOR), "--params", str(tmp_path / "none.npz"), "--data", str(rows), "-o", target])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("symprop: error: -o ") and err.count("\n") == 1, err
+    assert files_under(tmp_path) == before, "checked before reading the params (which do not even exist)"
