@@ -749,7 +749,8 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         save_params(save_path, saved, dataset.classes, dataset.feature_names)
         say(f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""))
     if plot_path is not None:
-        save_plot(plot_path, history, f"{spec.name} on {dataset.name}")
+        unit = "loss (standardized targets)" if dataset.y_mean is not None else "loss"
+        save_plot(plot_path, history, f"{spec.name} on {dataset.name}", unit)
         say(f"plot: {plot_path}")
     for line in report.lines():
         say(line)
@@ -832,7 +833,10 @@ def _zoom(values: list[float]) -> tuple[float, float]:
     return low - margin, high + margin
 
 
-def save_plot(path: str | Path, history: History, title: str = "") -> None:
+COLOURS = {"train": "tab:blue", "validation": "tab:orange", "test": "tab:green"}
+
+
+def save_plot(path: str | Path, history: History, title: str = "", loss_label: str = "loss") -> None:
     """PNG: train, validation and test loss per epoch (left), and the metric (accuracy or R²) of the
     validation and test sets on an axis zoomed to the values' range (right). matplotlib, Agg backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -842,14 +846,14 @@ def save_plot(path: str | Path, history: History, title: str = "") -> None:
     FigureCanvasAgg(fig)
     epochs = np.arange(1, history.epochs + 1)
     left, right = fig.subplots(1, 2)
-    left.plot(epochs, history.loss, label="train")
+    left.plot(epochs, history.loss, label="train", color=COLOURS["train"])
     losses = list(history.loss)
     for name, values in (("validation", history.val_loss), ("test", history.test_loss)):
         if values:
-            left.plot(epochs[: len(values)], values, label=name)
+            left.plot(epochs[: len(values)], values, label=name, color=COLOURS[name])
             losses += values
     left.set_xlabel("epoch")
-    left.set_ylabel("loss")
+    left.set_ylabel(loss_label)
     left.set_yscale("log" if min(losses) > 0 else "linear")
     if history.best_epoch:
         left.axvline(history.best_epoch, color="grey", linestyle=":", label="kept")
@@ -857,7 +861,7 @@ def save_plot(path: str | Path, history: History, title: str = "") -> None:
     scores = [(n, v) for n, v in (("validation", history.val_metric), ("test", history.test_metric)) if v]
     if scores:
         for name, values in scores:
-            right.plot(epochs[: len(values)], values, label=name)
+            right.plot(epochs[: len(values)], values, label=name, color=COLOURS[name])
         right.set_ylabel(history.metric_name)
         right.set_ylim(*_zoom([v for _, values in scores for v in values]))
         right.legend()

@@ -499,7 +499,8 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
         save_params(save_path, saved, classes, encoding.features)
         say(f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)")
     if plot_path is not None:
-        save_plot(plot_path, history, f"{spec.name} on {args.data} (dask)")
+        unit = "loss (standardized targets)" if y_mean is not None else "loss"
+        save_plot(plot_path, history, f"{spec.name} on {args.data} (dask)", unit)
         say(f"plot: {plot_path}")
     say(f"train loss: {train_loss:.10g}")
     if encoding.task == "classification":
