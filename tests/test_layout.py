@@ -107,3 +107,13 @@ def test_imports_flow_one_way(name: str) -> None:
 def test_development_tools_are_not_in_the_package() -> None:
     assert not (PACKAGE / "regen.py").exists() and not (PACKAGE / "naive.py").exists()
     assert (ROOT / "scripts" / "regen.py").is_file() and (ROOT / "tests" / "oracles" / "naive.py").is_file()
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    """pyproject.toml lists the packages explicitly (templates/ is mapped into the wheel): a new
+    sub-package missing from that list would install without its code."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    present = {".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)) for p in PACKAGE.rglob("__init__.py")}
+    assert present <= listed, sorted(present - listed)
