@@ -62,10 +62,6 @@ def _split(f: Function, forward: Sequence[Statement]) -> Split:
     return Split(tuple(dict.fromkeys(s.out for s in forward if s.out.symbol in needed)), own)
 
 
-def _uses(lines: Iterable[Line], word: str) -> bool:
-    return any(word in line.code for line in lines)
-
-
 def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...], tuple[str, ...]]:
     """The module's functions (``_forward`` first) and the helpers they call."""
     p = style.printer(program)
