@@ -150,6 +150,9 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     exp.add_argument("--collapse", action="store_true", help="all-identity network: show it as one affine map W x + B")
     exp.add_argument("--digits", type=int, default=6, help="significant digits of long numbers (default 6)")
     exp.add_argument("--standalone", action="store_true", help="with --format latex: a whole document for pdflatex")
+    exp.add_argument(
+        "--symbolic-params", action="store_true", help="keep beta, mu, sigma, alpha, x_min, ... as symbols"
+    )
 
     rep = sub.add_parser("report", help="write the derivation as one self-contained HTML page (MathML, SVG)")
     rep.add_argument("spec", help="path of a TOML spec")
@@ -159,6 +162,9 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     )
     rep.add_argument("--at", metavar="SEED", type=int, default=0, help="seed of the worked example (default 0)")
     rep.add_argument("--digits", type=int, default=6, help="significant digits of long numbers (default 6)")
+    rep.add_argument(
+        "--symbolic-params", action="store_true", help="keep beta, mu, sigma, alpha, x_min, ... as symbols"
+    )
     return parser
 
 
@@ -292,6 +298,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             collapse=args.collapse,
             digits=args.digits,
             standalone=args.standalone,
+            symbolic_params=args.symbolic_params,
         )
     except ExplainError as exc:
         raise UsageError(str(exc)) from None
@@ -307,14 +314,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     try:
-        text = report(spec, args.param, seed=args.at, digits=args.digits)
+        text = report(spec, args.param, seed=args.at, digits=args.digits, symbolic_params=args.symbolic_params)
     except (ExplainError, ReportError) as exc:
         raise UsageError(str(exc)) from None
     return _write_text(Path(args.out), text, spec.name + ".html")
 
 
 def _write_text(path: Path, text: str, example: str) -> int:
-    from symprop.emit import write_atomic
+    from symprop.io import write_atomic
 
     if path.is_dir():
         raise UsageError(f"-o {path}: is a folder; give a file name, e.g. -o {path / example}")

@@ -114,9 +114,9 @@ def _prev(l: int, index: str) -> sp.Symbol:
 
 
 # --------------------------------------------------------------- the math --
-def chain_rule(spec: Spec) -> Explanation:
+def chain_rule(spec: Spec, symbolic_params: bool = False) -> Explanation:
     """The chain rule per layer, as derived for this spec's activations and loss."""
-    program = derive(spec)
+    program = derive(spec, symbolic_params)
     L = len(spec.layers)
     sections = [_cost_section(program)]
     for l in range(L, 0, -1):
@@ -288,9 +288,11 @@ def parse_label(label: str, spec: Spec) -> str:
     return f"{array}{layer}[{','.join(map(str, index))}]"
 
 
-def parameter(spec: Spec, label: str, expand: bool = False, view: UnitView | None = None) -> Explanation:
+def parameter(
+    spec: Spec, label: str, expand: bool = False, view: UnitView | None = None, symbolic_params: bool = False
+) -> Explanation:
     """∂C_k/∂(one parameter), per sample: compact with its definitions, or expanded."""
-    d = view or UnitView(spec)
+    d = view or UnitView(spec, derive(spec, symbolic_params))
     g = d.gradient(parse_label(label, spec))
     name = sympy_name(g.label)
     lhs = f"dC_k/d{g.label}"
@@ -388,9 +390,9 @@ def _expand_all(d: UnitView, exprs: list[sp.Expr]) -> list[sp.Expr]:
     return [d.expand(e) for e in exprs]
 
 
-def every_parameter_expanded(spec: Spec, view: UnitView | None = None) -> Explanation:
+def every_parameter_expanded(spec: Spec, view: UnitView | None = None, symbolic_params: bool = False) -> Explanation:
     """Every ∂C_k/∂p written out in inputs, targets and parameters, one section per layer."""
-    d = view or UnitView(spec)
+    d = view or UnitView(spec, derive(spec, symbolic_params))
     expanded = _expand_all(d, [g.per_sample for g in d.gradients])
     sections = []
     for l in range(1, len(spec.layers) + 1):
@@ -657,13 +659,18 @@ def explain(
     collapse: bool = False,
     digits: int = DEFAULT_DIGITS,
     standalone: bool = False,
+    symbolic_params: bool = False,
 ) -> str:
-    """What ``symprop explain`` prints; :class:`ExplainError` for a bad combination of options."""
+    """What ``symprop explain`` prints; :class:`ExplainError` for a bad combination of options.
+
+    ``symbolic_params`` keeps activation parameters as symbols named like the spec keys
+    (σ'(z) = β a (1 − a)); the generated code always has them substituted."""
     if fmt not in FORMATS:
         raise ExplainError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     options = [f"--param {param}"] * (param is not None) + ["--expand"] * expand + ["--collapse"] * collapse
     options += [f"--digits {digits}"] * (digits != DEFAULT_DIGITS) + ["--standalone"] * standalone
+    options += ["--symbolic-params"] * symbolic_params
     command = " ".join(["symprop explain", spec.file_label, *options, f"--format {fmt}"])
     if collapse:
         if param is not None or expand:
@@ -671,11 +678,11 @@ def explain(
         ex = collapsed(spec)
     elif param is not None:
         parse_label(param, spec)  # fail on a bad label before deriving anything
-        ex = parameter(spec, param, expand)
+        ex = parameter(spec, param, expand, symbolic_params=symbolic_params)
     elif expand:
-        ex = every_parameter_expanded(spec)
+        ex = every_parameter_expanded(spec, symbolic_params=symbolic_params)
     else:
-        ex = chain_rule(spec)
+        ex = chain_rule(spec, symbolic_params)
     return render(replace(ex, command=command), fmt, digits, standalone)
 
 

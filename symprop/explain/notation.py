@@ -603,7 +603,8 @@ class MathMLNotation(MathMLPresentationPrinter):
             return self._name(parts)
         if "_" in name:
             head, *rest = name.split("_")
-            return self._el("msub", self._el("mi", head), self._el("mrow", *self._sub_items(",".join(rest))))
+            shown = _GREEK.get(head, head)  # beta_2 (--symbolic-params): β with subscript 2
+            return self._el("msub", self._el("mi", shown), self._el("mrow", *self._sub_items(",".join(rest))))
         return self._el("mi", name)
 
     def _print_Float(self, expr: sp.Float) -> Element:

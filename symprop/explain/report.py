@@ -200,11 +200,12 @@ def derivation_html(ex: Explanation, p: Printers) -> str:
     return "\n".join(out)
 
 
-def parameter_html(spec: Spec, label: str, p: Printers) -> str:
+def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = False) -> str:
     """One parameter: the chain-rule product in the paper's form, then compact (with definitions) and expanded."""
-    compact = parameter(spec, label)
+    compact = parameter(spec, label, symbolic_params=symbolic_params)
     try:
-        expanded_html = _section_html(parameter(spec, label, expand=True).sections[0], p, level=4)
+        expanded = parameter(spec, label, expand=True, symbolic_params=symbolic_params)
+        expanded_html = _section_html(expanded.sections[0], p, level=4)
     except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
         expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
     product = chain_product(parse_label(label, spec), len(spec.layers), spec.loss == "softmax_ce", p.digits)
@@ -371,8 +372,13 @@ svg .backward { color: #a33; } svg .forward { color: #264; }
 """
 
 
-def report(spec: Spec, params: Sequence[str] = (), seed: int = 0, digits: int = DEFAULT_DIGITS) -> str:
-    """The whole HTML page; :class:`ReportError` (or ExplainError) for a bad option."""
+def report(
+    spec: Spec, params: Sequence[str] = (), seed: int = 0, digits: int = DEFAULT_DIGITS, symbolic_params: bool = False
+) -> str:
+    """The whole HTML page; :class:`ReportError` (or ExplainError) for a bad option.
+
+    ``symbolic_params`` shows activation parameters as symbols (β, μ, σ, ...) in the derivation;
+    the worked example and the module header are always numeric."""
     if digits < 1:
         raise ReportError(f"--digits must be >= 1, got {digits}")
     if seed < 0:
@@ -380,7 +386,7 @@ def report(spec: Spec, params: Sequence[str] = (), seed: int = 0, digits: int = 
     spec = validate(spec)
     labels = [parse_label(label, spec) for label in params]  # fail before any work
     p = Printers(digits)
-    ex = chain_rule(spec)
+    ex = chain_rule(spec, symbolic_params)
     title = esc(ex.title)
     source = render(spec)
     header = source.split('"""', 2)[1].strip("\n")
@@ -399,7 +405,7 @@ def report(spec: Spec, params: Sequence[str] = (), seed: int = 0, digits: int = 
         derivation_html(ex, p),
     ]
     if labels:
-        body += ["<h2>Single parameters</h2>", *[parameter_html(spec, label, p) for label in labels]]
+        body += ["<h2>Single parameters</h2>", *[parameter_html(spec, label, p, symbolic_params) for label in labels]]
     body += [
         f"<h2>Worked example (seed {seed})</h2>",
         worked_html(spec, seed, p),
@@ -463,7 +469,12 @@ class Explained:
 
 
 def explained(
-    spec: Spec, param: str | None = None, expand: bool = False, collapse: bool = False, digits: int = DEFAULT_DIGITS
+    spec: Spec,
+    param: str | None = None,
+    expand: bool = False,
+    collapse: bool = False,
+    digits: int = DEFAULT_DIGITS,
+    symbolic_params: bool = False,
 ) -> Explained:
     """What ``symprop explain`` shows, as an object a notebook renders (MathML or LaTeX)."""
     from symprop.explain.model import collapsed, every_parameter_expanded
@@ -472,9 +483,9 @@ def explained(
     if collapse:
         ex = collapsed(spec)
     elif param is not None:
-        ex = parameter(spec, parse_label(param, spec), expand)
+        ex = parameter(spec, parse_label(param, spec), expand, symbolic_params=symbolic_params)
     elif expand:
-        ex = every_parameter_expanded(spec)
+        ex = every_parameter_expanded(spec, symbolic_params=symbolic_params)
     else:
-        ex = chain_rule(spec)
+        ex = chain_rule(spec, symbolic_params)
     return Explained(ex, digits)

@@ -60,19 +60,19 @@ def _math(expr: sp.Expr, l: int) -> sp.Expr:
     return expr.xreplace({lm.Z: sp.Symbol(f"z{l}", real=True), lm.A: sp.Symbol(f"a{l}", real=True)})
 
 
-def layers_math(spec: Spec) -> tuple[LayerMath, ...]:
+def layers_math(spec: Spec, symbolic: bool = False) -> tuple[LayerMath, ...]:
     out = []
     for l, layer in enumerate(spec.layers, start=1):
-        act = lm.activation_math(layer)
+        act = lm.activation_math(layer, l if symbolic else 0)
         out.append(LayerMath(l, layer.units, layer.describe(), act.f, act.df))
     return tuple(out)
 
 
-def output_math(spec: Spec) -> OutputMath:
+def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
     if spec.loss == "softmax_ce":
         loss, _, _, _ = lm.softmax_math(spec.outputs)
         return OutputMath(loss, lm.softmax_delta(spec.outputs), None, fused=True, clipped=False)
-    out = lm.output_math(spec)
+    out = lm.output_math(spec, symbolic)
     return OutputMath(out.loss, out.delta, out.dloss_da, out.fused, out.clipped)
 
 
@@ -217,10 +217,13 @@ def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]
 
 
 @lru_cache(maxsize=64)
-def derive(spec: Spec) -> Program:
-    """The layer-level program of a validated spec (cached: specs are frozen and hashable)."""
-    layers = layers_math(spec)
-    out = output_math(spec)
+def derive(spec: Spec, symbolic_params: bool = False) -> Program:
+    """The layer-level program of a validated spec (cached: specs are frozen and hashable).
+
+    ``symbolic_params`` keeps activation parameters (beta, mu, sigma, alpha, x_min, x_max, m, b)
+    as symbols: a program for reading (explain, report), never printed as code."""
+    layers = layers_math(spec, symbolic_params)
+    out = output_math(spec, symbolic_params)
     L = len(layers)
     forward = _forward(spec, layers)
     loss, delta_out = _loss(spec, out)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 
 import sympy as sp
 from sympy.calculus.util import function_range
@@ -153,18 +154,36 @@ def apply_rewrites(expr: sp.Expr) -> tuple[sp.Expr, tuple[str, ...]]:
 
 
 # ------------------------------------------------------------- activations --
-def activation_expr(layer: Layer, x: sp.Symbol = Z) -> sp.Expr:
-    """f(x) for a validated layer, from its registry formula, with its parameters as numbers."""
+def param_symbol(name: str, l: int) -> sp.Symbol:
+    """An activation parameter of layer l kept as a symbol (``--symbolic-params``): the spec key
+    and the layer, ``beta_2`` (printed β₂), so that two layers' parameters never merge."""
+    return sp.Symbol(f"{name}_{l}", real=True)
+
+
+def param_values(layer: Layer, l: int) -> dict[sp.Symbol, float]:
+    """The layer's numeric parameters by symbol: what a symbolic formula stands for."""
+    return {param_symbol(k, l): float(v) for k, v in layer.params if isinstance(v, float)} | {
+        param_symbol(p.name, l): float(p.default)
+        for p in ACTIVATIONS[layer.activation].params
+        if p.default is not None and p.name not in dict(layer.params)
+    }
+
+
+def activation_expr(layer: Layer, x: sp.Symbol = Z, symbolic_layer: int = 0) -> sp.Expr:
+    """f(x) for a validated layer, from its registry formula, with its parameters as numbers
+    (or, given the layer's number ``symbolic_layer``, as symbols: beta_2, mu_1, sigma_1, ...)."""
     entry = ACTIVATIONS[layer.activation]
     if entry.formula is None:  # custom: the spec's (canonical) expression text, parsed again
         expr = parse_expr(str(layer.param("expr")), {"x": X}, "expr")
         return apply_rewrites(expr)[0].xreplace({X: x})
 
-    def optional(name: str) -> sp.Expr | None:
-        value = layer.param(name)
-        return None if value is None else _num(float(value))
+    def value(name: str) -> sp.Expr:
+        return param_symbol(name, symbolic_layer) if symbolic_layer else _num(layer.number(name))
 
-    return entry.formula(x, lambda name: _num(layer.number(name)), optional)
+    def optional(name: str) -> sp.Expr | None:
+        return None if layer.param(name) is None else value(name)
+
+    return entry.formula(x, value, optional)
 
 
 def number(value: float) -> sp.Expr:
@@ -199,16 +218,19 @@ def _evaluate(expr: sp.Expr, values: dict[sp.Symbol, float]) -> float | None:
     return v.real
 
 
-def _agrees(candidate: sp.Expr, reference: sp.Expr, f: sp.Expr) -> bool:
-    """Numerically check ``candidate`` (in a, z, y) equals ``reference`` (in z, y) with a = f(z)."""
+def _agrees(
+    candidate: sp.Expr, reference: sp.Expr, f: sp.Expr, params: Mapping[sp.Symbol, float] = MappingProxyType({})
+) -> bool:
+    """Numerically check ``candidate`` (in a, z, y) equals ``reference`` (in z, y) with a = f(z);
+    ``params`` gives values to parameters kept as symbols."""
     checked = 0
     for zv in _PROBE_Z:
-        av = _evaluate(f, {Z: zv})
+        av = _evaluate(f, {**params, Z: zv})
         if av is None:
             continue
         for yv in _PROBE_Y:
-            want = _evaluate(reference, {Z: zv, Y: yv})
-            got = _evaluate(candidate, {Z: zv, Y: yv, A: av})
+            want = _evaluate(reference, {**params, Z: zv, Y: yv})
+            got = _evaluate(candidate, {**params, Z: zv, Y: yv, A: av})
             if want is None or got is None:
                 continue
             if abs(want - got) > 1e-12 * max(1.0, abs(want)):
@@ -225,7 +247,7 @@ def _cost(e: sp.Expr) -> tuple[int, int, str]:
 MAX_FORM_SEARCH_OPS = 120  # larger derivatives are used as derived: factoring and probing them costs minutes
 
 
-def in_terms_of_a(derivative: sp.Expr, f: sp.Expr) -> sp.Expr:
+def in_terms_of_a(derivative: sp.Expr, f: sp.Expr, params: Mapping[sp.Symbol, float] = MappingProxyType({})) -> sp.Expr:
     """Rewrite a derivative in z using the saved activation a = f(z), if exact and not costlier.
 
     Bounded: a derivative of more than MAX_FORM_SEARCH_OPS operations (12 nested tanh) is kept
@@ -242,14 +264,14 @@ def in_terms_of_a(derivative: sp.Expr, f: sp.Expr) -> sp.Expr:
         if coeff != 0 and rest != Z and rest.has(Z) and d.has(rest):
             subs.append(d.xreplace({rest: A / coeff}))
         for sub in subs:
-            if sub != d and _agrees(sub, d, f):
+            if sub != d and _agrees(sub, d, f, params):
                 candidates += [sub, sp.factor(sub), sp.expand(sub)]
     if sp.count_ops(d) <= 40:
         simple = sp.simplify(d)
         candidates.append(simple)
         if f != Z:
             sub = simple.subs(f, A)
-            if sub != simple and _agrees(sub, d, f):
+            if sub != simple and _agrees(sub, d, f, params):
                 candidates += [sub, sp.factor(sub)]
     return min(candidates, key=_cost)
 
@@ -269,13 +291,15 @@ class ActivationMath:
 
 
 @lru_cache(maxsize=256)
-def activation_math(layer: Layer) -> ActivationMath:
-    f = activation_expr(layer)
+def activation_math(layer: Layer, symbolic_layer: int = 0) -> ActivationMath:
+    """f and f' of a layer; given its number ``symbolic_layer``, with its parameters as symbols
+    (for explain and report; generated code always has the numbers)."""
+    f = activation_expr(layer, symbolic_layer=symbolic_layer)
     rewrites: tuple[str, ...] = ()
     if layer.activation == "custom":
         raw = parse_expr(str(layer.param("expr")), {"x": X}, "expr")
         rewrites = apply_rewrites(raw)[1]
-    df = in_terms_of_a(sp.diff(f, Z), f)
+    df = in_terms_of_a(sp.diff(f, Z), f, param_values(layer, symbolic_layer) if symbolic_layer else {})
     return ActivationMath(layer.activation, f, df, rewrites)
 
 
@@ -372,15 +396,18 @@ def _output_range_ok(f: sp.Expr) -> bool:
 
 
 @lru_cache(maxsize=64)
-def output_math(spec: Spec) -> OutputMath:
+def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
+    """The output layer's loss and δ; ``symbolic`` keeps the output activation's parameters as symbols."""
     if spec.loss == "softmax_ce":
         raise SpecError("softmax_ce has no per-unit form; see softmax_math")
     out = spec.layers[-1]
-    f = activation_math(out).f
+    symbolic_layer = len(spec.layers) if symbolic else 0
+    f = activation_math(out, symbolic_layer).f
+    params = param_values(out, symbolic_layer) if symbolic else {}
     ell = per_unit_loss(spec)
     clipped = False
     if spec.loss == "bce" and not isinstance(f, Sigmoid):
-        if not _output_range_ok(f):
+        if not _output_range_ok(activation_math(out).f):
             raise SpecError(
                 f"{spec.source}: loss bce needs outputs inside (0, 1), but symprop can't prove the last activation "
                 f"{out.activation!r} stays in [0, 1] (SymPy finds a wider range or none); "
@@ -397,11 +424,11 @@ def output_math(spec: Spec) -> OutputMath:
     else:
         delta_z = drop_dirac(sp.diff(ell.xreplace({A: f}), Z))
         loss, fired = loss_ak, fired_a
-    delta = in_terms_of_a(delta_z, f)
+    delta = in_terms_of_a(delta_z, f, params)
     if not fused:
         # Chain rule through the saved a: ∂ℓ/∂a · f'(z) can be cheaper than the z form.
-        chained = sp.diff(loss_ak, A) * activation_math(out).df
-        if _cost(chained) < _cost(delta) and _agrees(chained, delta_z, f):
+        chained = sp.diff(loss_ak, A) * activation_math(out, symbolic_layer).df
+        if _cost(chained) < _cost(delta) and _agrees(chained, delta_z, f, params):
             delta = chained
     dloss_da = sp.diff(per_unit_loss(spec), A)  # of the loss as defined, for showing the chain rule
     if dloss_da.is_rational_function(A, Y):
