@@ -82,6 +82,11 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         f"{g.auto_rule} (see the README)",
     )
     gen.add_argument("--force", action="store_true", help="overwrite a DIR/<name>.py that symprop did not write")
+    gen.add_argument(
+        "--second-order",
+        action="store_true",
+        help="add hvp(params, X, Y, V) (Hessian-vector product) and hessian(params, X, Y); vectorized and array-api",
+    )
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
@@ -180,7 +185,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
-    paths = write_files(spec, Path(args.out), args.mode, args.target, force=args.force)
+    paths = write_files(spec, Path(args.out), args.mode, args.target, force=args.force, second_order=args.second_order)
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
     print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")

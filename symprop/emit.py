@@ -16,6 +16,7 @@ from symprop.io import OutputError, check_output, write_atomic, write_atomic_wit
 from symprop.ir.backprop import derive
 from symprop.ir.optimize import cse
 from symprop.ir.program import Granularity, Program
+from symprop.ir.second_order import with_hvp
 from symprop.ir.unroll import unroll
 from symprop.modes import AUTO_UNROLLED_MAX_PARAMS, NUMPY_MODES, auto_rule, choose_mode, resolve_mode
 from symprop.spec import Spec, SpecError, validate
@@ -37,9 +38,9 @@ def backend_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Backen
     return next(b for b in BACKENDS.values() if b.target == target)
 
 
-def program_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Program:
-    """The optimized program a backend prints: the layer program, unrolled per neuron if the
-    backend wants it, then one CSE."""
+def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False) -> Program:
+    """The optimized program a backend prints: the layer program (with a Hessian-vector product if
+    ``second_order``), unrolled per neuron if the backend wants it, then one CSE."""
     backend = backend_for(spec, mode, target)
     if backend.max_params is not None and spec.n_params > backend.max_params:
         raise SpecError(
@@ -47,30 +48,39 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Progra
             f"{backend.max_params}; use --mode vectorized"
         )
     program = derive(spec)
+    if second_order:
+        if backend.granularity is Granularity.UNIT:
+            raise SpecError("--second-order is not available in unrolled mode yet; use --mode vectorized")
+        program = with_hvp(program)
     if backend.granularity is Granularity.UNIT:
         program = unroll(program)
     return cse(program)
 
 
-def render_files(spec: Spec, mode: str = "auto", target: str = "numpy") -> dict[str, str]:
+def render_files(spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False) -> dict[str, str]:
     """Every file a backend writes for ``spec``, by name."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     backend = backend_for(spec, mode, target)
-    program = program_for(spec, mode, target)
+    program = program_for(spec, mode, target, second_order)
     try:
         return backend.render(program)
     except ValueError as exc:  # the printer refuses what it cannot print as valid code (an inf constant)
         raise SpecError(f"{spec.source}: cannot generate code for this spec: {exc}; rescale the expression") from None
 
 
-def render(spec: Spec, mode: str = "auto", target: str = "numpy") -> str:
+def render(spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False) -> str:
     """The generated Python module's source text for ``spec`` (numpy or array-api target)."""
-    files = render_files(spec, mode, target)
+    files = render_files(spec, mode, target, second_order)
     return files[f"{spec.name}.py"]
 
 
 def write_files(
-    spec: Spec, out_dir: str | Path, mode: str = "auto", target: str = "numpy", force: bool = False
+    spec: Spec,
+    out_dir: str | Path,
+    mode: str = "auto",
+    target: str = "numpy",
+    force: bool = False,
+    second_order: bool = False,
 ) -> list[Path]:
     """Render ``spec`` and write every file of its backend into ``out_dir`` atomically.
 
@@ -81,7 +91,7 @@ def write_files(
     names = [f"{spec.name}{suffix}" for suffix in backend_for(spec, mode, target).suffixes]
     for name in names:
         check_output(Path(out_dir) / name, force)
-    files = render_files(spec, mode, target)
+    files = render_files(spec, mode, target, second_order)
     paths = []
     for name, text in files.items():
         path = Path(out_dir) / name

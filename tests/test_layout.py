@@ -30,6 +30,7 @@ RANKS = {
     "ir.backprop": 6,  # the layer program from the spec
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
+    "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
     "backends.templating": 8,
     "backends.base": 8,
     "backends.numpy.printer": 8,

@@ -103,6 +103,7 @@ class ModuleContext:
     spec_lines: tuple[str, ...]
     helpers: tuple[str, ...]
     functions: tuple[FunctionCode, ...]
+    n_params: int
 
 
 def loss_formula(program: Program) -> str:
@@ -169,6 +170,7 @@ def module_context(
         spec_lines=tuple(spec.to_toml().rstrip("\n").split("\n")),
         helpers=helpers,
         functions=functions,
+        n_params=spec.n_params,
     )
 
 

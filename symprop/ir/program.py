@@ -41,6 +41,7 @@ class Role(enum.Enum):
     LOSS = "loss"
     BACKWARD = "backward"
     OUTPUT = "output"
+    CURVATURE = "curvature"  # the R-operator's statements of a Hessian-vector product
 
 
 class Granularity(enum.Enum):
@@ -65,6 +66,8 @@ class Kind(enum.Enum):
     GRAD_B = "db"  # ∂C/∂b, or one entry
     TEMP = "t"  # a common subexpression
     COUNT = "n"  # the batch size
+    DIRECTION = "V"  # the direction of a Hessian-vector product (one per parameter array)
+    R = "R"  # the directional derivative R(v) = d/dt v(params + t V) of a variable v
 
 
 class Axis(enum.Enum):

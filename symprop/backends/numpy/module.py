@@ -23,6 +23,7 @@ DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
     "loss": "C = (1/n) * sum over the batch of C_k, as a Python float.",
     "loss_and_grad": "(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients.",
+    "hvp": "(C, grads, hv): hv[name] = (H V)[name], the Hessian of C times the direction V (keys as params).",
 }
 
 
@@ -83,13 +84,38 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         lines = [Line(f"({got},) = {call}" if len(returned) == 1 else f"{got} = {call}")]
         own = _lines(split.own, style, p)
         lines += style.unpack(program, split.own, {v.symbol for v in returned})
-        result_lines, result = style.outputs(f, p)
-        args = "params, X" if f.name == "forward" else "params, X, Y"
+        lines += _unpack_direction(program, split.own)
+        result_lines, result = _outputs(f, style, p)
+        args = {"forward": "params, X", "hvp": "params, X, Y, V"}.get(f.name, "params, X, Y")
         doc = {**DOCS, **style.docs}[f.name].format(inputs=program.spec.inputs, outputs=program.spec.outputs)
-        prepare = [Line(f"{ctx}params, X, {'_' if f.name == 'forward' else 'Y'} = _prepare({args})")]
+        prepare = [
+            Line(f"{ctx}params, X, {'_' if f.name == 'forward' else 'Y'} = _prepare({args.removesuffix(', V')})")
+        ]
+        if f.name == "hvp":
+            prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
         out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result))
     exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
     return tuple(out), helpers_used(exprs)
+
+
+def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list[Line]:
+    """``VW1 = V["W1"]`` for the direction arrays a Hessian-vector product reads."""
+    used = symbols_read(statements)
+    names = [f"V{v.name}" for v in program.params]
+    return [Line(f'{name} = V["{name[1:]}"]') for name in names if sp.Symbol(name, real=True) in used]
+
+
+def _outputs(f: Function, style: Style, p: ArrayPrinter) -> tuple[list[Line], str]:
+    """The style's return value; for ``hvp``, its (C, grads) and the product H V as a second dict."""
+    if f.name != "hvp":
+        return style.outputs(f, p)
+    k = (len(f.returns) - 1) // 2
+    lines, result = style.outputs(Function("loss_and_grad", f.body, f.returns[: 1 + k]), p)
+    pairs = ", ".join(
+        f'"{param_name(g)[1:]}": {p.name(r.symbol)}'
+        for g, r in zip(f.returns[1 : 1 + k], f.returns[1 + k :], strict=True)
+    )
+    return [*lines, Line(f"hv = {{{pairs}}}")], f"{result}, hv"
 
 
 def _lines(statements: Sequence[Statement], style: Style, p: ArrayPrinter) -> list[Line]:

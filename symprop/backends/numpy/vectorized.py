@@ -8,6 +8,7 @@ masks multiply as comparisons (``D1 *= (Z1 > 0)``): fewer passes and no temporar
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
@@ -48,12 +49,15 @@ class Vectorized:
     def __init__(self, program: Program) -> None:
         self.spec = program.spec
         # G (the error sent down, D W) lives in the buffer of the δ it becomes
+        # (only when the δ statement is its one reader: a Hessian-vector product reads G again)
         upstream = {s.out.symbol for s in program.statements() if s.out.kind is Kind.UPSTREAM}
+        readers = Counter(sym for f in program.functions for s in f.body for sym in reads(s) if sym in upstream)
         self.alias: dict[sp.Symbol, str] = {
             sym: s.out.name
             for s in program.statements()
             if isinstance(s, Map) and s.out.kind is Kind.DELTA
             for sym in s.expr.free_symbols & upstream
+            if readers[sym] == sum(1 for f in program.functions if any(sym in reads(t) for t in f.body))
         }
 
         # pre-activations that nothing reads after their activation (f' is in terms of a): the

@@ -1,0 +1,148 @@
+"""Second order: the Hessian-vector product as a transform of the layer program (Pearlmutter's R-operator).
+
+For a direction V (one array per parameter, shaped like it), R(v) = d/dt v(params + tV) at t = 0.
+Applied statement by statement to ``loss_and_grad`` (forward over reverse), it gives
+R(∂C/∂params) = H V, the Hessian of the batch-mean cost times V, in one extra forward and
+backward sweep:
+
+* a matrix product ``out = L @ R`` gives ``R(out) = R(L) @ R + L @ R(R)`` (R(W) = V_W, R(X) = 0);
+* a bias add gives ``R(Z) += V_b``;
+* an elementwise map ``out = e(s1, s2, ...)`` gives ``R(out) = Σ_i ∂e/∂s_i · R(s_i)``, each partial
+  derivative taken by SymPy on the expression (the only differentiation here), with a forward
+  value put back where SymPy re-derives it (σ(z) → the saved a);
+* a sum gives the sum of the R's; softmax's row maximum has R = 0 (the shift cancels exactly).
+
+Conventions at kinks, as for first derivatives: relu'' = 0, step'' = 0, |x|'' = 0 (every
+DiracDelta is dropped), so the product is exact away from the kinks.
+
+The forward sweep's R statements come after the whole forward pass (so every function still
+shares the same forward prefix), the backward sweep's right after the statement they follow.
+The result is a new function ``hvp`` in the program; backends print it like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import sympy as sp
+
+from symprop.ir.program import (
+    AddBias,
+    Function,
+    Kind,
+    LinearSum,
+    Map,
+    MatMul,
+    Program,
+    Reduce,
+    ReduceOp,
+    Role,
+    Statement,
+    Var,
+    note,
+)
+from symprop.symbolic.functions import drop_dirac
+
+ZERO_R = {Kind.INPUT, Kind.TARGET, Kind.COUNT}
+
+
+def direction(v: Var) -> Var:
+    """V_W1, V_b1: the direction's array for a parameter."""
+    return Var("V" + v.name, Kind.DIRECTION, v.layer)
+
+
+def r_var(v: Var) -> Var:
+    return Var("R" + v.name, Kind.R, v.layer)
+
+
+class _R:
+    """Which variables have an R, and its variable."""
+
+    def __init__(self) -> None:
+        self.known: dict[sp.Symbol, Var] = {}
+        self.values: dict[sp.Basic, sp.Symbol] = {}  # forward expression -> its saved variable
+
+    def of(self, v: Var) -> Var | None:
+        if v.kind in (Kind.WEIGHT, Kind.BIAS):
+            return direction(v)
+        return self.known.get(v.symbol)
+
+    def of_symbol(self, s: sp.Symbol) -> sp.Symbol | None:
+        v = self.known.get(s)
+        return v.symbol if v is not None else None
+
+
+def _statement(s: Statement, r: _R, params: dict[sp.Symbol, Var]) -> list[Statement]:
+    role = Role.CURVATURE
+    if isinstance(s, MatMul):
+        terms: list[tuple[Var, Var, bool, bool]] = []
+        left_r, right_r = r.of(s.left), r.of(s.right)
+        if left_r is not None:
+            terms.append((left_r, s.right, s.left_t, s.right_t))
+        if right_r is not None:
+            terms.append((s.left, right_r, s.left_t, s.right_t))
+        if not terms:
+            return []
+        out = r_var(s.out)
+        r.known[s.out.symbol] = out
+        if len(terms) == 1:
+            a, b, lt, rt = terms[0]
+            return [MatMul(out, a, b, lt, rt, role, note(f"R({s.out.name})"))]
+        parts = [Var(f"{out.name}_{k}", Kind.R, s.out.layer) for k in (1, 2)]
+        return [
+            *(MatMul(p, a, b, lt, rt, role) for p, (a, b, lt, rt) in zip(parts, terms, strict=True)),
+            Map(out, parts[0].symbol + parts[1].symbol, role, note(f"R({s.out.name}), the product rule")),
+        ]
+    if isinstance(s, AddBias):
+        target = r.of(s.out)
+        return [] if target is None else [AddBias(target, direction(s.bias), role)]
+    if isinstance(s, Map | Reduce):
+        if isinstance(s, Reduce) and s.op is ReduceOp.MAX:
+            return []  # softmax's shift: R(M) = 0, every use of M cancels
+        if s.out.kind is Kind.COST:
+            return []  # the cost's own R is not needed for H V
+        terms = []
+        for sym in sorted(s.expr.free_symbols, key=sp.default_sort_key):
+            rs = r.of_symbol(sym) if sym not in params else direction(params[sym]).symbol
+            if rs is None:
+                continue
+            # the conventions at kinks: relu'' = step'' = 0 (a DiracDelta of a derivative is dropped)
+            partial = drop_dirac(sp.diff(s.expr, sym)).xreplace(r.values)
+            if partial == 0:
+                continue
+            terms.append(partial * rs)
+        if not terms:
+            return []
+        out = r_var(s.out)
+        r.known[s.out.symbol] = out
+        expr = sp.Add(*terms)
+        if isinstance(s, Reduce):
+            return [replace(s, out=out, expr=expr, role=role, note=note(f"R({s.out.name})"))]
+        return [Map(out, expr, role, note(f"R({s.out.name})"))]
+    if isinstance(s, LinearSum):
+        raise ValueError("the Hessian-vector product transforms the layer program, not the per-neuron one")
+    return []
+
+
+def with_hvp(program: Program) -> Program:
+    """``program`` with a function ``hvp(params, X, Y, V) -> (C, grads, Hv)`` added."""
+    lag = program.function("loss_and_grad")
+    forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
+    r = _R()
+    params = {v.symbol: v for v in program.params}
+    for s in forward:  # forward values, so that derivatives SymPy re-derives reuse them
+        if isinstance(s, Map) and not s.expr.is_Symbol:
+            r.values[s.expr] = s.out.symbol
+    body: list[Statement] = list(forward)
+    for s in forward:
+        body += _statement(s, r, params)
+    for s in lag.body[len(forward) :]:
+        body.append(s)
+        body += _statement(s, r, params)
+    grads = lag.returns[1:]
+    hv = tuple(r.known[g.symbol] for g in grads)
+    hvp = Function("hvp", tuple(body), (*lag.returns, *hv))
+    return replace(program, functions=(*program.functions, hvp))
+
+
+__all__ = ["direction", "r_var", "with_hvp"]

@@ -1,0 +1,123 @@
+"""Second order: hvp (forward-over-reverse, the R-operator on the IR) and hessian.
+
+Independent checks:
+* hvp against central differences of the module's own gradient along V,
+  (g(p + εV) − g(p − εV)) / 2ε with ε = 1e-5: truncation ε²·|g'''|/6 ~ 1e-10 and rounding
+  eps·|g|/ε ~ 1e-11 for values of order 1, so a relative tolerance of 1e-6 has a wide margin while a
+  missing term (an error of order 1) fails it;
+* on 2-2-1 nets, the full hessian against ``sympy.hessian`` of the expanded per-sample cost
+  (tests/oracles/naive.py: no intermediate symbols, no rewrites), averaged over the batch and
+  evaluated at 30 digits, to 1e-10;
+* hessian symmetric to 1e-12 (relative), and the array-api module's hvp equal to NumPy's to 1e-12.
+"""
+
+from __future__ import annotations
+
+import types
+from functools import cache
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symprop.emit import render
+from symprop.spec import Layer, Spec, SpecError
+from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
+from symprop.tools.check import load_module, random_problem
+from tests.oracles.naive import expanded_cost
+from tests.support import EXAMPLES, spec_for
+
+TOL_FD = 1e-6
+
+
+@cache
+def module(spec: Spec, target: str = "numpy") -> types.ModuleType:
+    return load_module(render(spec, "auto", target, second_order=True), f"{spec.name}_so_{target.replace('-', '_')}")
+
+
+def fd_hvp(m: types.ModuleType, params: dict, X: np.ndarray, Y: np.ndarray, V: dict, eps: float = 1e-5) -> dict:
+    gp = m.loss_and_grad({k: params[k] + eps * V[k] for k in params}, X, Y)[1]
+    gm = m.loss_and_grad({k: params[k] - eps * V[k] for k in params}, X, Y)[1]
+    return {k: (gp[k] - gm[k]) / (2 * eps) for k in gp}
+
+
+SPECS = [
+    *(
+        spec_for(a, loss)
+        for a in ("sigmoid", "tanh", "softplus", "gaussian", "custom")
+        for loss in ("mse", "bce", "softmax_ce")
+    ),
+    spec_for("relu", "custom"),
+    spec_for("leaky_relu", "sse"),
+    spec_for("piecewise_linear", "mse"),
+    Spec("with_l2", 3, (Layer.of(4, "tanh"), Layer.of(2, "sigmoid")), "mse", l2=0.05),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_hvp_matches_finite_differences_of_the_gradient(spec: Spec) -> None:
+    m = module(spec)
+    params, X, Y = random_problem(spec, 3)
+    V = {k: np.random.default_rng(7).normal(size=v.shape) for k, v in params.items()}
+    C, grads, hv = m.hvp(params, X, Y, V)
+    C0, grads0 = m.loss_and_grad(params, X, Y)
+    # the same cost and gradient as loss_and_grad (up to rounding: hvp's CSE sees more statements)
+    assert pytest.approx(C0, rel=1e-13) == C and all(
+        np.allclose(grads[k], grads0[k], rtol=1e-12, atol=1e-14) for k in grads
+    )
+    want = fd_hvp(m, params, X, Y, V)
+    scale = max(float(np.max(np.abs(w))) for w in want.values())
+    for k in want:
+        assert np.max(np.abs(hv[k] - want[k])) <= TOL_FD * max(scale, 1.0), k
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_hvp_on_the_examples_and_the_array_api_target(path) -> None:
+    from symprop.spec import load_spec
+
+    spec = load_spec(path)
+    m, xp = module(spec), module(spec, "array-api")
+    params, X, Y = random_problem(spec, 0)
+    V = {k: np.random.default_rng(1).normal(size=v.shape) for k, v in params.items()}
+    _, _, hv = m.hvp(params, X, Y, V)
+    want = fd_hvp(m, params, X, Y, V)
+    scale = max(float(np.max(np.abs(w))) for w in want.values())
+    assert all(np.max(np.abs(hv[k] - want[k])) <= TOL_FD * max(scale, 1.0) for k in hv)
+    _, _, hv_xp = xp.hvp(params, X, Y, V)
+    assert all(np.allclose(np.asarray(hv_xp[k]), hv[k], rtol=1e-12, atol=1e-12 * scale) for k in hv)
+
+
+def _exact(expr: sp.Expr, values: dict[sp.Symbol, float]) -> float:
+    plain = expr.replace(lambda e: isinstance(e, Sigmoid | Softplus | Relu | Clip01), lambda e: e._exp_form(e.args[0]))
+    plain = plain.replace(lambda e: isinstance(e, LogSumExp), lambda e: sp.log(sp.Add(*[sp.exp(a) for a in e.args])))
+    return float(plain.xreplace({k: sp.Float(v, 30) for k, v in values.items()}).evalf(30))
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_hessian_equals_sympy_hessian_of_the_expanded_cost(loss: str) -> None:
+    spec = spec_for("tanh", loss, sizes=(2, 2, 1))
+    m = module(spec)
+    params, X, Y = random_problem(spec, 5, n=3)
+    H = m.hessian(params, X, Y)
+    assert H.shape == (spec.n_params, spec.n_params)
+    assert np.max(np.abs(H - H.T)) <= 1e-12 * max(1.0, float(np.max(np.abs(H))))
+    cost, xs, ys, plist = expanded_cost(spec)
+    symbols = [s for _, _, s in plist]
+    hess = sp.hessian(cost, symbols)
+    values = {s: float(params[name][index]) for name, index, s in plist}
+    want = np.zeros_like(H)
+    for k in range(X.shape[0]):
+        point = values | {x: float(X[k, i]) for i, x in enumerate(xs)} | {y: float(Y[k, j]) for j, y in enumerate(ys)}
+        want += np.array([[_exact(hess[r, c], point) for c in range(len(symbols))] for r in range(len(symbols))])
+    want /= X.shape[0]
+    assert np.max(np.abs(H - want)) <= 1e-10 * max(1.0, float(np.max(np.abs(want))))
+
+
+def test_hessian_is_refused_above_5000_parameters_and_unrolled_mode_says_so() -> None:
+    big = Spec("big", 60, (Layer.of(80, "tanh"), Layer.of(2, "identity")), "mse")
+    m = load_module(render(big, "vectorized", second_order=True), "big")
+    params, X, Y = random_problem(big, 0)
+    with pytest.raises(ValueError, match="over 5,000"):
+        m.hessian(params, X, Y)
+    with pytest.raises(SpecError, match="not available in unrolled mode"):
+        render(spec_for("tanh", "mse"), "unrolled", second_order=True)
