@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         f"{UNROLLED_MAX_PARAMS:,} parameters) or auto (default): the faster as measured, "
         f"{auto_rule()} (see the README)",
     )
+    gen.add_argument("--c-real", choices=("double", "float"), help="--target c: the real type (default double)")
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
@@ -97,7 +98,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
-    paths = write_files(spec, Path(args.out), args.mode, args.target)
+    if args.c_real is not None and args.target != "c":
+        raise UsageError(f"--c-real is for --target c, not {args.target}")
+    options = {"real": args.c_real} if args.c_real is not None else None
+    paths = write_files(spec, Path(args.out), args.mode, args.target, options)
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
     print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
@@ -111,7 +115,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.points < 1:
         raise UsageError(f"--points must be >= 1, got {args.points}")
     spec = load_spec(args.spec)
-    module = load_module(render(spec, args.mode), spec.name)
+    if args.target == "c":
+        from symprop.tools.cbuild import CompileError, load_c
+
+        try:
+            module: object = load_c(spec)
+        except CompileError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        module = load_module(render(spec, args.mode), spec.name)
     reports = compare(module, spec, seeds=tuple(range(args.points)), max_entries=None if args.all else 60)
     print(format_report(reports))
     return 1 if max(r.max_rel_error for r in reports) > TOLERANCE else 0

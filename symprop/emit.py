@@ -7,6 +7,7 @@ leaves a truncated module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from symprop.backends.base import Backend
@@ -77,10 +78,18 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Progra
     return cse(program)
 
 
-def render_files(spec: Spec, mode: str = "auto", target: str = "numpy") -> dict[str, str]:
-    """Every file a backend writes for ``spec``, by name."""
+def render_files(
+    spec: Spec, mode: str = "auto", target: str = "numpy", options: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Every file a backend writes for ``spec``, by name; ``options`` are the target's (C: ``real``)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
-    return backend_for(spec, mode, target).render(program_for(spec, mode, target))
+    backend = backend_for(spec, mode, target)
+    if options:
+        unknown = sorted(set(options) - set(backend.options))
+        if unknown or backend.render_options is None:
+            raise SpecError(f"option {', '.join(unknown or sorted(options))} is not one of the {target} target's")
+        return backend.render_options(program_for(spec, mode, target), options)
+    return backend.render(program_for(spec, mode, target))
 
 
 def render(spec: Spec, mode: str = "auto", target: str = "numpy") -> str:
@@ -89,11 +98,17 @@ def render(spec: Spec, mode: str = "auto", target: str = "numpy") -> str:
     return files[f"{spec.name}.py"]
 
 
-def write_files(spec: Spec, out_dir: str | Path, mode: str = "auto", target: str = "numpy") -> list[Path]:
+def write_files(
+    spec: Spec,
+    out_dir: str | Path,
+    mode: str = "auto",
+    target: str = "numpy",
+    options: Mapping[str, str] | None = None,
+) -> list[Path]:
     """Render ``spec`` and write every file of its backend into ``out_dir`` atomically.
 
     Everything is rendered in memory first: a failure writes nothing."""
-    files = render_files(spec, mode, target)
+    files = render_files(spec, mode, target, options)
     paths = []
     for name, text in files.items():
         path = Path(out_dir) / name

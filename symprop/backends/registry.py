@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from symprop.backends.base import Backend
+from symprop.backends.c.module import render_c
 from symprop.backends.numpy.unrolled import MAX_PARAMS, render_unrolled
 from symprop.backends.numpy.vectorized import render_vectorized
 from symprop.ir.program import Granularity, Program
@@ -31,6 +32,15 @@ BACKENDS: Mapping[str, Backend] = {
         f"one line per neuron, for reading (at most {MAX_PARAMS:,} parameters)",
         max_params=MAX_PARAMS,
         mode="unrolled",
+    ),
+    "c": Backend(
+        "c",
+        "c",
+        Granularity.LAYER,
+        lambda program: render_c(program),
+        "C99 header and source: loops over one sample, no allocation, for on-device training",
+        render_options=lambda program, options: render_c(program, options.get("real", "double")),
+        options=("real",),
     ),
 }
 TARGETS: tuple[str, ...] = tuple(dict.fromkeys(b.target for b in BACKENDS.values()))
