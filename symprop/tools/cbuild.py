@@ -117,8 +117,8 @@ class CModule:
     def forward(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         X = self._array(X)
         out = np.zeros((X.shape[0], self.spec.outputs), self.dtype)
-        work = np.zeros(self.WORK_SIZE, self.dtype)
-        code = self._forward(self.flat(params).ctypes.data, X.ctypes.data, X.shape[0], out.ctypes.data, work.ctypes.data)
+        flat, work = self.flat(params), np.zeros(self.WORK_SIZE, self.dtype)  # named: alive through the call
+        code = self._forward(flat.ctypes.data, X.ctypes.data, X.shape[0], out.ctypes.data, work.ctypes.data)
         if code != 0:
             raise ValueError(f"{self.spec.name}_forward returned {code}")
         return out

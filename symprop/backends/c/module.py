@@ -211,6 +211,7 @@ class _Builder:
         self.p = CPrinter(real_type)
         self.real = f"{self.spec.name}_real"
         self.upper = self.spec.name.upper()
+        self.x, self.y = Var("X", Kind.INPUT), Var("Y", Kind.TARGET)
         self.offsets: dict[str, int] = {}
         offset = 0
         for name, shape in self.spec.param_shapes.items():
@@ -270,7 +271,7 @@ class _Builder:
     # ---------------------------------------------------------------- memory --
     def layout(self, steps: Sequence[_Step], returns: Sequence[Var]) -> tuple[dict[sp.Symbol, Slot], int]:
         """Slots of the work vectors: liveness over the per-sample steps, reuse, in place."""
-        widths: dict[sp.Symbol, int] = {}
+        widths: dict[sp.Symbol, int] = {self.x.symbol: self.spec.inputs, self.y.symbol: self.spec.outputs}
         alias: dict[sp.Symbol, sp.Symbol] = {}
         defs: dict[sp.Symbol, int] = {}
         last: dict[sp.Symbol, int] = {}
@@ -357,8 +358,7 @@ class _Builder:
         returns = f.returns if f.name == "forward" else ()
         slots, size = self.layout(steps, returns)
         widths = {sym: s.size for sym, s in slots.items()}
-        for sym, w in ((sp.Symbol("X", real=True), self.spec.inputs), (sp.Symbol("Y", real=True), self.spec.outputs)):
-            widths[sym] = w
+        widths[self.x.symbol], widths[self.y.symbol] = self.spec.inputs, self.spec.outputs
         scalars: dict[str, None] = {}
         accum: dict[str, None] = {}
         loop: list[str] = []

@@ -99,8 +99,7 @@ class CPrinter(C99CodePrinter):
             value = complex(expr.evalf(20))
             if value.imag != 0 or not math.isfinite(value.real):
                 raise ValueError(f"the constant {expr} is not a finite real number")
-            text = self.lit(value.real)
-            return f"({text})" if text.startswith("-") else text
+            return self.lit(value.real)  # SymPy's precedence of a negative number parenthesizes it
         if isinstance(expr, sp.Integer) and abs(int(expr)) >= 2**31:
             return self.lit(float(expr))
         return str(super()._print(expr, **kwargs))
