@@ -1,8 +1,9 @@
 """Regenerate the checked-in golden files: ``python -m scripts.regen [--check]``.
 
 For every ``examples/*.toml`` it renders ``generated/<name>.py`` in the default
-mode (what ``symprop generate`` writes) and ``generated/<name>.md`` (what
-``symprop explain --format markdown`` writes).  ``--check`` writes nothing and exits 1
+mode (what ``symprop generate`` writes), ``generated/<name>.md`` (what
+``symprop explain --format markdown`` writes) and ``generated/c/<name>.h`` / ``.c`` (what
+``symprop generate --target c`` writes).  ``--check`` writes nothing and exits 1
 listing the files that are stale or missing; the test suite runs the same
 comparison byte for byte.  Run it from the repository root after changing a
 template, the printer or the derivation, and commit the result with the change.
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from symprop.emit import render, write_atomic
+from symprop.emit import render, render_files, write_atomic
 from symprop.explain import explain
 from symprop.spec import Spec, load_spec
 
@@ -29,6 +30,8 @@ ARTIFACTS: list[Artifact] = [
         lambda spec: render(spec, "unrolled") if spec.n_params <= UNROLLED_GOLDEN_MAX_PARAMS else None,
     ),
     ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report
+    ("c/{name}.h", lambda spec: render_files(spec, target="c")[f"{spec.name}.h"]),  # symprop generate --target c
+    ("c/{name}.c", lambda spec: render_files(spec, target="c")[f"{spec.name}.c"]),
 ]
 
 

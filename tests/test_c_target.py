@@ -217,3 +217,20 @@ def test_a_compile_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ctypes_null_is_none() -> None:
     """The NULL tests pass None for a pointer argument: ctypes sends NULL for it."""
     assert ctypes.c_void_p(None).value is None
+
+
+def test_cli_generate_and_check_the_c_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from symprop.cli import main
+
+    xor = str(ROOT / "examples" / "xor.toml")
+    assert main(["generate", xor, "--target", "c", "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xor.c", "xor.h"]
+    assert "typedef double xor_real;" in (tmp_path / "xor.h").read_text()
+    assert main(["generate", xor, "--target", "c", "--c-real", "float", "-o", str(tmp_path / "f")]) == 0
+    assert "typedef float xor_real;" in (tmp_path / "f" / "xor.h").read_text()
+    capsys.readouterr()
+    assert main(["generate", xor, "--c-real", "float", "-o", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--c-real is for --target c" in err and not (tmp_path / "n").exists()
+    assert main(["check", xor, "--target", "c"]) == 0
+    assert "max relative error" in capsys.readouterr().out
