@@ -69,8 +69,10 @@ def problem(spec: Spec, n: int, seed: int = 0) -> tuple[dict[str, np.ndarray], n
     rng = np.random.default_rng(seed)
     params = {k: rng.normal(0.0, 0.5, size=s) for k, s in spec.param_shapes.items()}
     X = rng.normal(size=(n, spec.inputs))
-    Y = np.eye(spec.outputs)[rng.integers(0, spec.outputs, size=n)] if spec.loss == "softmax_ce" else rng.uniform(
-        size=(n, spec.outputs)
+    Y = (
+        np.eye(spec.outputs)[rng.integers(0, spec.outputs, size=n)]
+        if spec.loss == "softmax_ce"
+        else rng.uniform(size=(n, spec.outputs))
     )
     return params, X, Y
 
@@ -78,7 +80,9 @@ def problem(spec: Spec, n: int, seed: int = 0) -> tuple[dict[str, np.ndarray], n
 def c_library(spec: Spec, folder: Path) -> tuple[CModule, ctypes.CDLL]:
     files = render_files(spec, target="c")
     files["c_bench_harness.c"] = HARNESS.read_text()
-    lib_path = compile_c(files, folder, "double", f"lib{spec.name}.so", ("-shared", "-fPIC", "-D_POSIX_C_SOURCE=199309L"))
+    lib_path = compile_c(
+        files, folder, "double", f"lib{spec.name}.so", ("-shared", "-fPIC", "-D_POSIX_C_SOURCE=199309L")
+    )
     lib = ctypes.CDLL(str(lib_path))
     return CModule(spec, lib, "double", work_size(files[f"{spec.name}.h"], spec.name)), lib
 
@@ -125,49 +129,64 @@ def time_block(fn: Callable[[], Any], calls: int) -> float:
     return (time.thread_time() - t0) / calls
 
 
+def spec_rows(spec: Spec, reps: int, calls: int) -> list[str]:
+    """The rows of one net: every contender's median time and its speed-up over the NumPy module."""
+    rows = []
+    params, X, Y = problem(spec, 1)
+    module = load_module(render(spec, "vectorized"), spec.name)
+    with tempfile.TemporaryDirectory(prefix="symprop-bench-") as tmp:
+        c, lib = c_library(spec, Path(tmp))
+    flat, Xc, Yc = c.flat(params), np.ascontiguousarray(X), np.ascontiguousarray(Y)
+    loss, grad, work = np.zeros(1), np.zeros(c.N_PARAMS), np.zeros(c.WORK_SIZE)
+    C_np, _g_np = module.loss_and_grad(params, X, Y)
+    C_c, _g_c = c.loss_and_grad(params, X, Y)
+    assert abs(C_c - C_np) <= 1e-12 * max(1.0, abs(C_np)), (C_c, C_np)  # timing the same computation
+    f = c._loss_and_grad
+    args = (
+        flat.ctypes.data,
+        Xc.ctypes.data,
+        Yc.ctypes.data,
+        1,
+        loss.ctypes.data,
+        grad.ctypes.data,
+        work.ctypes.data,
+    )
+    loop = lib.symprop_bench_loop
+    loop.restype = ctypes.c_double
+    loop.argtypes = [ctypes.c_void_p, ctypes.c_long] + [ctypes.c_void_p] * 3 + [ctypes.c_size_t] + [ctypes.c_void_p] * 3
+    fptr = ctypes.cast(f, ctypes.c_void_p).value
+    c_calls = calls * 100
+
+    contenders: dict[str, Callable[[], float]] = {
+        "NumPy module (vectorized)": lambda: time_block(lambda: module.loss_and_grad(params, X, Y), calls),
+        "C via ctypes": lambda: time_block(lambda: f(*args), calls),
+        "C loop": lambda: loop(fptr, c_calls, *args[:3], 1, *args[4:]) / c_calls,
+    }
+    if torch is not None:
+        run = torch_loss_and_grad(spec, params, X, Y)
+        check_torch(spec, run, module, params, X, Y)
+        contenders["PyTorch eager (autograd)"] = lambda: time_block(run, calls)
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for fn in contenders.values():
+        fn()  # warm up
+    for _ in range(reps):
+        for name, fn in contenders.items():
+            times[name].append(fn())
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    base = med["NumPy module (vectorized)"]
+    sizes = "-".join(map(str, spec.layer_sizes))
+    for name, t in med.items():
+        rows.append(f"| {sizes} | {name} | {t * 1e6:.3f} | {base / t:.1f}x |")
+    return rows
+
+
 def speed_table(reps: int, calls: int) -> list[str]:
     rows = [
         "| net | contender | time per call (µs) | speed-up vs NumPy module |",
         "| --- | --- | ---: | ---: |",
     ]
     for spec in small_specs():
-        params, X, Y = problem(spec, 1)
-        module = load_module(render(spec, "vectorized"), spec.name)
-        with tempfile.TemporaryDirectory(prefix="symprop-bench-") as tmp:
-            c, lib = c_library(spec, Path(tmp))
-        flat, Xc, Yc = c.flat(params), np.ascontiguousarray(X), np.ascontiguousarray(Y)
-        loss, grad, work = np.zeros(1), np.zeros(c.N_PARAMS), np.zeros(c.WORK_SIZE)
-        C_np, g_np = module.loss_and_grad(params, X, Y)
-        C_c, g_c = c.loss_and_grad(params, X, Y)
-        assert abs(C_c - C_np) <= 1e-12 * max(1.0, abs(C_np)), (C_c, C_np)  # timing the same computation
-        f = c._loss_and_grad
-        args = (flat.ctypes.data, Xc.ctypes.data, Yc.ctypes.data, 1, loss.ctypes.data, grad.ctypes.data, work.ctypes.data)
-        loop = lib.symprop_bench_loop
-        loop.restype = ctypes.c_double
-        loop.argtypes = [ctypes.c_void_p, ctypes.c_long] + [ctypes.c_void_p] * 3 + [ctypes.c_size_t] + [ctypes.c_void_p] * 3
-        fptr = ctypes.cast(f, ctypes.c_void_p).value
-        c_calls = calls * 100
-
-        contenders: dict[str, Callable[[], float]] = {
-            "NumPy module (vectorized)": lambda: time_block(lambda: module.loss_and_grad(params, X, Y), calls),
-            "C via ctypes": lambda: time_block(lambda: f(*args), calls),
-            "C loop": lambda: loop(fptr, c_calls, *args[:3], 1, *args[4:]) / c_calls,
-        }
-        if torch is not None:
-            run = torch_loss_and_grad(spec, params, X, Y)
-            check_torch(spec, run, module, params, X, Y)
-            contenders["PyTorch eager (autograd)"] = lambda: time_block(run, calls)
-        times: dict[str, list[float]] = {k: [] for k in contenders}
-        for fn in contenders.values():
-            fn()  # warm up
-        for _ in range(reps):
-            for name, fn in contenders.items():
-                times[name].append(fn())
-        med = {k: float(np.median(v)) for k, v in times.items()}
-        base = med["NumPy module (vectorized)"]
-        sizes = "-".join(map(str, spec.layer_sizes))
-        for name, t in med.items():
-            rows.append(f"| {sizes} | {name} | {t * 1e6:.3f} | {base / t:.1f}x |")
+        rows += spec_rows(spec, reps, calls)
     return rows
 
 
@@ -192,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few repetitions, for a smoke run")
     args = parser.parse_args(argv)
     reps, calls = (3, 50) if args.quick else (args.reps, 400)
-    print(f"# symprop targets benchmark: {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}, "
-          f"NumPy {np.__version__}, torch {torch.__version__ if torch is not None else 'not installed'}; "
-          f"threads pinned to 1 ({', '.join(THREAD_VARS)}=1); thread CPU time, medians of {reps}")
+    print(
+        f"# symprop targets benchmark: {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}, "
+        f"NumPy {np.__version__}, torch {torch.__version__ if torch is not None else 'not installed'}; "
+        f"threads pinned to 1 ({', '.join(THREAD_VARS)}=1); thread CPU time, medians of {reps}"
+    )
     print("\n## C target: batch-1 loss_and_grad, float64\n")
     print("\n".join(speed_table(reps, calls)))
     print("\n## C target: memory bill of every example (float64)\n")

@@ -97,12 +97,19 @@ class CModule:
         """The C call on contiguous arrays of the real type, as they are (no copies, no checks)."""
         return int(
             self._loss_and_grad(
-                flat.ctypes.data, X.ctypes.data, Y.ctypes.data, X.shape[0], loss.ctypes.data, grad.ctypes.data,
+                flat.ctypes.data,
+                X.ctypes.data,
+                Y.ctypes.data,
+                X.shape[0],
+                loss.ctypes.data,
+                grad.ctypes.data,
                 work.ctypes.data,
             )
         )
 
-    def loss_and_grad(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> tuple[float, dict]:
+    def loss_and_grad(
+        self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray
+    ) -> tuple[float, dict[str, np.ndarray]]:
         X, Y = self._array(X), self._array(Y)
         flat, grad = self.flat(params), np.zeros(self.N_PARAMS, self.dtype)
         loss, work = np.zeros(1, self.dtype), np.zeros(self.WORK_SIZE, self.dtype)

@@ -371,7 +371,9 @@ class _Builder:
                 loop += lines
         if f.name == "forward":
             A = f.returns[0].name
-            loop.append(f"for (size_t j = 0; j < {self.upper}_N_OUTPUTS; ++j) out[k * {self.upper}_N_OUTPUTS + j] = {A}[j];")
+            loop.append(
+                f"for (size_t j = 0; j < {self.upper}_N_OUTPUTS; ++j) out[k * {self.upper}_N_OUTPUTS + j] = {A}[j];"
+            )
         used = _code_only("\n".join(loop + after))
         pointers = [
             f"const {self.real} *{name} = params + {self.upper}_OFF_{name.upper()};"
@@ -383,7 +385,8 @@ class _Builder:
                 f"{self.real} *d{name} = grad + {self.upper}_OFF_{name.upper()};" for name in self.spec.param_shapes
             ]
         pointers += [
-            f"{self.real} *{s.name} = work + {s.offset};" + (f"  /* shares the slot of {s.shares} */" if s.shares else "")
+            f"{self.real} *{s.name} = work + {s.offset};"
+            + (f"  /* shares the slot of {s.shares} */" if s.shares else "")
             for s in sorted(slots.values(), key=lambda s: (s.offset, s.name))
             if _word(used, s.name)
         ]
@@ -399,7 +402,7 @@ class _Builder:
                 f"{self.real} *out, {self.real} *work)"
             )
             checks = "n == 0 || params == NULL || x == NULL || out == NULL || work == NULL"
-            doc = ("The network's outputs for n samples: out[k*N_OUTPUTS + j], row k.",)
+            doc: tuple[str, ...] = ("The network's outputs for n samples: out[k*N_OUTPUTS + j], row k.",)
             xy = [f"const {self.real} *X = x + k * {U}_N_INPUTS;"]
         else:
             before.insert(0, f"for (size_t k = 0; k < {U}_N_PARAMS; ++k) grad[k] = {self.p.lit(0.0)};")
@@ -456,15 +459,15 @@ class _Builder:
             return self.matmul(st, widths)
         if isinstance(s, Map):
             if st.post:
-                return self.comment(s.note) + [f"const {self.real} {out} = {p.code(s.expr, self.names(widths, 'j'))};"]
+                return [*self.comment(s.note), f"const {self.real} {out} = {p.code(s.expr, self.names(widths, 'j'))};"]
             w = widths.get(s.out.symbol, 0)
             if w == 0:
                 scalars[out] = None
-                return self.comment(s.note) + [f"{out} = {p.code(s.expr, self.names(widths, 'j'))};"]
+                return [*self.comment(s.note), f"{out} = {p.code(s.expr, self.names(widths, 'j'))};"]
             if isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
                 return self.comment(s.note + (" " if s.note else "") + f"({out} is {s.expr.name}: no copy)")
             code = p.code(s.expr, self.names(widths, "j"))
-            return self.comment(s.note) + [f"for (size_t j = 0; j < {w}; ++j) {out}[j] = {code};"]
+            return [*self.comment(s.note), f"for (size_t j = 0; j < {w}; ++j) {out}[j] = {code};"]
         if isinstance(s, Reduce):
             w = self.expr_width(s.expr, widths)
             code = p.code(s.expr, self.names(widths, "j"))
@@ -473,21 +476,22 @@ class _Builder:
                 scalars[out] = None
                 if s.op is ReduceOp.MAX:
                     first = p.code(s.expr, self.names(widths, "0"))
-                    return note + [
+                    return [
+                        *note,
                         f"{out} = {first};",
                         f"for (size_t j = 1; j < {w}; ++j) {out} = {code} > {out} ? {code} : {out};",
                     ]
-                return note + [f"{out} = {p.lit(0.0)};", f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
+                return [*note, f"{out} = {p.lit(0.0)};", f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
             if s.axis is Axis.ALL:
                 accum[out] = None
                 if s.scale != 1:
                     after.append(f"{out} = {p.code(s.scale * sp.Symbol(out, real=True), self.names(widths, 'j'))};")
                 if w == 0:
-                    return note + [f"{out} += {code};"]
-                return note + [f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
+                    return [*note, f"{out} += {code};"]
+                return [*note, f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
             # Axis.BATCH: one gradient entry per unit, summed over the samples
             code = p.code(s.expr * s.scale, self.names(widths, "j"))
-            return note + [f"for (size_t j = 0; j < {w}; ++j) {s.out.name}[j] += {code};"]
+            return [*note, f"for (size_t j = 0; j < {w}; ++j) {s.out.name}[j] += {code};"]
         raise TypeError(f"the C backend prints no {type(s).__name__}")
 
     def matmul(self, st: _Step, widths: Mapping[sp.Symbol, int]) -> list[str]:
@@ -499,7 +503,8 @@ class _Builder:
             rows, cols = self.spec.param_shapes[s.right.name]
             A, W = s.left.name, s.right.name
             init = f"{st.bias.name}[j]" if st.bias is not None else zero
-            return self.comment(s.note) + [
+            return [
+                *self.comment(s.note),
                 f"for (size_t j = 0; j < {rows}; ++j) {{",
                 f"{INDENT}{self.real} z = {init};",
                 f"{INDENT}for (size_t i = 0; i < {cols}; ++i) z += {W}[j * {cols} + i] * {A}[i];",
@@ -509,11 +514,8 @@ class _Builder:
         if s.out.kind is Kind.GRAD_W:  # dW += Dᵀ A, one sample
             rows, cols = self.spec.param_shapes[s.out.name[1:]]
             D, A = s.left.name, s.right.name
-            return self.comment(s.note) + [
-                f"for (size_t j = 0; j < {rows}; ++j) {{",
-                f"{INDENT}for (size_t i = 0; i < {cols}; ++i) {s.out.name}[j * {cols} + i] += {D}[j] * {A}[i];",
-                "}",
-            ]
+            inner = f"for (size_t i = 0; i < {cols}; ++i) {s.out.name}[j * {cols} + i] += {D}[j] * {A}[i];"
+            return [*self.comment(s.note), f"for (size_t j = 0; j < {rows}; ++j) {{", INDENT + inner, "}"]
         if s.out.kind is Kind.UPSTREAM:  # G = D W (fused with the δ map after it, or stored)
             rows, cols = self.spec.param_shapes[s.right.name]
             D, W = s.left.name, s.right.name

@@ -174,7 +174,9 @@ class CPrinter(C99CodePrinter):
 
     def _print_sign(self, expr: sp.Expr) -> str:
         x = self._print(expr.args[0])
-        return f"({x} > {self.lit(0.0)} ? {self.lit(1.0)} : ({x} < {self.lit(0.0)} ? {self.lit(-1.0)} : {self.lit(0.0)}))"
+        return (
+            f"({x} > {self.lit(0.0)} ? {self.lit(1.0)} : ({x} < {self.lit(0.0)} ? {self.lit(-1.0)} : {self.lit(0.0)}))"
+        )
 
     def _print_Relational(self, expr: sp.Basic) -> str:
         op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
