@@ -115,6 +115,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.points < 1:
         raise UsageError(f"--points must be >= 1, got {args.points}")
     spec = load_spec(args.spec)
+    backend_for(spec, args.mode, args.target)  # a --mode that the target has not is an error
     if args.target == "c":
         from symprop.tools.cbuild import CompileError, load_c
 

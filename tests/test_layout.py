@@ -34,6 +34,8 @@ RANKS = {
     "backends.numpy.module": 9,
     "backends.numpy.unrolled": 10,
     "backends.numpy.vectorized": 10,
+    "backends.c.printer": 8,
+    "backends.c.module": 9,
     "backends.registry": 11,
     "io": 0,
     "emit": 12,
@@ -43,12 +45,14 @@ RANKS = {
     "tools.check": 12,
     "tools.datasets": 12,
     "tools.train": 13,
+    "tools.cbuild": 13,
     "cli": 15,
     "__main__": 16,
     "ir": 0,
     "symbolic": 0,
     "backends": 0,
     "backends.numpy": 0,
+    "backends.c": 0,
     "tools": 0,
 }
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from symprop import __version__
-from symprop.backends.c.printer import CPrinter, helper_source, helpers_used
+from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_used
 from symprop.backends.templating import environment
 from symprop.ir.backprop import N
 from symprop.ir.program import (
@@ -48,6 +48,7 @@ from symprop.ir.program import (
     Statement,
     Var,
 )
+from symprop.spec import SpecError
 
 HEADER = "c/header.h.jinja"
 SOURCE = "c/source.c.jinja"
@@ -585,6 +586,8 @@ def build(program: Program, real_type: str = "double") -> CContext:
 
 def render_c(program: Program, real_type: str = "double") -> dict[str, str]:
     """``{name}.h`` and ``{name}.c`` for ``program``, each checked comment-safe."""
+    if real_type not in REALS:
+        raise SpecError(f"real type {real_type!r}: use double or float")
     m = build(program, real_type)
     env = environment()
     header = check_comment_safe(env.get_template(HEADER).render(m=m))
