@@ -173,7 +173,7 @@ def loss_and_grad(params, X, Y):
     C = (C_lse - C_yz)/n
     # P2 = softmax(z2) = E2 / S2
     P2 = E2/S2
-    # delta2 = dC_k/dz2 = softmax(z2)*sy - y; D2 = delta2 / n
+    # delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2)
     D2 = (P2*SY - Y)/n
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = D2.T @ A1

@@ -83,6 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default="text", choices=("text", "latex", "markdown", "sympy"), help="default text")
     exp.add_argument("-o", "--out", metavar="FILE", help="write to FILE (atomically) instead of standard output")
     exp.add_argument("--collapse", action="store_true", help="all-identity network: show it as one affine map W x + B")
+    exp.add_argument("--digits", type=int, default=6, help="significant digits of long numbers (default 6)")
+    exp.add_argument("--standalone", action="store_true", help="with --format latex: a whole document for pdflatex")
+
+    rep = sub.add_parser("report", help="write the derivation as one self-contained HTML page (MathML, SVG)")
+    rep.add_argument("spec", help="path of a TOML spec")
+    rep.add_argument("-o", "--out", metavar="FILE", required=True, help="the HTML file to write (atomically)")
+    rep.add_argument(
+        "--param", metavar="NAME", action="append", default=[], help="add one parameter's derivation (repeatable)"
+    )
+    rep.add_argument("--at", metavar="SEED", type=int, default=0, help="seed of the worked example (default 0)")
+    rep.add_argument("--digits", type=int, default=6, help="significant digits of long numbers (default 6)")
     return parser
 
 
@@ -110,7 +121,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from symprop.emit import render
-    from symprop.tools.check import TOLERANCE, compare, format_report, load_module
+    from symprop.tools.check import TOLERANCE, compare, float_results, format_report, load_module
 
     if args.points < 1:
         raise UsageError(f"--points must be >= 1, got {args.points}")
@@ -124,7 +135,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         except CompileError as exc:
             raise UsageError(str(exc)) from None
     else:
-        module = load_module(render(spec, args.mode), spec.name)
+        loaded = load_module(render(spec, args.mode, args.target), spec.name)
+        # the array-api module is checked on NumPy arrays; its cost is a 0-d array, not a float
+        module = float_results(loaded) if args.target == "array-api" else loaded
     reports = compare(module, spec, seeds=tuple(range(args.points)), max_entries=None if args.all else 60)
     print(format_report(reports))
     return 1 if max(r.max_rel_error for r in reports) > TOLERANCE else 0
@@ -157,20 +170,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from symprop.emit import write_atomic
     from symprop.explain import ExplainError, explain
 
     spec = load_spec(args.spec)
     try:
-        text = explain(spec, args.format, param=args.param, expand=args.expand, collapse=args.collapse)
+        text = explain(
+            spec,
+            args.format,
+            param=args.param,
+            expand=args.expand,
+            collapse=args.collapse,
+            digits=args.digits,
+            standalone=args.standalone,
+        )
     except ExplainError as exc:
         raise UsageError(str(exc)) from None
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    path = Path(args.out)
+    return _write_text(Path(args.out), text, spec.name + ".md")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from symprop.explain import ExplainError
+    from symprop.explain.report import ReportError, report
+
+    spec = load_spec(args.spec)
+    try:
+        text = report(spec, args.param, seed=args.at, digits=args.digits)
+    except (ExplainError, ReportError) as exc:
+        raise UsageError(str(exc)) from None
+    return _write_text(Path(args.out), text, spec.name + ".html")
+
+
+def _write_text(path: Path, text: str, example: str) -> int:
+    from symprop.emit import write_atomic
+
     if path.is_dir():
-        raise UsageError(f"-o {path}: is a folder; give a file name, e.g. -o {path / (spec.name + '.md')}")
+        raise UsageError(f"-o {path}: is a folder; give a file name, e.g. -o {path / example}")
     try:
         write_atomic(path, text)
     except OSError as exc:
@@ -179,7 +216,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": _cmd_generate, "check": _cmd_check, "train": _cmd_train, "explain": _cmd_explain}
+COMMANDS = {
+    "generate": _cmd_generate,
+    "check": _cmd_check,
+    "train": _cmd_train,
+    "explain": _cmd_explain,
+    "report": _cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

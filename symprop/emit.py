@@ -69,7 +69,7 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Progra
     backend = backend_for(spec, mode, target)
     if backend.max_params is not None and spec.n_params > backend.max_params:
         raise SpecError(
-            f"{spec.source}: {spec.n_params} parameters is over the {backend.name} limit of "
+            f"{spec.source}: {spec.n_params} parameters is over the {backend.name}-mode limit of "
             f"{backend.max_params}; use --mode vectorized"
         )
     program = derive(spec)

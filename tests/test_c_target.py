@@ -31,7 +31,7 @@ import pytest
 
 from symprop.backends.c.module import build, c_comment, check_comment_safe
 from symprop.emit import program_for, render_files
-from symprop.spec import Spec, load_spec
+from symprop.spec import Layer, Spec, load_spec
 from symprop.tools.cbuild import CModule, CompileError, compile_c, load_c
 from symprop.tools.check import random_problem
 from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, ROOT, module_for, spec_for
@@ -40,7 +40,11 @@ DOUBLE_TOL = 1e-12
 FLOAT_TOL = 2e-4
 EXAMPLE_SPECS = {p.stem: load_spec(p) for p in EXAMPLES}
 GRID = {f"{a}-{loss}": spec_for(a, loss) for a in ACTIVATIONS for loss in LOSSES}
-ALL = {**EXAMPLE_SPECS, **GRID}
+L2 = {  # the L2 penalty: its cost and gradient run once per batch, after the loop over samples
+    "l2-tanh-mse": Spec("c_l2_tanh", 3, (Layer.of(4, "tanh"), Layer.of(2, "sigmoid")), "mse", l2=0.03),
+    "l2-relu-softmax": Spec("c_l2_soft", 3, (Layer.of(4, "relu"), Layer.of(3, "identity")), "softmax_ce", l2=0.03),
+}
+ALL = {**EXAMPLE_SPECS, **GRID, **L2}
 
 
 @cache

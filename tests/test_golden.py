@@ -28,7 +28,7 @@ def test_no_orphans_in_generated() -> None:
 def test_generated_modules_import_only_numpy() -> None:
     """NumPy and the standard library's abstract Mapping (params may be any mapping), nothing else."""
     for path in EXPECTED:
-        if path.suffix != ".py":
+        if path.suffix != ".py" or path.parent.name == "array_api":  # that target imports array-api-compat
             continue
         imports = [line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))]
         assert imports == ["from collections.abc import Mapping", "import numpy as np"], (path.name, imports)

@@ -24,6 +24,8 @@ from symprop.tools.cbuild import load_c
 from symprop.tools.check import load_module
 
 RENDER_MODES = [m for m in MODES if m != "auto"]
+# every Python-module target: (mode, target); init_params of the array-api module takes a namespace
+PY_TARGETS = [*((m, "numpy") for m in RENDER_MODES), ("auto", "array-api")]
 
 
 def payloads(marker: Path) -> list[str]:
@@ -76,12 +78,13 @@ def test_hostile_expressions_never_reach_an_emitted_file(tmp_path: Path, index: 
         return
     assert spec.layers[0].param("expr") == "x"  # re-printed from SymPy, the comment gone
     assert spec.loss_expr == "(a - y)**2"
-    for mode in RENDER_MODES:
-        source = render(spec, mode)
+    for mode, target in PY_TARGETS:
+        source = render(spec, mode, target)
         assert "pwned" not in source and "open(" not in source
-        module = load_module(source, f"hostile_{mode}")
+        module = load_module(source, f"hostile_{mode}_{target}")
         rng = np.random.default_rng(0)
-        C, grads = module.loss_and_grad(module.init_params(1), rng.normal(size=(4, 2)), rng.normal(size=(4, 1)))
+        params = module.init_params(np, 1) if target == "array-api" else module.init_params(1)
+        C, grads = module.loss_and_grad(params, rng.normal(size=(4, 2)), rng.normal(size=(4, 1)))
         assert np.isfinite(C) and set(grads) == set(module.PARAM_SHAPES)
     for fmt in FORMATS:
         assert "pwned" not in explain(spec, fmt)
@@ -111,10 +114,10 @@ def test_a_spec_built_in_python_is_re_printed_before_emission(tmp_path: Path) ->
     marker = tmp_path / "marker"
     expr = payloads(marker)[0]
     spec = Spec("py_hostile", 2, (Layer.of(2, "custom", expr=expr), Layer.of(1, "identity")), "mse")
-    for mode in RENDER_MODES:
-        source = render(spec, mode)
+    for mode, target in PY_TARGETS:
+        source = render(spec, mode, target)
         assert "pwned" not in source
-        load_module(source, f"py_hostile_{mode}")
+        load_module(source, f"py_hostile_{mode}_{target}")
     assert "pwned" not in explain(spec, "latex")
     _check_c_target(spec)
     assert not marker.exists()

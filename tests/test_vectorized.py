@@ -122,8 +122,8 @@ def test_the_agreement_check_can_fail() -> None:
     """A vectorized module whose sigmoid derivative has one factor a too many is caught."""
     spec = spec_for("sigmoid", "mse")
     source = vectorized_source(spec)
-    assert source.count("    D1 *= ") == 1
-    broken = load_module(source.replace("    D1 *= ", "    D1 *= A1*"), spec.name)
+    assert source.count("    D1 *= A1\n") == 1  # the derivative is applied factor by factor
+    broken = load_module(source.replace("    D1 *= A1\n", "    D1 *= A1*A1\n"), spec.name)
     params, X, Y = random_problem(spec, 0, n=7)
     _, good = module_for(spec).loss_and_grad(params, X, Y)
     _, bad = broken.loss_and_grad(params, X, Y)

@@ -107,7 +107,7 @@ int digits_loss_and_grad(const digits_real *params, const digits_real *x, const 
         for (size_t j = 0; j < 10; ++j) C_yz += Y[j]*t0[j];
         /* P2 = softmax(z2) = E2 / S2 */
         for (size_t j = 0; j < 10; ++j) P2[j] = E2[j]/S2;
-        /* delta2 = dC_k/dz2 = softmax(z2)*sy - y; D2 = delta2 / n */
+        /* delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2) */
         for (size_t j = 0; j < 10; ++j) D2[j] = (P2[j]*SY - Y[j])/rn;
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
         for (size_t j = 0; j < 10; ++j) {
@@ -130,7 +130,7 @@ int digits_loss_and_grad(const digits_real *params, const digits_real *x, const 
         for (size_t j = 0; j < 32; ++j) db1[j] += D1[j];
     }
     /* C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j */
-    const digits_real C = (C_lse - C_yz)/rn;
+    digits_real C = (C_lse - C_yz)/rn;
     *loss = C;
     return 0;
 }

@@ -97,7 +97,7 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *params, const iris
         for (size_t j = 0; j < 3; ++j) C_yz += Y[j]*t0[j];
         /* P2 = softmax(z2) = E2 / S2 */
         for (size_t j = 0; j < 3; ++j) P2[j] = E2[j]/S2;
-        /* delta2 = dC_k/dz2 = softmax(z2)*sy - y; D2 = delta2 / n */
+        /* delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2) */
         for (size_t j = 0; j < 3; ++j) D2[j] = (P2[j]*SY - Y[j])/rn;
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
         for (size_t j = 0; j < 3; ++j) {
@@ -120,7 +120,7 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *params, const iris
         for (size_t j = 0; j < 8; ++j) db1[j] += D1[j];
     }
     /* C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j */
-    const iris_classifier_real C = (C_lse - C_yz)/rn;
+    iris_classifier_real C = (C_lse - C_yz)/rn;
     *loss = C;
     return 0;
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from symprop.backends.array_api.module import render_array_api
 from symprop.backends.base import Backend
 from symprop.backends.c.module import render_c
 from symprop.backends.numpy.unrolled import MAX_PARAMS, render_unrolled
@@ -32,6 +33,13 @@ BACKENDS: Mapping[str, Backend] = {
         f"one line per neuron, for reading (at most {MAX_PARAMS:,} parameters)",
         max_params=MAX_PARAMS,
         mode="unrolled",
+    ),
+    "array-api": Backend(
+        "array-api",
+        "array-api",
+        Granularity.LAYER,
+        _python(render_array_api),
+        "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
     ),
     "c": Backend(
         "c",

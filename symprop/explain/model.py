@@ -25,19 +25,29 @@ import re
 from dataclasses import dataclass, replace
 
 import sympy as sp
-from sympy.printing.latex import LatexPrinter
-from sympy.printing.precedence import PRECEDENCE, precedence
-from sympy.printing.str import StrPrinter
 
 from symprop import __version__
+from symprop.explain.notation import (
+    DEFAULT_DIGITS,
+    Printers,
+    chain_product,
+    latex_lines,
+    latex_name,
+    legend,
+    note_latex,
+    note_parts,
+    text_name,
+    tidy,
+)
 from symprop.explain.view import UnitView, sym
 from symprop.ir.backprop import derive
-from symprop.ir.program import Kind, MatMul, Program, Reduce
+from symprop.ir.program import Kind, Map, MatMul, Note, Program, Reduce
 from symprop.spec import Spec, validate
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
 from symprop.symbolic.layer_math import SY, A, P, Y, Z, per_unit_loss
 
 FORMATS = ("text", "latex", "markdown", "sympy")
+DEFAULT_PRINTERS = Printers()
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
 MAX_EXPANDED_NODES = 200_000
@@ -62,7 +72,7 @@ class Equation:
     rhs: sp.Expr
     lhs: str | None = None
     lhs_latex: str | None = None
-    text: str | None = None
+    text: str | Note | None = None
     note: str = ""
     factors: tuple[sp.Expr, ...] = ()
 
@@ -72,7 +82,7 @@ class Section:
     title: str
     equations: tuple[Equation, ...]
     # whole-layer statements, (text, LaTeX), shown before the equations (not in --format sympy)
-    vector: tuple[tuple[str, str], ...] = ()
+    vector: tuple[tuple[str | Note, str], ...] = ()  # (text, LaTeX); a Note is printed in the format's notation
     notes: tuple[str, ...] = ()
 
 
@@ -95,25 +105,6 @@ def sympy_name(label: str) -> str:
     return "dC_d" + re.sub(r"\W+", "_", label).strip("_")
 
 
-def latex_name(name: str) -> str | None:
-    """LaTeX for symprop's symbol names (``W2_1_3`` -> ``W^{(2)}_{1,3}``); None for other names."""
-    m = re.fullmatch(r"(W|b|z|a|delta)(\d+)_([0-9a-z]+)(?:_([0-9a-z]+))?", name)
-    if m:
-        base, layer, j, i = m.groups()
-        head = r"\delta" if base == "delta" else base
-        return f"{head}^{{({layer})}}_{{{j}{',' + i if i else ''}}}"
-    m = re.fullmatch(r"([xy])_?([0-9]+|[a-z])", name)
-    if m:
-        return f"{m.group(1)}_{{{m.group(2)}}}"
-    if name.startswith("dC_d") and (inner := latex_name(name[4:])) is not None:
-        return rf"\frac{{\partial C_k}}{{\partial {inner}}}"
-    return None
-
-
-def text_name(name: str) -> str:
-    return "dC_k/d" + name[4:] if name.startswith("dC_d") else name
-
-
 def _prev(l: int, index: str) -> sp.Symbol:
     """a^(l-1) with unit ``index`` (x for l = 1)."""
     return sym(f"x_{index}" if l == 1 else f"a{l - 1}_{index}")
@@ -130,8 +121,8 @@ def chain_rule(spec: Spec) -> Explanation:
     intro = (
         "Per sample k: delta{l}_j = dC_k/dz{l}_j is the error of unit j of layer l; "
         "i indexes the units of layer l-1 (layer 0 is the input x).",
-        "The batch cost is C = (1/n) sum_k C_k, so every gradient of the module is the batch mean: "
-        "dC/dW{l}[j,i] = mean_k dC_k/dW{l}_j_i.",
+        "The batch cost is C = (1/n) Σ_k C_k, so every gradient of the module is the batch mean: "
+        "dC/dW{l}[j,i] = (1/n) Σ_k dC_k/dW{l}_j_i.",
     )
     return Explanation(spec, "the chain rule, layer by layer", intro + _warnings(program), tuple(sections))
 
@@ -150,12 +141,26 @@ def _cost_section(program: Program) -> Section:
         ell = per_unit_loss(spec).xreplace({A: sym(f"a{L}_j"), Y: sym("y_j")})
         cost = sp.Sum(ell, (J, 1, spec.outputs))
         note = f"loss {spec.loss}, summed over the {spec.outputs} output unit(s)"
-    return Section("Cost of one sample", (Equation("loss_k", cost, "C_k", "C_k", note=note),))
+    eqs = [Equation("loss_k", cost, "C_k", "C_k", note=note)]
+    if spec.l2:  # the penalty is part of the batch cost, not of one sample's
+        lam = sp.Float(spec.l2)
+        penalty = sp.Add(*[sym(f"sumsq_W{l}") for l in range(1, L + 1)])
+        eqs.append(
+            Equation(
+                "C",
+                sym("C_mean") + lam / 2 * penalty,
+                "C",
+                "C",
+                note="C_mean = (1/n) sum_k C_k; sumsq_Wl = sum of the squared weights of layer l "
+                "(the L2 penalty l2/2 sum_l |W_l|^2; biases are not penalised)",
+            )
+        )
+    return Section("Cost of one sample", tuple(eqs))
 
 
-def _notes(program: Program, l: int) -> dict[str, str]:
+def _notes(program: Program, l: int) -> dict[str, Note]:
     """The whole-layer formula texts of layer l: the notes of the statements the module prints."""
-    out: dict[str, str] = {}
+    out: dict[str, Note] = {}
     for s in program.function("loss_and_grad").body:
         if not s.note:
             continue
@@ -165,6 +170,8 @@ def _notes(program: Program, l: int) -> dict[str, str]:
             out["UPSTREAM"] = s.note
         elif s.out.layer == l and s.out.kind is Kind.DELTA:
             out["DELTA"] = s.note
+        elif s.out.layer == l and isinstance(s, Map) and s.out.kind is Kind.GRAD_W:
+            out["PENALTY"] = s.note
     return out
 
 
@@ -220,7 +227,9 @@ def _layer_section(program: Program, l: int) -> Section:
     prev = _prev(l, "i")
     eqs.append(Equation(f"dC_dW{l}_j_i", delta * prev, factors=(delta, prev)))
     eqs.append(Equation(f"dC_db{l}_j", delta))
-    vector.append((f"{texts['GRAD_W']};  {texts['GRAD_B']}", _vector_grad_latex(l)))
+    penalty = (" ", *texts["PENALTY"].parts) if "PENALTY" in texts else ()
+    grads = Note((*texts["GRAD_W"].parts, *penalty, ";  ", *texts["GRAD_B"].parts))
+    vector.append((grads, _vector_grad_latex(l)))
     if l > 1:
         total = sp.Sum(sym(f"W{l}_j_i") * delta, (J, 1, layer.units))
         eqs.append(
@@ -251,8 +260,8 @@ def _vector_softmax_latex(l: int) -> str:
 def _vector_grad_latex(l: int) -> str:
     prev = "x^{\\top}" if l == 1 else f"a^{{({l - 1})\\top}}"
     return (
-        rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \operatorname{{mean}}_k \delta^{{({l})}} {prev},"
-        rf"\quad \frac{{\partial C}}{{\partial b^{{({l})}}}} = \operatorname{{mean}}_k \delta^{{({l})}}"
+        rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \frac{{1}}{{n}} \sum_k \delta^{{({l})}} {prev},"
+        rf"\quad \frac{{\partial C}}{{\partial b^{{({l})}}}} = \frac{{1}}{{n}} \sum_k \delta^{{({l})}}"
     )
 
 
@@ -297,10 +306,12 @@ def parameter(spec: Spec, label: str, expand: bool = False, view: UnitView | Non
         return Explanation(spec, f"dC_k/d{g.label}, expanded", (written, *warnings), (section,))
     factors = (g.delta,) if g.activation is None else (g.delta, g.activation)
     top = Equation(name, g.per_sample, lhs, lhs_latex, text=f"{lhs} = {g.formula_text}", note=batch, factors=factors)
+    product = chain_product(g.label, len(spec.layers), spec.loss == "softmax_ce")
     needed = _closure(g.per_sample, d.defs)
     backward = [_compact_equation(d, s) for s in _backward_order(d) if s in needed]
     forward = [Equation(s.name, d.defs[s]) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
-    sections = [Section(f"dC_k/d{g.label}, per sample", (top,))]
+    chain = (product.text(), product.latex())
+    sections = [Section(f"dC_k/d{g.label}, per sample", (top,), (chain,))]
     if backward:
         sections.append(
             Section("Backpropagated errors (chain rule, from this layer up to the output)", tuple(backward))
@@ -447,64 +458,16 @@ def plain(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
 
 
-class _Latex(LatexPrinter):
-    """LaTeX with symprop's names (W^{(2)}_{1,3}) and functions (σ, softplus, relu, LSE)."""
-
-    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        name = latex_name(expr.name)
-        return name if name is not None else str(super()._print_Symbol(expr, style))
-
-    def _call(self, head: str, expr: sp.Basic, exp: str | None) -> str:
-        if exp is not None:
-            head = f"{head}^{{{exp}}}"
-        return rf"{head}\left({', '.join(self._print(a) for a in expr.args)}\right)"
-
-    def _print_Sigmoid(self, expr: sp.Basic, exp: str | None = None) -> str:
-        return self._call(r"\sigma", expr, exp)
-
-    def _print_Softplus(self, expr: sp.Basic, exp: str | None = None) -> str:
-        return self._call(r"\operatorname{softplus}", expr, exp)
-
-    def _print_Relu(self, expr: sp.Basic, exp: str | None = None) -> str:
-        return self._call(r"\operatorname{relu}", expr, exp)
-
-    def _print_Clip01(self, expr: sp.Basic, exp: str | None = None) -> str:
-        return self._call(r"\operatorname{clip}_{[\epsilon, 1-\epsilon]}", expr, exp)
-
-    def _print_LogSumExp(self, expr: sp.Basic, exp: str | None = None) -> str:
-        return self._call(r"\operatorname{LSE}", expr, exp)
-
-    def _print_log1p(self, expr: sp.Basic, exp: str | None = None) -> str:
-        inner = rf"\log\left(1 + {self._print(expr.args[0])}\right)"
-        return inner if exp is None else rf"\left({inner}\right)^{{{exp}}}"
-
-
-def _latex(expr: sp.Expr) -> str:
-    return str(_Latex().doprint(expr))
-
-
-class _Str(StrPrinter):
-    """SymPy's str printer, with the dC_da symbols shown as dC_k/da."""
-
-    def _print_Symbol(self, expr: sp.Symbol) -> str:
-        return text_name(expr.name)
-
-
-def _text(expr: sp.Expr) -> str:
-    return str(_Str().doprint(expr))
-
-
-def rhs_text(eq: Equation) -> str:
+def rhs_text(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
     if not eq.factors:
-        return _text(eq.rhs)
-    return " * ".join(f"({_text(f)})" if precedence(f) < PRECEDENCE["Mul"] else _text(f) for f in eq.factors)
+        return printers.text(eq.rhs)
+    return " * ".join(printers.text_factor(f) for f in eq.factors)
 
 
-def rhs_latex(eq: Equation) -> str:
+def rhs_latex(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
     if not eq.factors:
-        return _latex(eq.rhs)
-    printer = _Latex()
-    return r" \cdot ".join(str(printer.parenthesize(f, PRECEDENCE["Mul"], strict=True)) for f in eq.factors)
+        return printers.latex(eq.rhs)
+    return r" \cdot ".join(printers.latex_factor(f) for f in eq.factors)
 
 
 def lhs_text(eq: Equation) -> str:
@@ -517,55 +480,115 @@ def lhs_latex(eq: Equation) -> str:
     return latex_name(eq.name) or r"\mathrm{" + eq.name.replace("_", r"\_") + "}"
 
 
-def render(ex: Explanation, fmt: str = "text") -> str:
-    """The explanation as ``text``, ``latex``, ``markdown`` or ``sympy`` (one ``name = expr`` per line)."""
+def notation_legend(ex: Explanation) -> tuple[str, ...]:
+    """Sentences fixing the notation the explanation's formulas use (the step functions' value at 0)."""
+    return legend(e for s in ex.sections for eq in s.equations for e in (eq.rhs, *eq.factors))
+
+
+def render(ex: Explanation, fmt: str = "text", digits: int = DEFAULT_DIGITS, standalone: bool = False) -> str:
+    """The explanation as ``text``, ``latex``, ``markdown`` or ``sympy`` (one ``name = expr`` per line).
+
+    ``digits``: significant digits of long floats (text, latex, markdown); ``standalone``: a whole
+    LaTeX document (``latex`` only)."""
+    if standalone and fmt != "latex":
+        raise ExplainError(f"--standalone makes a LaTeX document; use it with --format latex, not {fmt}")
+    if digits < 1:
+        raise ExplainError(f"--digits must be >= 1, got {digits}")
+    printers = Printers(digits)
     if fmt == "sympy":
         lines = [f"{eq.name} = {sp.sstr(plain(eq.rhs))}" for s in ex.sections for eq in s.equations]
         return "\n".join(lines) + "\n"
     if fmt == "text":
-        return _render_text(ex)
+        return _render_text(ex, printers)
     if fmt == "latex":
-        return _render_latex(ex)
+        return latex_document(ex, printers) if standalone else _render_latex(ex, printers)
     if fmt == "markdown":
-        return _render_markdown(ex)
+        return _render_markdown(ex, printers)
     raise ExplainError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def _render_text(ex: Explanation) -> str:
-    out = [f"{ex.title}: {ex.heading}", *ex.intro]
+def _render_text(ex: Explanation, printers: Printers) -> str:
+    out = [f"{ex.title}: {ex.heading}", *ex.intro, *notation_legend(ex)]
     for s in ex.sections:
         out += ["", s.title + ":"]
-        out += [f"  {text}" for text, _ in s.vector]
+        out += [f"  {text if isinstance(text, str) else text.render(printers.text)}" for text, _ in s.vector]
         out += [f"  ({note})" for note in s.notes]
         for eq in s.equations:
-            line = eq.text if eq.text is not None else f"{lhs_text(eq)} = {rhs_text(eq)}"
+            if isinstance(eq.text, Note):
+                line = eq.text.render(printers.text)
+            else:
+                line = eq.text if eq.text is not None else f"{lhs_text(eq)} = {rhs_text(eq, printers)}"
             out.append(f"  {line}" + (f"    # {eq.note}" if eq.note else ""))
     return "\n".join(out) + "\n"
 
 
-def _latex_text(text: str) -> str:
-    """Plain words for \\text{...}: escape LaTeX's special characters."""
-    text = re.sub(r"([_%&#${}])", r"\\\1", text)
-    return text.replace("^", r"\^{}")
-
-
-def _render_latex(ex: Explanation) -> str:
-    out = [f"% {ex.title}: {ex.heading}", *(f"% {line}" for line in ex.intro)]
+def _render_latex(ex: Explanation, printers: Printers) -> str:
+    out = [f"% {ex.title}: {ex.heading}", *(f"% {line}" for line in (*ex.intro, *notation_legend(ex)))]
     for s in ex.sections:
         out += ["", f"% {s.title}", *(f"% {note}" for note in s.notes), r"\begin{align*}"]
         rows = [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
         for eq in s.equations:
-            note = rf" && \text{{{_latex_text(eq.note)}}}" if eq.note else ""
-            rows.append(f"{lhs_latex(eq)} &= {rhs_latex(eq)}{note}")
+            note = rf" && \text{{{note_latex(eq.note)}}}" if eq.note else ""
+            rows.append(f"{lhs_latex(eq)} &= {rhs_latex(eq, printers)}{note}")
         out += [f"  {row} \\\\" for row in rows[:-1]] + [f"  {rows[-1]}", r"\end{align*}"]
     return "\n".join(out) + "\n"
 
 
-def _render_markdown(ex: Explanation) -> str:
+def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> str:
+    """A complete LaTeX document (article + amsmath) that pdflatex compiles without an overfull box:
+    headings and prose as text, notes as text between the formulas, long formulas broken over lines."""
+    out = [
+        r"\documentclass[11pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{amsmath}",
+        r"\allowdisplaybreaks",
+        r"\begin{document}",
+        r"\raggedright\sloppy",
+        rf"\section*{{{note_latex(ex.title)}}}",
+        rf"\noindent Shown: {note_latex(ex.heading)}.",
+        "",
+        *[x for line in (*ex.intro, *notation_legend(ex)) for x in (note_latex(_unicode_words(line)), "")],
+        rf"\noindent Generated by symprop {__version__} from spec hash \texttt{{{ex.spec.hash()}}}.",
+    ]
+    for s in ex.sections:
+        out += ["", rf"\subsection*{{{note_latex(s.title)}}}"]
+        out += [x for note in s.notes for x in (note_latex(_unicode_words(note)) + ".", "")]
+        groups: list[list[str]] = [[]]
+        for _, latex in s.vector:  # one statement per line, one side per line: lhs &= side \\ &= side
+            for statement in latex.split(r",\quad "):
+                lhs, *sides = statement.split(" = ")
+                groups[-1] += [f"{lhs} &= {sides[0]}", *(f"&= {side}" for side in sides[1:])]
+        for eq in s.equations:
+            if eq.factors:
+                lines = [printers.latex_factor(f) + r" \cdot" for f in eq.factors]
+                lines[-1] = lines[-1].removesuffix(r" \cdot")
+            else:
+                lines = latex_lines(tidy(eq.rhs, printers.digits), printers.digits)
+            groups[-1].append(f"{lhs_latex(eq)} &= {lines[0]}")
+            groups[-1] += [rf"&\quad {line}" for line in lines[1:]]
+            if eq.note:  # a paragraph between two align blocks (a text row would widen the lhs column)
+                groups += [[note_latex(_unicode_words(eq.note)) + "."], []]
+        for k, group in enumerate(groups):
+            if k % 2:  # a note
+                out += ["", rf"\noindent {group[0]}"]
+            elif group:
+                rows = [f"  {row} \\\\" for row in group[:-1]] + [f"  {group[-1]}"]
+                out += [r"\begin{align*}", *rows, r"\end{align*}"]
+    out += [r"\end{document}"]
+    return "\n".join(out) + "\n"
+
+
+def _unicode_words(text: str) -> str:
+    """Prose for LaTeX text mode: the few Unicode math signs symprop's prose uses, as ASCII words."""
+    for old, new in (("θ", "theta"), ("σ", "sigma"), ("Σ", "sum"), ("≤", "<="), ("≥", ">="), ("−", "-")):
+        text = text.replace(old, new)
+    return text
+
+
+def _render_markdown(ex: Explanation, printers: Printers) -> str:
     """A report for a code-hosting site: the spec, then a section per layer of one-line ``$$...$$`` formulas.
 
-    Notes go below their formula as inline code, not inside the math (``\\text`` and
-    underscores render differently across Markdown math engines)."""
+    Notes go below their formula as words with inline ``$...$`` math."""
     spec = ex.spec
     made = f" with `{ex.command}`" if ex.command else ""
     out = [
@@ -579,17 +602,26 @@ def _render_markdown(ex: Explanation) -> str:
         spec.to_toml().rstrip("\n"),
         "```",
     ]
-    if ex.intro:
-        out += ["", *[f"{line}  " for line in ex.intro[:-1]], ex.intro[-1]]
+    intro = (*ex.intro, *notation_legend(ex))
+    if intro:
+        out += ["", *[f"{line}  " for line in intro[:-1]], intro[-1]]
     for s in ex.sections:
         out += ["", f"## {s.title}"]
         out += [x for note in s.notes for x in ("", f"Note: {note}.")]
         out += [x for _, latex in s.vector for x in ("", f"$${_markdown_math(latex)}$$")]
         for eq in s.equations:
-            out += ["", f"$${_markdown_math(f'{lhs_latex(eq)} = {rhs_latex(eq)}')}$$"]
+            out += ["", f"$${_markdown_math(f'{lhs_latex(eq)} = {rhs_latex(eq, printers)}')}$$"]
             if eq.note:
-                out += ["", f"`{eq.note}`"]
+                out += ["", _markdown_note(eq.note)]
     return "\n".join(out) + "\n"
+
+
+def _markdown_note(note: str) -> str:
+    """A note as Markdown: words as they are (Markdown punctuation escaped), math as ``$...$``."""
+    parts = []
+    for kind, text in note_parts(note):
+        parts.append(re.sub(r"([*_`\\\[\]<>])", r"\\\1", text) if kind == "text" else f"${_markdown_math(text)}$")
+    return "".join(parts)
 
 
 # Markdown renderers may treat a backslash before punctuation as an escape even inside
@@ -614,13 +646,20 @@ def _markdown_math(latex: str) -> str:
 
 
 def explain(
-    spec: Spec, fmt: str = "text", param: str | None = None, expand: bool = False, collapse: bool = False
+    spec: Spec,
+    fmt: str = "text",
+    param: str | None = None,
+    expand: bool = False,
+    collapse: bool = False,
+    digits: int = DEFAULT_DIGITS,
+    standalone: bool = False,
 ) -> str:
     """What ``symprop explain`` prints; :class:`ExplainError` for a bad combination of options."""
     if fmt not in FORMATS:
         raise ExplainError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     options = [f"--param {param}"] * (param is not None) + ["--expand"] * expand + ["--collapse"] * collapse
+    options += [f"--digits {digits}"] * (digits != DEFAULT_DIGITS) + ["--standalone"] * standalone
     command = " ".join(["symprop explain", spec.file_label, *options, f"--format {fmt}"])
     if collapse:
         if param is not None or expand:
@@ -633,7 +672,7 @@ def explain(
         ex = every_parameter_expanded(spec)
     else:
         ex = chain_rule(spec)
-    return render(replace(ex, command=command), fmt)
+    return render(replace(ex, command=command), fmt, digits, standalone)
 
 
 __all__ = ["FORMATS", "ExplainError", "Explanation", "explain", "parse_label", "plain", "render"]

@@ -15,7 +15,7 @@ from functools import cached_property
 import sympy as sp
 
 from symprop.ir.backprop import N, derive
-from symprop.ir.program import Kind, LinearSum, Map, Program, Reduce, Var
+from symprop.ir.program import Kind, LinearSum, Map, Note, Program, Reduce, Var
 from symprop.ir.unroll import unroll
 from symprop.spec import Spec
 
@@ -62,7 +62,7 @@ class UnitView:
         self.defs: dict[sp.Symbol, sp.Expr] = {}
         self.vars: dict[sp.Symbol, Var] = {}
         self.order: list[sp.Symbol] = []  # definitions in program order
-        self.notes: dict[sp.Symbol, str] = {}  # the statements' notes: the module's comments
+        self.notes: dict[sp.Symbol, Note] = {}  # the statements' notes: the module's comments
         grads: list[Gradient] = []
         one = {N.symbol: sp.Integer(1)}
         for s in self.program.function("loss_and_grad").body:
@@ -117,7 +117,7 @@ class UnitView:
         """f'(z) of a hidden δ: its definition divided by the ∂C_k/∂a factor."""
         return sp.Mul(*[f for f in sp.Mul.make_args(self.defs[delta]) if f != self.upstream[delta]])
 
-    def delta_text(self, delta: sp.Symbol) -> str:
+    def delta_text(self, delta: sp.Symbol) -> Note:
         """Compact chain-rule formula of one δ as one line of text: the module's comment on it."""
         return self.notes[delta]
 

@@ -38,7 +38,7 @@ from symprop.ir.program import (
     Role,
     Statement,
     Var,
-    formula,
+    note,
 )
 from symprop.spec import Spec
 from symprop.symbolic import layer_math as lm
@@ -55,9 +55,9 @@ def inputs_of(l: int) -> Var:
     return Var("X", Kind.INPUT) if l == 1 else Var(f"A{l - 1}", Kind.A, l - 1)
 
 
-def _text(expr: sp.Expr, l: int) -> str:
-    """A formula in the math's lower-case names (z2, a2, y) for notes and comments."""
-    return formula(expr.xreplace({lm.Z: sp.Symbol(f"z{l}"), lm.A: sp.Symbol(f"a{l}")}))
+def _math(expr: sp.Expr, l: int) -> sp.Expr:
+    """A formula in the math's lower-case names (z2, a2, y), for notes."""
+    return expr.xreplace({lm.Z: sp.Symbol(f"z{l}", real=True), lm.A: sp.Symbol(f"a{l}", real=True)})
 
 
 def layers_math(spec: Spec) -> tuple[LayerMath, ...]:
@@ -90,10 +90,10 @@ def _forward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
         Zl, Al = layer_vars(l)
         W, b = Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)
         prev = "x" if l == 1 else f"a{l - 1}"
-        body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, f"z{l} = W{l} {prev} + b{l}"))
+        body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, note(f"z{l} = W{l} {prev} + b{l}")))
         body.append(AddBias(Zl, b, Role.FORWARD))
-        note = f"a{l} = f{l}(z{l}) = {_text(lay.f, l)}"
-        body.append(Map(Al, lay.f.xreplace({lm.Z: Zl.symbol}), Role.FORWARD, note))
+        text = note(f"a{l} = f{l}(z{l}) = ", _math(lay.f, l))
+        body.append(Map(Al, lay.f.xreplace({lm.Z: Zl.symbol}), Role.FORWARD, text))
     return body
 
 
@@ -110,10 +110,10 @@ def _loss(spec: Spec, out: OutputMath) -> tuple[list[Statement], list[Statement]
     C = Var("C", Kind.COST)
     if spec.loss != "softmax_ce":
         ell = _at_output(out.loss, L)
-        note = f"C = (1/n) sum_k C_k, C_k = sum_j l(a{L}_j, z{L}_j, y_j), l = {_text(out.loss, L)}"
-        loss: list[Statement] = [Reduce(C, ell, ReduceOp.SUM, Axis.ALL, Role.LOSS, 1 / n, note)]
+        text = note(f"C = (1/n) sum_k C_k, C_k = sum_j l(a{L}_j, z{L}_j, y_j), l = ", _math(out.loss, L))
+        loss: list[Statement] = [Reduce(C, ell, ReduceOp.SUM, Axis.ALL, Role.LOSS, 1 / n, text)]
         D = Var(f"D{L}", Kind.DELTA, L)
-        delta_note = f"delta{L} = dC_k/dz{L} = {_text(out.delta, L)}; D{L} = dC/dZ{L} = delta{L} / n"
+        delta_note = note(f"delta{L} = dC_k/dz{L} = ", _math(out.delta, L), f"; D{L} = dC/dZ{L} = delta{L} / n")
         rest, masks = split_masks(_at_output(out.delta, L))
         delta = sp.Mul(choose_form(rest, (ell,)), *masks)
         return loss, [Map(D, delta / n, Role.BACKWARD, delta_note)]
@@ -125,29 +125,34 @@ def _loss(spec: Spec, out: OutputMath) -> tuple[list[Statement], list[Statement]
     SY, C1, C2 = Var("SY", Kind.ROW), Var("C_lse", Kind.COST), Var("C_yz", Kind.COST)
     shifted = Z.symbol - M.symbol
     loss = [
-        Reduce(M, Z.symbol, ReduceOp.MAX, Axis.UNITS, Role.LOSS, note=f"softmax cross-entropy; M{L} = max_j z{L}_j"),
-        Map(E, sp.exp(shifted), Role.LOSS, f"E{L} = exp(z{L} - M{L}): no overflow"),
-        Reduce(S, E.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note=f"log(S{L}) = LSE(z{L}) - M{L}"),
-        Reduce(SY, Y.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note="SY = sum_j y_j"),
+        Reduce(
+            M, Z.symbol, ReduceOp.MAX, Axis.UNITS, Role.LOSS, note=note(f"softmax cross-entropy; M{L} = max_j z{L}_j")
+        ),
+        Map(E, sp.exp(shifted), Role.LOSS, note(f"E{L} = exp(z{L} - M{L}): no overflow")),
+        Reduce(S, E.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note=note(f"log(S{L}) = LSE(z{L}) - M{L}")),
+        Reduce(SY, Y.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note=note("SY = sum_j y_j")),
         Reduce(C1, sp.log(S.symbol) * SY.symbol, ReduceOp.SUM, Axis.ALL, Role.LOSS),
         Reduce(C2, Y.symbol * shifted, ReduceOp.SUM, Axis.ALL, Role.LOSS),
         Map(
             C,
             (C1.symbol - C2.symbol) / n,
             Role.LOSS,
-            f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j",
+            note(f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"),
         ),
     ]
     P, D = Var(f"P{L}", Kind.TEMP, L), Var(f"D{L}", Kind.DELTA, L)
     delta = out.delta.xreplace({lm.P: P.symbol, lm.SY: SY.symbol, lm.Y: Y.symbol})
     backward: list[Statement] = [
-        Map(P, E.symbol / S.symbol, Role.BACKWARD, f"P{L} = softmax(z{L}) = E{L} / S{L}"),
+        Map(P, E.symbol / S.symbol, Role.BACKWARD, note(f"P{L} = softmax(z{L}) = E{L} / S{L}")),
         Map(
             D,
             delta / n,
             Role.BACKWARD,
-            f"delta{L} = dC_k/dz{L} = {formula(out.delta.xreplace({lm.P: sp.Symbol(f'softmax(z{L})')}))}; "
-            f"D{L} = delta{L} / n",
+            note(
+                f"delta{L} = dC_k/dz{L} = ",
+                out.delta.xreplace({lm.P: sp.Symbol(f"softmax{L}", real=True), lm.Y: sp.Symbol("y", real=True)}),
+                f"; D{L} = delta{L} / n, softmax{L} = softmax(z{L})",
+            ),
         ),
     ]
     return loss, backward
@@ -160,9 +165,10 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
         D = Var(f"D{l}", Kind.DELTA, l)
         prev = "x" if l == 1 else f"a{l - 1}"
         dW, db = Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)
-        body.append(MatMul(dW, D, inputs_of(l), True, False, Role.OUTPUT, f"dC/dW{l} = (1/n) sum_k delta{l} {prev}^T"))
+        text = note(f"dC/dW{l} = (1/n) sum_k delta{l} {prev}^T")
+        body.append(MatMul(dW, D, inputs_of(l), True, False, Role.OUTPUT, text))
         body.append(
-            Reduce(db, D.symbol, ReduceOp.SUM, Axis.BATCH, Role.OUTPUT, note=f"dC/db{l} = (1/n) sum_k delta{l}")
+            Reduce(db, D.symbol, ReduceOp.SUM, Axis.BATCH, Role.OUTPUT, note=note(f"dC/db{l} = (1/n) sum_k delta{l}"))
         )
         if l == 1:
             continue
@@ -170,19 +176,44 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
         Dm = Var(f"D{l - 1}", Kind.DELTA, l - 1)
         rule = f"delta{l - 1} = dC_k/da{l - 1} * f{l - 1}'(z{l - 1})"
         if below.blocks_gradient:
-            note = f"{rule}, f{l - 1}'(z{l - 1}) = 0: no gradient flows below layer {l}"
-            body.append(Map(Dm, sp.Integer(0), Role.BACKWARD, note))
+            text = note(f"{rule}, f{l - 1}'(z{l - 1}) = 0: no gradient flows below layer {l}")
+            body.append(Map(Dm, sp.Integer(0), Role.BACKWARD, text))
             continue
         G = Var(f"G{l - 1}", Kind.UPSTREAM, l - 1)
-        body.append(
-            MatMul(G, D, Var(f"W{l}", Kind.WEIGHT, l), False, False, Role.BACKWARD, f"dC_k/da{l - 1} = W{l}^T delta{l}")
-        )
+        text = note(f"dC_k/da{l - 1} = W{l}^T delta{l}")
+        body.append(MatMul(G, D, Var(f"W{l}", Kind.WEIGHT, l), False, False, Role.BACKWARD, text))
         Zm, Am = layer_vars(l - 1)
         rest, masks = split_masks(below.df.xreplace({lm.Z: Zm.symbol, lm.A: Am.symbol}))
         df = sp.Mul(choose_form(rest), *masks)
-        note = f"{rule}, f{l - 1}'(z{l - 1}) = {_text(below.df, l - 1)}"
-        body.append(Map(Dm, G.symbol * df, Role.BACKWARD, note))
+        text = note(f"{rule}, f{l - 1}'(z{l - 1}) = ", _math(below.df, l - 1))
+        body.append(Map(Dm, G.symbol * df, Role.BACKWARD, text))
     return body
+
+
+def _penalty(spec: Spec) -> list[Statement]:
+    """C += (λ/2) Σ_l ‖Wˡ‖²: one sum of squares per weight matrix, then one update of C."""
+    lam = lm.number(spec.l2)
+    C = Var("C", Kind.COST)
+    sums: list[Statement] = []
+    for l in range(1, len(spec.layers) + 1):
+        W = Var(f"W{l}", Kind.WEIGHT, l)
+        sums.append(Reduce(Var(f"R{l}", Kind.COST, l), W.symbol**2, ReduceOp.SUM, Axis.ALL, Role.LOSS))
+    total = sp.Add(*[s.out.symbol for s in sums])
+    text = note("C = (1/n) sum_k C_k + (l2/2) sum_l |W_l|^2, l2 = ", lam)
+    return [*sums, Map(C, C.symbol + lam / 2 * total, Role.LOSS, text)]
+
+
+def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]:
+    """After each dWˡ = Dˡᵀ Aˡ⁻¹: dWˡ = dWˡ + λ Wˡ (the penalty's gradient; biases have none)."""
+    lam = lm.number(spec.l2)
+    out: list[Statement] = []
+    for s in backward:
+        out.append(s)
+        if isinstance(s, MatMul) and s.out.kind is Kind.GRAD_W:
+            W = Var(f"W{s.out.layer}", Kind.WEIGHT, s.out.layer)
+            text = note(f"+ d/dW{s.out.layer} of the penalty: l2 * W{s.out.layer}")
+            out.append(Map(s.out, s.out.symbol + lam * W.symbol, Role.OUTPUT, text))
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -194,6 +225,9 @@ def derive(spec: Spec) -> Program:
     forward = _forward(spec, layers)
     loss, delta_out = _loss(spec, out)
     backward = _backward(spec, layers)
+    if spec.l2:
+        loss += _penalty(spec)
+        backward = _penalty_gradients(spec, backward)
     C = Var("C", Kind.COST)
     _, AL = layer_vars(L)
     grads = tuple(v for l in range(1, L + 1) for v in (Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)))

@@ -26,7 +26,7 @@ labels them without parsing names.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -78,6 +78,38 @@ class ReduceOp(enum.Enum):
     MAX = "max"
 
 
+class _FormulaPrinter(StrPrinter):
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+
+def formula(expr: sp.Basic) -> str:
+    """A formula as one line of plain text (module comments): SymPy's str form, floats as their
+    shortest Python literal."""
+    return str(_FormulaPrinter().doprint(expr))
+
+
+@dataclass(frozen=True)
+class Note:
+    """A statement's formula: words and SymPy expressions, printed by whoever shows it.
+
+    The one source of every formula text: a module prints its notes as comments with
+    :func:`formula`, explain prints the same notes in textbook notation.
+    """
+
+    parts: tuple[str | sp.Basic, ...] = ()
+
+    def render(self, printer: Callable[[sp.Basic], str] = formula) -> str:
+        return "".join(p if isinstance(p, str) else printer(p) for p in self.parts)
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+
+def note(*parts: str | sp.Basic) -> Note:
+    return Note(tuple(parts))
+
+
 @dataclass(frozen=True)
 class Var:
     """An array (or scalar) of the emitted code.
@@ -106,7 +138,7 @@ class MatMul:
     left_t: bool
     right_t: bool
     role: Role
-    note: str = ""
+    note: Note = Note()
 
 
 @dataclass(frozen=True)
@@ -114,7 +146,7 @@ class AddBias:
     out: Var
     bias: Var
     role: Role
-    note: str = ""
+    note: Note = Note()
 
 
 @dataclass(frozen=True)
@@ -122,7 +154,7 @@ class Map:
     out: Var
     expr: sp.Expr
     role: Role
-    note: str = ""
+    note: Note = Note()
 
 
 @dataclass(frozen=True)
@@ -133,7 +165,7 @@ class Reduce:
     axis: Axis
     role: Role
     scale: sp.Expr = sp.S.One
-    note: str = ""
+    note: Note = Note()
 
 
 @dataclass(frozen=True)
@@ -142,21 +174,10 @@ class LinearSum:
     terms: tuple[tuple[Var, Var], ...]  # (weight entry, value)
     bias: Var | None
     role: Role
-    note: str = ""
+    note: Note = Note()
 
 
 Statement = MatMul | AddBias | Map | Reduce | LinearSum
-
-
-class _FormulaPrinter(StrPrinter):
-    def _print_Float(self, expr: sp.Float) -> str:
-        return repr(float(expr))
-
-
-def formula(expr: sp.Basic) -> str:
-    """A formula as one line of text for notes (module comments, explain): SymPy's str form,
-    floats as their shortest Python literal."""
-    return str(_FormulaPrinter().doprint(expr))
 
 
 def reads(s: Statement) -> frozenset[sp.Symbol]:
@@ -244,6 +265,7 @@ __all__ = [
     "LinearSum",
     "Map",
     "MatMul",
+    "Note",
     "OutputMath",
     "Program",
     "Reduce",
@@ -252,5 +274,6 @@ __all__ = [
     "Statement",
     "Var",
     "formula",
+    "note",
     "reads",
 ]

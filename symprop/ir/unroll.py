@@ -28,12 +28,13 @@ from symprop.ir.program import (
     LinearSum,
     Map,
     MatMul,
+    Note,
     Program,
     Reduce,
     ReduceOp,
     Statement,
     Var,
-    formula,
+    note,
 )
 from symprop.spec import Spec
 
@@ -100,15 +101,15 @@ class _Units:
         }
         return expr.xreplace(subs)
 
-    def delta_note(self, delta: Var, expr: sp.Expr) -> str:
+    def delta_note(self, delta: Var, expr: sp.Expr) -> Note:
         """One neuron's chain-rule line, per sample (n = 1): the module's comment and explain's text."""
         per_sample = expr.xreplace({N.symbol: sp.Integer(1)})
         head = f"{delta.name} = dC_k/dz{delta.layer}_{delta.unit} = "
         up = [f for f in sp.Mul.make_args(per_sample) if (v := self.units.get(f)) and v.kind is Kind.UPSTREAM]
         if not up:
-            return head + formula(per_sample)
+            return note(head, per_sample)
         local = sp.Mul(*[f for f in sp.Mul.make_args(per_sample) if f != up[0]])
-        return head + f"({formula(local)}) * {up[0]}"
+        return note(head, "(", local, f") * {up[0]}")
 
     def has_units(self, expr: sp.Expr) -> bool:
         return any(s in self.by_symbol and self.per_unit(self.by_symbol[s]) for s in expr.free_symbols)
@@ -137,15 +138,16 @@ def _matmul(s: MatMul, bias: Var | None, u: _Units) -> list[Statement]:
     elif s.out.kind is Kind.UPSTREAM:  # G = D W
         for i in range(1, u.count(s.out) + 1):
             terms = tuple((u.entry(s.right, (j - 1, i - 1)), u.unit(s.left, j)) for j in range(1, u.count(s.left) + 1))
-            note = f"dC_k/da{s.out.layer}_i = sum_j W{s.right.layer}[j,i]*delta{s.left.layer}_j" if i == 1 else ""
-            out.append(LinearSum(u.unit(s.out, i), terms, None, s.role, note))
+            rule = f"dC_k/da{s.out.layer}_i = sum_j W{s.right.layer}[j,i]*delta{s.left.layer}_j"
+            text = note(rule) if i == 1 else Note()
+            out.append(LinearSum(u.unit(s.out, i), terms, None, s.role, text))
     elif s.out.kind is Kind.GRAD_W:  # dW = Dᵀ A
         for j in range(1, u.count(s.left) + 1):
             for i in range(1, u.count(s.right) + 1):
                 product = sp.Mul(u.unit(s.left, j).symbol, u.unit(s.right, i).symbol, evaluate=False)
                 label = f"dC/d{s.out.name[1:]}[{j},{i}]"
-                note = f"{label} = (1/n) sum_k dC_k/dz{s.left.layer}_{j} * {u.unit(s.right, i).name}"
-                out.append(Reduce(u.entry(s.out, (j - 1, i - 1)), product, ReduceOp.SUM, Axis.BATCH, s.role, note=note))
+                text = note(f"{label} = (1/n) sum_k dC_k/dz{s.left.layer}_{j} * {u.unit(s.right, i).name}")
+                out.append(Reduce(u.entry(s.out, (j - 1, i - 1)), product, ReduceOp.SUM, Axis.BATCH, s.role, note=text))
     else:
         raise ValueError(f"no unit form for the product into {s.out.name}")
     return out
@@ -159,7 +161,7 @@ def _elementwise(s: Map | Reduce, u: _Units) -> list[Statement]:
             if s.out.kind is Kind.DELTA:
                 notes = [u.delta_note(v, e) for v, e in zip(units, exprs, strict=True)]
             else:
-                notes = [s.note if j == 0 else "" for j in range(len(units))]
+                notes = [s.note if j == 0 else Note() for j in range(len(units))]
             return [replace(s, out=v, expr=e, note=t) for v, e, t in zip(units, exprs, notes, strict=True)]
         if u.has_units(s.expr):
             raise ValueError(f"cannot unroll {s.out.name} = {s.expr}: a row value of per-unit terms")
@@ -170,7 +172,7 @@ def _elementwise(s: Map | Reduce, u: _Units) -> list[Statement]:
                 s,
                 out=u.entry(s.out, (j - 1,)),
                 expr=u.at(s.expr, j),
-                note=f"dC/d{s.out.name[1:]}[{j}] = (1/n) sum_k dC_k/dz{s.out.layer}_{j}",
+                note=note(f"dC/d{s.out.name[1:]}[{j}] = (1/n) sum_k dC_k/dz{s.out.layer}_{j}"),
             )
             for j in range(1, u.width(s.expr) + 1)
         ]

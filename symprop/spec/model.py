@@ -32,7 +32,8 @@ class SpecError(ValueError):
     """A spec is invalid; the message is one line naming the field and the fix."""
 
 
-SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "layers")
+SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "l2", "layers")
+OPTIONAL_KEYS = ("loss_expr", "l2")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 100_000
 _PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,100}")
@@ -83,6 +84,7 @@ class Spec:
     layers: tuple[Layer, ...]
     loss: str
     loss_expr: str | None = None
+    l2: float = 0.0  # the L2 penalty λ: C = (1/n) Σ_k C_k + (λ/2) Σ_l ‖W^l‖² (weights, not biases)
     source: str = field(default="<spec>", compare=False)
 
     @property
@@ -118,6 +120,8 @@ class Spec:
         data: dict[str, Any] = {"name": self.name, "inputs": self.inputs, "loss": self.loss}
         if self.loss_expr is not None:
             data["loss_expr"] = self.loss_expr
+        if self.l2:
+            data["l2"] = self.l2
         data["layers"] = [
             {"units": layer.units, "activation": layer.activation, **dict(layer.params)} for layer in self.layers
         ]
@@ -128,10 +132,34 @@ class Spec:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the network drawn as SVG, then the spec as TOML (every string escaped)."""
+        import html
+
+        from symprop.spec.diagram import LayerPicture, network_svg
+
+        pictures = [LayerPicture(self.inputs, "inputs x")]
+        pictures += [
+            LayerPicture(layer.units, f"layer {l}", (layer.describe(),)) for l, layer in enumerate(self.layers, 1)
+        ]
+        sizes = "-".join(map(str, self.layer_sizes))
+        head = f"<p><b>{html.escape(self.name)}</b>: {sizes} network, loss {html.escape(self.loss)}</p>"
+        return f"<div>{head}{network_svg(pictures)}<pre>{html.escape(self.to_toml())}</pre></div>"
+
+    def _repr_latex_(self) -> str:
+        """Jupyter: the layer sizes with each activation over its arrow, and the loss."""
+
+        def words(text: str) -> str:
+            return re.sub(r"([_%&#${}^~\\])", r"\\\1", text)
+
+        arrows = "".join(rf" \xrightarrow{{\text{{{words(layer.activation)}}}}} {layer.units}" for layer in self.layers)
+        return rf"$\text{{{words(self.name)}}}\colon\ {self.inputs}{arrows},\quad \text{{loss {words(self.loss)}}}$"
+
     def to_toml(self) -> str:
         """The spec as TOML text that :func:`load_spec` reads back to an equal spec."""
         data = self.to_dict()
-        lines = [f"{key} = {_toml_value(data[key])}" for key in ("name", "inputs", "loss", "loss_expr") if key in data]
+        keys = ("name", "inputs", "loss", "loss_expr", "l2")
+        lines = [f"{key} = {_toml_value(data[key])}" for key in keys if key in data]
         for layer in data["layers"]:
             lines += ["", "[[layers]]"] + [f"{k} = {_toml_value(v)}" for k, v in layer.items()]
         return "\n".join(lines) + "\n"
@@ -228,7 +256,8 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     for key in ("name", "inputs", "loss", "layers"):
         if key not in data:
             raise SpecError(
-                f"{source}: missing key {key!r}; a spec needs {', '.join(k for k in SPEC_KEYS if k != 'loss_expr')}"
+                f"{source}: missing key {key!r}; a spec needs "
+                f"{', '.join(k for k in SPEC_KEYS if k not in OPTIONAL_KEYS)}"
             )
     name = data["name"]
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
@@ -252,7 +281,10 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     if not isinstance(raw_layers, list) or not raw_layers:
         raise SpecError(f"{source}: layers must be a non-empty list of [[layers]] tables")
     layers = tuple(_layer(t, f"{source}: layers[{i}]") for i, t in enumerate(raw_layers, start=1))
-    spec = Spec(name, inputs, layers, loss, loss_expr, source=source)
+    l2 = data.get("l2", 0.0)
+    if isinstance(l2, bool) or not isinstance(l2, int | float) or not math.isfinite(l2) or l2 < 0:
+        raise SpecError(f"{source}: l2 must be a number >= 0 (the L2 penalty on the weights), got {l2!r}")
+    spec = Spec(name, inputs, layers, loss, loss_expr, float(l2), source=source)
     if loss == "softmax_ce":
         if spec.outputs < 2:
             raise SpecError(

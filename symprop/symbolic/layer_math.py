@@ -163,6 +163,11 @@ def activation_expr(layer: Layer, x: sp.Symbol = Z) -> sp.Expr:
     return entry.formula(x, lambda name: _num(layer.number(name)), optional)
 
 
+def number(value: float) -> sp.Expr:
+    """A spec number as SymPy: integers stay exact (2.0 -> 2), others are Floats."""
+    return _num(value)
+
+
 def _num(value: float) -> sp.Expr:
     """A spec number as SymPy: integers stay exact (2.0 -> 2), others are Floats."""
     return sp.Integer(int(value)) if float(value).is_integer() and abs(value) < 2**53 else sp.Float(repr(value), 30)

@@ -33,6 +33,22 @@ def load_module(source: str, name: str) -> types.ModuleType:
     return module
 
 
+def float_results(module: types.ModuleType) -> types.SimpleNamespace:
+    """An array-API module seen through the NumPy module's contract: the cost as a Python float."""
+
+    def loss_and_grad(params: Any, X: Any, Y: Any) -> tuple[float, dict[str, Any]]:
+        C, grads = module.loss_and_grad(params, X, Y)
+        return float(C), grads
+
+    return types.SimpleNamespace(
+        PARAM_SHAPES=module.PARAM_SHAPES,
+        LAYER_SIZES=module.LAYER_SIZES,
+        forward=module.forward,
+        loss=lambda params, X, Y: float(module.loss(params, X, Y)),
+        loss_and_grad=loss_and_grad,
+    )
+
+
 def random_problem(spec: Spec, seed: int, n: int = 6) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Random params (scale ~1), inputs and targets valid for the spec's loss."""
     rng = np.random.default_rng(seed)

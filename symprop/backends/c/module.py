@@ -42,6 +42,7 @@ from symprop.ir.program import (
     Kind,
     Map,
     MatMul,
+    Note,
     Program,
     Reduce,
     ReduceOp,
@@ -53,6 +54,7 @@ from symprop.spec import SpecError
 HEADER = "c/header.h.jinja"
 SOURCE = "c/source.c.jinja"
 ARRAY_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
+BATCH_KINDS = {Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B, Kind.COST, Kind.COUNT}
 INDENT = "    "
 
 
@@ -213,6 +215,13 @@ class _Builder:
         self.real = f"{self.spec.name}_real"
         self.upper = self.spec.name.upper()
         self.x, self.y = Var("X", Kind.INPUT), Var("Y", Kind.TARGET)
+        self.declared_after: set[str] = set()  # costs declared after the loop (per function)
+        self.kinds: dict[sp.Symbol, Kind] = {N.symbol: Kind.COUNT}
+        for v in program.params:
+            self.kinds[v.symbol] = v.kind
+        for st in program.statements():
+            for v in (st.out, *((st.left, st.right) if isinstance(st, MatMul) else ())):
+                self.kinds.setdefault(v.symbol, v.kind)
         self.offsets: dict[str, int] = {}
         offset = 0
         for name, shape in self.spec.param_shapes.items():
@@ -264,10 +273,18 @@ class _Builder:
                 out.append(_Step(s, fused=nxt))
                 k += 2
                 continue
-            post = isinstance(s, Map) and s.out.kind is Kind.COST
-            out.append(_Step(s, post=post))
+            out.append(_Step(s, post=self.once(s)))
             k += 1
         return out
+
+    def once(self, s: Statement) -> bool:
+        """``s`` reads no per-sample value (only parameters, gradients, costs and n): it runs once,
+        after the loop over samples (the cost from its sums, the L2 penalty and its gradient)."""
+        if not isinstance(s, Map | Reduce) or (isinstance(s, Reduce) and s.axis is not Axis.ALL):
+            return False
+        if s.out.kind not in (Kind.COST, Kind.GRAD_W, Kind.GRAD_B):
+            return False
+        return all(self.kinds.get(sym) in BATCH_KINDS for sym in s.expr.free_symbols)
 
     # ---------------------------------------------------------------- memory --
     def layout(self, steps: Sequence[_Step], returns: Sequence[Var]) -> tuple[dict[sp.Symbol, Slot], int]:
@@ -362,6 +379,7 @@ class _Builder:
         widths[self.x.symbol], widths[self.y.symbol] = self.spec.inputs, self.spec.outputs
         scalars: dict[str, None] = {}
         accum: dict[str, None] = {}
+        self.declared_after = set()
         loop: list[str] = []
         after: list[str] = []
         for st in steps:
@@ -442,8 +460,9 @@ class _Builder:
         names[N.symbol] = "rn"
         return names
 
-    def comment(self, note: str) -> list[str]:
-        return [f"/* {c_comment(note)} */"] if note else []
+    def comment(self, note: Note | str) -> list[str]:
+        text = note if isinstance(note, str) else note.render()
+        return [f"/* {c_comment(text)} */"] if text else []
 
     def step(
         self,
@@ -458,15 +477,16 @@ class _Builder:
         out = s.out.name
         if isinstance(s, MatMul):
             return self.matmul(st, widths)
+        if st.post:
+            return self.once_lines(s, accum)
         if isinstance(s, Map):
-            if st.post:
-                return [*self.comment(s.note), f"const {self.real} {out} = {p.code(s.expr, self.names(widths, 'j'))};"]
             w = widths.get(s.out.symbol, 0)
             if w == 0:
                 scalars[out] = None
                 return [*self.comment(s.note), f"{out} = {p.code(s.expr, self.names(widths, 'j'))};"]
             if isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
-                return self.comment(s.note + (" " if s.note else "") + f"({out} is {s.expr.name}: no copy)")
+                text = s.note.render()
+                return self.comment(text + (" " if text else "") + f"({out} is {s.expr.name}: no copy)")
             code = p.code(s.expr, self.names(widths, "j"))
             return [*self.comment(s.note), f"for (size_t j = 0; j < {w}; ++j) {out}[j] = {code};"]
         if isinstance(s, Reduce):
@@ -494,6 +514,39 @@ class _Builder:
             code = p.code(s.expr * s.scale, self.names(widths, "j"))
             return [*note, f"for (size_t j = 0; j < {w}; ++j) {s.out.name}[j] += {code};"]
         raise TypeError(f"the C backend prints no {type(s).__name__}")
+
+    def once_lines(self, s: Statement, accum: dict[str, None]) -> list[str]:
+        """A statement of the whole batch, after the loop: a cost, or a loop over whole arrays."""
+        assert isinstance(s, Map | Reduce)
+        p, out = self.p, s.out.name
+        arrays = {sym for sym in s.expr.free_symbols if self.kinds.get(sym) not in (Kind.COST, Kind.COUNT)}
+        if s.out.kind in (Kind.GRAD_W, Kind.GRAD_B):
+            arrays.add(s.out.symbol)
+        sizes = {self.size_of(sym.name) for sym in arrays}
+        if len(sizes) > 1:
+            raise ValueError(f"cannot print {out} = {s.expr}: its arrays have sizes {sorted(sizes)}")
+        names = {sym: f"{sym.name}[j]" for sym in arrays}
+        names[N.symbol] = "rn"
+        code = p.code(s.expr, names)
+        note = self.comment(s.note)
+        if isinstance(s, Map) and not arrays:  # a cost from the sums
+            if out in accum or out in self.declared_after:
+                return [*note, f"{out} = {code};"]
+            self.declared_after.add(out)
+            return [*note, f"{self.real} {out} = {code};"]
+        loop = f"for (size_t j = 0; j < {sizes.pop()}; ++j)"
+        if isinstance(s, Map):  # a gradient array: dW = dW + l2 W
+            return [*note, f"{loop} {out}[j] = {code};"]
+        lines = [*note, f"{self.real} {out} = {p.lit(0.0)};", f"{loop} {out} += {code};"]
+        if s.scale != 1:
+            lines.append(f"{out} = {p.code(s.scale * sp.Symbol(out, real=True), names)};")
+        self.declared_after.add(out)
+        return lines
+
+    def size_of(self, name: str) -> int:
+        """Entries of a parameter or gradient array (``W1``, ``dW1``, ``b2``)."""
+        shape = self.spec.param_shapes[name[1:] if name.startswith("d") else name]
+        return shape[0] * (shape[1] if len(shape) > 1 else 1)
 
     def matmul(self, st: _Step, widths: Mapping[sp.Symbol, int]) -> list[str]:
         s = st.stmt

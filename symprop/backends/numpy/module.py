@@ -8,7 +8,7 @@ backend supplies a :class:`Style`: how variables are named and how each statemen
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,9 +17,6 @@ import sympy as sp
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Role, Statement, Var, reads
-
-TEMPLATE = "numpy/module.py.jinja"
-DOCSTRING = "numpy/_docstring.txt.jinja"
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -32,6 +29,8 @@ class Style(Protocol):
     """One backend's naming and printing of statements."""
 
     mode: str
+    context: str  # what _prepare returns before params, X, Y and _forward takes first ("" or "xp, ")
+    docs: Mapping[str, str]  # docstrings that differ from DOCS
 
     def printer(self, program: Program) -> ArrayPrinter: ...
 
@@ -78,17 +77,19 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     ret = ", ".join(p.name(v.symbol) for v in returned)
     ret = f"({ret},)" if len(returned) == 1 else ret
     doc = "The forward pass: the values the other functions use."
-    out = [_finish("_forward", "params, X", doc, [], head + body, ret)]
+    ctx = style.context
+    out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret)]
     for f in program.functions:
         split = splits[f.name]
         got = ", ".join(p.name(v.symbol) if v in split.takes else "_" for v in returned)
-        lines = [Line(f"({got},) = _forward(params, X)" if len(returned) == 1 else f"{got} = _forward(params, X)")]
+        call = f"_forward({ctx}params, X)"
+        lines = [Line(f"({got},) = {call}" if len(returned) == 1 else f"{got} = {call}")]
         own = _lines(split.own, style, p)
         lines += style.unpack(program, split.own, {v.symbol for v in returned})
         result_lines, result = style.outputs(f, p)
         args = "params, X" if f.name == "forward" else "params, X, Y"
-        doc = DOCS[f.name].format(inputs=program.spec.inputs, outputs=program.spec.outputs)
-        prepare = [Line(f"params, X, {'_' if f.name == 'forward' else 'Y'} = _prepare({args})")]
+        doc = {**DOCS, **style.docs}[f.name].format(inputs=program.spec.inputs, outputs=program.spec.outputs)
+        prepare = [Line(f"{ctx}params, X, {'_' if f.name == 'forward' else 'Y'} = _prepare({args})")]
         out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result))
     exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
     return tuple(out), helpers_used(exprs)
@@ -114,10 +115,11 @@ def _word(code: str, word: str) -> bool:
     return re.search(rf"(?<![\w.\"']){word}(?![\w\"'])", code) is not None
 
 
-def render(program: Program, style: Style) -> str:
+def render(program: Program, style: Style, folder: str = "numpy") -> str:
+    """The module: ``templates/<folder>/module.py.jinja`` with the style's functions."""
     funcs, helpers = functions(program, style)
     m: ModuleContext = module_context(program, style.mode, helpers, funcs)
-    return render_python(TEMPLATE, DOCSTRING, m)
+    return render_python(f"{folder}/module.py.jinja", f"{folder}/_docstring.txt.jinja", m)
 
 
 def param_name(v: Var) -> str:

@@ -7,7 +7,8 @@ as a comment.  Meant for small networks and for reading.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import sympy as sp
 
@@ -22,6 +23,8 @@ MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add not
 
 class Unrolled:
     mode = "unrolled"
+    context = ""
+    docs: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, program: Program) -> None:
         spec = program.spec
@@ -31,6 +34,9 @@ class Unrolled:
             self.vars[v.symbol] = v
         for j in range(1, spec.outputs + 1):
             v = Var(f"y{j}", Kind.TARGET, unit=j)
+            self.vars[v.symbol] = v
+        for name in spec.param_shapes:  # whole arrays (the L2 penalty reads them)
+            v = Var(name, Kind.WEIGHT if name[0] == "W" else Kind.BIAS, int(name[1:]))
             self.vars[v.symbol] = v
         for s in program.statements():
             self.vars[s.out.symbol] = s.out
@@ -47,12 +53,12 @@ class Unrolled:
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
         out = p.name(s.out.symbol)
         if isinstance(s, LinearSum):
-            return [Line(f"{out} = {linear_sum_code(s, p)}", s.note)]
+            return [Line(f"{out} = {linear_sum_code(s, p)}", s.note.render())]
         if isinstance(s, Map):
             if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
                 fill = "np.zeros(n, dtype=dtype)" if s.expr == 0 else f"np.full(n, {p.code(s.expr)}, dtype=dtype)"
-                return [Line(f"{out} = {fill}", s.note)]
-            return [Line(f"{out} = {p.code(s.expr)}", s.note)]
+                return [Line(f"{out} = {fill}", s.note.render())]
+            return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
         if isinstance(s, Reduce):
             factors = sp.Mul.make_args(s.expr)
             if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
@@ -63,7 +69,7 @@ class Unrolled:
                 total += " / n"
             elif s.scale != 1:
                 total += f" * {p.code(s.scale)}"
-            return [Line(f"{out} = {total}", s.note)]
+            return [Line(f"{out} = {total}", s.note.render())]
         raise TypeError(f"the unrolled backend prints no {type(s).__name__}")
 
     def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
@@ -71,13 +77,10 @@ class Unrolled:
         for s in statements:
             if isinstance(s, LinearSum):
                 used |= {w.symbol for w, _ in s.terms} | ({s.bias.symbol} if s.bias is not None else set())
-        arrays = {
-            param_name(_array_of(self.vars[sym])) for sym in used if sym in self.vars and is_entry(self.vars[sym])
-        }
+        known = [self.vars[sym] for sym in used if sym in self.vars]
+        arrays = {param_name(_array_of(v)) for v in known if is_entry(v) or v.kind in (Kind.WEIGHT, Kind.BIAS)}
         lines = [Line(f'{name} = params["{name}"]') for name in program.spec.param_shapes if name in arrays]
-        inputs = sorted(
-            (v for sym in used if (v := self.vars.get(sym)) and v.kind in (Kind.INPUT, Kind.TARGET)), key=_order
-        )
+        inputs = sorted((v for v in known if v.kind in (Kind.INPUT, Kind.TARGET)), key=_order)
         lines += [Line(f"{v.name} = {'X' if v.kind is Kind.INPUT else 'Y'}[:, {(v.unit or 1) - 1}]") for v in inputs]
         written = [s.out for s in statements if is_entry(s.out)]
         for name, shape in program.spec.param_shapes.items():

@@ -8,7 +8,8 @@ masks multiply as comparisons (``D1 *= (Z1 > 0)``): fewer passes and no temporar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import sympy as sp
 
@@ -41,6 +42,8 @@ UFUNCS = (Sigmoid, Relu, Softplus, sp.tanh, sp.exp, sp.sin, sp.cos, sp.Abs)
 
 class Vectorized:
     mode = "vectorized"
+    context = ""
+    docs: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, program: Program) -> None:
         self.spec = program.spec
@@ -80,23 +83,23 @@ class Vectorized:
         if isinstance(s, MatMul):
             left = self.name(s.left, p) + (".T" if s.left_t else "")
             right = self.name(s.right, p) + (".T" if s.right_t else "")
-            return [Line(f"{out} = {left} @ {right}", s.note)]
+            return [Line(f"{out} = {left} @ {right}", s.note.render())]
         if isinstance(s, AddBias):
-            return [Line(f"{out} += {self.name(s.bias, p)}", s.note)]
+            return [Line(f"{out} += {self.name(s.bias, p)}", s.note.render())]
         if isinstance(s, Map):
             return self.map(s, out, p)
         if isinstance(s, Reduce):
-            return [Line(f"{out} = {self.reduce(s, p)}", s.note)]
+            return [Line(f"{out} = {self.reduce(s, p)}", s.note.render())]
         raise TypeError(f"the vectorized backend prints no {type(s).__name__}")
 
     def map(self, s: Map, out: str, p: ArrayPrinter) -> list[Line]:
         if s.expr.free_symbols <= {N.symbol}:
             if s.out.kind not in LAYER_KINDS:
-                return [Line(f"{out} = {p.code(s.expr)}", s.note)]
+                return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
             fill = "np.zeros" if s.expr == 0 else "np.ones" if s.expr == 1 else None
             shape = self.shape(s.out)
             code = f"{fill}({shape}, dtype=dtype)" if fill else f"np.full({shape}, {p.code(s.expr)}, dtype=dtype)"
-            return [Line(f"{out} = {code}", s.note)]
+            return [Line(f"{out} = {code}", s.note.render())]
         factors = sp.Mul.make_args(s.expr)
         inplace = [f for f in factors if f in self.alias and self.alias[f] == out]
         if inplace:  # D = G * f'(...): scale the buffer in place, factor by factor, masks as comparisons
@@ -107,11 +110,11 @@ class Vectorized:
             lines += [Line(f"{out} *= {p.comparison(m)}") for m in masks]
             if not lines:
                 return []
-            return [Line(lines[0].code, s.note), *lines[1:]]
+            return [Line(lines[0].code, s.note.render()), *lines[1:]]
         code = p.code(s.expr)
         if self.reuses(s):  # f(Z) where Z is not needed later: write into Z's buffer
             code = f"{code[:-1]}, out={p.name(s.expr.args[0])})"
-        return [Line(f"{out} = {code}", s.note)]
+        return [Line(f"{out} = {code}", s.note.render())]
 
     def reuses(self, s: Map) -> bool:
         """``s`` applies one ufunc-printed function to a forward array that nothing reads later."""

@@ -1,0 +1,1 @@
+"""The array-API backend: one module for any namespace array-api-compat knows."""

@@ -1,0 +1,92 @@
+"""The array-API backend: the layer program over arrays of any namespace, with no in-place writes.
+
+Every function binds ``xp`` to the namespace of its inputs (``array_api_compat.array_namespace``)
+and prints the same statements as the NumPy vectorized backend, functionally: ``Z1 = Z1 + b1``
+rather than ``+=``, ``D1 = G1 * f'(...)`` rather than scaling a buffer, so immutable arrays
+(JAX) work and Dask stays lazy.  Results stay in the namespace: ``loss`` returns a 0-d array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+import sympy as sp
+
+from symprop.backends.array_api.printer import XpPrinter
+from symprop.backends.numpy.module import param_name, render, symbols_read
+from symprop.backends.numpy.printer import ArrayPrinter
+from symprop.backends.templating import Line
+from symprop.ir.backprop import N
+from symprop.ir.program import AddBias, Axis, Function, Kind, Map, MatMul, Program, Reduce, ReduceOp, Statement
+
+LAYER_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
+
+
+class ArrayApi:
+    mode = "array-api"
+    context = "xp, "
+    docs: Mapping[str, str] = MappingProxyType(
+        {
+            "loss": "C = (1/n) * sum over the batch of C_k, a 0-d array of the inputs' namespace.",
+            "loss_and_grad": "(C, grads): C a 0-d array, grads[name] = dC/dname (the batch mean), in X's namespace.",
+        }
+    )
+
+    def __init__(self, program: Program) -> None:
+        self.spec = program.spec
+
+    def printer(self, program: Program) -> ArrayPrinter:
+        return XpPrinter({}, "xp")
+
+    def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
+        out = p.name(s.out.symbol)
+        note = s.note.render()
+        if isinstance(s, MatMul):
+            left = p.name(s.left.symbol) + (".T" if s.left_t else "")
+            right = p.name(s.right.symbol) + (".T" if s.right_t else "")
+            return [Line(f"{out} = {left} @ {right}", note)]
+        if isinstance(s, AddBias):
+            return [Line(f"{out} = {out} + {p.name(s.bias.symbol)}", note)]
+        if isinstance(s, Map):
+            if s.expr.free_symbols <= {N.symbol} and s.out.kind in LAYER_KINDS:
+                shape = f"(n, {self.spec.layer_sizes[s.out.layer]})"
+                value = p.code(s.expr)
+                return [Line(f"{out} = xp.full({shape}, {value}, dtype=X.dtype, device=X.device)", note)]
+            return [Line(f"{out} = {p.code(s.expr)}", note)]
+        if isinstance(s, Reduce):
+            return [Line(f"{out} = {self.reduce(s, p)}", note)]
+        raise TypeError(f"the array-api backend prints no {type(s).__name__}")
+
+    def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
+        body = p.code(s.expr)
+        if s.axis is Axis.ALL:
+            total = f"xp.sum({body})"
+        elif s.axis is Axis.UNITS:
+            fn = "xp.max" if s.op is ReduceOp.MAX else "xp.sum"
+            total = f"{fn}({body}, axis=1, keepdims=True)"
+        else:
+            total = f"xp.sum({body}, axis=0)"
+        if s.scale == 1:
+            return total
+        if s.scale == 1 / N.symbol:
+            return f"{total} / n"
+        return f"{total} * {p.code(s.scale)}"
+
+    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+        used = symbols_read(statements) - skip
+        return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
+
+    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
+        first = p.name(f.returns[0].symbol)
+        if f.name in ("forward", "loss"):
+            return [], first
+        grads = ", ".join(f'"{param_name(v)[1:]}": {p.name(v.symbol)}' for v in f.returns[1:])
+        return [Line(f"grads = {{{grads}}}")], f"{first}, grads"
+
+
+def render_array_api(program: Program) -> str:
+    return render(program, ArrayApi(program), folder="array_api")
+
+
+__all__ = ["ArrayApi", "render_array_api"]

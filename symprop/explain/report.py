@@ -1,0 +1,479 @@
+"""``symprop report``: the derivation of a spec as one self-contained HTML page.
+
+The page has no script, no stylesheet or font from elsewhere and no network request: an
+inline SVG picture of the network (:mod:`symprop.spec.diagram`), the derivation in MathML
+(printed by :mod:`symprop.explain.notation` from the same :class:`~symprop.explain.Explanation`
+that ``symprop explain`` prints), a worked example with numbers and the spec with the
+generated module's header.
+
+Worked example: for one sample and params drawn with ``--at SEED``
+(:func:`symprop.tools.check.random_problem`), z, a and δ of every layer are computed here
+from the layer formulas (f, f' and the output δ of :mod:`symprop.symbolic.layer_math`), and the
+gradient δ^l (a^(l-1))ᵀ is compared with the generated module's ``loss_and_grad``
+(:func:`symprop.emit.render` + :func:`symprop.tools.check.load_module`): a disagreement beyond
+1e-9 (relative; both are float64 computations of the same formulas, ~1e-15 apart) is a
+bug and raises.  The gradient numbers shown are the module's.
+
+Everything that comes from the spec (names, expressions, the TOML) passes through
+:func:`html.escape`.  The output is deterministic (no dates), so it is pinned by goldens.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from symprop import __version__
+from symprop.emit import render
+from symprop.explain.model import (
+    Equation,
+    ExplainError,
+    Explanation,
+    Section,
+    chain_rule,
+    notation_legend,
+    parameter,
+    parse_label,
+)
+from symprop.explain.notation import (
+    C_K,
+    DEFAULT_DIGITS,
+    Act,
+    BatchMean,
+    Hadamard,
+    Partial,
+    Printers,
+    Statement,
+    chain_product,
+    mathml_lines,
+    note_parts,
+)
+from symprop.spec import Spec, validate
+from symprop.spec.diagram import LayerPicture, network_svg
+from symprop.symbolic.functions import Clip01
+from symprop.symbolic.layer_math import A, Y, Z, activation_math, output_math
+from symprop.tools.check import load_module, random_problem
+
+AGREEMENT = 1e-9  # relative; see the module docstring
+MAX_LISTED = 60  # gradient arrays with more entries are summarised, not listed
+esc = html.escape
+
+
+class ReportError(ValueError):
+    """A bad report option: one line, exit 2 on the command line."""
+
+
+# ------------------------------------------------------------------- MathML --
+def math(content: str, block: bool = True) -> str:
+    display = ' display="block"' if block else ""
+    return f"<math{display}>{content}</math>"
+
+
+def lhs_mathml(eq: Equation, p: Printers) -> str:
+    """The left side of an equation (``delta2_j`` reads δ^(2)_j = ∂C_k/∂z^(2)_j)."""
+    name = eq.name
+    if name == "loss_k":
+        return p.mathml(C_K)
+    m = re.fullmatch(r"(d?)f(\d+)", name)
+    if m:
+        return p.mathml(Act(int(m.group(2)), int(bool(m.group(1))), Z))
+    m = re.fullmatch(r"delta(\d+)_(\w+)", name)
+    if m:
+        z = sp.Symbol(f"z{m.group(1)}_{m.group(2)}")
+        return f"{p.mathml(sp.Symbol(name))}<mo>=</mo>{p.mathml(Partial(C_K, z))}"
+    return p.mathml(sp.Symbol(name))
+
+
+def rhs_mathml(eq: Equation, p: Printers) -> str:
+    if not eq.factors:
+        return p.mathml(eq.rhs)
+    return "<mo>·</mo>".join(_factor_mathml(f, p) for f in eq.factors)
+
+
+def _factor_mathml(f: sp.Expr, p: Printers) -> str:
+    from sympy.printing.precedence import PRECEDENCE, precedence
+
+    inner = p.mathml(f)
+    return f"<mrow><mo>(</mo>{inner}<mo>)</mo></mrow>" if precedence(f) < PRECEDENCE["Mul"] else inner
+
+
+def note_html(note: str) -> str:
+    """A note as HTML: words escaped, math tokens as inline MathML."""
+    out = []
+    for kind, text in note_parts(note):
+        out.append(esc(text) if kind == "text" else math(_latex_token_mathml(text), block=False))
+    return "".join(out)
+
+
+def _latex_token_mathml(latex: str) -> str:
+    """MathML for the few LaTeX tokens :func:`symprop.explain.notation.note_parts` produces."""
+    p = Printers()
+    if latex == r"\cdot":
+        return "<mo>·</mo>"
+    m = re.fullmatch(r"\\frac\{\\partial (C_k|C)\}\{\\partial (.*)\}", latex)
+    if m:
+        return p.mathml(Partial(sp.Symbol(m.group(1)), sp.Symbol(_name_of(m.group(2)))))
+    m = re.fullmatch(r"\\left\((\w)\^\{\((\d+)\)\\top\} \\delta\^\{\((\d+)\)\}\\right\)_\{(\w)\}", latex)
+    if m:
+        inner = p.mathml(
+            sp.Symbol(f"{m.group(1)}{m.group(2)}T", commutative=False)
+            * sp.Symbol(f"delta{m.group(3)}", commutative=False)
+        )
+        return f"<msub><mrow><mo>(</mo>{inner}<mo>)</mo></mrow><mi>{esc(m.group(4))}</mi></msub>"
+    m = re.fullmatch(r"f_\{(\d+)\}('?)(?:\\left\((.*)\\right\))?", latex)
+    if m:
+        arg = sp.Symbol(_name_of(m.group(3))) if m.group(3) else None
+        if arg is None:
+            return f"<msub><mi>f</mi><mn>{m.group(1)}</mn></msub>"
+        return p.mathml(Act(int(m.group(1)), int(bool(m.group(2))), arg))
+    return p.mathml(sp.Symbol(_name_of(latex)))
+
+
+def _name_of(latex: str) -> str:
+    """Inverse of :func:`symprop.explain.notation.latex_name` for the names notes use."""
+    m = re.fullmatch(r"(\\delta|[Wbza])\^\{\((\d+)\)\}(?:_\{([0-9a-z]+)(?:,([0-9a-z]+))?\})?", latex)
+    if m:
+        base = "delta" if m.group(1) == r"\delta" else m.group(1)
+        return base + m.group(2) + "".join(f"_{g}" for g in m.groups()[2:] if g)
+    m = re.fullmatch(r"([xy])(?:_\{([0-9a-z]+)\})?", latex)
+    if m:
+        return m.group(1) + (f"_{m.group(2)}" if m.group(2) else "")
+    return re.sub(r"\W", "", latex) or "x"
+
+
+def _nc(name: str) -> sp.Symbol:
+    return sp.Symbol(name, commutative=False)
+
+
+def layer_statements(spec: Spec, l: int, digits: int) -> list[Statement]:
+    """The whole-layer chain rule of layer l: δ, the batch-mean gradients, the error sent down."""
+    L = len(spec.layers)
+    delta, prev = _nc(f"delta{l}"), _nc("xT" if l == 1 else f"a{l - 1}T")
+    out = []
+    if not (l == L and spec.loss == "softmax_ce"):
+        out.append(Statement(((delta,), (Hadamard(_nc(f"dC_da{l}"), Act(l, 1, _nc(f"z{l}"))),)), digits))
+    out.append(Statement(((Partial(sp.Symbol("C"), _nc(f"W{l}")),), (BatchMean(delta * prev),)), digits))
+    out.append(Statement(((Partial(sp.Symbol("C"), _nc(f"b{l}")),), (BatchMean(delta),)), digits))
+    if l > 1:
+        out.append(Statement(((_nc(f"dC_da{l - 1}"),), (_nc(f"W{l}T") * delta,)), digits))
+    return out
+
+
+# ----------------------------------------------------------------- sections --
+def _equation_html(eq: Equation, p: Printers) -> str:
+    lines = mathml_lines(eq.rhs, p.digits) if not eq.factors else []
+    if len(lines) > 1:  # a long formula: one table row per line, the first after "lhs ="
+        cell = '<mtd><mrow displaystyle="true">{}</mrow></mtd>'.format
+        rows = [f"<mtr>{cell(lhs_mathml(eq, p) + '<mo>=</mo>')}{cell(lines[0])}</mtr>"]
+        rows += [
+            f"<mtr><mtd></mtd>{cell(f'<mspace width={chr(34)}1em{chr(34)}></mspace>{line}')}</mtr>"
+            for line in lines[1:]
+        ]
+        row = math(f'<mtable class="lines">{"".join(rows)}</mtable>')
+    else:
+        row = math(f"<mrow>{lhs_mathml(eq, p)}<mo>=</mo>{rhs_mathml(eq, p)}</mrow>")
+    note = f'<p class="note">{note_html(eq.note)}</p>' if eq.note else ""
+    return f'<div class="eq">{row}{note}</div>'
+
+
+def _section_html(section: Section, p: Printers, statements: Sequence[Statement] = (), level: int = 3) -> str:
+    out = [f"<h{level}>{esc(section.title)}</h{level}>"]
+    out += [f'<p class="note">{esc(note)}.</p>' for note in section.notes]
+    out += [f'<div class="eq vector">{math(f"<mrow>{s.mathml()}</mrow>")}</div>' for s in statements]
+    out += [_equation_html(eq, p) for eq in section.equations]
+    return "\n".join(out)
+
+
+def derivation_html(ex: Explanation, p: Printers) -> str:
+    """The chain-rule view: the cost, then per layer (output first) the whole-layer statements
+    and f, f', δ, ∂C/∂W, ∂C/∂b."""
+    out = []
+    for section in ex.sections:
+        m = re.match(r"Layer (\d+) ", section.title)
+        statements = layer_statements(ex.spec, int(m.group(1)), p.digits) if m else []
+        out.append(_section_html(section, p, statements))
+    return "\n".join(out)
+
+
+def parameter_html(spec: Spec, label: str, p: Printers) -> str:
+    """One parameter: the chain-rule product in the paper's form, then compact (with definitions) and expanded."""
+    compact = parameter(spec, label)
+    try:
+        expanded_html = _section_html(parameter(spec, label, expand=True).sections[0], p, level=4)
+    except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
+        expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
+    product = chain_product(parse_label(label, spec), len(spec.layers), spec.loss == "softmax_ce", p.digits)
+    out = [
+        f'<section class="param"><h3>{esc(compact.heading)}</h3>',
+        f"<p>{esc(compact.intro[0])} By the chain rule, in the paper's form:</p>",
+        f'<div class="eq chain">{math(f"<mrow>{product.mathml()}</mrow>")}</div>',
+    ]
+    for section in compact.sections:
+        out.append(_section_html(section, p, level=4))
+    out.append(expanded_html)
+    out.append("</section>")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------- worked example --
+@dataclass(frozen=True)
+class LayerNumbers:
+    z: np.ndarray
+    a: np.ndarray
+    delta: np.ndarray
+
+
+@dataclass(frozen=True)
+class Worked:
+    """One sample: x, y, params, per-layer z, a, δ (computed here), the loss and gradient (the module's)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    params: dict[str, np.ndarray]
+    layers: tuple[LayerNumbers, ...]
+    loss: float
+    grads: dict[str, np.ndarray]
+    own_grads: dict[str, np.ndarray]
+
+
+def _numeric(expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> object:
+    from symprop.explain.model import plain
+
+    return sp.lambdify(args, plain(expr).replace(lambda e: isinstance(e, Clip01), lambda e: e.args[0]), "numpy")
+
+
+def _filled(value: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A lambdified result as a float array of ``shape`` (a constant f' comes back as a scalar)."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
+
+
+def worked_example(spec: Spec, seed: int = 0) -> Worked:
+    """Forward and backward pass of one sample, layer by layer, checked against the generated module."""
+    params, X, Yv = random_problem(spec, seed, n=1)
+    module = load_module(render(spec), spec.name)
+    loss, grads = module.loss_and_grad(params, X, Yv)
+    x, y = X[0], Yv[0]
+    L = len(spec.layers)
+    zs, as_ = [], [x]
+    for l in range(1, L + 1):
+        z = params[f"W{l}"] @ as_[-1] + params[f"b{l}"]
+        f = _numeric(activation_math(spec.layers[l - 1]).f, (Z,))
+        zs.append(z)
+        as_.append(_filled(f(z), z.shape))  # type: ignore[operator]
+    if spec.loss == "softmax_ce":
+        e = np.exp(zs[-1] - zs[-1].max())
+        delta = e / e.sum() * y.sum() - y
+    else:
+        d = _numeric(output_math(spec).delta, (A, Z, Y))
+        delta = _filled(d(as_[-1], zs[-1], y), y.shape)  # type: ignore[operator]
+    deltas = [delta]
+    for l in range(L - 1, 0, -1):
+        df = _numeric(activation_math(spec.layers[l - 1]).df, (A, Z))
+        local = _filled(df(as_[l], zs[l - 1]), zs[l - 1].shape)  # type: ignore[operator]
+        deltas.insert(0, (params[f"W{l + 1}"].T @ deltas[0]) * local)
+    own = {}
+    for l in range(1, L + 1):
+        # the L2 penalty's gradient l2 * W (it is part of the batch cost, not of the sample's)
+        own[f"W{l}"] = np.outer(deltas[l - 1], as_[l - 1]) + spec.l2 * params[f"W{l}"]
+        own[f"b{l}"] = deltas[l - 1].copy()
+    for name, g in grads.items():
+        scale = max(1.0, float(np.max(np.abs(g))))
+        if not np.allclose(own[name], g, rtol=AGREEMENT, atol=AGREEMENT * scale):
+            raise RuntimeError(f"worked example: {name} from the layer formulas disagrees with the generated module")
+    layers = tuple(LayerNumbers(zs[l], as_[l + 1], deltas[l]) for l in range(L))
+    return Worked(x, y, params, layers, float(loss), grads, own)
+
+
+def _numbers(values: np.ndarray, digits: int) -> str:
+    return ", ".join(format(float(v), f".{digits}g") for v in np.ravel(values))
+
+
+def _vector_row(name: str, values: np.ndarray, digits: int) -> str:
+    return f"<tr><th>{name}</th><td>{esc(_numbers(values, digits))}</td></tr>"
+
+
+def worked_html(spec: Spec, seed: int, p: Printers) -> str:
+    w = worked_example(spec, seed)
+    d = p.digits
+    sym = {"x": math(p.mathml(sp.Symbol("x")), False), "y": math(p.mathml(sp.Symbol("y")), False)}
+    rows = [_vector_row(sym["x"], w.x, d), _vector_row(sym["y"], w.y, d)]
+    for l, nums in enumerate(w.layers, 1):
+        for base, values in (("z", nums.z), ("a", nums.a), ("delta", nums.delta)):
+            rows.append(_vector_row(math(p.mathml(sp.Symbol(f"{base}{l}")), False), values, d))
+    grads = []
+    for name, g in w.grads.items():
+        label = math(p.mathml(Partial(sp.Symbol("C"), sp.Symbol(name))), False)
+        if g.size <= MAX_LISTED:
+            text = "; ".join(_numbers(row, d) for row in np.atleast_2d(g)) if g.ndim == 2 else _numbers(g, d)
+        else:
+            text = f"{g.shape[0]}×{g.shape[1]} entries, largest |entry| {format(float(np.max(np.abs(g))), f'.{d}g')}"
+        grads.append(f"<tr><th>{label}</th><td>{esc(text)}</td></tr>")
+    return "\n".join(
+        [
+            "<p>One sample with params drawn by "
+            f"<code>symprop.tools.check.random_problem(spec, seed={seed}, n=1)</code> "
+            "(weights and biases ~ N(0, 0.7²), x ~ N(0, 1), y valid for the loss). z, a and δ are computed "
+            "layer by layer from the formulas above; the gradient is the generated module's "
+            "<code>loss_and_grad</code> for this batch of one, and equals δ<sup>(l)</sup> (a<sup>(l−1)</sup>)ᵀ "
+            f"computed from them (checked to {AGREEMENT:g}, relative). Rows of W are separated by “;”.</p>",
+            f'<table class="numbers">{"".join(rows)}</table>',
+            f"<p>Loss of this sample: C = {esc(format(w.loss, f'.{d}g'))}</p>",
+            f'<table class="numbers">{"".join(grads)}</table>',
+        ]
+    )
+
+
+# ------------------------------------------------------------------ the page --
+def _label_math(text: str) -> str:
+    """Plain-text math for an SVG label: z², √(2), π, a middle dot for *, a minus sign."""
+    text = re.sub(r"\*\*2\b", "²", text)
+    text = re.sub(r"\bsqrt\(", "√(", text).replace("pi", "π").replace("**", "^")
+    text = text.replace("<=", "≤").replace(">=", "≥")
+    return re.sub(r"(?<=[\w)])\*(?=[\w(√])", "·", text).replace("-", "−")
+
+
+def diagram(spec: Spec, p: Printers) -> str:
+    """The network picture with each layer's size, activation and formula."""
+    pictures = [LayerPicture(spec.inputs, "inputs x")]
+    for l, layer in enumerate(spec.layers, 1):
+        formula = f"a = {_label_math(p.text(activation_math(layer).f))}"
+        pictures.append(LayerPicture(layer.units, f"layer {l}", (layer.describe(), formula)))
+    return network_svg(pictures)
+
+
+CSS = """
+body { font-family: Georgia, 'DejaVu Serif', serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+  color: #1a1a1a; line-height: 1.45; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
+.eq { margin: 0.6rem 0; overflow-x: auto; } .eq > math { font-size: 1.15em; }
+.note math { font-size: 1.05em; } mtd { text-align: left; }
+.note { color: #555; margin: 0 0 0 2rem; font-size: 0.95em; }
+.vector math { color: #113f7a; }
+mtable.lines mtd:first-child { text-align: right; }
+pre { background: #f6f6f6; padding: 0.7rem; overflow-x: auto; font-size: 0.85em; }
+table.numbers { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.92em; }
+table.numbers th { text-align: right; padding: 0.2rem 0.8rem; font-weight: normal; }
+table.numbers td { font-family: 'DejaVu Sans Mono', monospace; padding: 0.2rem 0.5rem; }
+svg.network { max-width: 100%; height: auto; color: #333; }
+svg .edge { stroke: #b9c3cf; stroke-width: 0.8; }
+svg .unit { stroke: #333; stroke-width: 1.2; fill: #fff; } svg .unit.input { fill: #e8f0e8; }
+svg .unit.output { fill: #fbe9d8; } svg .unit.hidden { fill: #e6eef8; }
+svg text { font-family: 'DejaVu Sans', sans-serif; font-size: 12px; text-anchor: middle; fill: #222; }
+svg .title { font-weight: bold; } svg .ellipsis { font-size: 18px; }
+svg .direction line { stroke: currentColor; stroke-width: 1.5; }
+svg .backward { color: #a33; } svg .forward { color: #264; }
+"""
+
+
+def report(spec: Spec, params: Sequence[str] = (), seed: int = 0, digits: int = DEFAULT_DIGITS) -> str:
+    """The whole HTML page; :class:`ReportError` (or ExplainError) for a bad option."""
+    if digits < 1:
+        raise ReportError(f"--digits must be >= 1, got {digits}")
+    if seed < 0:
+        raise ReportError(f"--at must be a seed >= 0, got {seed}")
+    spec = validate(spec)
+    labels = [parse_label(label, spec) for label in params]  # fail before any work
+    p = Printers(digits)
+    ex = chain_rule(spec)
+    title = esc(ex.title)
+    source = render(spec)
+    header = source.split('"""', 2)[1].strip("\n")
+    legend = "".join(f"<p>{esc(line)}</p>" for line in notation_legend(ex))
+    body = [
+        f"<h1>{title}</h1>",
+        f"<p>Generated by symprop {esc(__version__)} from spec hash <code>{esc(spec.hash())}</code>. "
+        "Per sample k the cost is C<sub>k</sub>; the batch cost is C = (1/n) Σ<sub>k</sub> C<sub>k</sub>. "
+        "δ<sup>(l)</sup><sub>j</sub> = ∂C<sub>k</sub>/∂z<sup>(l)</sup><sub>j</sub> is the error of unit j of "
+        "layer l; i indexes the units of layer l−1 (layer 0 is the input x).</p>",
+        legend,
+        "<h2>The network</h2>",
+        diagram(spec, p),
+        "<h2>The derivation, layer by layer</h2>",
+        "".join(f"<p>{esc(line)}</p>" for line in ex.intro[2:]),
+        derivation_html(ex, p),
+    ]
+    if labels:
+        body += ["<h2>Single parameters</h2>", *[parameter_html(spec, label, p) for label in labels]]
+    body += [
+        f"<h2>Worked example (seed {seed})</h2>",
+        worked_html(spec, seed, p),
+        "<h2>The spec</h2>",
+        f"<pre>{esc(spec.to_toml())}</pre>",
+        "<h2>The generated module's header</h2>",
+        f"<pre>{esc(header)}</pre>",
+    ]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{title}</title>",
+            f"<style>{CSS}</style></head>",
+            "<body>",
+            *body,
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def explanation_html(ex: Explanation, digits: int = DEFAULT_DIGITS) -> str:
+    """An explanation as an HTML fragment (MathML), for Jupyter's ``_repr_html_``."""
+    p = Printers(digits)
+    intro = "".join(f"<p>{esc(line)}</p>" for line in (*ex.intro, *notation_legend(ex)))
+    sections = "\n".join(_section_html(s, p) for s in ex.sections)
+    return f'<div class="symprop"><h2>{esc(ex.title)}: {esc(ex.heading)}</h2>{intro}{sections}</div>'
+
+
+# ------------------------------------------------------------------ Jupyter --
+@dataclass(frozen=True)
+class Explained:
+    """An explanation that Jupyter shows as MathML (``_repr_html_``) or LaTeX (``_repr_latex_``).
+
+    ``str()`` is the text ``symprop explain`` prints.  Made by :func:`explained`."""
+
+    explanation: Explanation
+    digits: int = DEFAULT_DIGITS
+
+    def __str__(self) -> str:
+        from symprop.explain.model import render as render_explanation
+
+        return render_explanation(self.explanation, "text", self.digits)
+
+    def _repr_html_(self) -> str:
+        return explanation_html(self.explanation, self.digits)
+
+    def _repr_latex_(self) -> str:
+        from symprop.explain.model import lhs_latex, rhs_latex
+
+        p = Printers(self.digits)
+        blocks = []
+        for s in self.explanation.sections:
+            rows = [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
+            rows += [f"{lhs_latex(eq)} &= {rhs_latex(eq, p)}" for eq in s.equations]
+            blocks.append(r"\begin{align*}" + r" \\ ".join(rows) + r"\end{align*}")
+        return "\n".join(blocks)
+
+
+def explained(
+    spec: Spec, param: str | None = None, expand: bool = False, collapse: bool = False, digits: int = DEFAULT_DIGITS
+) -> Explained:
+    """What ``symprop explain`` shows, as an object a notebook renders (MathML or LaTeX)."""
+    from symprop.explain.model import collapsed, every_parameter_expanded
+
+    spec = validate(spec)
+    if collapse:
+        ex = collapsed(spec)
+    elif param is not None:
+        ex = parameter(spec, parse_label(param, spec), expand)
+    elif expand:
+        ex = every_parameter_expanded(spec)
+    else:
+        ex = chain_rule(spec)
+    return Explained(ex, digits)

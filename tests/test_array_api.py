@@ -1,0 +1,138 @@
+"""The array-API target: one module, any namespace, the NumPy module's numbers.
+
+Every example, in float64, through NumPy, array-api-strict, PyTorch CPU tensors, JAX under
+``jax.jit`` and Dask arrays chunked along the batch, equals the NumPy (vectorized) module to
+1e-12 relative (the same formulas in the same order of operations up to the namespaces' own
+reductions: measured differences are below 4e-15). Results stay in the input's namespace:
+``loss`` is a 0-d array, gradients are tensors for torch, Dask arrays stay lazy.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import array_api_strict
+import dask.array as da
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from symprop.emit import render
+from symprop.spec import Spec, load_spec
+from symprop.tools.check import TOLERANCE, compare, float_results, load_module, random_problem
+from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, module_for, spec_for
+
+jax.config.update("jax_enable_x64", True)
+TOL = 1e-12
+
+
+@cache
+def xp_module(spec: Spec) -> types.ModuleType:
+    return load_module(render(spec, target="array-api"), spec.name + "_array_api")
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    if isinstance(a, da.Array):
+        return np.asarray(a.compute())
+    return np.asarray(a)
+
+
+NAMESPACES: dict[str, Callable[[np.ndarray], Any]] = {
+    "numpy": lambda a: a,
+    "array_api_strict": array_api_strict.asarray,
+    "torch": torch.asarray,
+    "jax": jnp.asarray,
+    "dask": lambda a: da.from_array(a, chunks=(4, -1) if a.ndim == 2 else -1),
+}
+
+
+def relative_error(C: Any, grads: dict[str, Any], C0: float, g0: dict[str, np.ndarray]) -> float:
+    err = abs(float(to_numpy(C)) - C0) / max(1.0, abs(C0))
+    for k, want in g0.items():
+        err = max(err, float(np.max(np.abs(to_numpy(grads[k]) - want))) / max(1e-300, float(np.max(np.abs(want)))))
+    return err
+
+
+@pytest.mark.parametrize("namespace", list(NAMESPACES))
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_namespace_equals_the_numpy_module(path, namespace: str) -> None:
+    spec = load_spec(path)
+    module = xp_module(spec)
+    params, X, Y = random_problem(spec, 0, n=12)
+    C0, g0 = module_for(spec, "vectorized").loss_and_grad(params, X, Y)
+    to = NAMESPACES[namespace]
+    fn = jax.jit(module.loss_and_grad) if namespace == "jax" else module.loss_and_grad
+    C, grads = fn({k: to(v) for k, v in params.items()}, to(X), to(Y))
+    assert relative_error(C, grads, C0, g0) < TOL
+    assert set(grads) == set(spec.param_shapes)
+    kind = {"torch": torch.Tensor, "dask": da.Array, "jax": jax.Array}.get(namespace)
+    if kind is not None:  # results stay in the namespace (Dask: lazy until computed)
+        assert isinstance(C, kind) and all(isinstance(g, kind) for g in grads.values())
+    assert getattr(C, "ndim", None) == 0  # a 0-d array, not a Python float
+    out = module.forward({k: to(v) for k, v in params.items()}, to(X))
+    want = module_for(spec, "vectorized").forward(params, X)
+    assert np.max(np.abs(to_numpy(out) - want)) <= TOL * max(1.0, float(np.max(np.abs(want))))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_every_activation_and_loss_in_the_strict_namespace(activation: str, loss: str) -> None:
+    """array-api-strict refuses anything outside the standard (NumPy-only calls, mixed bool/float)."""
+    spec = spec_for(activation, loss)
+    params, X, Y = random_problem(spec, 1)
+    C0, g0 = module_for(spec, "vectorized").loss_and_grad(params, X, Y)
+    to = array_api_strict.asarray
+    C, grads = xp_module(spec).loss_and_grad({k: to(v) for k, v in params.items()}, to(X), to(Y))
+    assert relative_error(C, grads, C0, g0) < TOL
+
+
+def test_the_array_api_module_passes_finite_differences() -> None:
+    """Independent of the NumPy module: central differences (symprop.tools.check) on NumPy arrays."""
+    for path in EXAMPLES[:3]:
+        spec = load_spec(path)
+        module = xp_module(spec)
+        reports = compare(float_results(module), spec, seeds=(0,), max_entries=20)
+        assert max(r.max_rel_error for r in reports) < TOLERANCE
+
+
+def test_float32_stays_float32_and_integers_are_float64() -> None:
+    spec = load_spec(EXAMPLES[0])
+    module = xp_module(spec)
+    params, X, Y = random_problem(spec, 0)
+    C, grads = module.loss_and_grad(
+        {k: torch.asarray(v, dtype=torch.float32) for k, v in params.items()},
+        torch.asarray(X, dtype=torch.float32),
+        torch.asarray(Y, dtype=torch.float32),
+    )
+    assert C.dtype == torch.float32 and all(g.dtype == torch.float32 for g in grads.values())
+    out = module.forward(params, np.round(X * 3).astype(np.int64))
+    assert out.dtype == np.float64
+
+
+def test_bad_inputs_are_refused_like_the_numpy_module() -> None:
+    spec = load_spec(EXAMPLES[0])
+    module = xp_module(spec)
+    params, X, Y = random_problem(spec, 0)
+    with pytest.raises(ValueError, match="expected"):
+        module.loss_and_grad(params, X[:, :1], Y)
+    with pytest.raises(TypeError, match="has dtype complex128"):
+        module.loss_and_grad(params, X.astype(np.complex128), Y)
+    with pytest.raises(ValueError, match="missing keys"):
+        module.loss({k: v for k, v in params.items() if k != "b1"}, X, Y)
+    with pytest.raises(TypeError, match="params must be a mapping"):
+        module.loss(list(params.values()), X, Y)
+
+
+def test_init_params_is_the_same_in_every_namespace() -> None:
+    module = xp_module(load_spec(EXAMPLES[0]))
+    a = module.init_params(np, seed=3)
+    b = module.init_params(torch, seed=3, dtype=torch.float64)
+    assert all(np.array_equal(a[k], b[k].numpy()) for k in a)
+    assert all(a[k].shape == s for k, s in module.PARAM_SHAPES.items())
