@@ -102,3 +102,14 @@ def test_imports_flow_one_way(name: str) -> None:
 def test_development_tools_are_not_in_the_package() -> None:
     assert not (PACKAGE / "regen.py").exists() and not (PACKAGE / "naive.py").exists()
     assert (ROOT / "scripts" / "regen.py").is_file() and (ROOT / "tests" / "oracles" / "naive.py").is_file()
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists packages by hand: a sub-package missing there is missing from the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)).rstrip(".") for p in PACKAGE.rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)
