@@ -238,3 +238,15 @@ def test_cli_generate_and_check_the_c_target(tmp_path: Path, capsys: pytest.Capt
     assert err.count("\n") == 1 and "--c-real is for --target c" in err and not (tmp_path / "n").exists()
     assert main(["check", xor, "--target", "c"]) == 0
     assert "max relative error" in capsys.readouterr().out
+
+
+def test_target_options_are_checked() -> None:
+    from symprop.spec import SpecError
+
+    spec = EXAMPLE_SPECS["xor"]
+    with pytest.raises(SpecError, match="real type"):
+        render_files(spec, target="c", options={"real": "long double"})
+    with pytest.raises(SpecError, match="not one of"):
+        render_files(spec, target="c", options={"precision": "float"})
+    with pytest.raises(SpecError, match="not one of"):
+        render_files(spec, options={"real": "float"})  # the numpy target has no options

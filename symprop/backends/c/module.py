@@ -26,6 +26,7 @@ identity map (``A = Z``) shares its input's slot.  The layout is computed per fu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ from symprop.ir.program import (
     ReduceOp,
     Statement,
     Var,
+    reads,
 )
 from symprop.spec import SpecError
 
@@ -590,21 +592,15 @@ class _Builder:
 
 
 def _reads(s: Statement | None) -> frozenset[sp.Symbol]:
-    from symprop.ir.program import reads
-
     return frozenset() if s is None else reads(s)
 
 
 def _code_only(source: str) -> str:
     """``source`` without its block comments."""
-    import re
-
     return re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
 
 
 def _word(code: str, word: str) -> bool:
-    import re
-
     return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", code) is not None
 
 
