@@ -250,3 +250,25 @@ def test_target_options_are_checked() -> None:
         render_files(spec, target="c", options={"precision": "float"})
     with pytest.raises(SpecError, match="not one of"):
         render_files(spec, options={"real": "float"})  # the numpy target has no options
+
+
+@pytest.mark.parametrize("real", ["double", "float"])
+@pytest.mark.parametrize("key", ["sigmoid-bce", "sigmoid-mse", "softplus-softmax_ce", "tanh-bce", "gaussian-custom"])
+def test_large_pre_activations_stay_finite(key: str, real: str) -> None:
+    """The stable forms hold in C: weights x 300 push |z| to ~1000 (exp(1000) overflows even a
+    double), and loss, gradient and forward stay finite; in double they still equal the NumPy
+    module (same stable forms, same tolerance as above)."""
+    spec = GRID[key]
+    c, numpy_module = c_module(spec, real), module_for(spec, "vectorized")
+    params, X, Y = random_problem(spec, 4, n=6)
+    params = {k: v * 300.0 for k, v in params.items()}
+    if real == "float":
+        params = {k: v.astype(np.float32).astype(np.float64) for k, v in params.items()}
+    C, grads = c.loss_and_grad(params, X, Y)
+    assert np.isfinite(C) and all(np.all(np.isfinite(g)) for g in grads.values())
+    assert np.all(np.isfinite(c.forward(params, X)))
+    if real == "double":
+        C0, grads0 = numpy_module.loss_and_grad(params, X, Y)
+        assert rel_error(np.array([C]), np.array([C0])) <= DOUBLE_TOL
+        for name in grads:
+            assert rel_error(grads[name], grads0[name]) <= DOUBLE_TOL, name
