@@ -40,10 +40,10 @@ int bce_relu_forward(const bce_relu_real *params, const bce_relu_real *x, size_t
     const bce_relu_real *b1 = params + BCE_RELU_OFF_B1;
     const bce_relu_real *W2 = params + BCE_RELU_OFF_W2;
     const bce_relu_real *b2 = params + BCE_RELU_OFF_B2;
-    bce_relu_real *A1 = work + 0;  /* shares the slot of Z1 */
     bce_relu_real *Z1 = work + 0;
-    bce_relu_real *A2 = work + 4;  /* shares the slot of Z2 */
+    bce_relu_real *A1 = work + 0;  /* shares the slot of Z1 */
     bce_relu_real *Z2 = work + 4;
+    bce_relu_real *A2 = work + 4;  /* shares the slot of Z2 */
     for (size_t k = 0; k < n; ++k) {
         const bce_relu_real *X = x + k * BCE_RELU_N_INPUTS;
         /* z1 = W1 x + b1 */
@@ -79,8 +79,8 @@ int bce_relu_loss_and_grad(const bce_relu_real *params, const bce_relu_real *x, 
     bce_relu_real *db1 = grad + BCE_RELU_OFF_B1;
     bce_relu_real *dW2 = grad + BCE_RELU_OFF_W2;
     bce_relu_real *db2 = grad + BCE_RELU_OFF_B2;
-    bce_relu_real *D1 = work + 0;  /* shares the slot of Z1 */
     bce_relu_real *Z1 = work + 0;
+    bce_relu_real *D1 = work + 0;  /* shares the slot of Z1 */
     bce_relu_real *A1 = work + 4;
     bce_relu_real *Z2 = work + 8;
     bce_relu_real *A2 = work + 9;

@@ -17,14 +17,14 @@
  *   b2   offset     16  size      1  shape 1
  *
  * Layout of work in bce_relu_forward (offset, size; a shared slot is reused once its value is dead):
- *   A1     offset      0  size      4  (the slot of Z1)
  *   Z1     offset      0  size      4
- *   A2     offset      4  size      1  (the slot of Z2)
+ *   A1     offset      0  size      4  (the slot of Z1)
  *   Z2     offset      4  size      1
+ *   A2     offset      4  size      1  (the slot of Z2)
  *
  * Layout of work in bce_relu_loss_and_grad (offset, size; a shared slot is reused once its value is dead):
- *   D1     offset      0  size      4  (the slot of Z1)
  *   Z1     offset      0  size      4
+ *   D1     offset      0  size      4  (the slot of Z1)
  *   A1     offset      4  size      4
  *   Z2     offset      8  size      1
  *   A2     offset      9  size      1

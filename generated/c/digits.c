@@ -22,10 +22,10 @@ int digits_forward(const digits_real *params, const digits_real *x, size_t n, di
     const digits_real *b1 = params + DIGITS_OFF_B1;
     const digits_real *W2 = params + DIGITS_OFF_W2;
     const digits_real *b2 = params + DIGITS_OFF_B2;
-    digits_real *A1 = work + 0;  /* shares the slot of Z1 */
     digits_real *Z1 = work + 0;
-    digits_real *A2 = work + 32;  /* shares the slot of Z2 */
+    digits_real *A1 = work + 0;  /* shares the slot of Z1 */
     digits_real *Z2 = work + 32;
+    digits_real *A2 = work + 32;  /* shares the slot of Z2 */
     for (size_t k = 0; k < n; ++k) {
         const digits_real *X = x + k * DIGITS_N_INPUTS;
         /* z1 = W1 x + b1 */
@@ -60,14 +60,14 @@ int digits_loss_and_grad(const digits_real *params, const digits_real *x, const 
     digits_real *db1 = grad + DIGITS_OFF_B1;
     digits_real *dW2 = grad + DIGITS_OFF_W2;
     digits_real *db2 = grad + DIGITS_OFF_B2;
+    digits_real *Z1 = work + 0;
     digits_real *A1 = work + 0;  /* shares the slot of Z1 */
     digits_real *D1 = work + 0;  /* shares the slot of A1 */
-    digits_real *Z1 = work + 0;
     digits_real *Z2 = work + 32;
     digits_real *t0 = work + 32;  /* shares the slot of Z2 */
-    digits_real *D2 = work + 42;  /* shares the slot of P2 */
     digits_real *E2 = work + 42;
     digits_real *P2 = work + 42;  /* shares the slot of E2 */
+    digits_real *D2 = work + 42;  /* shares the slot of P2 */
     for (size_t k = 0; k < DIGITS_N_PARAMS; ++k) grad[k] = 0.0;
     const digits_real rn = (digits_real)n;
     digits_real C_lse = 0.0;

@@ -17,21 +17,21 @@
  *   b2   offset   2400  size     10  shape 10
  *
  * Layout of work in digits_forward (offset, size; a shared slot is reused once its value is dead):
- *   A1     offset      0  size     32  (the slot of Z1)
  *   Z1     offset      0  size     32
- *   A2     offset     32  size     10  (the slot of Z2)
+ *   A1     offset      0  size     32  (the slot of Z1)
  *   Z2     offset     32  size     10
+ *   A2     offset     32  size     10  (the slot of Z2)
  *
  * Layout of work in digits_loss_and_grad (offset, size; a shared slot is reused once its value is dead):
+ *   Z1     offset      0  size     32
  *   A1     offset      0  size     32  (the slot of Z1)
  *   D1     offset      0  size     32  (the slot of A1)
- *   Z1     offset      0  size     32
- *   A2     offset     32  size     10  (the slot of Z2)
  *   Z2     offset     32  size     10
+ *   A2     offset     32  size     10  (the slot of Z2)
  *   t0     offset     32  size     10  (the slot of Z2)
- *   D2     offset     42  size     10  (the slot of P2)
  *   E2     offset     42  size     10
  *   P2     offset     42  size     10  (the slot of E2)
+ *   D2     offset     42  size     10  (the slot of P2)
  *
  * Memory bill (double, 8 bytes a real):
  *   params 19280 B + grad 19280 B + work 416 B = 38976 B

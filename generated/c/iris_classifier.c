@@ -12,10 +12,10 @@ int iris_classifier_forward(const iris_classifier_real *params, const iris_class
     const iris_classifier_real *b1 = params + IRIS_CLASSIFIER_OFF_B1;
     const iris_classifier_real *W2 = params + IRIS_CLASSIFIER_OFF_W2;
     const iris_classifier_real *b2 = params + IRIS_CLASSIFIER_OFF_B2;
-    iris_classifier_real *A1 = work + 0;  /* shares the slot of Z1 */
     iris_classifier_real *Z1 = work + 0;
-    iris_classifier_real *A2 = work + 8;  /* shares the slot of Z2 */
+    iris_classifier_real *A1 = work + 0;  /* shares the slot of Z1 */
     iris_classifier_real *Z2 = work + 8;
+    iris_classifier_real *A2 = work + 8;  /* shares the slot of Z2 */
     for (size_t k = 0; k < n; ++k) {
         const iris_classifier_real *X = x + k * IRIS_CLASSIFIER_N_INPUTS;
         /* z1 = W1 x + b1 */
@@ -50,14 +50,14 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *params, const iris
     iris_classifier_real *db1 = grad + IRIS_CLASSIFIER_OFF_B1;
     iris_classifier_real *dW2 = grad + IRIS_CLASSIFIER_OFF_W2;
     iris_classifier_real *db2 = grad + IRIS_CLASSIFIER_OFF_B2;
+    iris_classifier_real *Z1 = work + 0;
     iris_classifier_real *A1 = work + 0;  /* shares the slot of Z1 */
     iris_classifier_real *D1 = work + 0;  /* shares the slot of A1 */
-    iris_classifier_real *Z1 = work + 0;
     iris_classifier_real *Z2 = work + 8;
     iris_classifier_real *t0 = work + 8;  /* shares the slot of Z2 */
-    iris_classifier_real *D2 = work + 11;  /* shares the slot of P2 */
     iris_classifier_real *E2 = work + 11;
     iris_classifier_real *P2 = work + 11;  /* shares the slot of E2 */
+    iris_classifier_real *D2 = work + 11;  /* shares the slot of P2 */
     for (size_t k = 0; k < IRIS_CLASSIFIER_N_PARAMS; ++k) grad[k] = 0.0;
     const iris_classifier_real rn = (iris_classifier_real)n;
     iris_classifier_real C_lse = 0.0;

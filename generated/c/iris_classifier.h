@@ -17,21 +17,21 @@
  *   b2   offset     64  size      3  shape 3
  *
  * Layout of work in iris_classifier_forward (offset, size; a shared slot is reused once its value is dead):
- *   A1     offset      0  size      8  (the slot of Z1)
  *   Z1     offset      0  size      8
- *   A2     offset      8  size      3  (the slot of Z2)
+ *   A1     offset      0  size      8  (the slot of Z1)
  *   Z2     offset      8  size      3
+ *   A2     offset      8  size      3  (the slot of Z2)
  *
  * Layout of work in iris_classifier_loss_and_grad (offset, size; a shared slot is reused once its value is dead):
+ *   Z1     offset      0  size      8
  *   A1     offset      0  size      8  (the slot of Z1)
  *   D1     offset      0  size      8  (the slot of A1)
- *   Z1     offset      0  size      8
- *   A2     offset      8  size      3  (the slot of Z2)
  *   Z2     offset      8  size      3
+ *   A2     offset      8  size      3  (the slot of Z2)
  *   t0     offset      8  size      3  (the slot of Z2)
- *   D2     offset     11  size      3  (the slot of P2)
  *   E2     offset     11  size      3
  *   P2     offset     11  size      3  (the slot of E2)
+ *   D2     offset     11  size      3  (the slot of P2)
  *
  * Memory bill (double, 8 bytes a real):
  *   params 536 B + grad 536 B + work 112 B = 1184 B

@@ -22,10 +22,10 @@ int textbook_forward(const textbook_real *params, const textbook_real *x, size_t
     const textbook_real *b1 = params + TEXTBOOK_OFF_B1;
     const textbook_real *W2 = params + TEXTBOOK_OFF_W2;
     const textbook_real *b2 = params + TEXTBOOK_OFF_B2;
-    textbook_real *A1 = work + 0;  /* shares the slot of Z1 */
     textbook_real *Z1 = work + 0;
-    textbook_real *A2 = work + 1;  /* shares the slot of Z2 */
+    textbook_real *A1 = work + 0;  /* shares the slot of Z1 */
     textbook_real *Z2 = work + 1;
+    textbook_real *A2 = work + 1;  /* shares the slot of Z2 */
     for (size_t k = 0; k < n; ++k) {
         const textbook_real *X = x + k * TEXTBOOK_N_INPUTS;
         /* z1 = W1 x + b1 */
@@ -61,12 +61,12 @@ int textbook_loss_and_grad(const textbook_real *params, const textbook_real *x, 
     textbook_real *db1 = grad + TEXTBOOK_OFF_B1;
     textbook_real *dW2 = grad + TEXTBOOK_OFF_W2;
     textbook_real *db2 = grad + TEXTBOOK_OFF_B2;
+    textbook_real *Z1 = work + 0;
     textbook_real *A1 = work + 0;  /* shares the slot of Z1 */
     textbook_real *D1 = work + 0;  /* shares the slot of A1 */
-    textbook_real *Z1 = work + 0;
+    textbook_real *Z2 = work + 1;
     textbook_real *A2 = work + 1;  /* shares the slot of Z2 */
     textbook_real *D2 = work + 1;  /* shares the slot of A2 */
-    textbook_real *Z2 = work + 1;
     textbook_real *t0 = work + 2;
     for (size_t k = 0; k < TEXTBOOK_N_PARAMS; ++k) grad[k] = 0.0;
     const textbook_real rn = (textbook_real)n;

@@ -17,18 +17,18 @@
  *   b2   offset      3  size      1  shape 1
  *
  * Layout of work in textbook_forward (offset, size; a shared slot is reused once its value is dead):
- *   A1     offset      0  size      1  (the slot of Z1)
  *   Z1     offset      0  size      1
- *   A2     offset      1  size      1  (the slot of Z2)
+ *   A1     offset      0  size      1  (the slot of Z1)
  *   Z2     offset      1  size      1
+ *   A2     offset      1  size      1  (the slot of Z2)
  *
  * Layout of work in textbook_loss_and_grad (offset, size; a shared slot is reused once its value is dead):
+ *   Z1     offset      0  size      1
  *   A1     offset      0  size      1  (the slot of Z1)
  *   D1     offset      0  size      1  (the slot of A1)
- *   Z1     offset      0  size      1
+ *   Z2     offset      1  size      1
  *   A2     offset      1  size      1  (the slot of Z2)
  *   D2     offset      1  size      1  (the slot of A2)
- *   Z2     offset      1  size      1
  *   t0     offset      2  size      1
  *
  * Memory bill (double, 8 bytes a real):

@@ -22,10 +22,10 @@ int xor_forward(const xor_real *params, const xor_real *x, size_t n, xor_real *o
     const xor_real *b1 = params + XOR_OFF_B1;
     const xor_real *W2 = params + XOR_OFF_W2;
     const xor_real *b2 = params + XOR_OFF_B2;
-    xor_real *A1 = work + 0;  /* shares the slot of Z1 */
     xor_real *Z1 = work + 0;
-    xor_real *A2 = work + 3;  /* shares the slot of Z2 */
+    xor_real *A1 = work + 0;  /* shares the slot of Z1 */
     xor_real *Z2 = work + 3;
+    xor_real *A2 = work + 3;  /* shares the slot of Z2 */
     for (size_t k = 0; k < n; ++k) {
         const xor_real *X = x + k * XOR_N_INPUTS;
         /* z1 = W1 x + b1 */
@@ -61,12 +61,12 @@ int xor_loss_and_grad(const xor_real *params, const xor_real *x, const xor_real 
     xor_real *db1 = grad + XOR_OFF_B1;
     xor_real *dW2 = grad + XOR_OFF_W2;
     xor_real *db2 = grad + XOR_OFF_B2;
+    xor_real *Z1 = work + 0;
     xor_real *A1 = work + 0;  /* shares the slot of Z1 */
     xor_real *D1 = work + 0;  /* shares the slot of A1 */
-    xor_real *Z1 = work + 0;
+    xor_real *Z2 = work + 3;
     xor_real *A2 = work + 3;  /* shares the slot of Z2 */
     xor_real *D2 = work + 3;  /* shares the slot of A2 */
-    xor_real *Z2 = work + 3;
     xor_real *t0 = work + 4;
     for (size_t k = 0; k < XOR_N_PARAMS; ++k) grad[k] = 0.0;
     const xor_real rn = (xor_real)n;

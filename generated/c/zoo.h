@@ -23,16 +23,16 @@
  *   b5   offset     37  size      1  shape 1
  *
  * Layout of work in zoo_forward (offset, size; a shared slot is reused once its value is dead):
- *   A1     offset      0  size      3  (the slot of Z1)
- *   A3     offset      0  size      2  (the slot of Z3)
- *   A5     offset      0  size      1  (the slot of Z5)
  *   Z1     offset      0  size      3
+ *   A1     offset      0  size      3  (the slot of Z1)
  *   Z3     offset      0  size      2
+ *   A3     offset      0  size      2  (the slot of Z3)
  *   Z5     offset      0  size      1
- *   A4     offset      2  size      2  (the slot of Z4)
+ *   A5     offset      0  size      1  (the slot of Z5)
  *   Z4     offset      2  size      2
- *   A2     offset      3  size      3  (the slot of Z2)
+ *   A4     offset      2  size      2  (the slot of Z4)
  *   Z2     offset      3  size      3
+ *   A2     offset      3  size      3  (the slot of Z2)
  *
  * Layout of work in zoo_loss_and_grad (offset, size; a shared slot is reused once its value is dead):
  *   Z1     offset      0  size      3
@@ -41,14 +41,14 @@
  *   Z2     offset      6  size      3
  *   A2     offset      9  size      3
  *   D2     offset      9  size      3  (the slot of A2)
- *   D3     offset     12  size      2  (the slot of Z3)
  *   Z3     offset     12  size      2
+ *   D3     offset     12  size      2  (the slot of Z3)
  *   A3     offset     14  size      2
- *   D4     offset     16  size      2  (the slot of Z4)
  *   Z4     offset     16  size      2
+ *   D4     offset     16  size      2  (the slot of Z4)
  *   A4     offset     18  size      2
- *   D5     offset     20  size      1  (the slot of Z5)
  *   Z5     offset     20  size      1
+ *   D5     offset     20  size      1  (the slot of Z5)
  *   A5     offset     21  size      1
  *   t0     offset     21  size      1  (the slot of A5)
  *   t1     offset     22  size      1

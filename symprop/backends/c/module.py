@@ -100,6 +100,7 @@ class Slot:
     offset: int
     size: int
     shares: str = ""  # the variable whose slot it reuses, for the comment
+    made: int = 0  # the step that writes it (listing order within a slot)
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,7 @@ class _Builder:
         defs: dict[sp.Symbol, int] = {}
         last: dict[sp.Symbol, int] = {}
         kinds: dict[sp.Symbol, Var] = {}
+        made: dict[sp.Symbol, int] = {}
 
         def root(sym: sp.Symbol) -> sp.Symbol:
             while sym in alias:
@@ -322,6 +324,7 @@ class _Builder:
                 continue  # a per-sample scalar: a local variable
             widths[target.symbol] = w
             kinds[target.symbol] = target
+            made[target.symbol] = pos
             if isinstance(s, Map) and isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
                 alias[target.symbol] = root(s.expr)
                 continue
@@ -359,9 +362,9 @@ class _Builder:
                     x = reuse[0]
                     taken_inplace.add(x)
                     held.discard(x)
-                    slots[sym] = Slot(sym.name, slots[x].offset, w, slots[x].name)
+                    slots[sym] = Slot(sym.name, slots[x].offset, w, slots[x].name, pos)
                 else:
-                    slots[sym] = Slot(sym.name, arena.take(w), w)
+                    slots[sym] = Slot(sym.name, arena.take(w), w, made=pos)
                 held.add(sym)
             for sym in dying.get(pos, []):
                 if sym in held and sym not in taken_inplace:
@@ -369,7 +372,7 @@ class _Builder:
                     arena.give(slots[sym].offset, slots[sym].size)
         for sym, target in alias.items():
             r = root(target)
-            slots[sym] = Slot(sym.name, slots[r].offset, slots[r].size, r.name)
+            slots[sym] = Slot(sym.name, slots[r].offset, slots[r].size, r.name, made[sym])
         return slots, arena.top
 
     # ----------------------------------------------------------------- print --
@@ -408,7 +411,7 @@ class _Builder:
         pointers += [
             f"{self.real} *{s.name} = work + {s.offset};"
             + (f"  /* shares the slot of {s.shares} */" if s.shares else "")
-            for s in sorted(slots.values(), key=lambda s: (s.offset, s.name))
+            for s in sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))
             if _word(used, s.name)
         ]
         before: list[str] = []
@@ -453,7 +456,7 @@ class _Builder:
             tuple(before),
             tuple(loop),
             tuple(after),
-            tuple(sorted(slots.values(), key=lambda s: (s.offset, s.name))),
+            tuple(sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))),
             size,
         )
 
