@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from symprop import __version__
-from symprop.emit import MODES, TARGETS, UNROLLED_MAX_PARAMS, auto_rule, backend_for
+from symprop.emit import MODES, TARGETS, UNROLLED_MAX_PARAMS, OutputError, auto_rule, backend_for
 from symprop.spec import Spec, SpecError, load_spec
 
 TARGET_HELP = {
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         f"{auto_rule()} (see the README)",
     )
     gen.add_argument("--c-real", choices=("double", "float"), help="--target c: the real type (default double)")
+    gen.add_argument("--force", action="store_true", help="overwrite a DIR/<name>.py that symprop did not write")
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--target", default="numpy", choices=TARGETS, help="which target to check (default numpy)")
     chk.add_argument("--points", type=int, default=3, help="random points to check (default 3)")
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
+    chk.add_argument("--tol", type=float, default=None, help="largest relative error that passes (default 1e-5)")
+    chk.add_argument("--seed", type=int, default=0, help="seed of the first test point (default 0)")
+    chk.add_argument("--scale", type=float, default=1.0, help="spread of the test points (default 1)")
 
     trn = sub.add_parser("train", help="train a spec's generated module by mini-batch gradient descent")
     trn.add_argument("spec", help="path of a TOML spec")
@@ -112,7 +116,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.c_real is not None and args.target != "c":
         raise UsageError(f"--c-real is for --target c, not {args.target}")
     options = {"real": args.c_real} if args.c_real is not None else None
-    paths = write_files(spec, Path(args.out), args.mode, args.target, options)
+    paths = write_files(spec, Path(args.out), args.mode, args.target, options, force=args.force)
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
     print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
@@ -120,11 +124,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    import math
+
     from symprop.emit import render
     from symprop.tools.check import TOLERANCE, compare, float_results, format_report, load_module
 
+    tol = TOLERANCE if args.tol is None else args.tol
     if args.points < 1:
         raise UsageError(f"--points must be >= 1, got {args.points}")
+    if not (math.isfinite(tol) and 0 < tol < 1):
+        raise UsageError(f"--tol must be a number in (0, 1), got {tol}; e.g. --tol 1e-6")
+    if not (math.isfinite(args.scale) and 1e-3 <= args.scale <= 1e3):
+        raise UsageError(f"--scale must be between 1e-3 and 1e3, got {args.scale}; e.g. --scale 0.5")
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     spec = load_spec(args.spec)
     backend_for(spec, args.mode, args.target)  # a --mode that the target has not is an error
     if args.target == "c":
@@ -138,9 +151,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         loaded = load_module(render(spec, args.mode, args.target), spec.name)
         # the array-api module is checked on NumPy arrays; its cost is a 0-d array, not a float
         module = float_results(loaded) if args.target == "array-api" else loaded
-    reports = compare(module, spec, seeds=tuple(range(args.points)), max_entries=None if args.all else 60)
-    print(format_report(reports))
-    return 1 if max(r.max_rel_error for r in reports) > TOLERANCE else 0
+    seeds = tuple(range(args.seed, args.seed + args.points))
+    result = compare(module, spec, seeds=seeds, max_entries=None if args.all else 60, tol=tol, scale=args.scale)
+    print(format_report(result))
+    if not result.passed:
+        first = result.problems[0] if result.problems else f"max relative error {result.max_rel_error:.3e} > {tol:.0e}"
+        print(f"symprop: check failed: {first}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -234,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for w in caught:
             print(f"symprop: warning: {w.message}", file=sys.stderr)
         return code
-    except (SpecError, UsageError) as exc:
+    except (SpecError, UsageError, OutputError) as exc:  # OutputError: also from train's generate
         print(f"symprop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """Emission: spec -> program (derive, unroll if the backend prints neurons, CSE) -> backend -> file.
 
-The backends are listed in :mod:`symprop.backends.registry`.  The whole module is rendered
-in memory and written atomically (:mod:`symprop.io`), so a failed or interrupted run never
-leaves a truncated module.
+The backends are listed in :mod:`symprop.backends.registry`.  Output paths are checked
+before any work and the whole module is rendered in memory, then written atomically
+(:mod:`symprop.io`), so a failed or interrupted run never leaves a truncated module and never
+overwrites a file symprop did not write (unless ``force``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from symprop.backends.base import Backend
 from symprop.backends.registry import BACKENDS, TARGETS, modes
-from symprop.io import write_atomic, write_atomic_with
+from symprop.io import OutputError, check_output, write_atomic, write_atomic_with
 from symprop.ir.backprop import derive
 from symprop.ir.optimize import cse
 from symprop.ir.program import Granularity, Program
@@ -84,12 +85,17 @@ def render_files(
     """Every file a backend writes for ``spec``, by name; ``options`` are the target's (C: ``real``)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     backend = backend_for(spec, mode, target)
+    program = program_for(spec, mode, target)
     if options:
         unknown = sorted(set(options) - set(backend.options))
         if unknown or backend.render_options is None:
             raise SpecError(f"option {', '.join(unknown or sorted(options))} is not one of the {target} target's")
-        return backend.render_options(program_for(spec, mode, target), options)
-    return backend.render(program_for(spec, mode, target))
+    try:
+        if options and backend.render_options is not None:
+            return backend.render_options(program, options)
+        return backend.render(program)
+    except ValueError as exc:  # the printer refuses what it cannot print as valid code (an inf constant)
+        raise SpecError(f"{spec.source}: cannot generate code for this spec: {exc}; rescale the expression") from None
 
 
 def render(spec: Spec, mode: str = "auto", target: str = "numpy") -> str:
@@ -104,22 +110,32 @@ def write_files(
     mode: str = "auto",
     target: str = "numpy",
     options: Mapping[str, str] | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Render ``spec`` and write every file of its backend into ``out_dir`` atomically.
 
-    Everything is rendered in memory first: a failure writes nothing."""
+    The output paths are checked first (:func:`symprop.io.check_output`), then everything is
+    rendered in memory: a refused path or a failure writes nothing. Raises :class:`OutputError`
+    for a path symprop must not write and when a write fails.
+    """
+    names = [f"{spec.name}{suffix}" for suffix in backend_for(spec, mode, target).suffixes]
+    for name in names:
+        check_output(Path(out_dir) / name, force)
     files = render_files(spec, mode, target, options)
     paths = []
     for name, text in files.items():
         path = Path(out_dir) / name
-        write_atomic(path, text)
+        try:
+            write_atomic(path, text)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); choose another -o") from None
         paths.append(path)
     return paths
 
 
-def generate(spec: Spec, out_dir: str | Path, mode: str = "auto") -> Path:
+def generate(spec: Spec, out_dir: str | Path, mode: str = "auto", force: bool = False) -> Path:
     """Render ``spec``'s NumPy module and write ``out_dir/<name>.py`` atomically; return the path."""
-    return write_files(spec, out_dir, mode)[0]
+    return write_files(spec, out_dir, mode, force=force)[0]
 
 
 __all__ = [
@@ -127,6 +143,7 @@ __all__ = [
     "MODES",
     "TARGETS",
     "UNROLLED_MAX_PARAMS",
+    "OutputError",
     "auto_rule",
     "backend_for",
     "choose_mode",

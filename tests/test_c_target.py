@@ -238,6 +238,22 @@ def test_cli_generate_and_check_the_c_target(tmp_path: Path, capsys: pytest.Capt
     assert err.count("\n") == 1 and "--c-real is for --target c" in err and not (tmp_path / "n").exists()
     assert main(["check", xor, "--target", "c"]) == 0
     assert "max relative error" in capsys.readouterr().out
+    # regenerating over symprop's own files is fine; a foreign file of that name is left alone
+    assert main(["generate", xor, "--target", "c", "-o", str(tmp_path)]) == 0
+    (tmp_path / "xor.c").write_text("int main(void) { return 0; }\n")
+    capsys.readouterr()
+    assert main(["generate", xor, "--target", "c", "-o", str(tmp_path)]) == 2
+    assert "was not written by symprop" in capsys.readouterr().err
+    assert (tmp_path / "xor.c").read_text().startswith("int main")
+    assert main(["generate", xor, "--target", "c", "-o", str(tmp_path), "--force"]) == 0
+
+
+def test_a_name_that_shadows_an_included_header_is_refused() -> None:
+    from symprop.spec import SpecError
+
+    spec = Spec("stddef", 2, (Layer.of(1, "sigmoid"),), "mse")
+    with pytest.raises(SpecError, match="hides the C library"):
+        render_files(spec, target="c")
 
 
 def test_target_options_are_checked() -> None:

@@ -26,6 +26,7 @@ class Backend:
     # target options (e.g. {"real": "float"} for C): the render used when any is given, and their names
     render_options: Callable[[Program, Mapping[str, str]], dict[str, str]] | None = None
     options: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = (".py",)  # the files it writes: <spec name><suffix>
 
 
 __all__ = ["Backend"]

@@ -49,6 +49,7 @@ BACKENDS: Mapping[str, Backend] = {
         "C99 header and source: loops over one sample, no allocation, for on-device training",
         render_options=lambda program, options: render_c(program, options.get("real", "double")),
         options=("real",),
+        suffixes=(".h", ".c"),
     ),
 }
 TARGETS: tuple[str, ...] = tuple(dict.fromkeys(b.target for b in BACKENDS.values()))

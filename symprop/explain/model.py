@@ -51,6 +51,9 @@ DEFAULT_PRINTERS = Printers()
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
 MAX_EXPANDED_NODES = 200_000
+# SymPy substitutes and prints trees recursively, several Python frames per level: deeper trees
+# than this would hit the interpreter's recursion limit (1,000 frames) instead of printing.
+MAX_EXPANDED_DEPTH = 150
 J = sp.Symbol("j", integer=True, positive=True)
 _LABEL = re.compile(r"(?P<array>[Wb])(?P<layer>\d+)\[(?P<index>[^\]]*)\]")
 
@@ -374,12 +377,17 @@ def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
 
 
 def _expand_all(d: UnitView, exprs: list[sp.Expr]) -> list[sp.Expr]:
-    n = d.size(exprs)
+    n, depth = d.shape(exprs)
+    which = "formulas would" if len(exprs) > 1 else "formula would"
+    hint = "drop --expand for the compact form" + (", or pick one --param" if len(exprs) > 1 else "")
     if n > MAX_EXPANDED_NODES:
-        which = "formulas would" if len(exprs) > 1 else "formula would"
-        hint = "drop --expand for the compact form" + (", or pick one --param" if len(exprs) > 1 else "")
         raise ExplainError(
             f"--expand: the expanded {which} have about {n:,} SymPy nodes (limit {MAX_EXPANDED_NODES:,}); {hint}"
+        )
+    if depth > MAX_EXPANDED_DEPTH:
+        raise ExplainError(
+            f"--expand: the expanded {which} be nested {depth:,} levels deep (limit {MAX_EXPANDED_DEPTH}); "
+            "drop --expand for the compact form"
         )
     return [d.expand(e) for e in exprs]
 

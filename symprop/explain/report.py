@@ -317,7 +317,8 @@ def worked_html(spec: Spec, seed: int, p: Printers) -> str:
         [
             "<p>One sample with params drawn by "
             f"<code>symprop.tools.check.random_problem(spec, seed={seed}, n=1)</code> "
-            "(weights and biases ~ N(0, 0.7²), x ~ N(0, 1), y valid for the loss). z, a and δ are computed "
+            "(weights ~ N(0, 1/fan-in), biases ~ N(0, 1/4), x ~ N(0, 1), y valid for the loss). "
+            "z, a and δ are computed "
             "layer by layer from the formulas above; the gradient is the generated module's "
             "<code>loss_and_grad</code> for this batch of one, and equals δ<sup>(l)</sup> (a<sup>(l−1)</sup>)ᵀ "
             f"computed from them (checked to {AGREEMENT:g}, relative). Rows of W are separated by “;”.</p>",

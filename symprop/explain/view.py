@@ -140,18 +140,38 @@ class UnitView:
 
         return expr.xreplace({t: full(t) for t in expr.free_symbols if t in defs})
 
+    def shape(self, exprs: list[sp.Expr]) -> tuple[int, int]:
+        """(nodes, depth) of the expanded trees, counted without building them.
+
+        Iterative, over the compact DAG with a memo: a deep network (hundreds of layers) cannot
+        exhaust Python's stack here, and the depth it reports is what explain bounds before
+        SymPy's own recursive substitution and printing see the tree.
+        """
+        defs = self.defs
+        memo: dict[sp.Basic, tuple[int, int]] = {}
+        total, deepest = 0, 0
+        for root in exprs:
+            stack: list[tuple[sp.Basic, bool]] = [(root, False)]
+            while stack:
+                node, ready = stack.pop()
+                if node in memo:
+                    continue
+                children = (defs[node],) if node in defs else node.args
+                if not ready:
+                    stack.append((node, True))
+                    stack.extend((c, False) for c in children if c not in memo)
+                elif node in defs:
+                    memo[node] = memo[defs[node]]
+                else:
+                    shapes = [memo[c] for c in children]
+                    memo[node] = (1 + sum(n for n, _ in shapes), 1 + max((h for _, h in shapes), default=0))
+            total += memo[root][0]
+            deepest = max(deepest, memo[root][1])
+        return total, deepest
+
     def size(self, exprs: list[sp.Expr]) -> int:
         """Nodes of the expanded trees, counted without building them."""
-        memo: dict[sp.Basic, int] = {}
-
-        def count(e: sp.Basic) -> int:
-            if e in self.defs:
-                if e not in memo:
-                    memo[e] = count(self.defs[e])
-                return memo[e]
-            return 1 + sum(count(arg) for arg in e.args)
-
-        return sum(count(e) for e in exprs)
+        return self.shape(exprs)[0]
 
     def weights(self, l: int) -> sp.Matrix:
         rows, cols = self.spec.param_shapes[f"W{l}"]

@@ -13,7 +13,10 @@ import hashlib
 import json
 import keyword
 import math
+import os
 import re
+import stat
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +39,16 @@ SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "l2", "layers")
 OPTIONAL_KEYS = ("loss_expr", "l2")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 100_000
+MAX_SPEC_BYTES = 1 << 20  # 1 MiB: a spec is a few hundred bytes; bounds reading /dev/zero or a huge file
+# Packages generated modules import, or may import in other backends, and the generator's own: a
+# module with one of these names (or a standard-library name) would shadow it or be shadowed.
+RESERVED_MODULE_NAMES = frozenset(
+    {
+        "numpy", "array_api_compat", "sympy", "mpmath", "jinja2", "markupsafe", "symprop", "scipy",
+        "torch", "jax", "jaxlib", "dask", "distributed", "cupy", "numba", "sklearn", "matplotlib",
+        "pytest", "hypothesis", "tomllib", "tomli",
+    }
+)  # fmt: skip
 _PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,100}")
 
 
@@ -240,12 +253,30 @@ def _layer(table: Any, where: str) -> Layer:
     if activation == "custom" and "expr" not in params:
         raise SpecError(f'{where}: activation \'custom\' needs expr = "..." in x, e.g. expr = "x/(1+abs(x))"')
     layer = Layer(units, activation, tuple(sorted(params.items())))
-    if activation == "piecewise_linear" and not layer.number("x_max") > layer.number("x_min"):
+    if activation == "piecewise_linear":
+        _check_piecewise_linear(layer, where)
+    if activation == "gaussian" and not 1e-150 <= layer.number("sigma") <= 1e150:
         raise SpecError(
-            f"{where}: x_max must be greater than x_min, "
-            f"got x_min={layer.number('x_min')}, x_max={layer.number('x_max')}"
+            f"{where}.sigma = {layer.number('sigma')} makes 1/(2*sigma**2) overflow or vanish in float64; "
+            "use a sigma between 1e-150 and 1e150"
         )
     return layer
+
+
+def _check_piecewise_linear(layer: Layer, where: str) -> None:
+    """x_max > x_min, and the line through the two knees computes in float64 (no overflow)."""
+    x_min, x_max = layer.number("x_min"), layer.number("x_max")
+    if not x_max > x_min:
+        raise SpecError(f"{where}: x_max must be greater than x_min, got x_min={x_min}, x_max={x_max}")
+    width = x_max - x_min
+    m, b = layer.param("m"), layer.param("b")
+    slope = float(m) if m is not None else (1 / width if width >= 1e-300 else math.inf)
+    intercept = float(b) if b is not None else -x_min * slope
+    if not (1e-300 <= width <= 1e300 and math.isfinite(slope) and math.isfinite(intercept)):
+        raise SpecError(
+            f"{where}: x_min={x_min}, x_max={x_max} give a line (slope {slope}, intercept {intercept}) "
+            "that float64 cannot hold; use knees whose distance is between 1e-300 and 1e300"
+        )
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
@@ -263,6 +294,11 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
         raise SpecError(
             f'{source}: name {name!r} must be a Python identifier that is not a keyword, e.g. name = "xor_net"'
+        )
+    if name in sys.stdlib_module_names or name in RESERVED_MODULE_NAMES:
+        raise SpecError(
+            f"{source}: name {name!r} is the name of a Python module ({_module_kind(name)}); "
+            f'the generated {name}.py would shadow it or be shadowed: use another name, e.g. name = "{name}_net"'
         )
     inputs = _int(data["inputs"], f"{source}: inputs", 1)
     loss = data["loss"]
@@ -302,7 +338,7 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a TOML spec file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read_spec_text(p)
     except FileNotFoundError:
         raise SpecError(f"{p}: no such file; check the path") from None
     except IsADirectoryError:
@@ -316,6 +352,31 @@ def load_spec(path: str | Path) -> Spec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{p}: not valid TOML ({exc}); see the spec reference in the README") from None
     return spec_from_dict(data, source=str(p))
+
+
+def _module_kind(name: str) -> str:
+    return "standard library" if name in sys.stdlib_module_names else "a package generated code or symprop uses"
+
+
+def _read_spec_text(p: Path) -> str:
+    """The file's text, if it is a regular file of at most MAX_SPEC_BYTES (read with that bound).
+
+    Opened non-blocking and checked with fstat before reading: a FIFO or device is refused
+    without waiting on it.
+    """
+    not_regular = SpecError(f"{p}: not a regular file (a device, pipe or socket); give the path of a .toml spec file")
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise not_regular
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_regular
+        data = handle.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a short TOML file")
+    return data.decode("utf-8")
 
 
 def validate(spec: Spec) -> Spec:

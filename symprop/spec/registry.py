@@ -40,6 +40,13 @@ def _nonzero(v: float) -> bool:
     return math.isfinite(v) and v != 0
 
 
+MAX_SCALE = 1e30  # beta * z must stay finite in float32 (max 3.4e38) for |z| up to 1e8
+
+
+def _scale(v: float) -> bool:
+    return math.isfinite(v) and v != 0 and abs(v) <= MAX_SCALE
+
+
 Number = Callable[[str], sp.Expr]  # a parameter's value, as SymPy
 OptionalNumber = Callable[[str], "sp.Expr | None"]
 
@@ -78,7 +85,7 @@ ACTIVATIONS: Mapping[str, Activation] = {
         Activation("identity", (), lambda x, num, opt: x, "a = z"),
         Activation(
             "sigmoid",
-            (Param("beta", 1.0, _nonzero, "a finite number other than 0"),),
+            (Param("beta", 1.0, _scale, "a number other than 0 with |beta| <= 1e30"),),
             lambda x, num, opt: Sigmoid(num("beta") * x),
             "a = 1/(1 + exp(-beta z))",
         ),

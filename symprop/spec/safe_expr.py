@@ -5,14 +5,25 @@ A spec is untrusted input, so its expressions never reach ``eval`` or
 code), every node is checked against a whitelist, and the SymPy expression is
 built from the checked tree by hand.  Anything else is rejected with the
 offending token named.
+
+The work SymPy does while building is bounded before it happens: the text is at most
+MAX_LENGTH characters and MAX_NODES syntax nodes, nested at most MAX_DEPTH deep; every constant
+subexpression is evaluated alongside (mpmath, 30 digits, never SymPy) and refused when it is
+complex, infinite, undefined or larger than float64 can hold (1.8e308); a power is refused when its
+estimated size (|exponent| * log10|base| digits) would pass that bound, before SymPy computes it,
+so ``((9**64)**64)**64*x`` is an error, not a run of minutes.  ``Heaviside``'s value at 0 must be
+a real constant and comparisons are between real values.
 """
 
 from __future__ import annotations
 
 import ast
 import math
+import sys
 from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
 
+import mpmath
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
@@ -21,6 +32,9 @@ from symprop.symbolic.functions import Heaviside
 MAX_LENGTH = 2000
 MAX_NODES = 400
 MAX_CONST_EXPONENT = 64
+MAX_DEPTH = 32
+MAX_CONST_LOG10 = 308  # no constant above float64's largest, 1.8e308 (sizes of powers are estimated in digits)
+TOO_LARGE = "is larger than 1.8e308, the largest float64; use smaller constants"
 
 FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = {
     "exp": sp.exp,
@@ -89,6 +103,8 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
         raise ExprError(f"{what} {text!r} is not a valid expression ({exc.msg})") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise ExprError(f"{what} has more than {MAX_NODES} syntax nodes; simplify it")
+    if _depth(tree.body) > MAX_DEPTH:
+        raise ExprError(f"{what} is nested more than {MAX_DEPTH} levels deep; simplify it")
     builder = _Builder(text, variables, what)
     known = {*variables, *CONSTANTS, *FUNCTIONS, "Piecewise"}
     for node in ast.walk(tree):  # name the first unknown name before any structural complaint
@@ -100,12 +116,54 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
     unused = set(result.free_symbols) - set(variables.values())
     if unused:  # cannot happen with the whitelist, kept as a guard
         raise ExprError(f"{what} uses unknown symbols {sorted(map(str, unused))}")
+    for number in result.atoms(sp.Number):
+        if number.is_finite and abs(float(number)) > sys.float_info.max:
+            raise ExprError(
+                f"{what} {text!r} has the constant {sp.sstr(number, full_prec=False)}, beyond float64's range "
+                f"(about 1.8e308); rescale it"
+            )
     if result.has(sp.I, sp.oo, -sp.oo, sp.zoo, sp.nan):
         raise ExprError(
             f"{what} {text!r} evaluates to a complex, infinite or undefined constant ({sp.sstr(result)}); "
             "write a real-valued expression (e.g. no log of a negative number, no division by 0)"
         )
     return result
+
+
+def _depth(node: ast.AST) -> int:
+    """Nesting depth of an expression tree (iterative: deep input cannot exhaust the stack)."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(current))
+    return deepest
+
+
+def _log10(value: int) -> float:
+    """log10|value| for an int of any size (no float overflow)."""
+    value = abs(value)
+    if value == 0:
+        return 0.0
+    bits = value.bit_length()
+    if bits < 1000:
+        return math.log10(value)
+    return (bits - 1) * math.log10(2)
+
+
+def _number_size(expr: sp.Basic) -> float:
+    """The largest log10 magnitude of the numbers written in ``expr`` (0 when there are none)."""
+    size = 0.0
+    for atom in expr.atoms(sp.Number):
+        if isinstance(atom, sp.Rational):
+            size = max(size, _log10(int(atom.p)), _log10(int(atom.q)))
+        elif isinstance(atom, sp.Float) and atom != 0:  # tiny floats are cheap: only the size above 1 counts
+            size = max(size, float(mpmath.log10(abs(mpmath.mpf(atom._mpf_)))))
+    return size
+
+
+_Value: TypeAlias = Any  # an mpmath mpf or mpc (mpmath has no type hints)
 
 
 class _CanonicalPrinter(StrPrinter):
@@ -149,7 +207,9 @@ def canonical_text(expr: sp.Expr, variables: Mapping[str, sp.Symbol], what: str)
         again = parse_expr(text, variables, what)
     except ExprError:
         again = None
-    if again is None or sp.srepr(again) != sp.srepr(expr):
+    # SymPy may rebuild the printed text differently (2*(u + 1) becomes 2*u + 2): equal in value
+    # is what matters, since the canonical text is what every later stage reads
+    if again is None or (sp.srepr(again) != sp.srepr(expr) and sp.simplify(again - expr) != 0):
         raise ExprError(f"{what}: {text!r} does not read back as the same expression; simplify it")
     return text
 
@@ -159,6 +219,96 @@ class _Builder:
         self.text = text
         self.variables = variables
         self.what = what
+        self.context = mpmath.MPContext()
+        self.context.dps = 30
+        self.values: dict[int, _Value | None] = {}
+
+    def constant(self, node: ast.AST, value: _Value) -> _Value:
+        """Refuse a constant that is complex, not finite or too large; return it otherwise."""
+        ctx = self.context
+        if ctx.isnan(value) or ctx.isinf(value):
+            raise self.refuse(node, "is infinite or undefined; write a finite expression (no division by 0, no log(0))")
+        if isinstance(value, ctx.mpc) and value.imag != 0:
+            raise self.refuse(
+                node, "is not a real number; write a real-valued expression (no sqrt or log of a negative number)"
+            )
+        value = ctx.mpf(value.real)
+        if abs(value) > sys.float_info.max:
+            raise self.refuse(node, TOO_LARGE)
+        return value
+
+    def check_size(self, node: ast.AST, expr: sp.Expr) -> sp.Expr:
+        if _number_size(expr) > MAX_CONST_LOG10:
+            raise self.refuse(node, TOO_LARGE)
+        return expr
+
+    def value(self, node: ast.AST) -> _Value | None:
+        """The value of a constant subtree (mpmath), None if it depends on a variable."""
+        if id(node) not in self.values:
+            self.values[id(node)] = self._value(node)
+        return self.values[id(node)]
+
+    def _value(self, node: ast.AST) -> _Value | None:
+        ctx = self.context
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, int) and not isinstance(node.value, bool):
+                return self.constant(node, ctx.mpf(node.value))
+            if isinstance(node.value, float):
+                return self.constant(node, ctx.mpf(repr(node.value)))
+            return None
+        if isinstance(node, ast.Name):
+            return {"pi": ctx.pi, "E": ctx.e}.get(node.id)
+        if isinstance(node, ast.UnaryOp):
+            inner = self.value(node.operand)
+            return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+        if isinstance(node, ast.BinOp):
+            left, right = self.value(node.left), self.value(node.right)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, ast.Pow):
+                if left == 0 and right <= 0:
+                    raise self.refuse(node, "divides by 0 (0 to a power <= 0); write a finite expression")
+                if left != 0 and abs(right) * abs(ctx.log10(abs(left))) > MAX_CONST_LOG10:
+                    raise self.refuse(node, TOO_LARGE)
+                return self.constant(node, ctx.power(left, right))
+            if isinstance(node.op, ast.Div) and right == 0:
+                raise self.refuse(node, "divides by 0; write a finite expression")
+            ops = {ast.Add: ctx.fadd, ast.Sub: ctx.fsub, ast.Mult: ctx.fmul, ast.Div: ctx.fdiv}
+            op = ops.get(type(node.op))
+            return None if op is None else self.constant(node, op(left, right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS:
+            args = [self.value(arg) for arg in node.args]
+            if not args or any(a is None for a in args):
+                return None
+            x = args[0]
+            assert x is not None
+            name = node.func.id
+            if name == "exp" and x.real > MAX_CONST_LOG10 * math.log(10):
+                raise self.refuse(node, TOO_LARGE)
+            if name == "log" and x == 0:
+                raise self.refuse(node, "is log(0), which is infinite; write a finite expression")
+            if name == "Heaviside":
+                if x.imag != 0:
+                    raise self.refuse(node, "is not a real number; write a real-valued expression")
+                at_zero = args[1] if len(args) > 1 else ctx.mpf(0.5)
+                assert at_zero is not None
+                return self.constant(node, ctx.mpf(1) if x > 0 else ctx.mpf(0) if x < 0 else at_zero)
+            funcs = {
+                "exp": ctx.exp,
+                "log": ctx.log,
+                "tanh": ctx.tanh,
+                "sqrt": ctx.sqrt,
+                "abs": ctx.fabs,
+                "sin": ctx.sin,
+                "cos": ctx.cos,
+            }
+            return self.constant(node, funcs[name](x))
+        return None
+
+    def refuse(self, node: ast.AST, problem: str) -> ExprError:
+        """``what: 'token' problem`` (the problem says the fix)."""
+        token = ast.get_source_segment(self.text.strip(), node) or type(node).__name__
+        return ExprError(f"{self.what}: {token!r} {problem}")
 
     def fail(self, node: ast.AST, problem: str) -> ExprError:
         token = ast.get_source_segment(self.text.strip(), node) or type(node).__name__
@@ -166,6 +316,12 @@ class _Builder:
         return ExprError(f"{self.what}: {problem} {token!r} is not allowed; use only {allowed}")
 
     def expr(self, node: ast.AST) -> sp.Expr:
+        result = self._expr(node)
+        if result.is_number:
+            self.value(node)  # refuses complex, infinite, undefined and huge constants
+        return self.check_size(node, result)
+
+    def _expr(self, node: ast.AST) -> sp.Expr:
         if isinstance(node, ast.Constant):
             value = node.value
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -196,8 +352,24 @@ class _Builder:
         raise self.fail(node, word)
 
     def power(self, node: ast.BinOp, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
-        if exponent.is_number and not (exponent.is_real and abs(float(exponent)) <= MAX_CONST_EXPONENT):
-            raise self.fail(node, f"constant exponent above {MAX_CONST_EXPONENT} in")
+        if base.is_number and not exponent.is_number:
+            value = self.value(node.left)
+            if value is None or value <= 0:
+                raise self.refuse(
+                    node,
+                    "raises a constant <= 0 to a variable power (not real or not finite for some x); "
+                    "use a positive base, e.g. exp(x*log(c)) with c > 0",
+                )
+        if exponent.is_number:
+            value = self.value(node.right)
+            if value is None or abs(value) > MAX_CONST_EXPONENT:
+                raise self.fail(node, f"constant exponent above {MAX_CONST_EXPONENT} in")
+            # SymPy multiplies nested integer powers out ((9*x)**64 -> 9**64*x**64): bound that
+            # before it computes the number
+            if abs(value) * _number_size(base) > MAX_CONST_LOG10:
+                raise self.refuse(node, TOO_LARGE)
+            if base.is_number:
+                self.value(node)
         return sp.Pow(base, exponent)
 
     def call(self, node: ast.Call) -> sp.Expr:
@@ -215,6 +387,11 @@ class _Builder:
         if name == "Heaviside":
             if len(node.args) not in (1, 2):
                 raise self.fail(node, "Heaviside takes (x) or (x, value_at_0);")
+            if len(node.args) == 2 and self.value(node.args[1]) is None:
+                raise self.refuse(
+                    node.args[1],
+                    "is not a constant; Heaviside's value at 0 must be a real number, e.g. Heaviside(x, 0.5)",
+                )
         elif len(node.args) != 1:
             raise self.fail(node, f"{name} takes one argument;")
         return func(*[self.expr(arg) for arg in node.args])
@@ -237,5 +414,9 @@ class _Builder:
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
             op = _COMPARE.get(type(node.ops[0]))
             if op is not None:
-                return op(self.expr(node.left), self.expr(node.comparators[0]))
+                left, right = self.expr(node.left), self.expr(node.comparators[0])
+                try:
+                    return op(left, right)
+                except TypeError:  # SymPy: "Invalid comparison of non-real ..."
+                    raise self.refuse(node, "compares non-real values; write real-valued conditions") from None
         raise self.fail(node, "condition")

@@ -14,16 +14,20 @@ Nothing here knows about layer sizes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
+from sympy.calculus.util import function_range
 
 from symprop.spec import Layer, Spec, SpecError
 from symprop.spec.registry import ACTIVATIONS, LOSSES
 from symprop.spec.safe_expr import parse_expr
-from symprop.symbolic.functions import Clip01, LogSumExp, Sigmoid, Softplus, drop_dirac, log1p
+from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, drop_dirac, log1p
 
 Z = sp.Symbol("z", real=True)
 A = sp.Symbol("a", real=True)
@@ -290,11 +294,73 @@ class OutputMath:
     dloss_da: sp.Expr | None = None
 
 
+class _ProofTimeout(BaseException):  # a BaseException: SymPy's ``except Exception`` cannot swallow it
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[bool]:
+    """Interrupt the block after ``seconds`` (SIGALRM; yields False where no timer is possible)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield False
+        return
+    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # someone else's timer is running: leave it alone
+        yield False
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _ProofTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+RANGE_PROOF_SECONDS = 5.0
+RANGE_PROOF_MAX_OPS = 80
+_RANGE_SLACK = 1e-12  # excursions this small are removed by the clip to [eps, 1 - eps] anyway
+
+
+def _pieces(f: sp.Expr) -> list[tuple[sp.Expr, sp.Set]]:
+    """f over the reals as (expression, domain) pieces: Heaviside, Abs, Max, Min made Piecewise."""
+    g = f.rewrite(sp.exp) if f.has(Sigmoid, Softplus, Relu) else f
+    g = sp.piecewise_fold(g.rewrite(sp.Piecewise))
+    if not isinstance(g, sp.Piecewise):
+        return [(g, sp.S.Reals)]
+    pieces, remaining = [], sp.S.Reals
+    for expr, cond in g.args:
+        where = remaining if cond is sp.true else sp.Intersection(cond.as_set(), remaining)
+        remaining = sp.Complement(remaining, where)
+        pieces.append((expr, where))
+    return pieces
+
+
 def _output_range_ok(f: sp.Expr) -> bool:
-    """Sample f over a wide grid: does it stay inside [0, 1]?"""
-    grid = [0.0] + [s * 10**k for k in (-3, -2, -1, -0.5, 0, 0.5, 1, 2, 3) for s in (-1.0, 1.0)]
-    values = [_evaluate(f, {Z: g}) for g in grid]
-    return all(v is not None and 0.0 <= v <= 1.0 for v in values)
+    """Prove with SymPy (``function_range``, bounded in size and time) that f maps the reals into
+    [0, 1]; False when the range leaves it or cannot be established (then bce is refused)."""
+    if sp.count_ops(f) > RANGE_PROOF_MAX_OPS:
+        return False
+    unit = sp.Interval(-_RANGE_SLACK, 1 + _RANGE_SLACK)
+    try:
+        with _time_limit(RANGE_PROOF_SECONDS) as timed:
+            if not timed:
+                return False
+            for expr, where in _pieces(f):
+                if where is sp.S.EmptySet:
+                    continue
+                if isinstance(where, sp.FiniteSet):
+                    values = sp.FiniteSet(*[expr.subs(Z, point) for point in where])
+                else:
+                    values = function_range(expr, Z, where)
+                if values.is_subset(unit) is not True:
+                    return False
+    except (_ProofTimeout, NotImplementedError, ValueError, TypeError, AttributeError, RecursionError):
+        return False
+    return True
 
 
 @lru_cache(maxsize=64)
@@ -308,8 +374,9 @@ def output_math(spec: Spec) -> OutputMath:
     if spec.loss == "bce" and not isinstance(f, Sigmoid):
         if not _output_range_ok(f):
             raise SpecError(
-                f"{spec.source}: loss bce needs outputs inside (0, 1), but the last activation {out.activation!r} "
-                'leaves that range; use activation = "sigmoid" on the last layer'
+                f"{spec.source}: loss bce needs outputs inside (0, 1), but symprop can't prove the last activation "
+                f"{out.activation!r} stays in [0, 1] (SymPy finds a wider range or none); "
+                'use activation = "sigmoid" on the last layer'
             )
         ell = ell.xreplace({A: Clip01(A)})
         clipped = True

@@ -53,6 +53,7 @@ from symprop.ir.program import (
 )
 from symprop.spec import SpecError
 
+SYSTEM_HEADERS = ("math", "stddef")  # the headers the source includes: a spec of that name would shadow one
 HEADER = "c/header.h.jinja"
 SOURCE = "c/source.c.jinja"
 ARRAY_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
@@ -640,6 +641,11 @@ def render_c(program: Program, real_type: str = "double") -> dict[str, str]:
     """``{name}.h`` and ``{name}.c`` for ``program``, each checked comment-safe."""
     if real_type not in REALS:
         raise SpecError(f"real type {real_type!r}: use double or float")
+    if program.spec.name in SYSTEM_HEADERS:
+        raise SpecError(
+            f"{program.spec.source}: name {program.spec.name!r} would write {program.spec.name}.h, which hides the "
+            f"C library's <{program.spec.name}.h> in its folder; choose another name"
+        )
     m = build(program, real_type)
     env = environment()
     header = check_comment_safe(env.get_template(HEADER).render(m=m))
