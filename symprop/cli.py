@@ -1,7 +1,10 @@
-"""Command line: ``symprop generate|check|train|explain ...`` (also ``python -m symprop``).
+"""Command line: ``symprop generate|check|train|predict|explain ...`` (also ``python -m symprop``).
 
 Bad input exits with code 2 and one line on stderr naming the problem and
 the fix; nothing is written unless the whole module rendered.
+
+``train`` and ``predict`` on a cached module import neither SymPy nor the generator: this
+module and what it imports at the top stay free of both (see tests/test_train.py).
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from symprop import __version__
-from symprop.emit import MODES, TARGETS, UNROLLED_MAX_PARAMS, OutputError, auto_rule, backend_for
+from symprop.io import OutputError
 from symprop.spec import Spec, SpecError, load_spec
 
 TARGET_HELP = {
@@ -31,10 +35,34 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _parser() -> argparse.ArgumentParser:
+# Commands that run a cached module: their parser does not import the generator for help texts.
+LIGHT_COMMANDS = ("train", "predict")
+
+
+@dataclass(frozen=True)
+class _Generator:
+    """What the generate/check options read from the backend registry (None: not loaded)."""
+
+    modes: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
+    unrolled_limit: str = "a size limit of"
+    auto_rule: str = "see the README"
+
+
+def _generator(light: bool) -> _Generator:
+    """The registry's choices, or placeholders for train/predict, which must not import the generator."""
+    if light:
+        return _Generator()
+    from symprop.emit import MODES, TARGETS, UNROLLED_MAX_PARAMS, auto_rule
+
+    return _Generator(MODES, TARGETS, f"{UNROLLED_MAX_PARAMS:,}", auto_rule())
+
+
+def _parser(light: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog="symprop", description="Symbolic backpropagation compiled to standalone NumPy modules.")
     parser.add_argument("--version", action="version", version=f"symprop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = _generator(light)
 
     gen = sub.add_parser("generate", help="write DIR/<name>.py for a spec")
     gen.add_argument("spec", help="path of a TOML spec")
@@ -42,43 +70,77 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--target",
         default="numpy",
-        choices=TARGETS,
+        choices=g.targets,
         help="numpy (default): a NumPy module; " + "; ".join(f"{t}: {summary}" for t, summary in TARGET_HELP.items()),
     )
     gen.add_argument(
         "--mode",
         default="auto",
-        choices=MODES,
+        choices=g.modes,
         help="vectorized (matrix code, any size), unrolled (one line per neuron, at most "
-        f"{UNROLLED_MAX_PARAMS:,} parameters) or auto (default): the faster as measured, "
-        f"{auto_rule()} (see the README)",
+        f"{g.unrolled_limit} parameters) or auto (default): the faster as measured, "
+        f"{g.auto_rule} (see the README)",
     )
     gen.add_argument("--c-real", choices=("double", "float"), help="--target c: the real type (default double)")
     gen.add_argument("--force", action="store_true", help="overwrite a DIR/<name>.py that symprop did not write")
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
-    chk.add_argument("--mode", default="auto", choices=MODES, help="which generated mode to check (default auto)")
-    chk.add_argument("--target", default="numpy", choices=TARGETS, help="which target to check (default numpy)")
+    chk.add_argument("--mode", default="auto", choices=g.modes, help="which generated mode to check (default auto)")
+    chk.add_argument("--target", default="numpy", choices=g.targets, help="which target to check (default numpy)")
     chk.add_argument("--points", type=int, default=3, help="random points to check (default 3)")
     chk.add_argument("--all", action="store_true", help="check every entry (default: up to 60 per array)")
     chk.add_argument("--tol", type=float, default=None, help="largest relative error that passes (default 1e-5)")
     chk.add_argument("--seed", type=int, default=0, help="seed of the first test point (default 0)")
     chk.add_argument("--scale", type=float, default=1.0, help="spread of the test points (default 1)")
 
-    trn = sub.add_parser("train", help="train a spec's generated module by mini-batch gradient descent")
+    # -- train / predict (symprop.tools) --
+    trn = sub.add_parser("train", help="train a spec's generated module (sgd, adam or lbfgs; locally or on Dask)")
     trn.add_argument("spec", help="path of a TOML spec")
-    trn.add_argument("--data", required=True, help="xor, digits, iris (scikit-learn's bundled data) or PATH.csv")
-    trn.add_argument("--epochs", type=int, help="passes over the train split (default 100; xor 1000)")
-    trn.add_argument("--lr", type=float, help="learning rate (default 0.1; xor 2)")
-    trn.add_argument("--batch-size", type=int, help="rows per gradient step (default 32; xor 4)")
-    trn.add_argument("--momentum", type=float, help="momentum in [0, 1) (default 0; xor 0.9)")
+    trn.add_argument(
+        "--data", required=True, help="xor, digits, iris (scikit-learn's bundled data), PATH.csv or PATH.parquet"
+    )
+    trn.add_argument("--solver", choices=("sgd", "adam", "lbfgs"), help="optimizer (default adam; xor sgd)")
+    trn.add_argument("--epochs", type=int, help="passes over the train split; lbfgs: max iterations (default 200)")
+    trn.add_argument("--lr", type=float, help="learning rate (default: adam 0.001, sgd 0.1; xor 2)")
+    trn.add_argument("--batch-size", type=int, help="rows per gradient step, sgd and adam (default 32; xor 4)")
+    trn.add_argument("--momentum", type=float, help="sgd momentum in [0, 1) (default 0; xor 0.9)")
+    trn.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum (needs --momentum > 0)")
+    trn.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=("constant", "invscaling", "adaptive"),
+        help="sgd learning-rate schedule, as scikit-learn's (default constant)",
+    )
     trn.add_argument("--seed", type=int, default=0, help="seed of the init, split and shuffles (default 0)")
     trn.add_argument("--test-fraction", type=float, default=0.25, help="share of rows held out (default 0.25)")
-    trn.add_argument("--save", metavar="PARAMS.npz", help="write the trained params as .npz")
-    trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of loss and accuracy per epoch")
+    trn.add_argument(
+        "--validation-fraction", type=float, default=0.0, help="share of the train split kept for validation"
+    )
+    trn.add_argument(
+        "--early-stopping", action="store_true", help="stop when the validation loss stalls; keep the best"
+    )
+    trn.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping (default 10)")
+    trn.add_argument("--label", metavar="COLUMN", help="label column: name or 0-based index (default: the last)")
+    trn.add_argument("--drop", metavar="COL[,COL...]", help="columns to ignore: names or 0-based indices")
+    trn.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter (default: sniffed; 'tab' for a tab)")
+    trn.add_argument("--save", metavar="PARAMS.npz", help="write the trained params (with classes, feature_names)")
+    trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of the loss and metric per epoch")
     trn.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
     trn.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
+    trn.add_argument("--engine", default="local", choices=("local", "dask"), help="where to train (default local)")
+    trn.add_argument("--scheduler", metavar="ADDRESS", help="dask: join this scheduler (default: a LocalCluster)")
+    trn.add_argument("--workers", type=int, default=2, help="dask: worker processes of the LocalCluster (default 2)")
+
+    prd = sub.add_parser("predict", help="apply params saved by 'train --save' to the rows of a CSV or Parquet file")
+    prd.add_argument("spec", help="path of the TOML spec the params were trained for")
+    prd.add_argument("--params", required=True, metavar="PARAMS.npz", help="the file written by train --save")
+    prd.add_argument("--data", required=True, metavar="X.csv", help="rows to predict (CSV or Parquet)")
+    prd.add_argument("-o", "--output", metavar="OUT.csv", help="write the CSV here (default: standard output)")
+    prd.add_argument("--proba", action="store_true", help="add one probability column per class")
+    prd.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter of --data (default: sniffed)")
+    prd.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
+    prd.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
 
     exp = sub.add_parser("explain", help="print the derivative formulas (chain rule per layer, or one parameter)")
     exp.add_argument("spec", help="path of a TOML spec")
@@ -109,7 +171,7 @@ def _warn_gradients(spec: Spec) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from symprop.emit import write_files
+    from symprop.emit import backend_for, write_files
 
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
@@ -126,7 +188,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import math
 
-    from symprop.emit import render
+    from symprop.emit import backend_for, render
     from symprop.tools.check import TOLERANCE, compare, float_results, format_report, load_module
 
     tol = TOLERANCE if args.tol is None else args.tol
@@ -161,28 +223,71 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delimiter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = "\t" if value in ("tab", "\\t") else value
+    if len(value) != 1 or value in '"\r\n':
+        raise UsageError(f"--delimiter must be one character (or 'tab'), got {value!r}")
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from symprop.tools.datasets import DataError
-    from symprop.tools.train import Diverged, TrainError, run
+    from symprop.tools.solvers import SolverError
+    from symprop.tools.train import Failed, TrainError, run
 
+    drop = tuple(c.strip() for c in args.drop.split(",") if c.strip()) if args.drop else ()
     try:
         return run(
             args.spec,
             args.data,
+            solver=args.solver,
             epochs=args.epochs,
             lr=args.lr,
             batch_size=args.batch_size,
             momentum=args.momentum,
+            nesterov=args.nesterov,
+            lr_schedule=args.lr_schedule,
             seed=args.seed,
             test_fraction=args.test_fraction,
+            validation_fraction=args.validation_fraction,
+            early_stopping=args.early_stopping,
+            patience=args.patience,
+            label=args.label,
+            drop=drop,
+            delimiter=_delimiter(args.delimiter),
             save=args.save,
             plot=args.plot,
             out=args.out,
             mode=args.mode,
+            engine=args.engine,
+            scheduler=args.scheduler,
+            workers=args.workers,
         )
-    except Diverged as exc:
+    except Failed as exc:
         print(f"symprop: error: {exc}; nothing was written", file=sys.stderr)
         return 1
+    except (DataError, TrainError, SolverError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from symprop.tools.datasets import DataError
+    from symprop.tools.predict import run_predict
+    from symprop.tools.train import TrainError
+
+    try:
+        return run_predict(
+            args.spec,
+            args.params,
+            args.data,
+            output=args.output,
+            proba=args.proba,
+            delimiter=_delimiter(args.delimiter),
+            out=args.out,
+            mode=args.mode,
+        )
     except (DataError, TrainError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -238,6 +343,7 @@ COMMANDS = {
     "generate": _cmd_generate,
     "check": _cmd_check,
     "train": _cmd_train,
+    "predict": _cmd_predict,
     "explain": _cmd_explain,
     "report": _cmd_report,
 }
@@ -245,7 +351,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = _parser(light=bool(argv) and argv[0] in LIGHT_COMMANDS).parse_args(argv)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             code = COMMANDS[args.command](args)

@@ -18,39 +18,13 @@ from symprop.ir.backprop import derive
 from symprop.ir.optimize import cse
 from symprop.ir.program import Granularity, Program
 from symprop.ir.unroll import unroll
+from symprop.modes import AUTO_UNROLLED_MAX_PARAMS, NUMPY_MODES, auto_rule, choose_mode, resolve_mode
 from symprop.spec import Spec, SpecError, validate
 
 MODES = (*modes("numpy"), "auto")
 UNROLLED_MAX_PARAMS = BACKENDS["unrolled"].max_params
-
-
-# ------------------------------------------------------------------- auto --
-# From benchmarks/runtime.py (README, "Vectorized mode and runtime benchmark"), batch 1024,
-# float64: vectorized is as fast or faster than unrolled at every size measured, from 1-1-1
-# (4 parameters: a tie to 1.2x) through 2-3-1 (1.2-1.4x) to 8-16-16-4 (4.7x). Unrolled is
-# faster only at small batches for one-hidden-neuron nets (1-1-1, 2-1-1: ~8% at batch 32),
-# too little to trade for up to 20% at large batches, so auto always picks vectorized.
-# Unrolled stays for reading: one line per neuron. Re-measure before raising the threshold.
-AUTO_UNROLLED_MAX_PARAMS = 0
-
-
-def choose_mode(spec: Spec) -> str:
-    """The mode ``auto`` renders: see ``auto_rule()``."""
-    return "unrolled" if spec.n_params <= AUTO_UNROLLED_MAX_PARAMS else "vectorized"
-
-
-def auto_rule() -> str:
-    """``choose_mode`` in words (CLI help, benchmark output)."""
-    if AUTO_UNROLLED_MAX_PARAMS <= 0:
-        return "always vectorized"
-    return f"unrolled up to {AUTO_UNROLLED_MAX_PARAMS} parameters, vectorized above"
-
-
-def resolve_mode(spec: Spec, mode: str) -> str:
-    """The mode actually rendered: ``auto`` becomes ``choose_mode(spec)``."""
-    if mode not in MODES:
-        raise SpecError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    return choose_mode(spec) if mode == "auto" else mode
+if set(modes("numpy")) != set(NUMPY_MODES):  # symprop.modes names them for callers that skip the generator
+    raise ImportError(f"symprop.modes.NUMPY_MODES {NUMPY_MODES} differs from the registry's {modes('numpy')}")
 
 
 def backend_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Backend:

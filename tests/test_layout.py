@@ -20,8 +20,8 @@ PACKAGE = ROOT / "symprop"
 RANKS = {
     "symbolic.functions": 0,
     "spec.safe_expr": 1,
-    "spec.diagram": 1,
-    "spec.registry": 1,  # one entry per activation and loss  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
+    "spec.diagram": 1,  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
+    "spec.registry": 1,  # one entry per activation and loss
     "spec.model": 2,
     "spec": 3,  # the package's re-exports
     "symbolic.layer_math": 4,  # scalar math of one neuron: f, f', the loss and its δ
@@ -42,14 +42,18 @@ RANKS = {
     "backends.c.module": 9,
     "backends.registry": 11,
     "io": 0,
+    "modes": 4,  # the NumPy mode names and auto's rule, without the generator (train/predict use it)
     "emit": 12,
     "explain.view": 12,
     "explain.notation": 12,
     "tools.check": 12,
     "tools.datasets": 12,
     "explain.model": 13,
+    "tools.solvers": 12,
     "tools.train": 13,
     "tools.cbuild": 13,
+    "tools.predict": 14,
+    "tools.distributed": 14,
     "explain.report": 14,
     "explain": 15,
     "cli": 16,
@@ -93,9 +97,14 @@ def test_every_module_has_a_rank() -> None:
     assert modules() == set(RANKS)
 
 
+# The one upward edge, imported inside a function: train dispatches --engine dask to distributed,
+# which reuses train's option checks and metrics.
+LAZY_EDGES = {("tools.train", "tools.distributed")}
+
+
 @pytest.mark.parametrize("name", sorted(RANKS))
 def test_imports_flow_one_way(name: str) -> None:
-    later = {m for m in symprop_imports(name) if RANKS[m] >= RANKS[name]}
+    later = {m for m in symprop_imports(name) if RANKS[m] >= RANKS[name] and (name, m) not in LAZY_EDGES}
     assert not later, f"symprop.{name} imports {sorted(later)}, which come at or after it in the pipeline"
 
 
@@ -104,12 +113,11 @@ def test_development_tools_are_not_in_the_package() -> None:
     assert (ROOT / "scripts" / "regen.py").is_file() and (ROOT / "tests" / "oracles" / "naive.py").is_file()
 
 
-def test_every_package_is_in_the_wheel() -> None:
-    """pyproject.toml lists packages by hand: a sub-package missing there is missing from the wheel."""
+def test_every_package_ships_in_the_wheel() -> None:
+    """pyproject.toml lists the packages explicitly (templates/ is mapped into the wheel): a new
+    sub-package missing from that list would install without its code."""
     import tomllib
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)).rstrip(".") for p in PACKAGE.rglob("__init__.py")
-    }
-    assert found <= listed, sorted(found - listed)
+    present = {".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)) for p in PACKAGE.rglob("__init__.py")}
+    assert present <= listed, sorted(present - listed)

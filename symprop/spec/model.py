@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sympy as sp
-
 from symprop.spec.registry import ACTIVATIONS, LOSSES
-from symprop.spec.safe_expr import ExprError, canonical_text, parse_expr
 
 ParamValue = float | str
 
@@ -207,8 +204,13 @@ def _expression(text: Any, names: Sequence[str], where: str) -> str:
     """The canonical text of a custom expression: parsed, then re-printed from SymPy.
 
     The user's own text is never kept, so it can never reach an emitted file; the spec
-    hash depends on the expression, not on how it was spelled.
+    hash depends on the expression, not on how it was spelled.  SymPy is imported here, not at the
+    top: loading a spec without custom expressions (``symprop train`` on a cached module) skips it.
     """
+    import sympy as sp
+
+    from symprop.spec.safe_expr import ExprError, canonical_text, parse_expr
+
     variables = {name: sp.Symbol(name, real=True) for name in names}
     try:
         return canonical_text(parse_expr(text, variables, where), variables, where)

@@ -9,6 +9,8 @@ so an activation built from them needs no printing code of its own.
 Formulas get the pre-activation symbol and a ``number(name)`` callback that returns a
 parameter's value as an exact SymPy number (integers stay integers, others are Floats kept at
 30 digits); custom expressions are parsed by the caller (:mod:`symprop.spec.safe_expr`).
+SymPy is imported inside the formulas, not here: validating a spec (``symprop train`` on a
+cached module) does not load it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sympy as sp
-
-from symprop.symbolic.functions import Relu, Sigmoid, Softplus
+if TYPE_CHECKING:
+    import sympy as sp
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def _scale(v: float) -> bool:
     return math.isfinite(v) and v != 0 and abs(v) <= MAX_SCALE
 
 
-Number = Callable[[str], sp.Expr]  # a parameter's value, as SymPy
+Number = Callable[[str], "sp.Expr"]  # a parameter's value, as SymPy
 OptionalNumber = Callable[[str], "sp.Expr | None"]
 
 
@@ -66,7 +68,19 @@ class Loss:
     summary: str
 
 
+def _identity(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    return x
+
+
+def _sigmoid(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    from symprop.symbolic.functions import Sigmoid
+
+    return Sigmoid(num("beta") * x)
+
+
 def _piecewise_linear(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    import sympy as sp
+
     x_min, x_max = num("x_min"), num("x_max")
     m, b = opt("m"), opt("b")
     slope = m if m is not None else 1 / (x_max - x_min)
@@ -75,18 +89,64 @@ def _piecewise_linear(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr
 
 
 def _gaussian(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    import sympy as sp
+
     mu, sigma = num("mu"), num("sigma")
     return sp.exp(-((x - mu) ** 2) / (2 * sigma**2)) / (sigma * sp.sqrt(2 * sp.pi))
+
+
+def _step(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    import sympy as sp
+
+    return sp.Heaviside(x, 1)
+
+
+def _relu(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    from symprop.symbolic.functions import Relu
+
+    return Relu(x)
+
+
+def _tanh(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    import sympy as sp
+
+    return sp.tanh(x)
+
+
+def _softplus(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    from symprop.symbolic.functions import Softplus
+
+    return Softplus(x)
+
+
+def _leaky_relu(x: sp.Symbol, num: Number, opt: OptionalNumber) -> sp.Expr:
+    import sympy as sp
+
+    return sp.Piecewise((num("alpha") * x, x <= 0), (x, True))
+
+
+def _mse(a: sp.Symbol, y: sp.Symbol) -> sp.Expr:
+    return (a - y) ** 2 / 2
+
+
+def _sse(a: sp.Symbol, y: sp.Symbol) -> sp.Expr:
+    return (a - y) ** 2
+
+
+def _bce(a: sp.Symbol, y: sp.Symbol) -> sp.Expr:
+    import sympy as sp
+
+    return -(y * sp.log(a) + (1 - y) * sp.log(1 - a))
 
 
 ACTIVATIONS: Mapping[str, Activation] = {
     a.name: a
     for a in (
-        Activation("identity", (), lambda x, num, opt: x, "a = z"),
+        Activation("identity", (), _identity, "a = z"),
         Activation(
             "sigmoid",
             (Param("beta", 1.0, _scale, "a number other than 0 with |beta| <= 1e30"),),
-            lambda x, num, opt: Sigmoid(num("beta") * x),
+            _sigmoid,
             "a = 1/(1 + exp(-beta z))",
         ),
         Activation(
@@ -101,14 +161,14 @@ ACTIVATIONS: Mapping[str, Activation] = {
             _gaussian,
             "a = exp(-(z - mu)^2 / (2 sigma^2)) / (sigma sqrt(2 pi))",
         ),
-        Activation("step", (), lambda x, num, opt: sp.Heaviside(x, 1), "a = 1 for z >= 0, else 0; derivative 0"),
-        Activation("relu", (), lambda x, num, opt: Relu(x), "a = max(0, z), relu'(0) = 0"),
-        Activation("tanh", (), lambda x, num, opt: sp.tanh(x), "a = tanh(z)"),
-        Activation("softplus", (), lambda x, num, opt: Softplus(x), "a = log(1 + exp(z))"),
+        Activation("step", (), _step, "a = 1 for z >= 0, else 0; derivative 0"),
+        Activation("relu", (), _relu, "a = max(0, z), relu'(0) = 0"),
+        Activation("tanh", (), _tanh, "a = tanh(z)"),
+        Activation("softplus", (), _softplus, "a = log(1 + exp(z))"),
         Activation(
             "leaky_relu",
             (Param("alpha", 0.01),),
-            lambda x, num, opt: sp.Piecewise((num("alpha") * x, x <= 0), (x, True)),
+            _leaky_relu,
             "a = alpha z for z <= 0, else z",
         ),
         Activation("custom", (), None, 'a = expr, a formula in x (expr = "...")'),
@@ -118,9 +178,9 @@ ACTIVATIONS: Mapping[str, Activation] = {
 LOSSES: Mapping[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("mse", lambda a, y: (a - y) ** 2 / 2, "sum_j (a_j - y_j)^2 / 2"),
-        Loss("sse", lambda a, y: (a - y) ** 2, "sum_j (a_j - y_j)^2"),
-        Loss("bce", lambda a, y: -(y * sp.log(a) + (1 - y) * sp.log(1 - a)), "binary cross-entropy, outputs in (0, 1)"),
+        Loss("mse", _mse, "sum_j (a_j - y_j)^2 / 2"),
+        Loss("sse", _sse, "sum_j (a_j - y_j)^2"),
+        Loss("bce", _bce, "binary cross-entropy, outputs in (0, 1)"),
         Loss("softmax_ce", None, "cross-entropy of softmax(z) over the output row; last layer identity"),
         Loss("custom", None, 'loss_expr = "...", a formula in a and y, summed over the outputs'),
     )

@@ -284,7 +284,8 @@ def format_report(result: CheckResult) -> str:
         f"h = {STEP:.0e}*max(1, |p|), float64)"
     )
     if unresolved:
-        rows.append(f"{unresolved} entries below what finite differences resolve were compared absolutely")
+        entries = "entry" if unresolved == 1 else "entries"
+        rows.append(f"{unresolved} {entries} below what finite differences resolve were compared absolutely")
     rows.extend(f"error: {problem}" for problem in result.problems)
     rows.append(f"max relative error: {result.max_rel_error:.3e}")
     return "\n".join(rows)

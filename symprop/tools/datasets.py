@@ -1,5 +1,6 @@
-"""Data sets for ``symprop train``: ``xor`` built in, ``digits`` and ``iris`` from scikit-learn's
-bundled files (no download), or any ``PATH.csv``.
+"""Data sets for ``symprop train`` and ``symprop predict``: ``xor`` built in, ``digits`` and ``iris``
+from scikit-learn's bundled files (read straight from its package folder, without importing
+scikit-learn; no download), or any ``PATH.csv`` / ``PATH.parquet`` (Parquet needs pyarrow).
 
 Every loader returns a :class:`Dataset`: float64 features ``X`` of shape (n, features), targets
 ``Y`` of shape (n, outputs) already encoded for the spec, already split into train and test.
@@ -9,16 +10,21 @@ Decisions (also in the README):
 * Classification targets are one-hot, one column per class (classes in sorted order), except
   that two classes and a spec with one output unit give a single 0/1 column (the second class
   is 1).
-* A CSV is a regression problem when the spec's loss is ``mse``, ``sse`` or ``custom``, every
+* A table file has a header row; the label is ``--label`` (a column name or 0-based index;
+  default the last column), ``--drop`` columns are ignored, every other column is a numeric
+  feature.  The CSV delimiter is sniffed from the first 64 KiB (one of ``, ; tab |``) unless
+  ``--delimiter`` forces it.
+* A table is a regression problem when the spec's loss is ``mse``, ``sse`` or ``custom``, every
   label is a number, and either some label is not an integer or the spec has one output unit
   and there are more than two distinct labels; everything else is classification.
-  Regression targets are used as they are (one column, not scaled).
-* Features of ``digits``, ``iris`` and CSV files are standardized to mean 0 and standard
+* Features of ``digits``, ``iris`` and table files are standardized to mean 0 and standard
   deviation 1 with the mean and deviation of the train split only (a constant feature is only
-  centred); ``xor`` is used as is.
+  centred); ``xor`` is used as is.  A column whose deviation overflows float64 is refused.
+* Regression targets are standardized the same way when the last layer is ``identity`` (so the
+  scaling can be folded back into it on save); otherwise they are used as they are.
 * The split is a seeded shuffle; ``test_fraction`` of the rows (rounded up, as scikit-learn
-  does) are the test set.  ``xor`` has four rows: train and test are both
-  all four.
+  does) are the test set, then ``validation_fraction`` of the remaining rows (rounded up) the
+  validation set.  ``xor`` has four rows: train and test are both all four.
 
 Errors are :class:`DataError` with a one-line message naming the problem and the fix.
 """
@@ -45,9 +51,18 @@ class DataError(ValueError):
     """A data set cannot be used; the message is one line naming the problem and the fix."""
 
 
+@dataclass(frozen=True)
+class TableOptions:
+    """How to read a table file: the label column, columns to ignore, the CSV delimiter."""
+
+    label: str | None = None  # a column name or a 0-based index; None: the last column
+    drop: tuple[str, ...] = ()
+    delimiter: str | None = None  # None: sniffed
+
+
 @dataclass
 class Dataset:
-    """Train and test arrays, encoded for a spec."""
+    """Train, validation and test arrays, encoded for a spec (targets in the units trained on)."""
 
     name: str
     task: str  # "classification" or "regression"
@@ -62,6 +77,12 @@ class Dataset:
     scale: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     held_out: bool = True  # False: the test set is the train set (xor)
+    X_val: np.ndarray | None = None
+    Y_val: np.ndarray | None = None
+    # regression targets standardized on the train split: y_used = (y_raw - y_mean) / y_scale
+    y_mean: np.ndarray | None = None
+    y_scale: np.ndarray | None = None
+    label_name: str = ""
 
     @property
     def classification(self) -> bool:
@@ -70,6 +91,12 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
+
+    def raw_targets(self, Y: np.ndarray) -> np.ndarray:
+        """Targets (or outputs) in the data's own units: undo the target standardization."""
+        if self.y_mean is None or self.y_scale is None:
+            return Y
+        return Y * self.y_scale + self.y_mean
 
 
 @dataclass
@@ -82,6 +109,8 @@ class RawData:
     feature_names: tuple[str, ...]
     standardize: bool = True
     split: bool = True
+    label_name: str = "label"
+    notes: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ sources --
@@ -90,22 +119,31 @@ def xor_raw() -> RawData:
     return RawData("xor", X, [0, 1, 1, 0], ("x1", "x2"), standardize=False, split=False)
 
 
+IRIS_FEATURES = ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)")
+
+
 def _sklearn_raw(name: str) -> RawData:
-    try:
-        from sklearn import datasets as skd
-    except ImportError:
+    """digits or iris from the CSV files bundled in scikit-learn's package folder (found, not imported:
+    importing scikit-learn costs more than a whole digits training run)."""
+    import gzip
+    import importlib.util
+
+    found = importlib.util.find_spec("sklearn")
+    if found is None or found.origin is None:
         raise DataError(
-            f"--data {name} needs scikit-learn (its bundled data, no download): pip install 'symprop[train]'"
-        ) from None
-    bunch: Any = skd.load_digits() if name == "digits" else skd.load_iris()
-    X = np.asarray(bunch.data, dtype=np.float64)
-    labels = [int(t) for t in bunch.target]
-    if name == "iris":
-        names = [str(n) for n in bunch.target_names]
-        labels_out: list[Any] = [names[t] for t in labels]
-    else:
-        labels_out = labels
-    return RawData(name, X, labels_out, tuple(str(f) for f in bunch.feature_names))
+            f'--data {name} needs scikit-learn (its bundled data, no download): pip install "symprop[train]"'
+        )
+    folder = Path(found.origin).parent / "datasets" / "data"
+    if name == "digits":
+        with gzip.open(folder / "digits.csv.gz", "rt") as handle:
+            table = np.loadtxt(handle, delimiter=",")
+        names = tuple(f"pixel_{r}_{c}" for r in range(8) for c in range(8))
+        return RawData(name, table[:, :-1], [int(t) for t in table[:, -1]], names, label_name="digit")
+    with (folder / "iris.csv").open() as handle:
+        first = handle.readline().strip().split(",")
+        table = np.loadtxt(handle, delimiter=",")
+    species = first[2:]
+    return RawData(name, table[:, :-1], [species[int(t)] for t in table[:, -1]], IRIS_FEATURES, label_name="species")
 
 
 def _number(text: str) -> float | None:
@@ -116,12 +154,31 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def csv_raw(path: str | Path) -> RawData:
-    """Read a CSV: a header row, numeric feature columns, the last column the label."""
-    p = Path(path)
+SNIFF_BYTES = 65536
+DELIMITERS = ",;\t|"
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of a CSV sample (one of , ; tab |), ',' when the sniffer cannot tell."""
+    lines = [line for line in sample.splitlines() if line.strip()][:50]
+    if len(lines) > 1 and not sample.endswith("\n"):
+        lines = lines[:-1]  # the sample may cut the last line
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        counts = {d: min(line.count(d) for line in lines) if lines else 0 for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] > 0 else ","
+
+
+def _read_rows(p: Path, delimiter: str | None) -> tuple[list[tuple[int, list[str]]], str]:
+    """(line number, fields) of the non-blank rows of a CSV, and the delimiter used."""
     try:
         with p.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
+            sample = handle.read(SNIFF_BYTES)
+            used = delimiter if delimiter is not None else sniff_delimiter(sample)
+            handle.seek(0)
+            rows = list(csv.reader(handle, delimiter=used))
     except FileNotFoundError:
         raise DataError(f"{p}: no such file; give a CSV path or one of {', '.join(BUILTIN)}") from None
     except IsADirectoryError:
@@ -132,14 +189,81 @@ def csv_raw(path: str | Path) -> RawData:
         raise DataError(f"{p}: not a valid CSV ({exc})") from None
     except OSError as exc:
         raise DataError(f"{p}: cannot read ({exc.strerror})") from None
-    numbered = [(i, row) for i, row in enumerate(rows, start=1) if row and any(cell.strip() for cell in row)]
+    return [(i, row) for i, row in enumerate(rows, start=1) if row and any(cell.strip() for cell in row)], used
+
+
+def _column_index(p: Path, header: Sequence[str], key: str, option: str) -> int:
+    """A column named ``key``, else ``key`` as a 0-based (or negative) index."""
+    if key in header:
+        return list(header).index(key)
+    try:
+        index = int(key)
+    except ValueError:
+        close = difflib.get_close_matches(key, list(header), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(
+            f"{p}: {option} {key!r} is not a column; {hint}give a name from the header or a 0-based index"
+        ) from None
+    if not -len(header) <= index < len(header):
+        raise DataError(f"{p}: {option} {index} is out of range; the header has {len(header)} columns (0-based)")
+    return index % len(header)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which header columns are features and which is the label."""
+
+    label: int
+    features: tuple[int, ...]
+
+
+def pick_columns(p: Path, header: Sequence[str], options: TableOptions) -> Columns:
+    label = len(header) - 1 if options.label is None else _column_index(p, header, options.label, "--label")
+    dropped = {_column_index(p, header, key, "--drop") for key in options.drop}
+    if label in dropped:
+        raise DataError(f"{p}: column {header[label]!r} is both the label and dropped; remove it from --drop")
+    features = tuple(j for j in range(len(header)) if j != label and j not in dropped)
+    if not features:
+        raise DataError(f"{p}: no feature columns are left after the label and --drop")
+    return Columns(label, features)
+
+
+def _feature_error(p: Path, line: int, name: str, index: int, cell: str, is_last_label: bool) -> DataError:
+    fix = (
+        f"if {name!r} is the label, add --label {_option_value(name, index)}; "
+        f"otherwise drop it with --drop {_option_value(name, index)}"
+    )
+    if not is_last_label:
+        fix = f"drop it with --drop {_option_value(name, index)} or choose it as --label"
+    return DataError(f"{p} line {line}: column {name!r} is {cell!r}, not a finite number; features are numbers: {fix}")
+
+
+def _option_value(name: str, index: int) -> str:
+    plain = name and all(c.isalnum() or c in "_.-" for c in name) and not name.isdigit()
+    return name if plain else str(index)
+
+
+def _looks_like_index(values: np.ndarray) -> bool:
+    n = values.shape[0]
+    if n < 3:
+        return False
+    steps = np.arange(n, dtype=np.float64)
+    return bool(np.array_equal(values, steps) or np.array_equal(values, steps + 1))
+
+
+def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
+    """Read a CSV: a header row, numeric feature columns, the label column (default: the last)."""
+    options = options or TableOptions()
+    p = Path(path)
+    numbered, _ = _read_rows(p, options.delimiter)
     if not numbered:
         raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
     header_line, header = numbered[0]
     header = [h.strip() for h in header]
     if len(header) < 2:
         raise DataError(
-            f"{p} line {header_line}: the header has 1 column; need feature columns and the label (last column)"
+            f"{p} line {header_line}: the header has 1 column; need feature columns and the label "
+            "(is the delimiter right? force it with --delimiter)"
         )
     if all(_number(h) is not None for h in header):
         raise DataError(f"{p} line {header_line}: the first row is all numbers; add a header row with column names")
@@ -147,37 +271,110 @@ def csv_raw(path: str | Path) -> RawData:
     if not data:
         raise DataError(f"{p}: only a header row; add one row per sample below it")
     width = len(header)
-    features = np.empty((len(data), width - 1))
-    labels: list[str] = []
-    for k, (line, row) in enumerate(data):
+    for line, row in data:
         if len(row) != width:
             raise DataError(f"{p} line {line}: {len(row)} fields, expected {width} as in the header")
-        for j, cell in enumerate(row[:-1]):
-            value = _number(cell.strip())
-            if value is None:
-                raise DataError(
-                    f"{p} line {line}: column {header[j]!r} is {cell.strip()!r}, not a finite number; "
-                    "features must be numbers (only the last column, the label, may be text)"
-                )
-            features[k, j] = value
-        label = row[-1].strip()
+    cols = pick_columns(p, header, options)
+    features = np.empty((len(data), len(cols.features)))
+    transposed = list(zip(*(row for _, row in data), strict=True))
+    for k, j in enumerate(cols.features):
+        try:
+            column = np.array(transposed[j], dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(column))
+        except ValueError:
+            bad = np.array([i for i, cell in enumerate(transposed[j]) if _number(cell.strip()) is None])
+            column = np.zeros(len(data))
+        if bad.size:
+            line, row = data[int(bad[0])]
+            raise _feature_error(p, line, header[j], j, row[j].strip(), cols.label == width - 1 and j != width - 1)
+        features[:, k] = column
+    labels: list[str] = []
+    for line, row in data:
+        label = row[cols.label].strip()
         if not label:
-            raise DataError(f"{p} line {line}: the label (last column {header[-1]!r}) is empty")
+            raise DataError(f"{p} line {line}: the label (column {header[cols.label]!r}) is empty")
         labels.append(label)
-    return RawData(p.name, features, labels, tuple(header[:-1]))
+    names = tuple(header[j] for j in cols.features)
+    return RawData(p.name, features, labels, names, label_name=header[cols.label], notes=_index_notes(features, names))
 
 
-def load_raw(name: str) -> RawData:
-    """The raw data for ``--data NAME``: a built-in name or a path ending in .csv."""
+def _index_notes(features: np.ndarray, names: Sequence[str]) -> list[str]:
+    return [
+        f"column {name!r} holds 0, 1, 2, ... (or 1, 2, 3, ...) in row order, like a row index; "
+        f"if it is one, drop it with --drop {_option_value(name, j)}"
+        for j, name in enumerate(names)
+        if _looks_like_index(features[:, j])
+    ]
+
+
+def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
+    """Read a Parquet file (pyarrow): numeric feature columns, the label column (default: the last)."""
+    options = options or TableOptions()
+    p = Path(path)
+    table = read_parquet(p)
+    header = [str(name) for name in table.column_names]
+    if len(header) < 2:
+        raise DataError(f"{p}: {len(header)} column(s); need feature columns and the label")
+    if table.num_rows == 0:
+        raise DataError(f"{p}: no rows; add one row per sample")
+    cols = pick_columns(p, header, options)
+    features = np.empty((table.num_rows, len(cols.features)))
+    for k, j in enumerate(cols.features):
+        column = table.column(j)
+        try:
+            values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{p}: column {header[j]!r} has type {column.type}, not numbers; features are numbers: "
+                f"drop it with --drop {_option_value(header[j], j)} or choose it as --label"
+            ) from None
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise DataError(f"{p} row {int(bad[0])}: column {header[j]!r} is {values[bad[0]]}, not a finite number")
+        features[:, k] = values
+    labels = table.column(cols.label).to_pylist()
+    if any(v is None or (isinstance(v, str) and not v.strip()) for v in labels):
+        raise DataError(f"{p}: the label column {header[cols.label]!r} has empty values")
+    names = tuple(header[j] for j in cols.features)
+    notes = _index_notes(features, names)
+    return RawData(p.name, features, [str(v) for v in labels], names, label_name=header[cols.label], notes=notes)
+
+
+def read_parquet(p: Path) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f'{p}: reading Parquet needs pyarrow: pip install "symprop[dask]"') from None
+    if not p.exists():
+        raise DataError(f"{p}: no such file; check the path")
+    try:
+        return pq.read_table(p)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{p}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def is_table_path(name: str) -> bool:
+    return name.lower().endswith((".csv", ".parquet", ".pq"))
+
+
+def load_raw(name: str, options: TableOptions | None = None) -> RawData:
+    """The raw data for ``--data NAME``: a built-in name or a path ending in .csv or .parquet."""
+    table = name.lower().endswith((".csv", ".parquet", ".pq"))
+    if options is not None and options != TableOptions() and not table:
+        raise DataError(f"--label, --drop and --delimiter apply to CSV and Parquet files, not --data {name}")
     if name == "xor":
         return xor_raw()
     if name in ("digits", "iris"):
         return _sklearn_raw(name)
     if name.lower().endswith(".csv"):
-        return csv_raw(name)
+        return csv_raw(name, options)
+    if table:
+        return parquet_raw(name, options)
     close = difflib.get_close_matches(name, BUILTIN, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    raise DataError(f"unknown data set {name!r}; {hint}use one of {', '.join(BUILTIN)} or a path ending in .csv")
+    raise DataError(
+        f"unknown data set {name!r}; {hint}use one of {', '.join(BUILTIN)} or a path ending in .csv or .parquet"
+    )
 
 
 # ----------------------------------------------------------------- encoding --
@@ -214,9 +411,19 @@ def _where(spec: Spec) -> str:
 def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
     """(task, Y, class names) for the raw labels and the spec's outputs and loss."""
     if raw.X.shape[1] != spec.inputs:
+        index_like = [name for j, name in enumerate(raw.feature_names) if _looks_like_index(raw.X[:, j])]
+        if index_like and raw.X.shape[1] - len(index_like) == spec.inputs:
+            drops = ",".join(_option_value(n, raw.feature_names.index(n)) for n in index_like)
+            raise DataError(
+                f"{_where(spec)}: inputs = {spec.inputs}, but {raw.name} has {raw.X.shape[1]} feature columns; "
+                f"{', '.join(repr(n) for n in index_like)} looks like a row index (0, 1, 2, ...): drop it with "
+                f"--drop {drops}"
+            )
+        shown = ", ".join(repr(n) for n in raw.feature_names[:8]) + (", ..." if len(raw.feature_names) > 8 else "")
         raise DataError(
-            f"{_where(spec)}: inputs = {spec.inputs}, but {raw.name} has {raw.X.shape[1]} features; "
-            f"set inputs = {raw.X.shape[1]} in the spec"
+            f"{_where(spec)}: inputs = {spec.inputs}, but {raw.name} has {raw.X.shape[1]} feature columns "
+            f"({shown}; label {raw.label_name!r}); set inputs = {raw.X.shape[1]} in the spec, or choose the label "
+            "with --label and ignore columns with --drop"
         )
     if _is_regression(raw, spec):
         if spec.outputs != 1:
@@ -256,33 +463,80 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, 
     return order[n_test:], order[:n_test]
 
 
-def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) of the columns of X; scale 1 for a constant column."""
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
+def standardizer(X: np.ndarray, names: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of the columns of X; scale 1 for a constant column.
+
+    A column whose mean or deviation is not finite (values near ±1e308 overflow the sums) is a
+    DataError naming it: zeroing it silently would train on garbage.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+    bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(scale)))
+    if bad.size:
+        j = int(bad[0])
+        name = names[j] if j < len(names) else f"column {j}"
+        raise DataError(
+            f"column {name!r}: its values are too large to standardize (the deviation overflows float64); "
+            "rescale that column (e.g. divide it by 1e300) or drop it with --drop"
+        )
     scale[scale == 0] = 1.0
     return mean, scale
 
 
-def load(name: str, spec: Spec, test_fraction: float = 0.25, seed: int = 0) -> Dataset:
-    """Load ``--data NAME``, encode it for ``spec``, split it and standardize the features."""
+def load(
+    name: str,
+    spec: Spec,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    *,
+    validation_fraction: float = 0.0,
+    options: TableOptions | None = None,
+    scale_targets: bool = True,
+) -> Dataset:
+    """Load ``--data NAME``, encode it for ``spec``, split it and standardize features (and
+    regression targets, when ``scale_targets`` and the last layer is identity)."""
     if not 0 <= test_fraction < 1:
         raise DataError(f"--test-fraction must be in [0, 1), got {test_fraction}")
-    raw = load_raw(name)
+    if not 0 <= validation_fraction < 1:
+        raise DataError(f"--validation-fraction must be in [0, 1), got {validation_fraction}")
+    raw = load_raw(name, options)
     task, Y, classes = encode(raw, spec)
     X = raw.X
-    notes = []
+    notes = list(raw.notes)
     if raw.split:
         train, test = split_indices(X.shape[0], test_fraction, seed)
         X_train, Y_train, X_test, Y_test = X[train], Y[train], X[test], Y[test]
     else:
         X_train, Y_train, X_test, Y_test = X, Y, X, Y
         notes.append(f"{raw.name} has {X.shape[0]} rows: train and test are all of them")
-    mean = scale = None
+    X_val = Y_val = None
+    if validation_fraction > 0:
+        keep, val = split_indices(X_train.shape[0], validation_fraction, seed + 1)
+        if val.size == 0:
+            raise DataError(f"--validation-fraction {validation_fraction} leaves no validation rows; use a larger one")
+        if keep.size == 0:
+            raise DataError(f"--validation-fraction {validation_fraction} leaves no training rows; use a smaller one")
+        X_train, Y_train, X_val, Y_val = X_train[keep], Y_train[keep], X_train[val], Y_train[val]
+    mean = scale = y_mean = y_scale = None
     if raw.standardize:
-        mean, scale = standardizer(X_train)
-        X_train = (X_train - mean) / scale
-        X_test = (X_test - mean) / scale
+        mean, scale = standardizer(X_train, raw.feature_names)
+        X_train, X_test = (X_train - mean) / scale, (X_test - mean) / scale
+        X_val = None if X_val is None else (X_val - mean) / scale
+    if task == "regression":
+        if scale_targets and spec.layers[-1].activation == "identity":
+            y_mean, y_scale = standardizer(Y_train, (raw.label_name,))
+            Y_train, Y_test = (Y_train - y_mean) / y_scale, (Y_test - y_mean) / y_scale
+            Y_val = None if Y_val is None else (Y_val - y_mean) / y_scale
+        elif scale_targets:
+            notes.append(
+                f"targets not standardized: the last layer is {spec.layers[-1].activation}, not identity, "
+                "so the scaling could not be folded into the saved params"
+            )
+
+    def contiguous(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.ascontiguousarray(a)
+
     return Dataset(
         raw.name,
         task,
@@ -296,7 +550,27 @@ def load(name: str, spec: Spec, test_fraction: float = 0.25, seed: int = 0) -> D
         scale,
         notes,
         held_out=raw.split,
+        X_val=contiguous(X_val),
+        Y_val=contiguous(Y_val),
+        y_mean=y_mean,
+        y_scale=y_scale,
+        label_name=raw.label_name,
     )
 
 
-__all__ = ["BUILTIN", "DataError", "Dataset", "csv_raw", "encode", "load", "load_raw", "split_indices", "standardizer"]
+__all__ = [
+    "BUILTIN",
+    "DataError",
+    "Dataset",
+    "TableOptions",
+    "csv_raw",
+    "encode",
+    "is_table_path",
+    "load",
+    "load_raw",
+    "parquet_raw",
+    "pick_columns",
+    "sniff_delimiter",
+    "split_indices",
+    "standardizer",
+]

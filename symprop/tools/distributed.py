@@ -1,0 +1,534 @@
+"""``symprop train --engine dask``: full-batch training on data that lives on Dask workers.
+
+What happens, in order (the client never holds the rows):
+
+1. Connect: ``--scheduler ADDRESS`` joins a running cluster; otherwise an embedded
+   ``distributed.LocalCluster`` of ``--workers`` processes (one thread each) bound to 127.0.0.1,
+   without a dashboard, closed at the end.
+2. Read: ``dask.dataframe.read_csv`` (a path or a glob; delimiter sniffed from the first file's
+   first 64 KiB, or ``--delimiter``) or ``read_parquet``.  Each partition becomes float64
+   arrays (X, Y) on a worker; the rows of a partition go to its test split with probability
+   ``--test-fraction``, drawn from ``default_rng([seed, partition number])``.  The arrays are
+   held as futures (persisted) and keep their lineage, so Dask can recompute a partition whose
+   worker died.
+3. Standardize: per partition (rows, mean, M2) of the train rows, combined on the client by
+   Chan's pairwise formula (small arrays only); the workers apply it.  Regression targets the
+   same way when the last layer is identity.
+4. Train: per iteration the flat params go to the cluster once, as one small task the partition
+   tasks depend on (a scatter would have no lineage: with a worker killed mid-scatter it hung); each partition
+   computes the generated module's ``loss_and_grad`` on its train rows and returns the
+   sample-weighted sums (rows, rows·loss, rows·grad); a pairwise tree of ``combine`` tasks adds
+   them (depth ⌈log2 partitions⌉); the client divides by the rows.  So the loss and gradient
+   are those of the full batch, as ``--engine local`` computes them, up to summation order.
+   Solvers: ``lbfgs`` (scipy, as local) and full-batch ``sgd``; mini-batch options (Adam,
+   ``--batch-size``) are refused.  Every iteration checks that the rows summed are all the
+   rows: a lost partition can never silently change the gradient.
+5. Faults: gradient tasks are retried (``retries=2``) and lost partitions recomputed from their
+   lineage; if Dask gives up, the run fails with one line naming the cause, writing nothing.
+
+The generated module's source is sent once (a task, like the params) and compiled once per worker process.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from symprop.spec import Spec
+from symprop.tools.datasets import (
+    DataError,
+    RawData,
+    TableOptions,
+    _class_keys,
+    _class_name,
+    _is_regression,
+    pick_columns,
+    sniff_delimiter,
+)
+from symprop.tools.train import Failed, TrainError
+
+RETRIES = 2
+RESULT_TIMEOUT = 600  # seconds to wait for one reduction before calling the cluster failed
+_MODULES: dict[str, types.ModuleType] = {}  # per worker process: generated modules by source hash
+
+
+class EngineError(TrainError):
+    """The Dask engine cannot run as asked; one line naming the fix (exit 2)."""
+
+
+class ClusterFailed(Failed):
+    """The cluster lost work Dask could not recover; one line, exit 1, nothing written."""
+
+
+def _import_dask() -> tuple[Any, Any]:
+    try:
+        import dask.dataframe as dd
+        import distributed
+    except ImportError:
+        raise EngineError('--engine dask needs dask and distributed: pip install "symprop[dask]"') from None
+    return dd, distributed
+
+
+# ------------------------------------------------------------- worker side --
+def _module(source: str) -> types.ModuleType:
+    import hashlib
+
+    key = hashlib.sha256(source.encode()).hexdigest()
+    module = _MODULES.get(key)
+    if module is None:
+        module = types.ModuleType("symprop_generated_worker")
+        exec(compile(source, "<symprop generated module>", "exec"), module.__dict__)
+        _MODULES[key] = module
+    return module
+
+
+@dataclass
+class Part:
+    """One partition on a worker: train and test rows, features and encoded targets (float64)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How to turn a pandas partition into arrays (decided on the client from column names and labels)."""
+
+    features: tuple[str, ...]
+    label: str
+    task: str
+    keys: tuple[Any, ...]  # classification: the class keys in output order
+    numeric_keys: bool
+    outputs: int
+    test_fraction: float
+    seed: int
+
+
+def encode_partition(frame: Any, encoding: Encoding, number: int) -> Part:
+    try:
+        X = frame[list(encoding.features)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = next(c for c in encoding.features if frame[c].dtype.kind not in "biuf")
+        raise DataError(f"column {bad!r} is not numeric; drop it with --drop or choose it as --label") from None
+    if not np.all(np.isfinite(X)):
+        j = int(np.argwhere(~np.isfinite(X))[0][1])
+        raise DataError(f"column {encoding.features[j]!r} has a value that is empty or not a finite number")
+    raw = frame[encoding.label].to_numpy()
+    if encoding.task == "regression":
+        Y = raw.astype(np.float64).reshape(-1, 1)
+    else:
+        labels = [str(v).strip() for v in raw]
+        keys = [float(v) for v in labels] if encoding.numeric_keys else labels
+        index = {k: i for i, k in enumerate(encoding.keys)}
+        codes = np.array([index[k] for k in keys], dtype=np.int64)
+        Y = codes.reshape(-1, 1).astype(np.float64) if encoding.outputs == 1 else np.eye(encoding.outputs)[codes]
+    test = np.random.default_rng([encoding.seed, number]).random(X.shape[0]) < encoding.test_fraction
+    return Part(X[~test], Y[~test], X[test], Y[test])
+
+
+def moments(part: Part, which: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """(rows, mean, M2 = Σ (v - mean)²) of the train rows' features ("X") or targets ("Y")."""
+    values = part.X if which == "X" else part.Y
+    n = values.shape[0]
+    if n == 0:
+        return 0, np.zeros(values.shape[1]), np.zeros(values.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+    return n, mean, m2
+
+
+def combine_moments(
+    a: tuple[int, np.ndarray, np.ndarray], b: tuple[int, np.ndarray, np.ndarray]
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Chan et al.'s pairwise update of (rows, mean, M2)."""
+    na, ma, sa = a
+    nb, mb, sb = b
+    if na == 0:
+        return b
+    if nb == 0:
+        return a
+    n = na + nb
+    delta = mb - ma
+    with np.errstate(over="ignore", invalid="ignore"):
+        return n, ma + delta * (nb / n), sa + sb + delta**2 * (na * nb / n)
+
+
+def standardize(part: Part, mean: np.ndarray, scale: np.ndarray, which: str) -> Part:
+    if which == "X":
+        return Part((part.X - mean) / scale, part.Y, (part.X_test - mean) / scale, part.Y_test)
+    return Part(part.X, (part.Y - mean) / scale, part.X_test, (part.Y_test - mean) / scale)
+
+
+Sums = tuple[int, float, np.ndarray]  # rows, rows * loss, rows * flat gradient
+
+
+def partition_grad(source: str, keys: Sequence[str], flat: np.ndarray, part: Part) -> Sums:
+    from symprop.tools.solvers import FlatParams
+
+    module = _module(source)
+    n = part.X.shape[0]
+    if n == 0:
+        return 0, 0.0, np.zeros_like(flat)
+    shapes = module.PARAM_SHAPES
+    params = FlatParams.of({k: np.zeros(shapes[k]) for k in keys}, list(keys), np.float64)
+    params.vector[...] = flat
+    value, grads = module.loss_and_grad(params.views, part.X, part.Y)
+    return n, n * value, n * params.gather(grads, np.empty_like(flat))
+
+
+def _value(x: Any) -> Any:
+    return x
+
+
+def combine(a: Sums, b: Sums) -> Sums:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
+@dataclass
+class Scores:
+    """Per-partition sums for the final report (raw target units)."""
+
+    train_rows: int = 0
+    train_loss: float = 0.0
+    train_right: float = 0.0
+    test_rows: int = 0
+    test_loss: float = 0.0
+    test_right: float = 0.0
+    test_sse: float = 0.0
+    test_sum: float = 0.0
+    test_sum_sq: float = 0.0
+
+
+def partition_scores(source: str, params: dict[str, np.ndarray], part: Part, y_mean: Any, y_scale: Any) -> Scores:
+    from symprop.tools.train import accuracy
+
+    module = _module(source)
+    s = Scores()
+
+    def raw(Y: np.ndarray) -> np.ndarray:
+        return Y if y_mean is None else Y * y_scale + y_mean
+
+    if part.X.shape[0]:
+        s.train_rows = part.X.shape[0]
+        s.train_loss = s.train_rows * module.loss(params, part.X, raw(part.Y))
+        s.train_right = s.train_rows * accuracy(module.forward(params, part.X), part.Y)
+    if part.X_test.shape[0]:
+        Y = raw(part.Y_test)
+        s.test_rows = part.X_test.shape[0]
+        outputs = module.forward(params, part.X_test)
+        s.test_loss = s.test_rows * module.loss(params, part.X_test, Y)
+        s.test_right = s.test_rows * accuracy(outputs, part.Y_test)
+        s.test_sse = float(np.sum((outputs - Y) ** 2))
+        s.test_sum = float(np.sum(Y))
+        s.test_sum_sq = float(np.sum(Y**2))
+    return s
+
+
+def add_scores(a: Scores, b: Scores) -> Scores:
+    return Scores(*(x + y for x, y in zip(vars(a).values(), vars(b).values(), strict=True)))
+
+
+def sniff_file(path: str) -> str:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return sniff_delimiter(handle.read(65536))
+
+
+# ------------------------------------------------------------- client side --
+def tree_reduce(client: Any, futures: list[Any], fn: Any) -> Any:
+    """Pairwise reduction on the workers: ⌈log2 n⌉ levels of ``fn`` tasks; returns one future."""
+    level = list(futures)
+    while len(level) > 1:
+        nxt = [
+            client.submit(fn, level[i], level[i + 1], pure=False, retries=RETRIES) for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+@contextmanager
+def connect(scheduler: str | None, workers: int) -> Iterator[Any]:
+    _, distributed = _import_dask()
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise EngineError(f"--scheduler {scheduler}: cannot connect ({exc}); check the address") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if workers < 1:
+        raise EngineError(f"--workers must be an integer >= 1, got {workers}")
+    cluster = distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def read_frame(dd: Any, client: Any, data: str, delimiter: str | None) -> Any:
+    import glob
+
+    lower = data.lower()
+    if lower.endswith((".parquet", ".pq")) or Path(data).is_dir():
+        return dd.read_parquet(data)
+    if not lower.endswith(".csv"):
+        raise EngineError(f"--engine dask reads CSV files (a path or glob ending in .csv) or Parquet, not {data!r}")
+    matches = sorted(glob.glob(data))
+    if not matches:
+        raise DataError(f"{data}: no file matches; give a CSV path or glob")
+    used = (
+        delimiter
+        if delimiter is not None
+        else client.submit(sniff_file, matches[0], pure=False).result(timeout=RESULT_TIMEOUT)
+    )
+    return dd.read_csv(data, sep=used, skipinitialspace=True)
+
+
+def encoding_for(
+    dd: Any, frame: Any, spec: Spec, data: str, options: TableOptions, test_fraction: float, seed: int
+) -> tuple[Encoding, tuple[str, ...]]:
+    header = [str(c) for c in frame.columns]
+    cols = pick_columns(Path(data), header, options)
+    features = tuple(header[j] for j in cols.features)
+    label = header[cols.label]
+    if len(features) != spec.inputs:
+        raise DataError(
+            f"{spec.source}: inputs = {spec.inputs}, but {data} has {len(features)} feature columns; "
+            f"set inputs = {len(features)} in the spec, or choose the label with --label and ignore columns with --drop"
+        )
+    uniques = [str(v).strip() for v in frame[label].dropna().unique().compute()]
+    raw = RawData(data, np.empty((0, len(features))), uniques, features)
+    if _is_regression(raw, spec):
+        if spec.outputs != 1:
+            raise DataError(f"{spec.source}: regression needs units = 1 in the last [[layers]] table")
+        return Encoding(features, label, "regression", (), False, 1, test_fraction, seed), ()
+    keys = sorted(set(_class_keys(uniques)))
+    numeric = bool(keys) and isinstance(keys[0], float)
+    if len(keys) < 2:
+        raise DataError(f"{data}: the label column has {len(keys)} class(es); classification needs at least two")
+    if not (spec.outputs == len(keys) or (spec.outputs == 1 and len(keys) == 2)):
+        raise DataError(
+            f"{spec.source}: {data} has {len(keys)} classes, but the last layer has units = {spec.outputs}; "
+            f"set units = {len(keys)} in the last [[layers]] table"
+        )
+    classes = tuple(_class_name(k) for k in keys)
+    return Encoding(features, label, "classification", tuple(keys), numeric, spec.outputs, test_fraction, seed), classes
+
+
+def _stats(client: Any, parts: list[Any], which: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    from symprop.tools.datasets import standardizer
+
+    each = [client.submit(moments, p, which, pure=False, retries=RETRIES) for p in parts]
+    n, mean, m2 = tree_reduce(client, each, combine_moments).result(timeout=RESULT_TIMEOUT)
+    if n == 0:
+        raise DataError("no training rows: the data is empty or --test-fraction took them all")
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.sqrt(m2 / n)
+    # the same checks and constant-column rule as the local engine
+    check = np.vstack([mean, mean + scale, mean - scale])
+    standardizer(check, names)
+    scale = np.where(scale == 0, 1.0, scale)
+    return mean, scale, int(n)
+
+
+def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentum: float, stream: IO[str]) -> int:
+    """``symprop train --engine dask`` (options already checked by symprop.tools.train)."""
+    from symprop.tools.train import (
+        Diverged,
+        History,
+        Progress,
+        _names,
+        check_output_path,
+        fold_standardization,
+        fold_targets,
+        prepare_module,
+        save_params,
+        save_plot,
+        train,
+    )
+
+    if solver not in ("lbfgs", "sgd"):
+        raise EngineError(f"--engine dask trains on the full batch: --solver {solver} is refused; use lbfgs or sgd")
+    if args.batch_size is not None:
+        raise EngineError("--engine dask trains on the full batch: --batch-size (mini-batches) is refused; drop it")
+    if args.validation_fraction or args.early_stopping:
+        raise EngineError("--validation-fraction and --early-stopping are for --engine local only; drop them")
+    if not 0 <= args.test_fraction < 1:
+        raise DataError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    dd, distributed = _import_dask()
+    out_dir = Path(args.out)
+    save_path = check_output_path("--save", args.save)
+    plot_path = check_output_path("--plot", args.plot)
+    prepared = prepare_module(spec, out_dir, args.mode)
+    source = prepared.source if prepared.source is not None else prepared.path.read_text(encoding="utf-8")
+    keys = list(spec.param_shapes)
+
+    def say(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    options = TableOptions(args.label, args.drop, args.delimiter)
+    try:
+        with connect(args.scheduler, args.workers) as client:
+            where = args.scheduler or f"LocalCluster of {args.workers} worker processes on 127.0.0.1"
+            frame = read_frame(dd, client, args.data, args.delimiter)
+            encoding, classes = encoding_for(dd, frame, spec, args.data, options, args.test_fraction, args.seed)
+            delayed_parts = frame.to_delayed()
+            parts = client.compute(
+                [distributed_delayed(encode_partition)(d, encoding, i) for i, d in enumerate(delayed_parts)],
+                retries=RETRIES,
+            )
+            mean, scale, n_rows = _stats(client, parts, "X", encoding.features)
+            parts = client.map(standardize, parts, mean=mean, scale=scale, which="X", pure=False, retries=RETRIES)
+            y_mean = y_scale = None
+            if encoding.task == "regression" and spec.layers[-1].activation == "identity":
+                y_mean, y_scale, _ = _stats(client, parts, "Y", (encoding.label,))
+                parts = client.map(
+                    standardize, parts, mean=y_mean, scale=y_scale, which="Y", pure=False, retries=RETRIES
+                )
+            source_future = client.submit(_value, source, pure=False)
+            say(
+                f"module: {prepared.path} ({'reused' if prepared.reused else 'generated, written after training'}, "
+                f"{prepared.mode} mode, {spec.n_params} parameters)"
+            )
+            say(f"engine: dask ({where}), {len(parts)} partitions, {n_rows} train rows on the workers")
+            say(f"features: {_names(encoding.features)}")
+            say(f"label: {encoding.label!r}" + (f", classes: {_names(classes)}" if classes else " (regression target)"))
+
+            def gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+                # Sent once per iteration as one small task that the partition tasks depend on (not
+                # embedded in each of them); unlike scattered data it has lineage, so a worker that
+                # dies holding it costs a recompute, not a hang (scatter(broadcast=True) hung then).
+                params_future = client.submit(_value, np.array(flat, dtype=np.float64), pure=False)
+                sums = [
+                    client.submit(partition_grad, source_future, keys, params_future, p, pure=False, retries=RETRIES)
+                    for p in parts
+                ]
+                n, loss_sum, grad_sum = tree_reduce(client, sums, combine).result(timeout=RESULT_TIMEOUT)
+                if n != n_rows:
+                    raise ClusterFailed(f"a gradient summed {n} rows instead of {n_rows}; the run was stopped")
+                return loss_sum / n, grad_sum / n
+
+            def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+                """One full-batch gradient; a scatter or connection that breaks (a worker died) is tried
+                again on the workers left, up to RETRIES more times; lost partitions are recomputed."""
+                for attempt in range(RETRIES + 1):
+                    try:
+                        return gradient(flat)
+                    except (distributed.comm.CommClosedError, OSError) as exc:
+                        if attempt == RETRIES:
+                            raise
+                        say(f"note: {type(exc).__name__} (a worker was lost?); computing this gradient again")
+                        time.sleep(0.5 * (attempt + 1))
+                raise AssertionError("unreachable")
+
+            what = "lbfgs (scipy L-BFGS-B" if solver == "lbfgs" else f"sgd (lr {lr:g}, momentum {momentum:g}"
+            unit = "iterations" if solver == "lbfgs" else "epochs"
+            say(f"training: {what}, full batch on the workers), {epochs} {unit}")
+            progress = Progress(epochs, stream, unit="iteration" if solver == "lbfgs" else "epoch")
+            module = prepared.module
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                try:
+                    result = train(
+                        module,
+                        None,
+                        None,
+                        solver=solver,
+                        epochs=epochs,
+                        lr=lr,
+                        batch_size=max(n_rows, 1),
+                        momentum=momentum,
+                        nesterov=args.nesterov,
+                        lr_schedule=args.lr_schedule,
+                        seed=args.seed,
+                        classification=encoding.task == "classification",
+                        objective=objective,
+                        n_rows=n_rows,
+                        on_epoch=progress,
+                    )
+                finally:
+                    progress.close()
+            raw_params = result.params
+            if y_mean is not None and y_scale is not None:
+                raw_params = fold_targets(result.params, y_mean, y_scale)
+            scores_each = [
+                client.submit(partition_scores, source_future, raw_params, p, y_mean, y_scale, pure=False)
+                for p in parts
+            ]
+            scores = tree_reduce(client, scores_each, add_scores).result(timeout=RESULT_TIMEOUT)
+    except (distributed.KilledWorker, distributed.comm.CommClosedError, OSError, TimeoutError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+        raise ClusterFailed(
+            f"the Dask cluster failed and Dask could not recover ({type(exc).__name__}: {detail})"
+        ) from None
+    history: History = result.history
+    train_loss = scores.train_loss / scores.train_rows
+    if not math.isfinite(train_loss):
+        raise Diverged(f"the final train loss is {train_loss}; lower --lr (now {lr:g})")
+    per = history.seconds / max(history.epochs, 1)
+    say(f"training time: {history.seconds:.3f} s ({per * 1000:.2f} ms per {progress.unit})")
+    if history.stop_reason:
+        say(f"stopped after {history.epochs} {progress.unit}s: {history.stop_reason}")
+    prepared.persist()
+    if save_path is not None:
+        saved = fold_standardization(raw_params, mean, scale)
+        save_params(save_path, saved, classes, encoding.features)
+        say(f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)")
+    if plot_path is not None:
+        unit = "loss (standardized targets)" if y_mean is not None else "loss"
+        save_plot(plot_path, history, f"{spec.name} on {args.data} (dask)", unit)
+        say(f"plot: {plot_path}")
+    say(f"train loss: {train_loss:.10g}")
+    if encoding.task == "classification":
+        say(f"train accuracy: {scores.train_right / scores.train_rows:.4f}")
+        if scores.test_rows:
+            say(f"test accuracy: {scores.test_right / scores.test_rows:.4f}")
+    elif scores.test_rows:
+        m = scores.test_rows
+        sst = scores.test_sum_sq - scores.test_sum**2 / m
+        say(f"test loss: {scores.test_loss / m:.6g}")
+        say(f"test rmse: {math.sqrt(scores.test_sse / m):.6g}")
+        say(f"test r2: {1 - scores.test_sse / sst if sst > 0 else 0.0:.4f}")
+    return 0
+
+
+def distributed_delayed(fn: Any) -> Any:
+    import dask
+
+    return dask.delayed(fn, pure=True)  # type: ignore[attr-defined]
+
+
+__all__ = [
+    "EngineError",
+    "Part",
+    "combine",
+    "combine_moments",
+    "encode_partition",
+    "partition_grad",
+    "run_dask",
+    "tree_reduce",
+]
