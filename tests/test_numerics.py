@@ -49,3 +49,21 @@ def test_sigmoid_beta_is_bounded() -> None:
     with pytest.raises(SpecError, match=r"\|beta\| <= 1e30"):
         spec_from_dict({**base, "layers": [{"units": 1, "activation": "sigmoid", "beta": 1e39}]})
     spec_from_dict({**base, "layers": [{"units": 1, "activation": "sigmoid", "beta": -1e30}]})
+
+
+def test_twelve_nested_tanh_generates_in_bounded_time(tmp_path: Path) -> None:
+    """The form search is bounded by size: 12 nested tanh took 81 s (and a RecursionError before the
+    redesign); it now keeps the large derivative as derived and finishes well inside the limit."""
+    import subprocess
+    import sys
+
+    expr = "x"
+    for _ in range(12):
+        expr = f"tanh({expr})"
+    spec = tmp_path / "deep.toml"
+    spec.write_text(
+        f'name = "deep"\ninputs = 1\nloss = "mse"\n[[layers]]\nunits = 1\nactivation = "custom"\nexpr = "{expr}"\n'
+    )
+    run = [sys.executable, "-m", "symprop", "generate", str(spec), "-o", str(tmp_path / "out")]
+    result = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -248,10 +248,6 @@ def _layer_section(program: Program, l: int) -> Section:
     return Section(title, tuple(eqs), tuple(vector), tuple(notes))
 
 
-def _vec_prev(l: int) -> str:
-    return "x" if l == 1 else f"a{l - 1}"
-
-
 def _vector_delta_latex(l: int) -> str:
     return rf"\delta^{{({l})}} = \frac{{\partial C_k}}{{\partial a^{{({l})}}}} \odot f_{{{l}}}'\left(z^{{({l})}}\right)"
 

@@ -63,9 +63,12 @@ def _sign_variants(expr: sp.Expr) -> list[sp.Expr]:
     return variants
 
 
+MAX_OPS = 80  # a larger expression is kept as given: its candidates' CSEs would cost seconds each
+
+
 def choose_form(expr: sp.Expr, together: Sequence[sp.Expr] = ()) -> sp.Expr:
     """Among equal forms of ``expr``, the cheapest by :func:`cost` when computed with ``together``."""
-    if expr.is_Atom or sp.count_ops(expr) > 200:
+    if expr.is_Atom or sp.count_ops(expr) > MAX_OPS:
         return expr
     factored = sp.factor(expr)
     forms = [expr, factored, *_sign_variants(factored), *_sign_variants(expr), sp.expand(expr)]

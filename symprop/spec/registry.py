@@ -38,10 +38,6 @@ def _positive(v: float) -> bool:
     return math.isfinite(v) and v > 0
 
 
-def _nonzero(v: float) -> bool:
-    return math.isfinite(v) and v != 0
-
-
 MAX_SCALE = 1e30  # beta * z must stay finite in float32 (max 3.4e38) for |z| up to 1e8
 
 

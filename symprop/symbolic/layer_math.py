@@ -222,9 +222,17 @@ def _cost(e: sp.Expr) -> tuple[int, int, str]:
     return (sp.count_ops(e), sum(1 for p in sp.preorder_traversal(e) if isinstance(p, sp.Pow)), sp.srepr(e))
 
 
+MAX_FORM_SEARCH_OPS = 120  # larger derivatives are used as derived: factoring and probing them costs minutes
+
+
 def in_terms_of_a(derivative: sp.Expr, f: sp.Expr) -> sp.Expr:
-    """Rewrite a derivative in z using the saved activation a = f(z), if exact and not costlier."""
+    """Rewrite a derivative in z using the saved activation a = f(z), if exact and not costlier.
+
+    Bounded: a derivative of more than MAX_FORM_SEARCH_OPS operations (12 nested tanh) is kept
+    as derived, in z; the search (substitution, factoring, numeric probes) would take minutes."""
     d = drop_dirac(_sigmoid_symmetry(derivative))
+    if sp.count_ops(d) > MAX_FORM_SEARCH_OPS:
+        return d
     candidates = [d]
     if f != Z:
         subs = [d.subs(f, A)]

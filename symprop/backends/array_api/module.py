@@ -14,7 +14,7 @@ from types import MappingProxyType
 import sympy as sp
 
 from symprop.backends.array_api.printer import XpPrinter
-from symprop.backends.numpy.module import param_name, render, symbols_read
+from symprop.backends.numpy.module import param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.backprop import N
@@ -67,11 +67,7 @@ class ArrayApi:
             total = f"{fn}({body}, axis=1, keepdims=True)"
         else:
             total = f"xp.sum({body}, axis=0)"
-        if s.scale == 1:
-            return total
-        if s.scale == 1 / N.symbol:
-            return f"{total} / n"
-        return f"{total} * {p.code(s.scale)}"
+        return scaled(total, s.scale, p)
 
     def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
         used = symbols_read(statements) - skip

@@ -16,6 +16,7 @@ import sympy as sp
 
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
+from symprop.ir.backprop import N
 from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
@@ -59,10 +60,6 @@ def _split(f: Function, forward: Sequence[Statement]) -> Split:
         raise ValueError(f"{f.name} does not start with the forward pass")
     needed = symbols_read(own) | {v.symbol for v in f.returns}
     return Split(tuple(dict.fromkeys(s.out for s in forward if s.out.symbol in needed)), own)
-
-
-def _uses(lines: Iterable[Line], word: str) -> bool:
-    return any(word in line.code for line in lines)
 
 
 def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...], tuple[str, ...]]:
@@ -132,6 +129,15 @@ def is_entry(v: Var) -> bool:
     return v.kind in (Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B) and bool(v.index)
 
 
+def scaled(total: str, scale: sp.Expr, p: ArrayPrinter) -> str:
+    """A reduction's code times its scale: ``total / n`` for the batch mean."""
+    if scale == 1:
+        return total
+    if scale == 1 / N.symbol:
+        return f"{total} / n"
+    return f"{total} * {p.code(scale)}"
+
+
 def linear_sum_code(s: LinearSum, p: ArrayPrinter) -> str:
     terms = [f"{param_name(w)}*{p.name(v.symbol)}" for w, v in s.terms]
     if s.bias is not None:
@@ -139,4 +145,14 @@ def linear_sum_code(s: LinearSum, p: ArrayPrinter) -> str:
     return " + ".join(terms)
 
 
-__all__ = ["Split", "Style", "functions", "is_entry", "linear_sum_code", "param_name", "render", "symbols_read"]
+__all__ = [
+    "Split",
+    "Style",
+    "functions",
+    "is_entry",
+    "linear_sum_code",
+    "param_name",
+    "render",
+    "scaled",
+    "symbols_read",
+]

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import is_entry, linear_sum_code, param_name, render, symbols_read
+from symprop.backends.numpy.module import is_entry, linear_sum_code, param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.backprop import N
@@ -65,11 +65,7 @@ class Unrolled:
                 total = f"np.dot({', '.join(p.name(f) for f in factors)})"
             else:
                 total = f"np.sum({p.code(s.expr)})"
-            if s.scale == 1 / N.symbol:
-                total += " / n"
-            elif s.scale != 1:
-                total += f" * {p.code(s.scale)}"
-            return [Line(f"{out} = {total}", s.note.render())]
+            return [Line(f"{out} = {scaled(total, s.scale, p)}", s.note.render())]
         raise TypeError(f"the unrolled backend prints no {type(s).__name__}")
 
     def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import param_name, render, symbols_read
+from symprop.backends.numpy.module import param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.backprop import N
@@ -135,7 +135,7 @@ class Vectorized:
             total = f"{fn}({p.code(s.expr)}, axis=1, keepdims=True)"
         else:
             total = f"np.sum({p.code(s.expr)}, axis=0)"
-        return _scaled(total, s.scale, p)
+        return scaled(total, s.scale, p)
 
     def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
         used = symbols_read(statements) - skip
@@ -149,14 +149,6 @@ class Vectorized:
             return [], cost
         grads = ", ".join(f'"{param_name(v)[1:]}": {self.name(v, p)}' for v in f.returns[1:])
         return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
-
-
-def _scaled(total: str, scale: sp.Expr, p: ArrayPrinter) -> str:
-    if scale == 1:
-        return total
-    if scale == 1 / N.symbol:
-        return f"{total} / n"
-    return f"{total} * {p.code(scale)}"
 
 
 def render_vectorized(program: Program) -> str:
