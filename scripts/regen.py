@@ -2,8 +2,10 @@
 
 For every ``examples/*.toml`` it renders ``generated/<name>.py`` in the default
 mode (what ``symprop generate`` writes), ``generated/<name>.md`` (what
-``symprop explain --format markdown`` writes) and ``generated/<name>.html`` (what
-``symprop report`` writes, with the ``--param`` of :data:`REPORT_PARAMS`).  ``--check`` writes nothing and exits 1
+``symprop explain --format markdown`` writes), ``generated/<name>.html`` (what
+``symprop report`` writes, with the ``--param`` of :data:`REPORT_PARAMS`) and
+``generated/c/<name>.h`` / ``.c`` (what ``symprop generate --target c`` writes).
+``--check`` writes nothing and exits 1
 listing the files that are stale or missing; the test suite runs the same
 comparison byte for byte.  Run it from the repository root after changing a
 template, the printer or the derivation, and commit the result with the change.
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from symprop.emit import render, write_atomic
+from symprop.emit import render, render_files, write_atomic
 from symprop.explain import explain
 from symprop.explain.report import report
 from symprop.spec import Spec, load_spec
@@ -34,6 +36,8 @@ ARTIFACTS: list[Artifact] = [
     ("array_api/{name}.py", lambda spec: render(spec, target="array-api")),  # --target array-api
     ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report
     ("{name}.html", lambda spec: report(spec, REPORT_PARAMS.get(spec.name, ()))),  # symprop report
+    ("c/{name}.h", lambda spec: render_files(spec, target="c")[f"{spec.name}.h"]),  # symprop generate --target c
+    ("c/{name}.c", lambda spec: render_files(spec, target="c")[f"{spec.name}.c"]),
 ]
 
 

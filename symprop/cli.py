@@ -81,6 +81,7 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         f"{g.unrolled_limit} parameters) or auto (default): the faster as measured, "
         f"{g.auto_rule} (see the README)",
     )
+    gen.add_argument("--c-real", choices=("double", "float"), help="--target c: the real type (default double)")
     gen.add_argument("--force", action="store_true", help="overwrite a DIR/<name>.py that symprop did not write")
     gen.add_argument(
         "--second-order",
@@ -185,7 +186,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
-    paths = write_files(spec, Path(args.out), args.mode, args.target, force=args.force, second_order=args.second_order)
+    if args.c_real is not None and args.target != "c":
+        raise UsageError(f"--c-real is for --target c, not {args.target}")
+    options = {"real": args.c_real} if args.c_real is not None else None
+    paths = write_files(
+        spec, Path(args.out), args.mode, args.target, options, force=args.force, second_order=args.second_order
+    )
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
     print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
@@ -195,7 +201,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import math
 
-    from symprop.emit import render
+    from symprop.emit import backend_for, render
     from symprop.tools.check import TOLERANCE, compare, float_results, format_report, load_module
 
     tol = TOLERANCE if args.tol is None else args.tol
@@ -208,9 +214,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
     spec = load_spec(args.spec)
-    loaded = load_module(render(spec, args.mode, args.target), spec.name)
-    # the array-api module is checked on NumPy arrays; its cost is a 0-d array, not a float
-    module = float_results(loaded) if args.target == "array-api" else loaded
+    backend_for(spec, args.mode, args.target)  # a --mode that the target has not is an error
+    if args.target == "c":
+        from symprop.tools.cbuild import CompileError, load_c
+
+        try:
+            module: object = load_c(spec)
+        except CompileError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        loaded = load_module(render(spec, args.mode, args.target), spec.name)
+        # the array-api module is checked on NumPy arrays; its cost is a 0-d array, not a float
+        module = float_results(loaded) if args.target == "array-api" else loaded
     seeds = tuple(range(args.seed, args.seed + args.points))
     result = compare(module, spec, seeds=seeds, max_entries=None if args.all else 60, tol=tol, scale=args.scale)
     print(format_report(result))

@@ -8,6 +8,7 @@ overwrites a file symprop did not write (unless ``force``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from symprop.backends.base import Backend
@@ -49,6 +50,8 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_or
         )
     program = derive(spec)
     if second_order:
+        if backend.target == "c":
+            raise SpecError("--second-order is not available for --target c yet; use numpy or array-api")
         if backend.granularity is Granularity.UNIT:
             raise SpecError("--second-order is not available in unrolled mode yet; use --mode vectorized")
         program = with_hvp(program)
@@ -57,12 +60,24 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_or
     return cse(program)
 
 
-def render_files(spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False) -> dict[str, str]:
-    """Every file a backend writes for ``spec``, by name."""
+def render_files(
+    spec: Spec,
+    mode: str = "auto",
+    target: str = "numpy",
+    options: Mapping[str, str] | None = None,
+    second_order: bool = False,
+) -> dict[str, str]:
+    """Every file a backend writes for ``spec``, by name; ``options`` are the target's (C: ``real``)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     backend = backend_for(spec, mode, target)
     program = program_for(spec, mode, target, second_order)
+    if options:
+        unknown = sorted(set(options) - set(backend.options))
+        if unknown or backend.render_options is None:
+            raise SpecError(f"option {', '.join(unknown or sorted(options))} is not one of the {target} target's")
     try:
+        if options and backend.render_options is not None:
+            return backend.render_options(program, options)
         return backend.render(program)
     except ValueError as exc:  # the printer refuses what it cannot print as valid code (an inf constant)
         raise SpecError(f"{spec.source}: cannot generate code for this spec: {exc}; rescale the expression") from None
@@ -70,7 +85,7 @@ def render_files(spec: Spec, mode: str = "auto", target: str = "numpy", second_o
 
 def render(spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False) -> str:
     """The generated Python module's source text for ``spec`` (numpy or array-api target)."""
-    files = render_files(spec, mode, target, second_order)
+    files = render_files(spec, mode, target, second_order=second_order)
     return files[f"{spec.name}.py"]
 
 
@@ -79,6 +94,7 @@ def write_files(
     out_dir: str | Path,
     mode: str = "auto",
     target: str = "numpy",
+    options: Mapping[str, str] | None = None,
     force: bool = False,
     second_order: bool = False,
 ) -> list[Path]:
@@ -91,7 +107,7 @@ def write_files(
     names = [f"{spec.name}{suffix}" for suffix in backend_for(spec, mode, target).suffixes]
     for name in names:
         check_output(Path(out_dir) / name, force)
-    files = render_files(spec, mode, target, second_order)
+    files = render_files(spec, mode, target, options, second_order)
     paths = []
     for name, text in files.items():
         path = Path(out_dir) / name

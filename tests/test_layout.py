@@ -39,6 +39,8 @@ RANKS = {
     "backends.numpy.vectorized": 10,
     "backends.array_api.printer": 9,
     "backends.array_api.module": 10,
+    "backends.c.printer": 8,
+    "backends.c.module": 9,
     "backends.registry": 11,
     "io": 0,
     "modes": 4,  # the NumPy mode names and auto's rule, without the generator (train/predict use it)
@@ -50,6 +52,7 @@ RANKS = {
     "explain.model": 13,
     "tools.solvers": 12,
     "tools.train": 13,
+    "tools.cbuild": 13,
     "tools.predict": 14,
     "tools.distributed": 14,
     "explain.report": 14,
@@ -61,6 +64,7 @@ RANKS = {
     "backends": 0,
     "backends.numpy": 0,
     "backends.array_api": 0,
+    "backends.c": 0,
     "tools": 0,
 }
 

@@ -2,7 +2,7 @@
 
 Hostile text goes into every field a spec lets a user write free text into (custom activation
 and loss expressions, the spec file's name; ``name`` must be an identifier) and through every
-output (both NumPy modes, explain in every format).  Each hostile string would, if copied raw
+output (both NumPy modes, the C target in double and float, explain in every format).  Each hostile string would, if copied raw
 into a docstring or comment, close it and run code that creates a marker file; the test imports
 every emitted module and checks the marker never appears and the module works.
 """
@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from symprop.backends.c.module import check_comment_safe
 from symprop.backends.templating import check_module, docstring_literal
-from symprop.emit import MODES, render
+from symprop.emit import MODES, render, render_files
 from symprop.explain import FORMATS, explain
-from symprop.spec import SpecError, load_spec
+from symprop.spec import Spec, SpecError, load_spec
+from symprop.tools.cbuild import load_c
 from symprop.tools.check import load_module
 
 RENDER_MODES = [m for m in MODES if m != "auto"]
@@ -86,7 +88,23 @@ def test_hostile_expressions_never_reach_an_emitted_file(tmp_path: Path, index: 
         assert np.isfinite(C) and set(grads) == set(module.PARAM_SHAPES)
     for fmt in FORMATS:
         assert "pwned" not in explain(spec, fmt)
+    _check_c_target(spec)
     assert not marker.exists()
+
+
+def _check_c_target(spec: Spec) -> None:
+    """The C target: no payload text in either file, comments closed once, and it compiles
+    (warnings as errors) and runs."""
+    for real in ("double", "float"):
+        files = render_files(spec, target="c", options={"real": real})
+        for text in files.values():
+            assert "pwned" not in text and "open(" not in text
+            check_comment_safe(text)
+        c = load_c(spec, real)
+        rng = np.random.default_rng(0)
+        params = {k: rng.normal(size=s) for k, s in c.PARAM_SHAPES.items()}
+        C, grads = c.loss_and_grad(params, rng.normal(size=(4, 2)), rng.normal(size=(4, 1)))
+        assert np.isfinite(C) and set(grads) == set(c.PARAM_SHAPES)
 
 
 def test_a_spec_built_in_python_is_re_printed_before_emission(tmp_path: Path) -> None:
@@ -101,6 +119,7 @@ def test_a_spec_built_in_python_is_re_printed_before_emission(tmp_path: Path) ->
         assert "pwned" not in source
         load_module(source, f"py_hostile_{mode}_{target}")
     assert "pwned" not in explain(spec, "latex")
+    _check_c_target(spec)
     assert not marker.exists()
 
 

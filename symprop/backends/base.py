@@ -8,7 +8,7 @@ them; the CLI's choices and the tests' parametrisation are read from there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from symprop.ir.program import Granularity, Program
@@ -23,6 +23,9 @@ class Backend:
     summary: str
     max_params: int | None = None  # refuse larger specs (generation time, readability)
     mode: str = ""  # the --mode that selects it within its target ("" if the target has one backend)
+    # target options (e.g. {"real": "float"} for C): the render used when any is given, and their names
+    render_options: Callable[[Program, Mapping[str, str]], dict[str, str]] | None = None
+    options: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = (".py",)  # the files it writes: <spec name><suffix>
 
 

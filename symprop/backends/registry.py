@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 from symprop.backends.array_api.module import render_array_api
 from symprop.backends.base import Backend
+from symprop.backends.c.module import render_c
 from symprop.backends.numpy.unrolled import MAX_PARAMS, render_unrolled
 from symprop.backends.numpy.vectorized import render_vectorized
 from symprop.ir.program import Granularity, Program
@@ -39,6 +40,16 @@ BACKENDS: Mapping[str, Backend] = {
         Granularity.LAYER,
         _python(render_array_api),
         "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
+    ),
+    "c": Backend(
+        "c",
+        "c",
+        Granularity.LAYER,
+        lambda program: render_c(program),
+        "C99 header and source: loops over one sample, no allocation, for on-device training",
+        render_options=lambda program, options: render_c(program, options.get("real", "double")),
+        options=("real",),
+        suffixes=(".h", ".c"),
     ),
 }
 TARGETS: tuple[str, ...] = tuple(dict.fromkeys(b.target for b in BACKENDS.values()))

@@ -1,0 +1,656 @@
+"""The C backend: the layer program as loops over one sample, into a header and a source.
+
+Why the layer program and not the per-neuron one: loops over the layer program scale (the
+source grows with the number of layers, not of weights), and one sample's vectors are
+exactly the workspace the ABI allows.  Each statement of the layer program, read with one
+row (one sample), becomes one loop:
+
+* ``Z = A Wᵀ`` + ``b``  ->  ``Z[j] = b[j] + Σ_i W[j*in + i] A[i]``;
+* ``G = D W`` followed by ``D⁻ = G ⊙ f'``  ->  one fused loop, ``g = Σ_j D[j] W[j*in + i]``
+  a scalar, ``D⁻[i] = g * f'[i]`` (G never stored);
+* ``dW = Dᵀ A``  ->  ``dW[j*in + i] += D[j] A[i]`` (accumulated over the samples);
+* elementwise maps -> one loop per map; row reductions -> a scalar per sample; the batch
+  reductions (the cost, ``db``) accumulate over the samples.
+
+The batch mean: the IR folds 1/n into the output error (``Dᴸ = δᴸ/n``) and the cost
+(``C = Σ ℓ / n``).  Here ``n`` is the caller's batch size, known on entry, so each sample
+contributes ``δ/n`` exactly as the NumPy module's rows do, and the sum over samples is the
+batch mean with no final rescaling of the gradient.  The cost is summed and divided by n
+once at the end, as NumPy's ``np.sum(...) / n``.
+
+Workspace: every per-sample vector gets a slot in ``work``; slots are reused once a vector
+is dead, an elementwise map writes in place of an input it reads for the last time, and an
+identity map (``A = Z``) shares its input's slot.  The layout is computed per function;
+``WORK_SIZE`` is the largest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symprop import __version__
+from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_used
+from symprop.backends.templating import environment
+from symprop.ir.backprop import N
+from symprop.ir.program import (
+    AddBias,
+    Axis,
+    Function,
+    Kind,
+    Map,
+    MatMul,
+    Note,
+    Program,
+    Reduce,
+    ReduceOp,
+    Statement,
+    Var,
+    reads,
+)
+from symprop.spec import SpecError
+
+SYSTEM_HEADERS = ("math", "stddef")  # the headers the source includes: a spec of that name would shadow one
+HEADER = "c/header.h.jinja"
+SOURCE = "c/source.c.jinja"
+ARRAY_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
+BATCH_KINDS = {Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B, Kind.COST, Kind.COUNT}
+INDENT = "    "
+
+
+def c_comment(text: str) -> str:
+    """``text`` made safe inside a C block comment: printable ASCII only, no comment delimiters.
+
+    The one escaping function for text that reaches an emitted C file outside code.  Every
+    character outside printable ASCII (newlines included) becomes ``<U+XXXX>``; ``*/`` and
+    ``/*`` are broken by a space (one would end the comment, the other warns under -Wall);
+    ``??`` is broken too (a trigraph such as ``??/`` could splice lines).
+    """
+    out = "".join(ch if " " <= ch <= "~" else f"<U+{ord(ch):04X}>" for ch in text)
+    while True:
+        fixed = out.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
+        if fixed == out:
+            return out
+        out = fixed
+
+
+def check_comment_safe(source: str) -> str:
+    """Fail unless every block comment of ``source`` holds printable ASCII and no nested opener.
+
+    A postcondition of every render: nothing in a comment could end it early or hide code.
+    """
+    if not all(ch == "\n" or " " <= ch <= "~" for ch in source):
+        raise RuntimeError("symprop rendered C with a character outside printable ASCII; please report it")
+    pos = 0
+    while (start := source.find("/*", pos)) >= 0:
+        end = source.find("*/", start + 2)
+        if end < 0 or "/*" in source[start + 2 : end] or "??" in source[start:end]:
+            raise RuntimeError("symprop rendered a C comment that is not closed once; please report it")
+        pos = end + 2
+    return source
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One named vector of ``work`` (a variable of the layer program for one sample)."""
+
+    name: str
+    offset: int
+    size: int
+    shares: str = ""  # the variable whose slot it reuses, for the comment
+    made: int = 0  # the step that writes it (listing order within a slot)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A C function: signature, checks, declarations and body, as lines (structure for templates)."""
+
+    name: str
+    signature: str
+    doc: tuple[str, ...]
+    checks: str
+    pointers: tuple[str, ...]
+    before: tuple[str, ...]  # before the loop over samples
+    loop: tuple[str, ...]  # one sample
+    after: tuple[str, ...]  # after the loop
+    work: tuple[Slot, ...]
+    work_size: int
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    name: str
+    offset: int
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        size = 1
+        for d in self.shape:
+            size *= d
+        return size
+
+
+@dataclass(frozen=True)
+class CContext:
+    """Everything the C templates need; plain data only."""
+
+    name: str
+    upper: str
+    real: str
+    real_bytes: int
+    version: str
+    spec_hash: str
+    sizes_text: str
+    activations_text: str
+    loss: str
+    inputs: int
+    outputs: int
+    n_params: int
+    work_size: int
+    min_work: int
+    params: tuple[ArrayInfo, ...]
+    spec_lines: tuple[str, ...]
+    helpers: tuple[str, ...]
+    functions: tuple[Block, ...]
+
+    @property
+    def bill(self) -> int:
+        return (2 * self.n_params + self.work_size) * self.real_bytes
+
+    @property
+    def min_bill(self) -> int:
+        return (2 * self.n_params + self.min_work) * self.real_bytes
+
+
+@dataclass
+class _Arena:
+    """First-fit allocation of vectors in ``work``; freed slots merge with their neighbours."""
+
+    free: list[tuple[int, int]] = field(default_factory=list)  # (offset, size), sorted
+    top: int = 0
+
+    def take(self, size: int) -> int:
+        fits = [(s, o) for o, s in self.free if s >= size]
+        if fits:
+            s, o = min(fits)
+            self.free.remove((o, s))
+            if s > size:
+                self.free.append((o + size, s - size))
+                self.free.sort()
+            return o
+        if self.free and self.free[-1][0] + self.free[-1][1] == self.top:
+            o, s = self.free.pop()
+            self.top = o + size
+            return o
+        o, self.top = self.top, self.top + size
+        return o
+
+    def give(self, offset: int, size: int) -> None:
+        self.free.append((offset, size))
+        self.free.sort()
+        merged: list[tuple[int, int]] = []
+        for o, s in self.free:
+            if merged and merged[-1][0] + merged[-1][1] == o:
+                merged[-1] = (merged[-1][0], merged[-1][1] + s)
+            else:
+                merged.append((o, s))
+        self.free = merged
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One per-sample statement, with the arrays it reads elementwise and as a whole."""
+
+    stmt: Statement
+    bias: Var | None = None
+    fused: Map | None = None  # G = D W fused with the δ map after it
+    post: bool = False  # runs once after the loop over samples (the cost from its sums)
+
+
+class _Builder:
+    def __init__(self, program: Program, real_type: str) -> None:
+        self.program = program
+        self.spec = program.spec
+        self.p = CPrinter(real_type)
+        self.real = f"{self.spec.name}_real"
+        self.upper = self.spec.name.upper()
+        self.x, self.y = Var("X", Kind.INPUT), Var("Y", Kind.TARGET)
+        self.declared_after: set[str] = set()  # costs declared after the loop (per function)
+        self.kinds: dict[sp.Symbol, Kind] = {N.symbol: Kind.COUNT}
+        for v in program.params:
+            self.kinds[v.symbol] = v.kind
+        for st in program.statements():
+            for v in (st.out, *((st.left, st.right) if isinstance(st, MatMul) else ())):
+                self.kinds.setdefault(v.symbol, v.kind)
+        self.offsets: dict[str, int] = {}
+        offset = 0
+        for name, shape in self.spec.param_shapes.items():
+            self.offsets[name] = offset
+            offset += shape[0] * (shape[1] if len(shape) > 1 else 1)
+
+    # ---------------------------------------------------------------- shapes --
+    def width(self, v: Var, widths: Mapping[sp.Symbol, int]) -> int:
+        if v.kind is Kind.INPUT:
+            return self.spec.inputs
+        if v.kind is Kind.TARGET:
+            return self.spec.outputs
+        if v.kind in ARRAY_KINDS:
+            return self.spec.layer_sizes[v.layer]
+        return widths.get(v.symbol, 0)
+
+    def expr_width(self, expr: sp.Expr, widths: Mapping[sp.Symbol, int]) -> int:
+        found = {widths[s] for s in expr.free_symbols if widths.get(s, 0) > 0}
+        if len(found) > 1:
+            raise ValueError(f"cannot print {expr} per sample: its arrays have widths {sorted(found)}")
+        return found.pop() if found else 0
+
+    # ----------------------------------------------------------------- steps --
+    def steps(self, f: Function) -> list[_Step]:
+        body = list(f.body)
+        reads: dict[sp.Symbol, int] = {}
+        for s in body:
+            for sym in _reads(s):
+                reads[sym] = reads.get(sym, 0) + 1
+        out: list[_Step] = []
+        k = 0
+        while k < len(body):
+            s = body[k]
+            nxt = body[k + 1] if k + 1 < len(body) else None
+            if isinstance(s, AddBias):
+                raise ValueError("a bias without its product")
+            if isinstance(s, MatMul) and s.out.kind is Kind.Z:
+                bias = nxt.bias if isinstance(nxt, AddBias) and nxt.out == s.out else None
+                out.append(_Step(s, bias=bias))
+                k += 2 if bias is not None else 1
+                continue
+            if (
+                isinstance(s, MatMul)
+                and s.out.kind is Kind.UPSTREAM
+                and isinstance(nxt, Map)
+                and s.out.symbol in nxt.expr.free_symbols
+                and reads.get(s.out.symbol, 0) == 1
+            ):
+                out.append(_Step(s, fused=nxt))
+                k += 2
+                continue
+            out.append(_Step(s, post=self.once(s)))
+            k += 1
+        return out
+
+    def once(self, s: Statement) -> bool:
+        """``s`` reads no per-sample value (only parameters, gradients, costs and n): it runs once,
+        after the loop over samples (the cost from its sums, the L2 penalty and its gradient)."""
+        if not isinstance(s, Map | Reduce) or (isinstance(s, Reduce) and s.axis is not Axis.ALL):
+            return False
+        if s.out.kind not in (Kind.COST, Kind.GRAD_W, Kind.GRAD_B):
+            return False
+        return all(self.kinds.get(sym) in BATCH_KINDS for sym in s.expr.free_symbols)
+
+    # ---------------------------------------------------------------- memory --
+    def layout(self, steps: Sequence[_Step], returns: Sequence[Var]) -> tuple[dict[sp.Symbol, Slot], int]:
+        """Slots of the work vectors: liveness over the per-sample steps, reuse, in place."""
+        widths: dict[sp.Symbol, int] = {self.x.symbol: self.spec.inputs, self.y.symbol: self.spec.outputs}
+        alias: dict[sp.Symbol, sp.Symbol] = {}
+        defs: dict[sp.Symbol, int] = {}
+        last: dict[sp.Symbol, int] = {}
+        kinds: dict[sp.Symbol, Var] = {}
+        made: dict[sp.Symbol, int] = {}
+
+        def root(sym: sp.Symbol) -> sp.Symbol:
+            while sym in alias:
+                sym = alias[sym]
+            return sym
+
+        inplace_ok: dict[int, set[sp.Symbol]] = {}
+        for pos, st in enumerate(steps):
+            if st.post:
+                continue
+            s = st.stmt
+            for sym in _reads(s) | (_reads(st.fused) if st.fused else frozenset()):
+                if sym in widths or root(sym) in widths:
+                    last[root(sym)] = pos
+            target = st.fused.out if st.fused else s.out
+            if isinstance(s, Reduce) or target.kind in (Kind.COST, Kind.GRAD_W, Kind.GRAD_B):
+                continue
+            if isinstance(s, MatMul) and st.fused is None and s.out.kind is Kind.GRAD_W:
+                continue
+            w = self.width(target, widths)
+            if isinstance(s, Map) and target.kind not in ARRAY_KINDS:
+                w = self.expr_width(s.expr, widths)
+            if w == 0:
+                continue  # a per-sample scalar: a local variable
+            widths[target.symbol] = w
+            kinds[target.symbol] = target
+            made[target.symbol] = pos
+            if isinstance(s, Map) and isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
+                alias[target.symbol] = root(s.expr)
+                continue
+            defs[target.symbol] = pos
+            last.setdefault(target.symbol, pos)
+            if isinstance(s, Map):
+                inplace_ok[pos] = {root(x) for x in s.expr.free_symbols if widths.get(root(x), 0) == w}
+            elif st.fused is not None:
+                inplace_ok[pos] = {
+                    root(x) for x in st.fused.expr.free_symbols - {s.out.symbol} if widths.get(root(x), 0) == w
+                }
+        for v in returns:
+            if v.symbol in widths:
+                last[root(v.symbol)] = len(steps)
+        arena = _Arena()
+        slots: dict[sp.Symbol, Slot] = {}
+        order = sorted(defs, key=lambda sym: defs[sym])
+        by_pos: dict[int, list[sp.Symbol]] = {}
+        for sym in order:
+            by_pos.setdefault(defs[sym], []).append(sym)
+        dying: dict[int, list[sp.Symbol]] = {}
+        for sym in defs:
+            dying.setdefault(last[sym], []).append(sym)
+        held: set[sp.Symbol] = set()
+        for pos in range(len(steps) + 1):
+            taken_inplace: set[sp.Symbol] = set()
+            for sym in by_pos.get(pos, []):
+                w = widths[sym]
+                reuse = [
+                    x
+                    for x in sorted(inplace_ok.get(pos, set()), key=str)
+                    if x in held and last[x] == pos and slots[x].size == w and x not in taken_inplace
+                ]
+                if reuse:
+                    x = reuse[0]
+                    taken_inplace.add(x)
+                    held.discard(x)
+                    slots[sym] = Slot(sym.name, slots[x].offset, w, slots[x].name, pos)
+                else:
+                    slots[sym] = Slot(sym.name, arena.take(w), w, made=pos)
+                held.add(sym)
+            for sym in dying.get(pos, []):
+                if sym in held and sym not in taken_inplace:
+                    held.discard(sym)
+                    arena.give(slots[sym].offset, slots[sym].size)
+        for sym, target in alias.items():
+            r = root(target)
+            slots[sym] = Slot(sym.name, slots[r].offset, slots[r].size, r.name, made[sym])
+        return slots, arena.top
+
+    # ----------------------------------------------------------------- print --
+    def block(self, f: Function) -> Block:
+        steps = self.steps(f)
+        returns = f.returns if f.name == "forward" else ()
+        slots, size = self.layout(steps, returns)
+        widths = {sym: s.size for sym, s in slots.items()}
+        widths[self.x.symbol], widths[self.y.symbol] = self.spec.inputs, self.spec.outputs
+        scalars: dict[str, None] = {}
+        accum: dict[str, None] = {}
+        self.declared_after = set()
+        loop: list[str] = []
+        after: list[str] = []
+        for st in steps:
+            lines = self.step(st, widths, scalars, accum, after)
+            if st.post:
+                after += lines
+            else:
+                loop += lines
+        if f.name == "forward":
+            A = f.returns[0].name
+            loop.append(
+                f"for (size_t j = 0; j < {self.upper}_N_OUTPUTS; ++j) out[k * {self.upper}_N_OUTPUTS + j] = {A}[j];"
+            )
+        used = _code_only("\n".join(loop + after))
+        pointers = [
+            f"const {self.real} *{name} = params + {self.upper}_OFF_{name.upper()};"
+            for name in self.spec.param_shapes
+            if _word(used, name)
+        ]
+        if f.name == "loss_and_grad":
+            pointers += [
+                f"{self.real} *d{name} = grad + {self.upper}_OFF_{name.upper()};" for name in self.spec.param_shapes
+            ]
+        pointers += [
+            f"{self.real} *{s.name} = work + {s.offset};"
+            + (f"  /* shares the slot of {s.shares} */" if s.shares else "")
+            for s in sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))
+            if _word(used, s.name)
+        ]
+        before: list[str] = []
+        if _word(used, "rn"):
+            before.append(f"const {self.real} rn = ({self.real})n;")
+        before += [f"{self.real} {name} = {self.p.lit(0.0)};" for name in accum]
+        head = [f"{self.real} {', '.join(scalars)};"] if scalars else []
+        U = self.upper
+        if f.name == "forward":
+            signature = (
+                f"int {self.spec.name}_forward(const {self.real} *params, const {self.real} *x, size_t n, "
+                f"{self.real} *out, {self.real} *work)"
+            )
+            checks = "n == 0 || params == NULL || x == NULL || out == NULL || work == NULL"
+            doc: tuple[str, ...] = ("The network's outputs for n samples: out[k*N_OUTPUTS + j], row k.",)
+            xy = [f"const {self.real} *X = x + k * {U}_N_INPUTS;"]
+        else:
+            before.insert(0, f"for (size_t k = 0; k < {U}_N_PARAMS; ++k) grad[k] = {self.p.lit(0.0)};")
+            C = f.returns[0].name
+            after.append(f"*loss = {C};")
+            signature = (
+                f"int {self.spec.name}_loss_and_grad(const {self.real} *params, const {self.real} *x, "
+                f"const {self.real} *y, size_t n, {self.real} *loss, {self.real} *grad, {self.real} *work)"
+            )
+            checks = (
+                "n == 0 || params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL"
+            )
+            doc = (
+                "The batch-mean cost into *loss and its gradient into grad (laid out like params),",
+                "accumulated one sample at a time.",
+            )
+            xy = [f"const {self.real} *X = x + k * {U}_N_INPUTS;"]
+            if _word(used, "Y"):
+                xy.append(f"const {self.real} *Y = y + k * {U}_N_OUTPUTS;")
+        loop = xy + head + loop
+        return Block(
+            f.name,
+            signature,
+            doc,
+            checks,
+            tuple(pointers),
+            tuple(before),
+            tuple(loop),
+            tuple(after),
+            tuple(sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))),
+            size,
+        )
+
+    def names(self, widths: Mapping[sp.Symbol, int], index: str) -> dict[sp.Symbol, str]:
+        names = {sym: f"{sym.name}[{index}]" for sym, w in widths.items() if w > 0}
+        names[N.symbol] = "rn"
+        return names
+
+    def comment(self, note: Note | str) -> list[str]:
+        text = note if isinstance(note, str) else note.render()
+        return [f"/* {c_comment(text)} */"] if text else []
+
+    def step(
+        self,
+        st: _Step,
+        widths: Mapping[sp.Symbol, int],
+        scalars: dict[str, None],
+        accum: dict[str, None],
+        after: list[str],
+    ) -> list[str]:
+        s = st.stmt
+        p = self.p
+        out = s.out.name
+        if isinstance(s, MatMul):
+            return self.matmul(st, widths)
+        if st.post:
+            return self.once_lines(s, accum)
+        if isinstance(s, Map):
+            w = widths.get(s.out.symbol, 0)
+            if w == 0:
+                scalars[out] = None
+                return [*self.comment(s.note), f"{out} = {p.code(s.expr, self.names(widths, 'j'))};"]
+            if isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
+                text = s.note.render()
+                return self.comment(text + (" " if text else "") + f"({out} is {s.expr.name}: no copy)")
+            code = p.code(s.expr, self.names(widths, "j"))
+            return [*self.comment(s.note), f"for (size_t j = 0; j < {w}; ++j) {out}[j] = {code};"]
+        if isinstance(s, Reduce):
+            w = self.expr_width(s.expr, widths)
+            code = p.code(s.expr, self.names(widths, "j"))
+            note = self.comment(s.note)
+            if s.axis is Axis.UNITS:
+                scalars[out] = None
+                if s.op is ReduceOp.MAX:
+                    first = p.code(s.expr, self.names(widths, "0"))
+                    return [
+                        *note,
+                        f"{out} = {first};",
+                        f"for (size_t j = 1; j < {w}; ++j) {out} = {code} > {out} ? {code} : {out};",
+                    ]
+                return [*note, f"{out} = {p.lit(0.0)};", f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
+            if s.axis is Axis.ALL:
+                accum[out] = None
+                if s.scale != 1:
+                    after.append(f"{out} = {p.code(s.scale * sp.Symbol(out, real=True), self.names(widths, 'j'))};")
+                if w == 0:
+                    return [*note, f"{out} += {code};"]
+                return [*note, f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
+            # Axis.BATCH: one gradient entry per unit, summed over the samples
+            code = p.code(s.expr * s.scale, self.names(widths, "j"))
+            return [*note, f"for (size_t j = 0; j < {w}; ++j) {s.out.name}[j] += {code};"]
+        raise TypeError(f"the C backend prints no {type(s).__name__}")
+
+    def once_lines(self, s: Statement, accum: dict[str, None]) -> list[str]:
+        """A statement of the whole batch, after the loop: a cost, or a loop over whole arrays."""
+        assert isinstance(s, Map | Reduce)
+        p, out = self.p, s.out.name
+        arrays = {sym for sym in s.expr.free_symbols if self.kinds.get(sym) not in (Kind.COST, Kind.COUNT)}
+        if s.out.kind in (Kind.GRAD_W, Kind.GRAD_B):
+            arrays.add(s.out.symbol)
+        sizes = {self.size_of(sym.name) for sym in arrays}
+        if len(sizes) > 1:
+            raise ValueError(f"cannot print {out} = {s.expr}: its arrays have sizes {sorted(sizes)}")
+        names = {sym: f"{sym.name}[j]" for sym in arrays}
+        names[N.symbol] = "rn"
+        code = p.code(s.expr, names)
+        note = self.comment(s.note)
+        if isinstance(s, Map) and not arrays:  # a cost from the sums
+            if out in accum or out in self.declared_after:
+                return [*note, f"{out} = {code};"]
+            self.declared_after.add(out)
+            return [*note, f"{self.real} {out} = {code};"]
+        loop = f"for (size_t j = 0; j < {sizes.pop()}; ++j)"
+        if isinstance(s, Map):  # a gradient array: dW = dW + l2 W
+            return [*note, f"{loop} {out}[j] = {code};"]
+        lines = [*note, f"{self.real} {out} = {p.lit(0.0)};", f"{loop} {out} += {code};"]
+        if s.scale != 1:
+            lines.append(f"{out} = {p.code(s.scale * sp.Symbol(out, real=True), names)};")
+        self.declared_after.add(out)
+        return lines
+
+    def size_of(self, name: str) -> int:
+        """Entries of a parameter or gradient array (``W1``, ``dW1``, ``b2``)."""
+        shape = self.spec.param_shapes[name[1:] if name.startswith("d") else name]
+        return shape[0] * (shape[1] if len(shape) > 1 else 1)
+
+    def matmul(self, st: _Step, widths: Mapping[sp.Symbol, int]) -> list[str]:
+        s = st.stmt
+        assert isinstance(s, MatMul)
+        p = self.p
+        zero = p.lit(0.0)
+        if s.out.kind is Kind.Z:  # Z = A Wᵀ + b
+            rows, cols = self.spec.param_shapes[s.right.name]
+            A, W = s.left.name, s.right.name
+            init = f"{st.bias.name}[j]" if st.bias is not None else zero
+            return [
+                *self.comment(s.note),
+                f"for (size_t j = 0; j < {rows}; ++j) {{",
+                f"{INDENT}{self.real} z = {init};",
+                f"{INDENT}for (size_t i = 0; i < {cols}; ++i) z += {W}[j * {cols} + i] * {A}[i];",
+                f"{INDENT}{s.out.name}[j] = z;",
+                "}",
+            ]
+        if s.out.kind is Kind.GRAD_W:  # dW += Dᵀ A, one sample
+            rows, cols = self.spec.param_shapes[s.out.name[1:]]
+            D, A = s.left.name, s.right.name
+            inner = f"for (size_t i = 0; i < {cols}; ++i) {s.out.name}[j * {cols} + i] += {D}[j] * {A}[i];"
+            return [*self.comment(s.note), f"for (size_t j = 0; j < {rows}; ++j) {{", INDENT + inner, "}"]
+        if s.out.kind is Kind.UPSTREAM:  # G = D W (fused with the δ map after it, or stored)
+            rows, cols = self.spec.param_shapes[s.right.name]
+            D, W = s.left.name, s.right.name
+            lines = self.comment(s.note)
+            lines += [
+                f"for (size_t i = 0; i < {cols}; ++i) {{",
+                f"{INDENT}{self.real} g = {zero};",
+                f"{INDENT}for (size_t j = 0; j < {rows}; ++j) g += {D}[j] * {W}[j * {cols} + i];",
+            ]
+            if st.fused is None:
+                return [*lines, f"{INDENT}{s.out.name}[i] = g;", "}"]
+            names = self.names(widths, "i")
+            names[s.out.symbol] = "g"
+            code = p.code(st.fused.expr, names)
+            lines += [f"{INDENT}{line}" for line in self.comment(st.fused.note)]
+            return [*lines, f"{INDENT}{st.fused.out.name}[i] = {code};", "}"]
+        raise ValueError(f"no C form for the product into {s.out.name}")
+
+
+def _reads(s: Statement | None) -> frozenset[sp.Symbol]:
+    return frozenset() if s is None else reads(s)
+
+
+def _code_only(source: str) -> str:
+    """``source`` without its block comments."""
+    return re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
+
+
+def _word(code: str, word: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", code) is not None
+
+
+def build(program: Program, real_type: str = "double") -> CContext:
+    """The template context of ``program`` (the layer program after CSE) in ``real_type``."""
+    b = _Builder(program, real_type)
+    spec = program.spec
+    blocks = tuple(b.block(program.function(name)) for name in ("forward", "loss_and_grad"))
+    exprs = [s.expr for f in program.functions for s in f.body if isinstance(s, Map | Reduce)]
+    params = tuple(ArrayInfo(name, b.offsets[name], shape) for name, shape in spec.param_shapes.items())
+    return CContext(
+        name=spec.name,
+        upper=spec.name.upper(),
+        real=real_type,
+        real_bytes=4 if real_type == "float" else 8,
+        version=__version__,
+        spec_hash=spec.hash(),
+        sizes_text="-".join(map(str, spec.layer_sizes)),
+        activations_text=c_comment(" -> ".join(layer.label for layer in program.layers)),
+        loss=c_comment(spec.loss),
+        inputs=spec.inputs,
+        outputs=spec.outputs,
+        n_params=spec.n_params,
+        work_size=max(1, *(blk.work_size for blk in blocks)),
+        min_work=2 * sum(spec.layer_sizes[1:]),
+        params=params,
+        spec_lines=tuple(c_comment(line) for line in spec.to_toml().rstrip("\n").split("\n")),
+        helpers=tuple(helper_source(h, real_type, f"{spec.name}_real") for h in helpers_used(exprs)),
+        functions=blocks,
+    )
+
+
+def render_c(program: Program, real_type: str = "double") -> dict[str, str]:
+    """``{name}.h`` and ``{name}.c`` for ``program``, each checked comment-safe."""
+    if real_type not in REALS:
+        raise SpecError(f"real type {real_type!r}: use double or float")
+    if program.spec.name in SYSTEM_HEADERS:
+        raise SpecError(
+            f"{program.spec.source}: name {program.spec.name!r} would write {program.spec.name}.h, which hides the "
+            f"C library's <{program.spec.name}.h> in its folder; choose another name"
+        )
+    m = build(program, real_type)
+    env = environment()
+    header = check_comment_safe(env.get_template(HEADER).render(m=m))
+    source = check_comment_safe(env.get_template(SOURCE).render(m=m))
+    return {f"{m.name}.h": header, f"{m.name}.c": source}
+
+
+__all__ = ["Block", "CContext", "Slot", "build", "c_comment", "check_comment_safe", "render_c"]
