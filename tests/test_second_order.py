@@ -121,3 +121,40 @@ def test_hessian_is_refused_above_5000_parameters_and_unrolled_mode_says_so() ->
         m.hessian(params, X, Y)
     with pytest.raises(SpecError, match="not available in unrolled mode"):
         render(spec_for("tanh", "mse"), "unrolled", second_order=True)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_gnvp_is_positive_semidefinite(spec: Spec) -> None:
+    """Every loss here is convex in the output, so V·G V >= 0 for any V (up to rounding)."""
+    m = module(spec)
+    params, X, Y = random_problem(spec, 4)
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        V = {k: rng.normal(size=v.shape) for k, v in params.items()}
+        _, _, gv = m.gnvp(params, X, Y, V)
+        quad = sum(float(np.sum(V[k] * gv[k])) for k in V)
+        scale = sum(float(np.sum(np.abs(V[k] * gv[k]))) for k in V)
+        assert quad >= -1e-12 * max(scale, 1.0)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        Spec("one_linear", 3, (Layer.of(2, "identity"),), "mse"),
+        Spec("one_softmax", 3, (Layer.of(3, "identity"),), "softmax_ce"),
+        Spec("one_logistic", 3, (Layer.of(1, "sigmoid"),), "bce"),
+    ],
+    ids=lambda s: s.name,
+)
+def test_gnvp_equals_hvp_where_the_network_is_linear_in_each_output(spec: Spec) -> None:
+    """One layer with a canonical link: the network's own second derivatives vanish, so G = H."""
+    m, xp = module(spec), module(spec, "array-api")
+    params, X, Y = random_problem(spec, 2)
+    V = {k: np.random.default_rng(3).normal(size=v.shape) for k, v in params.items()}
+    _, _, hv = m.hvp(params, X, Y, V)
+    _, _, gv = m.gnvp(params, X, Y, V)
+    _, _, gv_xp = xp.gnvp(params, X, Y, V)
+    for k in hv:
+        assert np.allclose(gv[k], hv[k], rtol=1e-12, atol=1e-14) and np.allclose(
+            np.asarray(gv_xp[k]), gv[k], rtol=1e-12
+        )

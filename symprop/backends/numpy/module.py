@@ -24,7 +24,9 @@ DOCS = {
     "loss": "C = (1/n) * sum over the batch of C_k, as a Python float.",
     "loss_and_grad": "(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients.",
     "hvp": "(C, grads, hv): hv[name] = (H V)[name], the Hessian of C times the direction V (keys as params).",
+    "gnvp": "(C, grads, gv): gv[name] = (G V)[name], the generalized Gauss-Newton matrix of C times V (PSD).",
 }
+CURVATURE = ("hvp", "gnvp")  # the second-order functions: they take a direction V
 
 
 class Style(Protocol):
@@ -86,12 +88,12 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         lines += style.unpack(program, split.own, {v.symbol for v in returned})
         lines += _unpack_direction(program, split.own)
         result_lines, result = _outputs(f, style, p)
-        args = {"forward": "params, X", "hvp": "params, X, Y, V"}.get(f.name, "params, X, Y")
+        args = {"forward": "params, X", "hvp": "params, X, Y, V", "gnvp": "params, X, Y, V"}.get(f.name, "params, X, Y")
         doc = {**DOCS, **style.docs}[f.name].format(inputs=program.spec.inputs, outputs=program.spec.outputs)
         prepare = [
             Line(f"{ctx}params, X, {'_' if f.name == 'forward' else 'Y'} = _prepare({args.removesuffix(', V')})")
         ]
-        if f.name == "hvp":
+        if f.name in CURVATURE:
             prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
         out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result))
     exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
@@ -106,8 +108,8 @@ def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list
 
 
 def _outputs(f: Function, style: Style, p: ArrayPrinter) -> tuple[list[Line], str]:
-    """The style's return value; for ``hvp``, its (C, grads) and the product H V as a second dict."""
-    if f.name != "hvp":
+    """The style's return value; for ``hvp``/``gnvp``, (C, grads) and the product as a second dict."""
+    if f.name not in CURVATURE:
         return style.outputs(f, p)
     k = (len(f.returns) - 1) // 2
     lines, result = style.outputs(Function("loss_and_grad", f.body, f.returns[: 1 + k]), p)
