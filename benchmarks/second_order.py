@@ -55,7 +55,7 @@ def main() -> None:
     print("| net | loss_and_grad ms | hvp ms | gnvp ms | PyTorch HVP ms | hvp / loss_and_grad | hvp / PyTorch |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for sizes, hidden in (((4, 16, 16, 3), "tanh"), ((784, 256, 128, 10), "sigmoid")):
-        layers = tuple(Layer.of(u, hidden) for u in sizes[1:-1]) + (Layer.of(sizes[-1], "identity"),)
+        layers = (*(Layer.of(u, hidden) for u in sizes[1:-1]), Layer.of(sizes[-1], "identity"))
         spec = Spec("so", sizes[0], layers, "softmax_ce")
         m = load_module(render(spec, "vectorized", second_order=True), "so")
         params, X, Y = problem(spec, 256, np.float64)

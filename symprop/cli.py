@@ -105,7 +105,11 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     trn.add_argument(
         "--data", required=True, help="xor, digits, iris (scikit-learn's bundled data), PATH.csv or PATH.parquet"
     )
-    trn.add_argument("--solver", choices=("sgd", "adam", "lbfgs"), help="optimizer (default adam; xor sgd)")
+    trn.add_argument(
+        "--solver",
+        choices=("sgd", "adam", "lbfgs", "newton-cg", "trust-krylov"),
+        help="optimizer (default adam; xor sgd); newton-cg and trust-krylov use the module's Hessian-vector products",
+    )
     trn.add_argument("--epochs", type=int, help="passes over the train split; lbfgs: max iterations (default 200)")
     trn.add_argument("--lr", type=float, help="learning rate (default: adam 0.001, sgd 0.1; xor 2)")
     trn.add_argument("--batch-size", type=int, help="rows per gradient step, sgd and adam (default 32; xor 4)")

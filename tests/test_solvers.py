@@ -119,6 +119,31 @@ def test_lbfgs_finds_the_least_squares_solution(linear_module: types.ModuleType)
     assert result.history.epochs < 100 and "scipy L-BFGS-B: CONVERGENCE" in result.history.stop_reason
 
 
+@pytest.mark.parametrize("solver", ["newton-cg", "trust-krylov"])
+def test_newton_solvers_find_the_least_squares_solution_with_the_modules_hvp(solver: str, tmp_path: Path) -> None:
+    """A quadratic cost: the Hessian-vector products make Newton's method exact in a few iterations.
+    Both stop at scikit-learn's tolerance 1e-4 (step or gradient norm); with Hessian eigenvalues ~1
+    the parameters are then within ~1e-4 of the least-squares solution."""
+    from symprop.emit import render
+    from symprop.tools.train import module_from_source
+
+    spec = Spec("linear", 3, (Layer.of(1, "identity"),), "mse")
+    module = module_from_source(render(spec, "vectorized", second_order=True), tmp_path / "linear.py")
+    X, Y = linear_data()
+    result = train(module, X, Y, solver=solver, epochs=50)
+    A = np.hstack([X, np.ones((60, 1))])
+    coef = np.linalg.lstsq(A, Y, rcond=None)[0][:, 0]
+    np.testing.assert_allclose(result.params["W1"][0], coef[:3], atol=2e-4)
+    assert result.params["b1"][0] == pytest.approx(coef[3], abs=2e-4)
+    assert result.history.epochs <= 10
+
+
+def test_newton_solvers_need_the_hvp(linear_module: types.ModuleType) -> None:
+    X, Y = linear_data()
+    with pytest.raises(TrainError, match="needs the module's hvp"):
+        train(linear_module, X, Y, solver="newton-cg", epochs=5)
+
+
 def test_lbfgs_objective_sees_every_iteration_and_can_stop_it() -> None:
     seen: list[int] = []
 

@@ -35,7 +35,10 @@ from typing import Any
 
 import numpy as np
 
-SOLVERS = ("sgd", "adam", "lbfgs")
+SOLVERS = ("sgd", "adam", "lbfgs", "newton-cg", "trust-krylov")
+# full batch through scipy.optimize.minimize; the Newton-type ones take hessp from the module's hvp
+SCIPY_METHODS = {"lbfgs": "L-BFGS-B", "newton-cg": "Newton-CG", "trust-krylov": "trust-krylov"}
+NEWTON_SOLVERS = ("newton-cg", "trust-krylov")
 SCHEDULES = ("constant", "invscaling", "adaptive")
 TOL = 1e-4  # scikit-learn's tol: the least drop of the monitored loss that counts as progress
 MIN_ADAPTIVE_LR = 1e-6  # scikit-learn: adaptive stops once the rate is at or below this
@@ -226,7 +229,7 @@ def scipy_minimize() -> Callable[..., Any]:
     try:
         from scipy.optimize import minimize
     except ImportError:
-        raise SolverError('--solver lbfgs needs scipy: pip install "symprop[train]"') from None
+        raise SolverError('--solver lbfgs/newton-cg/trust-krylov needs scipy: pip install "symprop[train]"') from None
     return minimize
 
 
@@ -235,8 +238,11 @@ def lbfgs(
     x0: np.ndarray,
     max_iter: int,
     on_iteration: Callable[[int, float, np.ndarray], bool] | None = None,
+    method: str = "lbfgs",
+    hessp: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> LbfgsResult:
-    """Minimize with scipy's L-BFGS-B (``jac=True``) from ``x0`` for at most ``max_iter`` iterations.
+    """Minimize with scipy (``jac=True``) from ``x0`` for at most ``max_iter`` iterations: L-BFGS-B,
+    or Newton-CG / trust-krylov with ``hessp(x, v)`` = H(x) v (the module's hvp).
 
     ``on_iteration(iteration, loss, x)`` is called after each iteration with the accepted point
     and its loss; returning False stops the run (early stopping).  scipy works in float64; the
@@ -264,19 +270,28 @@ def lbfgs(
             stopped = True
             raise StopIteration
 
+    if method == "lbfgs":
+        options: dict[str, Any] = {"maxiter": max_iter, "maxfun": LBFGS_MAXFUN, "gtol": TOL}
+    elif method == "newton-cg":
+        options = {"maxiter": max_iter, "xtol": TOL}
+    else:
+        options = {"maxiter": max_iter, "gtol": TOL}
     result = minimize(
         fun,
         np.asarray(x0, dtype=np.float64),
-        method="L-BFGS-B",
+        method=SCIPY_METHODS[method],
         jac=True,
+        hessp=hessp,
         callback=callback,
-        options={"maxiter": max_iter, "maxfun": LBFGS_MAXFUN, "gtol": TOL},
+        options=options,
     )
     return LbfgsResult(np.asarray(result.x), int(result.nit), evaluations, str(result.message), stopped)
 
 
 __all__ = [
+    "NEWTON_SOLVERS",
     "SCHEDULES",
+    "SCIPY_METHODS",
     "SGD",
     "SOLVERS",
     "Adam",

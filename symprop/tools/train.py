@@ -35,6 +35,8 @@ from symprop.io import write_atomic, write_atomic_with
 from symprop.modes import resolve_mode
 from symprop.spec import Spec
 from symprop.tools.solvers import (
+    NEWTON_SOLVERS,
+    SCIPY_METHODS,
     TOL,
     FlatParams,
     Objective,
@@ -118,22 +120,44 @@ class Prepared:
             self.source = None
 
 
-def prepare_module(spec: Spec, out_dir: str | Path, mode: str) -> Prepared:
+def prepare_module(spec: Spec, out_dir: str | Path, mode: str, second_order: bool = False) -> Prepared:
     """The module for ``spec``: the cached ``out_dir/<name>.py`` when its header matches (this spec's
-    hash, this generator version, the resolved mode; no SymPy import), else rendered in memory.
-    A file there that symprop did not generate is a TrainError (it is never overwritten)."""
+    hash, this generator version, the resolved mode, and an hvp when ``second_order``; no SymPy
+    import), else rendered in memory. A file there that symprop did not generate is a TrainError
+    (it is never overwritten)."""
     path = Path(out_dir) / f"{spec.name}.py"
     wanted = resolve_mode(spec, mode)
     found = header(path)
     same = found.get("generator") == f"symprop {__version__}" and found.get("spec_hash") == spec.hash()
     if same and found.get("mode") == wanted:
-        return Prepared(load_generated(path), path, True, wanted)
+        cached = load_generated(path)
+        if not second_order or hasattr(cached, "hvp"):
+            return Prepared(cached, path, True, wanted)
     if path.exists() and "generator" not in found:
         raise TrainError(f"{path} exists and is not a module symprop generated; leaving it alone: choose another --out")
     from symprop.emit import render  # the generator (SymPy, Jinja2) only when there is no cached module
 
-    source = render(spec, mode)
+    if second_order and wanted == "unrolled":
+        raise TrainError("--solver newton-cg/trust-krylov needs the vectorized module's hvp; use --mode vectorized")
+    source = render(spec, mode, second_order=second_order)
     return Prepared(module_from_source(source, path), path, False, wanted, source)
+
+
+def _hessp(
+    module: types.ModuleType, flat: FlatParams, X: np.ndarray | None, Y: np.ndarray | None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """scipy's ``hessp(x, v)``: the module's Hessian-vector product at flat params x along flat v."""
+    if not hasattr(module, "hvp") or X is None or Y is None:
+        return None
+    direction = FlatParams.of({k: np.zeros_like(v) for k, v in flat.views.items()}, list(flat.views), flat.vector.dtype)
+
+    def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        flat.vector[...] = x
+        direction.vector[...] = v
+        hv = module.hvp(flat.views, X, Y, direction.views)[2]
+        return direction.gather(hv, np.empty_like(direction.vector))
+
+    return hessp
 
 
 def module_from_source(source: str, path: Path) -> types.ModuleType:
@@ -346,8 +370,8 @@ def train(
         n = int(n_rows or 0)
         dtype = np.dtype(np.float64)
     batch_size = min(batch_size, n) if n else batch_size
-    if solver == "lbfgs":
-        dtype = np.dtype(np.float64)  # scipy's L-BFGS-B works in float64
+    if solver in SCIPY_METHODS:
+        dtype = np.dtype(np.float64)  # scipy's minimizers work in float64
     source = module.init_params(seed) if params is None else params
     keys = list(module.PARAM_SHAPES)
     flat = FlatParams.of({k: np.asarray(source[k]) for k in keys}, keys, dtype)
@@ -373,7 +397,7 @@ def train(
 
     def finish_epoch(epoch: int, loss: float, step: Any) -> bool:
         if not math.isfinite(loss):
-            hint = f"lower --lr (now {lr:g})" if solver != "lbfgs" else "check the data for extreme values"
+            hint = f"lower --lr (now {lr:g})" if solver not in SCIPY_METHODS else "check the data for extreme values"
             raise Diverged(f"the loss became {loss} in epoch {epoch}; {hint}")
         history.loss.append(loss)
         monitor.evaluate(flat.views)
@@ -383,17 +407,20 @@ def train(
             on_epoch(epoch, history)
         return go_on
 
-    if solver == "lbfgs":
+    if solver in SCIPY_METHODS:
 
         def on_iteration(iteration: int, loss: float, x: np.ndarray) -> bool:
             flat.vector[...] = x
             return finish_epoch(iteration, loss, None)
 
-        result = lbfgs(fn, flat.vector.copy(), epochs, on_iteration)
+        hessp = _hessp(module, flat, X, Y) if solver in NEWTON_SOLVERS and objective is None else None
+        if solver in NEWTON_SOLVERS and hessp is None:
+            raise TrainError(f"--solver {solver} needs the module's hvp and the rows in this process; use lbfgs")
+        result = lbfgs(fn, flat.vector.copy(), epochs, on_iteration, method=solver, hessp=hessp)
         if not history.stop_reason:
             flat.vector[...] = result.x
             if result.iterations < epochs:
-                history.stop_reason = f"scipy L-BFGS-B: {result.message}"
+                history.stop_reason = f"scipy {SCIPY_METHODS[solver]}: {result.message}"
     elif objective is not None:
         if batch_size < n:
             raise TrainError("a full-batch objective needs --batch-size >= the number of rows")
@@ -520,6 +547,8 @@ SOLVER_DEFAULTS = {
     "adam": GENERAL_DEFAULTS,
     "sgd": Defaults("sgd", 200, 0.1, 32, 0.0),
     "lbfgs": Defaults("lbfgs", 200, 1.0, 32, 0.0),  # lr and batch size unused: full batch, line search
+    "newton-cg": Defaults("newton-cg", 100, 1.0, 32, 0.0),  # iterations; each solves with hvp by CG
+    "trust-krylov": Defaults("trust-krylov", 100, 1.0, 32, 0.0),
 }
 # Built-in sets too small for the general defaults: xor is four points, one full batch per epoch,
 # and needs many more, larger steps; iris (112 train rows, 4 batches per epoch) reaches 0.87 test
@@ -664,7 +693,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     dataset = load(
         args.data, spec, args.test_fraction, args.seed, validation_fraction=args.validation_fraction, options=table
     )
-    prepared = prepare_module(spec, out_dir, args.mode)
+    prepared = prepare_module(spec, out_dir, args.mode, second_order=solver in NEWTON_SOLVERS)
     module = prepared.module
 
     def say(line: str) -> None:
@@ -691,8 +720,12 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     for note in dataset.notes:
         say(f"note: {note}")
     step_solver = make_step_solver(solver, lr, momentum, args.nesterov, args.lr_schedule)
-    if solver == "lbfgs":
-        say(f"training: lbfgs (scipy L-BFGS-B, full batch), at most {epochs} iterations, seed {args.seed}")
+    if solver in SCIPY_METHODS:
+        say(
+            f"training: {solver} (scipy {SCIPY_METHODS[solver]}, full batch"
+            f"{', Hessian-vector products from the module' if solver in NEWTON_SOLVERS else ''}), "
+            f"at most {epochs} iterations, seed {args.seed}"
+        )
     else:
         say(
             f"training: {step_solver.describe()}, {epochs} epochs, batch size {min(batch_size, n_train)}, "
@@ -700,7 +733,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         )
     if args.early_stopping:
         say(f"early stopping: patience {args.patience} epochs on the validation loss, best params kept")
-    progress = Progress(epochs, stream, unit="iteration" if solver == "lbfgs" else "epoch")
+    progress = Progress(epochs, stream, unit="iteration" if solver in SCIPY_METHODS else "epoch")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported below
         try:
             result = train(
