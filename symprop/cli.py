@@ -158,6 +158,7 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     exp.add_argument("--format", default="text", choices=("text", "latex", "markdown", "sympy"), help="default text")
     exp.add_argument("-o", "--out", metavar="FILE", help="write to FILE (atomically) instead of standard output")
     exp.add_argument("--collapse", action="store_true", help="all-identity network: show it as one affine map W x + B")
+    exp.add_argument("--second-order", action="store_true", help="the Hessian-vector product's R sweep")
     exp.add_argument("--digits", type=int, default=6, help="significant digits of long numbers (default 6)")
     exp.add_argument("--standalone", action="store_true", help="with --format latex: a whole document for pdflatex")
     exp.add_argument(
@@ -323,6 +324,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             digits=args.digits,
             standalone=args.standalone,
             symbolic_params=args.symbolic_params,
+            second=args.second_order,
         )
     except ExplainError as exc:
         raise UsageError(str(exc)) from None

@@ -158,3 +158,19 @@ def test_gnvp_equals_hvp_where_the_network_is_linear_in_each_output(spec: Spec) 
         assert np.allclose(gv[k], hv[k], rtol=1e-12, atol=1e-14) and np.allclose(
             np.asarray(gv_xp[k]), gv[k], rtol=1e-12
         )
+
+
+@pytest.mark.parametrize("fmt", ["text", "latex", "markdown", "sympy"])
+def test_explain_second_order_shows_the_modules_sweep(fmt: str) -> None:
+    """A view of the hvp function: every R statement the module computes, in every format."""
+    from symprop.explain import explain
+    from symprop.spec import load_spec
+
+    spec = load_spec(next(p for p in EXAMPLES if p.stem == "xor"))
+    out = explain(spec, fmt, second=True)
+    source = render(spec, "vectorized", second_order=True)
+    for name in ("RA1", "RD2", "RdW2", "Rdb1"):
+        assert name in out and f"{name} =" in source
+    if fmt == "sympy":
+        lines = dict(line.split(" = ", 1) for line in out.splitlines())
+        assert sp.sympify(lines["RA1"]).free_symbols == {sp.Symbol(n) for n in ("A1", "RZ1")}

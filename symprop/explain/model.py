@@ -41,7 +41,8 @@ from symprop.explain.notation import (
 )
 from symprop.explain.view import UnitView, sym
 from symprop.ir.backprop import derive
-from symprop.ir.program import Kind, Map, MatMul, Note, Program, Reduce
+from symprop.ir.program import AddBias, Kind, Map, MatMul, Note, Program, Reduce, Role
+from symprop.ir.second_order import with_hvp
 from symprop.spec import Spec, validate
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
 from symprop.symbolic.layer_math import SY, A, P, Y, Z, per_unit_loss
@@ -409,6 +410,51 @@ def every_parameter_expanded(spec: Spec, view: UnitView | None = None, symbolic_
     return Explanation(spec, "every gradient, expanded", intro + _warnings(d.program), tuple(sections))
 
 
+def second_order(spec: Spec, symbolic_params: bool = False) -> Explanation:
+    """The Hessian-vector product's sweep, as the module computes it: R(v) = d/dt v(params + t V).
+
+    A view of the program's ``hvp`` function (ir/second_order.py): every R statement with its
+    expression; nothing is differentiated here."""
+    program = with_hvp(derive(spec, symbolic_params))
+    hvp = program.function("hvp")
+    forward: list[Equation] = []
+    backward: list[Equation] = []
+    seen_backward = False
+    vector: list[tuple[str | Note, str]] = []
+    for s in hvp.body:
+        seen_backward = seen_backward or s.role is Role.LOSS
+        if s.role is not Role.CURVATURE:
+            continue
+        if isinstance(s, MatMul):
+            left = s.left.name + ("^T" if s.left_t else "")
+            right = s.right.name + ("^T" if s.right_t else "")
+            vector.append(
+                (f"{s.out.name} = {left} {right}", rf"\mathrm{{{s.out.name}}} = \mathrm{{{left}}}\,\mathrm{{{right}}}")
+            )
+            continue
+        if isinstance(s, AddBias):
+            vector.append(
+                (f"{s.out.name} += {s.bias.name}", rf"\mathrm{{{s.out.name}}} \mathrel{{+}}= \mathrm{{{s.bias.name}}}")
+            )
+            continue
+        if isinstance(s, Map | Reduce):
+            eq = Equation(s.out.name, s.expr, note="summed over the batch" if isinstance(s, Reduce) else "")
+            (backward if seen_backward else forward).append(eq)
+    intro = (
+        "H V by forward-over-reverse (Pearlmutter's R-operator): R(v) = d/dt v(params + t V) at t = 0, "
+        "V_W and V_b the direction; R(X) = R(Y) = 0, R(W) = V_W.",
+        "Statement by statement the module's sweep: matrix products by the product rule (below), "
+        "elementwise maps by SymPy's partial derivatives. Conventions at kinks: relu'' = step'' = 0.",
+        "The product H V is R of the gradients: R(dW_l), R(db_l).",
+    )
+    sections = (
+        Section("Matrix products of the sweep", (), tuple(vector)),
+        Section("Forward sweep: R(z), R(a)", tuple(forward)),
+        Section("Backward sweep: R(delta) and the product", tuple(backward)),
+    )
+    return Explanation(spec, "the Hessian-vector product", intro, sections)
+
+
 def collapsed(spec: Spec) -> Explanation:
     """An all-identity network is one affine map a^L = W x + B: W = W^L...W^1, B folded likewise."""
     nonlinear = [(l, layer.activation) for l, layer in enumerate(spec.layers, 1) if layer.activation != "identity"]
@@ -660,6 +706,7 @@ def explain(
     digits: int = DEFAULT_DIGITS,
     standalone: bool = False,
     symbolic_params: bool = False,
+    second: bool = False,
 ) -> str:
     """What ``symprop explain`` prints; :class:`ExplainError` for a bad combination of options.
 
@@ -670,9 +717,15 @@ def explain(
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     options = [f"--param {param}"] * (param is not None) + ["--expand"] * expand + ["--collapse"] * collapse
     options += [f"--digits {digits}"] * (digits != DEFAULT_DIGITS) + ["--standalone"] * standalone
-    options += ["--symbolic-params"] * symbolic_params
+    options += ["--symbolic-params"] * symbolic_params + ["--second-order"] * second
     command = " ".join(["symprop explain", spec.file_label, *options, f"--format {fmt}"])
-    if collapse:
+    if second:
+        if param is not None or expand or collapse:
+            raise ExplainError(
+                "--second-order shows the Hessian-vector product's sweep; drop --param, --expand, --collapse"
+            )
+        ex = second_order(spec, symbolic_params)
+    elif collapse:
         if param is not None or expand:
             raise ExplainError("--collapse shows the whole network as one affine map; drop --param and --expand")
         ex = collapsed(spec)
