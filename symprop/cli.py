@@ -86,7 +86,7 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     gen.add_argument(
         "--second-order",
         action="store_true",
-        help="add hvp(params, X, Y, V) (Hessian-vector product) and hessian(params, X, Y); vectorized and array-api",
+        help="add hvp/gnvp(params, X, Y, V) (Hessian and Gauss-Newton products) and hessian(params, X, Y)",
     )
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")

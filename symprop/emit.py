@@ -52,8 +52,6 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_or
     if second_order:
         if backend.target == "c":
             raise SpecError("--second-order is not available for --target c yet; use numpy or array-api")
-        if backend.granularity is Granularity.UNIT:
-            raise SpecError("--second-order is not available in unrolled mode yet; use --mode vectorized")
         program = with_hvp(program)
     if backend.granularity is Granularity.UNIT:
         program = unroll(program)

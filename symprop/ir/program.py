@@ -119,7 +119,8 @@ class Var:
 
     ``name`` is the variable's identity and its name in the vectorized code (``Z1``,
     ``D2``, ``W1``); ``index`` locates a scalar entry of a parameter or gradient array in
-    the unit program (0-based, ``(j, i)`` or ``(j,)``).
+    the unit program (0-based, ``(j, i)`` or ``(j,)``), ``array`` names that array; ``of``
+    is, for an R variable of second order (Kind.R), the kind of the variable it derives.
     """
 
     name: str
@@ -127,6 +128,13 @@ class Var:
     layer: int = 0
     unit: int | None = None  # 1-based neuron, unit program only
     index: tuple[int, ...] = ()
+    of: Kind | None = None
+    array: str = ""
+
+    @property
+    def math_kind(self) -> Kind:
+        """The kind of math object: that of its source for an R variable."""
+        return self.of or self.kind
 
     @cached_property
     def symbol(self) -> sp.Symbol:

@@ -23,7 +23,8 @@ when the loss is convex in the output.
 
 The forward sweep's R statements come after the whole forward pass (so every function still
 shares the same forward prefix), the backward sweep's right after the statement they follow.
-The result is a new function ``hvp`` in the program; backends print it like any other.
+The results are new functions ``hvp`` and ``gnvp`` in the layer program; backends print them like
+any other, and :mod:`symprop.ir.unroll` unrolls them per neuron like the rest.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def direction(v: Var) -> Var:
 
 
 def r_var(v: Var) -> Var:
-    return Var("R" + v.name, Kind.R, v.layer)
+    return Var("R" + v.name, Kind.R, v.layer, of=v.math_kind)
 
 
 class _R:
@@ -103,7 +104,7 @@ def _statement(s: Statement, r: _R, params: dict[sp.Symbol, Var], linear: bool =
         if len(terms) == 1:
             a, b, lt, rt = terms[0]
             return [MatMul(out, a, b, lt, rt, role, note(f"R({s.out.name})"))]
-        parts = [Var(f"{out.name}_{k}", Kind.R, s.out.layer) for k in (1, 2)]
+        parts = [Var(f"{out.name}_{k}", Kind.R, s.out.layer, of=s.out.math_kind) for k in (1, 2)]
         return [
             *(MatMul(p, a, b, lt, rt, role) for p, (a, b, lt, rt) in zip(parts, terms, strict=True)),
             Map(out, parts[0].symbol + parts[1].symbol, role, note(f"R({s.out.name}), the product rule")),

@@ -71,15 +71,17 @@ class _Units:
         return self.spec.layer_sizes[v.layer]
 
     def per_unit(self, v: Var) -> bool:
-        return v.kind in PER_UNIT and (v.kind is not Kind.TEMP or v.layer > 0)
+        kind = v.math_kind
+        return kind in PER_UNIT and (kind is not Kind.TEMP or v.layer > 0)
 
     def unit(self, v: Var, j: int) -> Var:
         """Unit ``j`` (1-based) of ``v``."""
         key = (v.name, j)
         unit = self._made.get(key)
         if unit is None:
-            pattern = UNIT_NAMES.get(v.kind, v.name.lower() + "_{j}")
-            unit = self._made[key] = Var(pattern.format(l=v.layer, j=j), v.kind, v.layer, unit=j)
+            # an R variable (second order) keeps its own name: RA1_2, RZ2_1_3 (parts of a product rule)
+            pattern = v.name + "_{j}" if v.kind is Kind.R else UNIT_NAMES.get(v.kind, v.name.lower() + "_{j}")
+            unit = self._made[key] = Var(pattern.format(l=v.layer, j=j), v.kind, v.layer, unit=j, of=v.of)
             self.units[unit.symbol] = unit
         return unit
 
@@ -89,7 +91,7 @@ class _Units:
         entry = self._entries.get(key)
         if entry is None:
             name = v.name + "_" + "_".join(str(i + 1) for i in index)
-            entry = self._entries[key] = Var(name, v.kind, v.layer, index=index)
+            entry = self._entries[key] = Var(name, v.kind, v.layer, index=index, of=v.of, array=v.name)
         return entry
 
     def at(self, expr: sp.Expr, j: int) -> sp.Expr:
@@ -130,18 +132,19 @@ def _indices(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
 
 def _matmul(s: MatMul, bias: Var | None, u: _Units) -> list[Statement]:
     out: list[Statement] = []
-    if s.out.kind is Kind.Z:  # Z = A Wᵀ (+ b)
+    kind = s.out.math_kind  # an R variable unrolls like the variable it derives
+    if kind is Kind.Z:  # Z = A Wᵀ (+ b)
         for j in range(1, u.count(s.out) + 1):
             terms = tuple((u.entry(s.right, (j - 1, i - 1)), u.unit(s.left, i)) for i in range(1, u.count(s.left) + 1))
             b = u.entry(bias, (j - 1,)) if bias is not None else None
             out.append(LinearSum(u.unit(s.out, j), terms, b, s.role))
-    elif s.out.kind is Kind.UPSTREAM:  # G = D W
+    elif kind is Kind.UPSTREAM:  # G = D W
         for i in range(1, u.count(s.out) + 1):
             terms = tuple((u.entry(s.right, (j - 1, i - 1)), u.unit(s.left, j)) for j in range(1, u.count(s.left) + 1))
             rule = f"dC_k/da{s.out.layer}_i = sum_j W{s.right.layer}[j,i]*delta{s.left.layer}_j"
             text = note(rule) if i == 1 else Note()
             out.append(LinearSum(u.unit(s.out, i), terms, None, s.role, text))
-    elif s.out.kind is Kind.GRAD_W:  # dW = Dᵀ A
+    elif kind is Kind.GRAD_W:  # dW = Dᵀ A
         for j in range(1, u.count(s.left) + 1):
             for i in range(1, u.count(s.right) + 1):
                 product = sp.Mul(u.unit(s.left, j).symbol, u.unit(s.right, i).symbol, evaluate=False)
@@ -190,7 +193,13 @@ def _function(f: Function, u: _Units) -> Function:
     statements = list(f.body)
     for k, s in enumerate(statements):
         if isinstance(s, AddBias):
-            continue  # folded into the linear sum before it
+            previous = statements[k - 1] if k else None
+            if not (isinstance(previous, MatMul) and previous.out == s.out):  # R(Z) += V_b after a sum
+                body += [
+                    Map(u.unit(s.out, j), u.unit(s.out, j).symbol + u.entry(s.bias, (j - 1,)).symbol, s.role)
+                    for j in range(1, u.count(s.out) + 1)
+                ]
+            continue  # else folded into the linear sum before it
         if isinstance(s, MatMul):
             following = statements[k + 1] if k + 1 < len(statements) else None
             bias = following.bias if isinstance(following, AddBias) and following.out == s.out else None
@@ -203,8 +212,9 @@ def _function(f: Function, u: _Units) -> Function:
             raise ValueError(f"the layer program has no {type(s).__name__}")
     returns: list[Var] = []
     for v in f.returns:
-        if v.kind in (Kind.GRAD_W, Kind.GRAD_B):
-            returns += [u.entry(v, index) for index in _indices(u.spec.param_shapes[v.name[1:]])]
+        if v.math_kind in (Kind.GRAD_W, Kind.GRAD_B):
+            key = ("W" if v.math_kind is Kind.GRAD_W else "b") + str(v.layer)
+            returns += [u.entry(v, index) for index in _indices(u.spec.param_shapes[key])]
         elif u.per_unit(v):
             returns += [u.unit(v, j) for j in range(1, u.count(v) + 1)]
         else:

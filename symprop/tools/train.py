@@ -137,8 +137,6 @@ def prepare_module(spec: Spec, out_dir: str | Path, mode: str, second_order: boo
         raise TrainError(f"{path} exists and is not a module symprop generated; leaving it alone: choose another --out")
     from symprop.emit import render  # the generator (SymPy, Jinja2) only when there is no cached module
 
-    if second_order and wanted == "unrolled":
-        raise TrainError("--solver newton-cg/trust-krylov needs the vectorized module's hvp; use --mode vectorized")
     source = render(spec, mode, second_order=second_order)
     return Prepared(module_from_source(source, path), path, False, wanted, source)
 

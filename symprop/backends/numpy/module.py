@@ -103,7 +103,7 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
 def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list[Line]:
     """``VW1 = V["W1"]`` for the direction arrays a Hessian-vector product reads."""
     used = symbols_read(statements)
-    names = [f"V{v.name}" for v in program.params]
+    names = [f"V{v.name}" for v in program.params if not v.index]  # entries: the unrolled style's job
     return [Line(f'{name} = V["{name[1:]}"]') for name in names if sp.Symbol(name, real=True) in used]
 
 
@@ -113,10 +113,9 @@ def _outputs(f: Function, style: Style, p: ArrayPrinter) -> tuple[list[Line], st
         return style.outputs(f, p)
     k = (len(f.returns) - 1) // 2
     lines, result = style.outputs(Function("loss_and_grad", f.body, f.returns[: 1 + k]), p)
-    pairs = ", ".join(
-        f'"{param_name(g)[1:]}": {p.name(r.symbol)}'
-        for g, r in zip(f.returns[1 : 1 + k], f.returns[1 + k :], strict=True)
-    )
+    # one entry per product array (the per-neuron program returns its entries, one per parameter)
+    arrays = dict.fromkeys((param_key(r), r.array or p.name(r.symbol)) for r in f.returns[1 + k :])
+    pairs = ", ".join(f'"{key}": {name}' for key, name in arrays)
     return [*lines, Line(f"hv = {{{pairs}}}")], f"{result}, hv"
 
 
@@ -148,13 +147,22 @@ def render(program: Program, style: Style, folder: str = "numpy") -> str:
 
 
 def param_name(v: Var) -> str:
-    """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters and gradients in code)."""
-    base = {Kind.WEIGHT: "W", Kind.BIAS: "b", Kind.GRAD_W: "dW", Kind.GRAD_B: "db"}[v.kind] + str(v.layer)
+    """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters, gradients and their R
+    arrays in code)."""
+    names = {Kind.WEIGHT: "W", Kind.BIAS: "b", Kind.GRAD_W: "dW", Kind.GRAD_B: "db"}
+    base = v.array if v.kind not in names and v.array else names.get(v.kind, v.name) + str(v.layer)
+    if v.kind not in names and not v.array:
+        base = v.name
     return f"{base}[{', '.join(map(str, v.index))}]" if v.index else base
 
 
+def param_key(v: Var) -> str:
+    """The params key a gradient (or its R, the product H V) belongs to: ``W1``, ``b2``."""
+    return ("W" if v.math_kind in (Kind.GRAD_W, Kind.WEIGHT) else "b") + str(v.layer)
+
+
 def is_entry(v: Var) -> bool:
-    return v.kind in (Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B) and bool(v.index)
+    return bool(v.index)
 
 
 def scaled(total: str, scale: sp.Expr, p: ArrayPrinter) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
+import numpy as np
 import sympy as sp
 
-from symprop.backends.numpy.module import is_entry, linear_sum_code, param_name, render, scaled, symbols_read
+from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.backprop import N
@@ -35,9 +36,18 @@ class Unrolled:
         for j in range(1, spec.outputs + 1):
             v = Var(f"y{j}", Kind.TARGET, unit=j)
             self.vars[v.symbol] = v
-        for name in spec.param_shapes:  # whole arrays (the L2 penalty reads them)
+        for name, shape in spec.param_shapes.items():  # whole arrays (the L2 penalty reads them)
             v = Var(name, Kind.WEIGHT if name[0] == "W" else Kind.BIAS, int(name[1:]))
             self.vars[v.symbol] = v
+            for index in np.ndindex(*shape):  # the entries of a second-order direction V
+                d = Var(
+                    f"V{name}_" + "_".join(str(i + 1) for i in index),
+                    Kind.DIRECTION,
+                    v.layer,
+                    index=index,
+                    array="V" + name,
+                )
+                self.vars[d.symbol] = d
         for s in program.statements():
             self.vars[s.out.symbol] = s.out
             if isinstance(s, LinearSum):
@@ -74,14 +84,17 @@ class Unrolled:
             if isinstance(s, LinearSum):
                 used |= {w.symbol for w, _ in s.terms} | ({s.bias.symbol} if s.bias is not None else set())
         known = [self.vars[sym] for sym in used if sym in self.vars]
-        arrays = {param_name(_array_of(v)) for v in known if is_entry(v) or v.kind in (Kind.WEIGHT, Kind.BIAS)}
-        lines = [Line(f'{name} = params["{name}"]') for name in program.spec.param_shapes if name in arrays]
+        params = {param_name(_array_of(v)) for v in known if v.kind in (Kind.WEIGHT, Kind.BIAS)}
+        lines = [Line(f'{name} = params["{name}"]') for name in program.spec.param_shapes if name in params]
+        directions = dict.fromkeys(sorted(v.array for v in known if v.kind is Kind.DIRECTION and v.index))
+        lines += [Line(f'{name} = V["{name[1:]}"]') for name in directions]
         inputs = sorted((v for v in known if v.kind in (Kind.INPUT, Kind.TARGET)), key=_order)
         lines += [Line(f"{v.name} = {'X' if v.kind is Kind.INPUT else 'Y'}[:, {(v.unit or 1) - 1}]") for v in inputs]
-        written = [s.out for s in statements if is_entry(s.out)]
-        for name, shape in program.spec.param_shapes.items():
-            if any(param_name(_array_of(v)) == "d" + name for v in written):
-                lines.append(Line(f"d{name} = np.empty({shape}, dtype=dtype)"))
+        # the arrays whose entries these statements write: gradients, and their R (H V)
+        written = dict.fromkeys((s.out.array, param_key(s.out)) for s in statements if is_entry(s.out))
+        order = list(program.spec.param_shapes)
+        written = dict.fromkeys(sorted(written, key=lambda w: (order.index(w[1]), w[0].startswith("R"), w[0])))
+        lines += [Line(f"{array} = np.empty({program.spec.param_shapes[key]}, dtype=dtype)") for array, key in written]
         return lines
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
