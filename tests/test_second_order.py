@@ -119,6 +119,11 @@ def test_hessian_equals_sympy_hessian_of_the_expanded_cost(loss: str, mode: str)
         want += np.array([[_exact(hess[r, c], point) for c in range(len(symbols))] for r in range(len(symbols))])
     want /= X.shape[0]
     assert np.max(np.abs(H - want)) <= 1e-10 * max(1.0, float(np.max(np.abs(want))))
+    # and hvp is the Hessian times V, in the flat order W1 row-major, b1, W2, b2
+    V = {k: np.random.default_rng(8).normal(size=v.shape) for k, v in params.items()}
+    flat = np.concatenate([V[k].ravel() for k in spec.param_shapes])
+    hv = m.hvp(params, X, Y, V)[2]
+    assert np.allclose(np.concatenate([hv[k].ravel() for k in spec.param_shapes]), H @ flat, rtol=1e-12, atol=1e-13)
 
 
 def test_hessian_is_refused_above_5000_parameters_and_the_c_target_says_so() -> None:
