@@ -6,11 +6,14 @@ import types
 from functools import cache
 from pathlib import Path
 
+from symprop.backends.registry import modes
 from symprop.emit import render
 from symprop.spec import Layer, Spec
 from symprop.tools.check import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
+# the NumPy modes, read from the backend registry (a new mode is tested without editing the tests)
+NUMPY_MODES: tuple[str, ...] = modes("numpy")
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 
 # Every activation with non-default parameters where it has any, so parameters are exercised.

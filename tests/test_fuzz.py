@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from symprop.cli import main
 from symprop.spec import ACTIVATIONS, LOSSES, load_spec
 from symprop.tools.check import compare, load_module, random_problem
+from tests.support import NUMPY_MODES
 
 settings.register_profile(
     "fuzz-ci", max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
@@ -235,7 +236,7 @@ def run_case(text: str, mode: str) -> None:
 
 
 @settings.get_profile(PROFILE)
-@given(spec_texts(), st.sampled_from(["vectorized", "unrolled"]))
+@given(spec_texts(), st.sampled_from(list(NUMPY_MODES)))
 def test_random_spec_texts_end_in_a_module_or_one_line(text: str, mode: str) -> None:
     run_case(text, mode)
 
@@ -249,6 +250,6 @@ def expression_spec(expr: str, loss_expr: str) -> str:
 
 
 @settings.get_profile(PROFILE)
-@given(EXPRESSIONS, EXPRESSIONS, st.sampled_from(["vectorized", "unrolled"]))
+@given(EXPRESSIONS, EXPRESSIONS, st.sampled_from(list(NUMPY_MODES)))
 def test_random_expression_trees_end_in_a_module_or_one_line(expr: str, loss: str, mode: str) -> None:
     run_case(expression_spec(expr, f"({loss.replace('x', 'a')}) + (a - y)**2"), mode)

@@ -11,7 +11,7 @@ import pytest
 
 from symprop.spec import Layer, Spec, load_spec
 from symprop.tools.check import TOLERANCE, compare
-from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, module_for, spec_for
+from tests.support import ACTIVATIONS, EXAMPLES, LOSSES, NUMPY_MODES, module_for, spec_for
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -23,7 +23,7 @@ def test_gradient_matches_finite_differences(activation: str, loss: str) -> None
     assert all(r.checked == 2 * np.prod(r.shape) for r in result.reports)
 
 
-@pytest.mark.parametrize("mode", ["unrolled", "vectorized"])
+@pytest.mark.parametrize("mode", NUMPY_MODES)
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_examples_pass_the_check(path, mode: str) -> None:
     """Every entry of small examples; a random 40 per array for large ones (digits: 2,410 params)."""

@@ -15,7 +15,7 @@ import pytest
 from symprop.explain import explain
 from symprop.spec import Layer, Spec, SpecError, spec_from_dict
 from symprop.tools.check import TOLERANCE, compare, random_problem
-from tests.support import module_for
+from tests.support import NUMPY_MODES, module_for
 
 LAM = 0.03
 SPECS = [
@@ -25,7 +25,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["vectorized", "unrolled"])
+@pytest.mark.parametrize("mode", NUMPY_MODES)
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_the_penalty_is_in_the_cost_and_its_gradient(spec: Spec, mode: str) -> None:
     module = module_for(spec, mode)

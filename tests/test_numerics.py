@@ -16,10 +16,10 @@ import pytest
 
 from symprop.cli import main
 from symprop.spec import Layer, Spec, SpecError, spec_from_dict
-from tests.support import module_for
+from tests.support import NUMPY_MODES, module_for
 
 
-@pytest.mark.parametrize("mode", ["vectorized", "unrolled"])
+@pytest.mark.parametrize("mode", NUMPY_MODES)
 def test_softmax_with_huge_logits(mode: str) -> None:
     module = module_for(Spec("big_logits", 2, (Layer.of(2, "identity"),), "softmax_ce"), mode)
     params = {"W1": np.eye(2), "b1": np.zeros(2)}

@@ -25,7 +25,7 @@ from symprop.spec import Layer, Spec, SpecError
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 from symprop.tools.check import load_module, random_problem
 from tests.oracles.naive import expanded_cost
-from tests.support import EXAMPLES, spec_for
+from tests.support import EXAMPLES, NUMPY_MODES, spec_for
 
 TOL_FD = 1e-6
 
@@ -55,7 +55,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["vectorized", "unrolled"])
+@pytest.mark.parametrize("mode", NUMPY_MODES)
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_hvp_matches_finite_differences_of_the_gradient(spec: Spec, mode: str) -> None:
     m = module(spec, "numpy", mode)
@@ -101,7 +101,7 @@ def _exact(expr: sp.Expr, values: dict[sp.Symbol, float]) -> float:
 
 
 @pytest.mark.parametrize("loss", ["mse", "bce"])
-@pytest.mark.parametrize("mode", ["vectorized", "unrolled"])
+@pytest.mark.parametrize("mode", NUMPY_MODES)
 def test_hessian_equals_sympy_hessian_of_the_expanded_cost(loss: str, mode: str) -> None:
     spec = spec_for("tanh", loss, sizes=(2, 2, 1))
     m = module(spec, "numpy", mode)

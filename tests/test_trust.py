@@ -11,9 +11,9 @@ import pytest
 
 from symprop.emit import render
 from symprop.spec import Layer, Spec, load_spec
-from tests.support import EXAMPLES, module_for
+from tests.support import EXAMPLES, NUMPY_MODES, module_for
 
-MODES = ("unrolled", "vectorized")
+MODES = NUMPY_MODES
 
 STABLE = [
     Spec("sig_big_beta", 3, (Layer.of(4, "sigmoid", beta=25.0), Layer.of(2, "sigmoid", beta=-3.0)), "mse"),
