@@ -150,9 +150,7 @@ def param_name(v: Var) -> str:
     """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters, gradients and their R
     arrays in code)."""
     names = {Kind.WEIGHT: "W", Kind.BIAS: "b", Kind.GRAD_W: "dW", Kind.GRAD_B: "db"}
-    base = v.array if v.kind not in names and v.array else names.get(v.kind, v.name) + str(v.layer)
-    if v.kind not in names and not v.array:
-        base = v.name
+    base = names[v.kind] + str(v.layer) if v.kind in names else (v.array or v.name)
     return f"{base}[{', '.join(map(str, v.index))}]" if v.index else base
 
 
