@@ -70,6 +70,10 @@ class Kind(enum.Enum):
     R = "R"  # the directional derivative R(v) = d/dt v(params + t V) of a variable v
 
 
+# the kinds that hold one value per sample and unit of a layer (arrays of shape (n, units))
+LAYER_VALUES = frozenset({Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM})
+
+
 class Axis(enum.Enum):
     UNITS = "units"  # over the units of a layer: one value per sample, shape (n, 1)
     BATCH = "batch"  # over the samples: one value per unit, shape (units,)
@@ -267,6 +271,7 @@ class Program:
 
 
 __all__ = [
+    "LAYER_VALUES",
     "AddBias",
     "Axis",
     "Function",

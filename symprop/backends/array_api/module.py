@@ -8,22 +8,18 @@ rather than ``+=``, ``D1 = G1 * f'(...)`` rather than scaling a buffer, so immut
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 
-import sympy as sp
-
 from symprop.backends.array_api.printer import XpPrinter
-from symprop.backends.numpy.module import param_name, render, scaled, symbols_read
+from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.backprop import N
-from symprop.ir.program import AddBias, Axis, Function, Kind, Map, MatMul, Program, Reduce, ReduceOp, Statement
-
-LAYER_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
+from symprop.ir.program import LAYER_VALUES, AddBias, Axis, Function, Map, MatMul, Program, Reduce, ReduceOp, Statement
 
 
-class ArrayApi:
+class ArrayApi(WholeArrays):
     mode = "array-api"
     context = "xp, "
     docs: Mapping[str, str] = MappingProxyType(
@@ -43,13 +39,11 @@ class ArrayApi:
         out = p.name(s.out.symbol)
         note = s.note.render()
         if isinstance(s, MatMul):
-            left = p.name(s.left.symbol) + (".T" if s.left_t else "")
-            right = p.name(s.right.symbol) + (".T" if s.right_t else "")
-            return [Line(f"{out} = {left} @ {right}", note)]
+            return [self.matmul(s, p)]
         if isinstance(s, AddBias):
             return [Line(f"{out} = {out} + {p.name(s.bias.symbol)}", note)]
         if isinstance(s, Map):
-            if s.expr.free_symbols <= {N.symbol} and s.out.kind in LAYER_KINDS:
+            if s.expr.free_symbols <= {N.symbol} and s.out.kind in LAYER_VALUES:
                 shape = f"(n, {self.spec.layer_sizes[s.out.layer]})"
                 value = p.code(s.expr)
                 return [Line(f"{out} = xp.full({shape}, {value}, dtype=X.dtype, device=X.device)", note)]
@@ -68,10 +62,6 @@ class ArrayApi:
         else:
             total = f"xp.sum({body}, axis=0)"
         return scaled(total, s.scale, p)
-
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
-        used = symbols_read(statements) - skip
-        return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         first = p.name(f.returns[0].symbol)

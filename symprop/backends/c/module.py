@@ -37,6 +37,7 @@ from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_u
 from symprop.backends.templating import environment
 from symprop.ir.backprop import N
 from symprop.ir.program import (
+    LAYER_VALUES,
     AddBias,
     Axis,
     Function,
@@ -56,7 +57,6 @@ from symprop.spec import SpecError
 SYSTEM_HEADERS = ("math", "stddef")  # the headers the source includes: a spec of that name would shadow one
 HEADER = "c/header.h.jinja"
 SOURCE = "c/source.c.jinja"
-ARRAY_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
 BATCH_KINDS = {Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B, Kind.COST, Kind.COUNT}
 INDENT = "    "
 
@@ -238,7 +238,7 @@ class _Builder:
             return self.spec.inputs
         if v.kind is Kind.TARGET:
             return self.spec.outputs
-        if v.kind in ARRAY_KINDS:
+        if v.kind in LAYER_VALUES:
             return self.spec.layer_sizes[v.layer]
         return widths.get(v.symbol, 0)
 
@@ -319,7 +319,7 @@ class _Builder:
             if isinstance(s, MatMul) and st.fused is None and s.out.kind is Kind.GRAD_W:
                 continue
             w = self.width(target, widths)
-            if isinstance(s, Map) and target.kind not in ARRAY_KINDS:
+            if isinstance(s, Map) and target.kind not in LAYER_VALUES:
                 w = self.expr_width(s.expr, widths)
             if w == 0:
                 continue  # a per-sample scalar: a local variable

@@ -17,7 +17,7 @@ import sympy as sp
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir.backprop import N
-from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Role, Statement, Var, reads
+from symprop.ir.program import Function, Kind, LinearSum, Map, MatMul, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -146,6 +146,20 @@ def render(program: Program, style: Style, folder: str = "numpy") -> str:
     return render_python(f"{folder}/module.py.jinja", f"{folder}/_docstring.txt.jinja", m)
 
 
+class WholeArrays:
+    """What the styles that print one array per layer variable share (vectorized, array-api)."""
+
+    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+        """``W1 = params["W1"]`` for each parameter array the statements read (but ``skip``)."""
+        used = symbols_read(statements) - skip
+        return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
+
+    def matmul(self, s: MatMul, p: ArrayPrinter) -> Line:
+        left = p.name(s.left.symbol) + (".T" if s.left_t else "")
+        right = p.name(s.right.symbol) + (".T" if s.right_t else "")
+        return Line(f"{p.name(s.out.symbol)} = {left} @ {right}", s.note.render())
+
+
 def param_name(v: Var) -> str:
     """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters, gradients and their R
     arrays in code)."""
@@ -182,6 +196,7 @@ def linear_sum_code(s: LinearSum, p: ArrayPrinter) -> str:
 __all__ = [
     "Split",
     "Style",
+    "WholeArrays",
     "functions",
     "is_entry",
     "linear_sum_code",

@@ -9,17 +9,18 @@ masks multiply as comparisons (``D1 *= (Z1 > 0)``): fewer passes and no temporar
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import param_name, render, scaled, symbols_read
+from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.backprop import N
 from symprop.ir.forms import split_masks
 from symprop.ir.program import (
+    LAYER_VALUES,
     AddBias,
     Axis,
     Function,
@@ -36,12 +37,11 @@ from symprop.ir.program import (
 )
 from symprop.symbolic.functions import Relu, Sigmoid, Softplus
 
-LAYER_KINDS = {Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM}
 # functions the printer writes as one ufunc call f(x) (or f(x, c)), so ", out=x" may be appended
 UFUNCS = (Sigmoid, Relu, Softplus, sp.tanh, sp.exp, sp.sin, sp.cos, sp.Abs)
 
 
-class Vectorized:
+class Vectorized(WholeArrays):
     mode = "vectorized"
     context = ""
     docs: Mapping[str, str] = MappingProxyType({})
@@ -85,9 +85,7 @@ class Vectorized:
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
         out = self.name(s.out, p)
         if isinstance(s, MatMul):
-            left = self.name(s.left, p) + (".T" if s.left_t else "")
-            right = self.name(s.right, p) + (".T" if s.right_t else "")
-            return [Line(f"{out} = {left} @ {right}", s.note.render())]
+            return [self.matmul(s, p)]
         if isinstance(s, AddBias):
             return [Line(f"{out} += {self.name(s.bias, p)}", s.note.render())]
         if isinstance(s, Map):
@@ -98,7 +96,7 @@ class Vectorized:
 
     def map(self, s: Map, out: str, p: ArrayPrinter) -> list[Line]:
         if s.expr.free_symbols <= {N.symbol}:
-            if s.out.kind not in LAYER_KINDS:
+            if s.out.kind not in LAYER_VALUES:
                 return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
             fill = "np.zeros" if s.expr == 0 else "np.ones" if s.expr == 1 else None
             shape = self.shape(s.out)
@@ -140,10 +138,6 @@ class Vectorized:
         else:
             total = f"np.sum({p.code(s.expr)}, axis=0)"
         return scaled(total, s.scale, p)
-
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
-        used = symbols_read(statements) - skip
-        return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         if f.name == "forward":
