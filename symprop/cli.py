@@ -20,11 +20,6 @@ from symprop import __version__
 from symprop.io import OutputError
 from symprop.spec import Spec, SpecError, load_spec
 
-TARGET_HELP = {
-    "array-api": "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
-    "c": "C99 header and source, no allocation, for embedded training",
-}
-
 
 class UsageError(Exception):
     """A bad command-line option: exit 2 with this one-line message."""
@@ -47,15 +42,19 @@ class _Generator:
     targets: tuple[str, ...] | None = None
     unrolled_limit: str = "a size limit of"
     auto_rule: str = "see the README"
+    target_help: str = "numpy (default), array-api or c (see the README)"
 
 
 def _generator(light: bool) -> _Generator:
     """The registry's choices, or placeholders for train/predict, which must not import the generator."""
     if light:
         return _Generator()
+    from symprop.backends.registry import BACKENDS
     from symprop.emit import MODES, TARGETS, UNROLLED_MAX_PARAMS, auto_rule
 
-    return _Generator(MODES, TARGETS, f"{UNROLLED_MAX_PARAMS:,}", auto_rule())
+    others = "; ".join(f"{b.target}: {b.summary}" for b in BACKENDS.values() if b.target != "numpy")
+    target_help = f"numpy (default): a NumPy module; {others}"
+    return _Generator(MODES, TARGETS, f"{UNROLLED_MAX_PARAMS:,}", auto_rule(), target_help)
 
 
 def _parser(light: bool = False) -> argparse.ArgumentParser:
@@ -71,7 +70,7 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         "--target",
         default="numpy",
         choices=g.targets,
-        help="numpy (default): a NumPy module; " + "; ".join(f"{t}: {summary}" for t, summary in TARGET_HELP.items()),
+        help=g.target_help,
     )
     gen.add_argument(
         "--mode",

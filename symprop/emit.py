@@ -50,8 +50,9 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_or
         )
     program = derive(spec)
     if second_order:
-        if backend.target == "c":
-            raise SpecError("--second-order is not available for --target c yet; use numpy or array-api")
+        if not backend.second_order:
+            able = " or ".join(dict.fromkeys(b.target for b in BACKENDS.values() if b.second_order))
+            raise SpecError(f"--second-order is not available for --target {backend.target} yet; use {able}")
         program = with_hvp(program)
     if backend.granularity is Granularity.UNIT:
         program = unroll(program)

@@ -27,6 +27,7 @@ class Backend:
     render_options: Callable[[Program, Mapping[str, str]], dict[str, str]] | None = None
     options: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = (".py",)  # the files it writes: <spec name><suffix>
+    second_order: bool = True  # prints the Hessian-vector products (generate --second-order)
 
 
 __all__ = ["Backend"]

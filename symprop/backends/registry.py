@@ -50,6 +50,7 @@ BACKENDS: Mapping[str, Backend] = {
         render_options=lambda program, options: render_c(program, options.get("real", "double")),
         options=("real",),
         suffixes=(".h", ".c"),
+        second_order=False,
     ),
 }
 TARGETS: tuple[str, ...] = tuple(dict.fromkeys(b.target for b in BACKENDS.values()))
