@@ -51,6 +51,7 @@ RANKS = {
     "tools.datasets": 12,
     "explain.model": 13,
     "tools.solvers": 12,
+    "tools.paramfile": 12,  # the params .npz: one reader, one writer, checked against the spec
     "tools.train": 13,
     "tools.cbuild": 13,
     "tools.predict": 14,

@@ -15,6 +15,7 @@ from symprop.cli import main
 from symprop.emit import generate
 from symprop.spec import Layer, Spec, load_spec
 from symprop.tools import datasets
+from symprop.tools.paramfile import save_params
 from symprop.tools.train import (
     Progress,
     TrainError,
@@ -22,7 +23,6 @@ from symprop.tools.train import (
     ensure_module,
     fold_standardization,
     load_generated,
-    save_params,
     train,
 )
 
@@ -297,7 +297,7 @@ def test_saved_params_reload_and_give_the_same_loss(xor_module: types.ModuleType
     data = datasets.load("xor", load_spec(XOR))
     result = train(xor_module, data.X_train, data.Y_train, epochs=20, lr=1.0, batch_size=2, seed=2)
     path = tmp_path / "sub" / "params.npz"
-    save_params(path, result.params)
+    save_params(path, load_spec(XOR), result.params)
     with np.load(path) as saved:
         back = {k: saved[k] for k in xor_module.PARAM_SHAPES}
     assert xor_module.loss(back, data.X_train, data.Y_train) == xor_module.loss(

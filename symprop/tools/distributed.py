@@ -357,6 +357,7 @@ def _stats(client: Any, parts: list[Any], which: str, names: Sequence[str]) -> t
 
 def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentum: float, stream: IO[str]) -> int:
     """``symprop train --engine dask`` (options already checked by symprop.tools.train)."""
+    from symprop.tools.paramfile import save_params
     from symprop.tools.train import (
         Diverged,
         History,
@@ -366,7 +367,6 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
         fold_standardization,
         fold_targets,
         prepare_module,
-        save_params,
         save_plot,
         train,
     )
@@ -496,7 +496,7 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
     prepared.persist()
     if save_path is not None:
         saved = fold_standardization(raw_params, mean, scale)
-        save_params(save_path, saved, classes, encoding.features)
+        save_params(save_path, spec, saved, classes, encoding.features)
         say(f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)")
     if plot_path is not None:
         unit = "loss (standardized targets)" if y_mean is not None else "loss"

@@ -20,48 +20,14 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from symprop.tools.datasets import DataError, read_parquet
+from symprop.tools.paramfile import ParamsError, Saved, load_params
 from symprop.tools.train import TrainError, check_output_path
-
-
-@dataclass
-class Saved:
-    """The contents of a ``--save`` file."""
-
-    params: dict[str, np.ndarray]
-    classes: tuple[str, ...]
-    feature_names: tuple[str, ...]
-
-
-def load_saved(path: str | Path, param_shapes: dict[str, tuple[int, ...]]) -> Saved:
-    p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise TrainError(f"--params {p}: no such file; give the .npz written by symprop train --save") from None
-    except (OSError, ValueError) as exc:
-        raise TrainError(f"--params {p}: not a readable .npz file ({exc})") from None
-    missing = [k for k in param_shapes if k not in arrays]
-    if missing or "feature_names" not in arrays or "classes" not in arrays:
-        absent = missing + [k for k in ("feature_names", "classes") if k not in arrays]
-        raise TrainError(
-            f"--params {p}: missing {', '.join(absent)}; give a file written by symprop train --save for this spec"
-        )
-    for k, shape in param_shapes.items():
-        if arrays[k].shape != shape:
-            raise TrainError(f"--params {p}: {k} has shape {arrays[k].shape}, the spec needs {shape}")
-    return Saved(
-        {k: arrays[k].astype(np.float64) for k in param_shapes},
-        tuple(str(c) for c in arrays["classes"]),
-        tuple(str(c) for c in arrays["feature_names"]),
-    )
 
 
 def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> np.ndarray:
@@ -173,7 +139,10 @@ def run_predict(
     check_output_path("--out", str(out_dir / f"{spec.name}.py"))
     if out_path is not None and out_path.resolve() == (out_dir / f"{spec.name}.py").resolve():
         raise TrainError(f"-o {out_path} is the generated module's path; choose another file")
-    saved = load_saved(params, spec.param_shapes)
+    try:
+        saved = load_params(params, spec)
+    except ParamsError as exc:
+        raise TrainError(str(exc)) from None
     X = read_features(data, saved.feature_names, delimiter)
     prepared = prepare_module(spec, out_dir, mode)
     header, rows = predict_table(prepared.module, saved, X, spec.loss, proba)
@@ -190,4 +159,4 @@ def run_predict(
     return 0
 
 
-__all__ = ["Saved", "load_saved", "predict_table", "probabilities", "read_features", "run_predict"]
+__all__ = ["Saved", "predict_table", "probabilities", "read_features", "run_predict"]

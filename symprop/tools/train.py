@@ -34,6 +34,7 @@ from symprop import __version__
 from symprop.io import write_atomic, write_atomic_with
 from symprop.modes import resolve_mode
 from symprop.spec import Spec
+from symprop.tools.paramfile import save_params
 from symprop.tools.solvers import (
     NEWTON_SOLVERS,
     SCIPY_METHODS,
@@ -778,7 +779,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         if dataset.y_mean is not None and dataset.y_scale is not None:
             saved = fold_targets(saved, dataset.y_mean, dataset.y_scale)
             notes.append("target standardization folded into the last layer: it gives raw targets")
-        save_params(save_path, saved, dataset.classes, dataset.feature_names)
+        save_params(save_path, spec, saved, dataset.classes, dataset.feature_names)
         say(f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""))
     if plot_path is not None:
         unit = "loss (standardized targets)" if dataset.y_mean is not None else "loss"
@@ -841,18 +842,6 @@ class Report:
 
 
 # ---------------------------------------------------------------- writing --
-def save_params(
-    path: str | Path, params: Params, classes: Sequence[str] = (), feature_names: Sequence[str] = ()
-) -> None:
-    """Write params as .npz (exactly at ``path``) with two more arrays: ``classes`` (the class names
-    in output order; empty for regression) and ``feature_names`` (the input columns in order).
-    ``{k: f[k] for k in module.PARAM_SHAPES}`` with ``f = np.load(path)`` gives the params back."""
-    arrays: dict[str, Any] = dict(params)
-    arrays["classes"] = np.array(list(classes), dtype=str)
-    arrays["feature_names"] = np.array(list(feature_names), dtype=str)
-    write_atomic_with(Path(path), lambda handle: np.savez(handle, **arrays))
-
-
 def plot_available() -> bool:
     import importlib.util
 
@@ -925,7 +914,6 @@ __all__ = [
     "plot_available",
     "prepare_module",
     "r2_score",
-    "save_params",
     "save_plot",
     "train",
 ]
