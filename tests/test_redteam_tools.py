@@ -280,6 +280,61 @@ def test_transaction_writes_all_or_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "a.txt").read_text() == "a" and (tmp_path / "old.txt").read_text() == "new"
 
 
+# ---------------------------------------------------------- B3: duplicate names --
+DUPLICATES = ["f1,f1,f3,colour", "f1, f1 ,f3,colour", "\ufefff1,f2,f1,colour", "f1,f2,f3,f3", "f1;f2;f2;colour"]
+
+
+@pytest.mark.parametrize("header", DUPLICATES)
+def test_duplicate_column_names_are_refused_by_every_csv_reader(
+    header: str, work: Path, cache: Path, params: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = blobs(9, header.replace(";", ","))
+    if ";" in header:
+        text = text.replace(",", ";")
+    (work / "dup.csv").write_text(text, encoding="utf-8")
+    for args in (
+        ["train", "cls.toml", "--data", "dup.csv", "--epochs", "2", "--out", str(cache)],
+        ["predict", "cls.toml", "--params", "cls.npz", "--data", "dup.csv", "--out", str(cache)],
+    ):
+        code, out, err = cli(args, capsys)
+        assert "twice" in one_line_error(code, err), args
+        assert out == ""
+
+
+def test_duplicate_column_names_are_refused_by_the_dask_engine(
+    work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("distributed")
+    (work / "dup.csv").write_text(blobs(9, "f1,f1,f3,colour"))
+    args = ["train", "cls.toml", "--data", "dup.csv", "--engine", "dask", "--solver", "lbfgs", "--out", str(cache)]
+    code, _, err = cli([*args, "--epochs", "2"], capsys)
+    assert "twice" in one_line_error(code, err)
+
+
+def test_duplicate_column_names_are_refused_in_parquet(
+    work: Path, cache: Path, params: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    columns = [pa.array([1.0, 2.0, 3.0, 4.0]), pa.array([0.0, 1.0, 0.0, 1.0]), pa.array([1.0] * 4)]
+    for names in (["f1", "f1", "f3", "colour"], ["f1", "f2", "f3 ", "f3"]):
+        table = pa.Table.from_arrays([*columns, pa.array(["red", "green", "blue", "red"])], names=names)
+        pq.write_table(table, work / "dup.parquet")
+        for args in (
+            ["train", "cls.toml", "--data", "dup.parquet", "--epochs", "2", "--out", str(cache)],
+            ["predict", "cls.toml", "--params", "cls.npz", "--data", "dup.parquet", "--out", str(cache)],
+        ):
+            code, _, err = cli(args, capsys)
+            assert "twice" in one_line_error(code, err), (names, args)
+
+
+def test_names_differing_in_case_are_two_columns(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (work / "case.csv").write_text(blobs(12, "a,A,b,colour"))
+    code, out, err = cli(["train", "cls.toml", "--data", "case.csv", "--epochs", "2", "--out", str(cache)], capsys)
+    assert code == 0, err
+    assert "features: a, A, b" in out
+
+
 # ---------------------------------------------------------------- C14: .npz --
 def _mutations(saved: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray] | bytes]:
     def changed(**arrays: np.ndarray) -> dict[str, np.ndarray]:

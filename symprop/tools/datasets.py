@@ -17,7 +17,11 @@ Decisions (also in the README):
 * A table is a regression problem when the spec's loss is ``mse``, ``sse`` or ``custom``, every
   label is a number, and either some label is not an integer or the spec has one output unit
   and there are more than two distinct labels; everything else is classification.
-* A UTF-8 byte-order mark, as Excel's "CSV UTF-8" writes, is not part of the first name.
+* Column names are compared after stripping surrounding spaces (and a UTF-8 byte-order mark,
+  as Excel's "CSV UTF-8" writes, is not part of the first name); a header that names a column
+  twice is refused in every reader (train, predict, Dask; CSV and Parquet): a lookup by name
+  would read one of them for both.  Names are case-sensitive (``a`` and ``A`` are two columns),
+  as every lookup is.
 * A label that reads as a non-finite number (``nan``, ``inf``, ``-Infinity``) or is missing is
   refused, naming the row and column: NaN is never a class.
 * Features of ``digits``, ``iris`` and table files are standardized to mean 0 and standard
@@ -161,6 +165,20 @@ def non_finite_label(value: Any) -> bool:
         return False
 
 
+def check_header(p: Path | str, header: Sequence[str], line: int | None = None) -> None:
+    """Refuse a header naming a column twice (after stripping spaces; case-sensitive), one line."""
+    first: dict[str, int] = {}
+    for j, name in enumerate(header):
+        key = str(name).strip()
+        if key in first:
+            where = f"{p} line {line}" if line is not None else f"{p}"
+            raise DataError(
+                f"{where}: the header names column {quote(key)} twice (columns {first[key]} and {j}, 0-based); "
+                "rename one: column names must be unique"
+            )
+        first[key] = j
+
+
 def _number(text: str) -> float | None:
     try:
         value = float(text)
@@ -277,6 +295,7 @@ def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
         raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
     header_line, header = numbered[0]
     header = [h.strip() for h in header]
+    check_header(p, header, header_line)
     if len(header) < 2:
         raise DataError(
             f"{p} line {header_line}: the header has 1 column; need feature columns and the label "
@@ -334,7 +353,8 @@ def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawDat
     options = options or TableOptions()
     p = Path(path)
     table = read_parquet(p)
-    header = [str(name) for name in table.column_names]
+    header = [str(name).strip() for name in table.column_names]
+    check_header(p, header)
     if len(header) < 2:
         raise DataError(f"{p}: {len(header)} column(s); need feature columns and the label")
     if table.num_rows == 0:
@@ -378,6 +398,7 @@ def read_parquet(p: Path) -> Any:
     if not p.exists():
         raise DataError(f"{p}: no such file; check the path")
     try:
+        check_header(p, [str(name) for name in pq.read_schema(p).names])  # before pyarrow trips on a repeat
         return pq.read_table(p)
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
@@ -595,6 +616,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "TableOptions",
+    "check_header",
     "csv_raw",
     "encode",
     "is_table_path",

@@ -57,6 +57,7 @@ from symprop.tools.datasets import (
     _class_keys,
     _class_name,
     _is_regression,
+    check_header,
     non_finite_label,
     pick_columns,
     sniff_delimiter,
@@ -255,6 +256,26 @@ def sniff_file(path: str) -> str:
         return sniff_delimiter(handle.read(65536))
 
 
+def check_csv_headers(data: str, delimiter: str | None) -> None:
+    """Refuse, before any cluster starts, a CSV (each file a glob matches here) whose header names a
+    column twice: pandas would silently rename the second ``a`` to ``a.1``."""
+    import csv
+    import glob
+
+    if not data.lower().endswith(".csv"):
+        return
+    for path in sorted(glob.glob(data)):
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                sample = handle.read(65536)
+        except (OSError, UnicodeDecodeError):
+            continue  # the reader reports it
+        used = delimiter if delimiter is not None else sniff_delimiter(sample)
+        rows = [row for row in csv.reader(sample.splitlines(), delimiter=used) if row]
+        if rows:
+            check_header(path, rows[0], 1)
+
+
 # ------------------------------------------------------------- client side --
 def tree_reduce(client: Any, futures: list[Any], fn: Any) -> Any:
     """Pairwise reduction on the workers: ⌈log2 n⌉ levels of ``fn`` tasks; returns one future."""
@@ -440,6 +461,7 @@ def encoding_for(
     dd: Any, frame: Any, spec: Spec, data: str, options: TableOptions, test_fraction: float, seed: int
 ) -> tuple[Encoding, tuple[str, ...]]:
     header = [str(c) for c in frame.columns]
+    check_header(data, header)
     cols = pick_columns(Path(data), header, options)
     features = tuple(header[j] for j in cols.features)
     label = header[cols.label]
@@ -530,6 +552,7 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
         say(f"note: {prepared.note}")
 
     options = TableOptions(args.label, args.drop, args.delimiter)
+    check_csv_headers(args.data, args.delimiter)
     try:
         with connect(args.scheduler, args.workers, args.connect_timeout) as client:
             where = args.scheduler or f"LocalCluster of {args.workers or 2} worker processes on 127.0.0.1"

@@ -31,7 +31,7 @@ from typing import IO, Any
 import numpy as np
 
 from symprop.io import Output, check_folder, check_outputs, csv_text, quote, safe_line, safe_text, show
-from symprop.tools.datasets import DataError, read_parquet
+from symprop.tools.datasets import DataError, check_header, read_parquet
 from symprop.tools.paramfile import ParamsError, Saved, load_params
 from symprop.tools.train import TrainError, commit, data_inputs, sayer
 
@@ -41,7 +41,8 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         table = read_parquet(p)
-        header = [str(c) for c in table.column_names]
+        header = [str(c).strip() for c in table.column_names]
+        check_header(p, header)
         _require(p, header, names)
         columns = []
         for name in names:
@@ -61,6 +62,7 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
     if not rows:
         raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
     header = [h.strip() for h in rows[0][1]]
+    check_header(p, header, rows[0][0])
     _require(p, header, names)
     index = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(names)))
