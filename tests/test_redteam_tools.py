@@ -335,6 +335,71 @@ def test_names_differing_in_case_are_two_columns(work: Path, cache: Path, capsys
     assert "features: a, A, b" in out
 
 
+# ------------------------------------------------------------ B7: NaN outputs --
+def _forward(saved: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """The 3-4-k tanh/identity network in plain NumPy, independent of the generated module."""
+    hidden = np.tanh(X @ saved["W1"].T + saved["b1"])
+    return hidden @ saved["W2"].T + saved["b2"]
+
+
+@pytest.mark.parametrize("poison", ["nan-weight", "inf-bias", "huge-feature"])
+def test_non_finite_outputs_are_never_a_class(
+    poison: str, work: Path, cache: Path, params: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = dict(np.load(params))
+    X = np.array([[0.1, 0.2, 0.3], [3.0, 3.1, 2.9], [6.0, 6.2, 5.8], [1.0, 1.0, 1.0]])
+    if poison == "nan-weight":
+        saved["W2"] = saved["W2"].copy()
+        saved["W2"][1, 0] = np.nan
+    elif poison == "inf-bias":
+        saved["b2"] = saved["b2"].copy()
+        saved["b2"][0] = np.inf
+        saved["b2"][1] = -np.inf  # every row: inf - inf somewhere in the softmax
+    else:
+        # row 2 only: its huge f1 saturates unit 1 (h = 1), and 1e308 * 1 + 1e308 overflows to inf;
+        # the other rows have h < 0.01 there, so their first output stays near 1e308, finite
+        saved["W1"], saved["b1"] = saved["W1"].copy(), saved["b1"].copy()
+        saved["W1"][0], saved["b1"][0] = (1e-3, 0.0, 0.0), 0.0
+        saved["W2"], saved["b2"] = saved["W2"].copy(), saved["b2"].copy()
+        saved["W2"][0, 0], saved["b2"][0] = 1e308, 1e308
+        X[2, 0] = 1e308
+    np.savez(work / "bad.npz", **saved)
+    (work / "rows.csv").write_text("f1,f2,f3\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in X) + "\n")
+    with np.errstate(all="ignore"):
+        expected_finite = np.all(np.isfinite(_forward(saved, X)), axis=1)
+    code, out, err = cli(
+        ["predict", "cls.toml", "--params", "bad.npz", "--data", "rows.csv", "--proba", "--out", str(cache)], capsys
+    )
+    assert code == 0, err
+    rows = [line.split(",") for line in out.strip().splitlines()[1:]]
+    empty = [all(cell == "" for cell in row) for row in rows]
+    assert empty == list(~expected_finite), (out, expected_finite)
+    assert not all(expected_finite)
+    classes = {str(c) for c in saved["classes"]}
+    assert all(row[-1] in classes for row, e in zip(rows, empty, strict=True) if not e)
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and f"{int(np.sum(~expected_finite))} of 4 rows" in warning[0]
+
+
+def test_non_finite_regression_outputs_are_left_empty(
+    work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 3))
+    lines = ["a,b,c,y"] + [f"{r[0]:.5f},{r[1]:.5f},{r[2]:.5f},{r.sum() + 0.25:.5f}" for r in X]
+    (work / "reg.csv").write_text("\n".join(lines) + "\n")
+    args = ["train", "reg.toml", "--data", "reg.csv", "--epochs", "2", "--out", str(cache), "--save", "reg.npz"]
+    assert cli(args, capsys)[0] == 0
+    saved = dict(np.load(work / "reg.npz"))
+    saved["W2"] = np.full_like(saved["W2"], np.nan)
+    np.savez(work / "nan.npz", **saved)
+    code, out, err = cli(
+        ["predict", "reg.toml", "--params", "nan.npz", "--data", "reg.csv", "--out", str(cache)], capsys
+    )
+    assert code == 0 and "20 of 20 rows" in err
+    assert list(csv.reader(out.splitlines()))[1:] == [[""]] * 20  # one empty cell per row ('""' in CSV)
+
+
 # ---------------------------------------------------------------- C14: .npz --
 def _mutations(saved: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray] | bytes]:
     def changed(**arrays: np.ndarray) -> dict[str, np.ndarray]:

@@ -12,7 +12,9 @@ class before it, ``proba_<class>``: the softmax of the logits for ``softmax_ce``
 output unit (1 - p, p) with p the output clipped to [0, 1]; otherwise the outputs clipped at
 0 and divided by their row sum (scores, not calibrated probabilities).
 
-Cells are written through :func:`symprop.io.csv_cell`: a class name
+Rows whose outputs are not finite (NaN or infinite: e.g. params holding NaN, or overflow) get
+no class: their ``prediction`` (and ``proba_*``) cells are left empty, and one warning line on
+stderr says how many rows.  Cells are written through :func:`symprop.io.csv_cell`: a class name
 starting with ``= + - @`` (a spreadsheet formula) gets a leading ``'``; numbers stay numbers.
 
 Every output path is checked before any work (``-o`` must differ from the spec, the params and
@@ -103,25 +105,34 @@ def probabilities(outputs: np.ndarray, loss: str, n_classes: int) -> np.ndarray:
 def predict_table(
     module: Any, saved: Saved, X: np.ndarray, loss: str, proba: bool
 ) -> tuple[list[str], list[list[str]], int]:
-    outputs = module.forward(saved.params, X)
+    """(header, rows, number of rows left empty): a row whose outputs are not all finite gets empty
+    cells, never a class or a number."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        outputs = module.forward(saved.params, X)
+    finite = np.all(np.isfinite(outputs), axis=1)
     header: list[str] = []
     columns: list[list[str]] = []
+
+    def cells(values: np.ndarray) -> list[str]:
+        return [repr(float(v)) if ok else "" for v, ok in zip(values, finite, strict=True)]
+
     if saved.classes:
         n = len(saved.classes)
-        codes = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+        safe = np.where(finite[:, None], outputs, 0.0)
+        codes = (safe[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(safe, axis=1)
         if proba:
-            probs = probabilities(outputs, loss, n)
+            probs = probabilities(safe, loss, n)
             header += [f"proba_{c}" for c in saved.classes]
-            columns += [[repr(float(v)) for v in probs[:, j]] for j in range(n)]
+            columns += [cells(probs[:, j]) for j in range(n)]
         header.append("prediction")
-        columns.append([saved.classes[c] for c in codes])
+        columns.append([saved.classes[c] if ok else "" for c, ok in zip(codes, finite, strict=True)])
     else:
         if proba:
             raise TrainError("--proba is for classifiers; these params are a regression model (no classes saved)")
         names = ["prediction"] if outputs.shape[1] == 1 else [f"prediction_{j}" for j in range(outputs.shape[1])]
         header += names
-        columns += [[repr(float(v)) for v in outputs[:, j]] for j in range(outputs.shape[1])]
-    return header, [list(row) for row in zip(*columns, strict=True)], 0
+        columns += [cells(outputs[:, j]) for j in range(outputs.shape[1])]
+    return header, [list(row) for row in zip(*columns, strict=True)], int(np.count_nonzero(~finite))
 
 
 def is_predictions_csv(path: Path) -> bool:
