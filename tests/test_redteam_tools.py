@@ -632,6 +632,18 @@ def test_a_nan_label_in_parquet_is_refused(work: Path, cache: Path, capsys: pyte
         assert "row 2" in one_line_error(code, err), labels
 
 
+def test_a_nan_label_is_refused_by_the_dask_engine(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("distributed")
+    lines = blobs(12).splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0] + ",nan"  # pandas reads it as a missing value
+    lines[7] = lines[7].rsplit(",", 1)[0] + ",-inf"
+    (work / "nan.csv").write_text("\n".join(lines) + "\n")
+    args = ["train", "cls.toml", "--data", "nan.csv", "--engine", "dask", "--workers", "1", "--solver", "lbfgs"]
+    code, _, err = cli([*args, "--epochs", "2", "--out", str(cache)], capsys)
+    line = one_line_error(code, err)
+    assert "'colour'" in line and "NaN is never a class" in line
+
+
 # ----------------------------------------------------------------------- E24 --
 def test_csv_cells_neutralise_formulas_but_keep_numbers() -> None:
     for formula in ("=1+1", "+1+cmd", "-2+3-cmd", "@SUM(A1)", "\t=1", "\r=1", ' =HYPERLINK("x")', "=", "-", "-inf"):
