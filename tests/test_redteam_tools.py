@@ -306,9 +306,21 @@ def test_duplicate_column_names_are_refused_by_the_dask_engine(
 ) -> None:
     pytest.importorskip("distributed")
     (work / "dup.csv").write_text(blobs(9, "f1,f1,f3,colour"))
-    args = ["train", "cls.toml", "--data", "dup.csv", "--engine", "dask", "--solver", "lbfgs", "--out", str(cache)]
-    code, _, err = cli([*args, "--epochs", "2"], capsys)
-    assert "twice" in one_line_error(code, err)
+    (work / "parts").mkdir()
+    (work / "parts" / "a.csv").write_text(blobs(9))
+    (work / "parts" / "b.csv").write_text(blobs(9, "f1,f2, f2,colour"))
+    data = ["dup.csv", "parts/*.csv"]
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    columns = [pa.array([1.0, 2.0]), pa.array([1.0, 2.0]), pa.array([1.0, 2.0]), pa.array(["a", "b"])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["f1", "f1", "f3", "y"]), work / "dup.parquet")
+    (work / "set").mkdir()
+    pq.write_table(pa.Table.from_arrays(columns, names=["f1", "f2", "f2", "y"]), work / "set" / "part.0.parquet")
+    data += ["dup.parquet", "set"]
+    for name in data:
+        args = ["train", "cls.toml", "--data", name, "--engine", "dask", "--solver", "lbfgs", "--out", str(cache)]
+        code, _, err = cli([*args, "--epochs", "2"], capsys)
+        assert "twice" in one_line_error(code, err), name
 
 
 def test_duplicate_column_names_are_refused_in_parquet(

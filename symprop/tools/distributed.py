@@ -257,11 +257,14 @@ def sniff_file(path: str) -> str:
 
 
 def check_csv_headers(data: str, delimiter: str | None) -> None:
-    """Refuse, before any cluster starts, a CSV (each file a glob matches here) whose header names a
-    column twice: pandas would silently rename the second ``a`` to ``a.1``."""
+    """Refuse, before any cluster starts, a CSV (each file a glob matches here) or Parquet file whose
+    header names a column twice: pandas would silently rename the second ``a`` to ``a.1``."""
     import csv
     import glob
 
+    if data.lower().endswith((".parquet", ".pq")) or Path(data).is_dir():
+        _check_parquet_headers(data)
+        return
     if not data.lower().endswith(".csv"):
         return
     for path in sorted(glob.glob(data)):
@@ -274,6 +277,22 @@ def check_csv_headers(data: str, delimiter: str | None) -> None:
         rows = [row for row in csv.reader(sample.splitlines(), delimiter=used) if row]
         if rows:
             check_header(path, rows[0], 1)
+
+
+def _check_parquet_headers(data: str) -> None:
+    """The same check on each Parquet file's schema (a file, or the files of a data-set folder)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return  # the reader names the missing package
+    p = Path(data)
+    files = sorted(q for q in p.rglob("*") if q.suffix.lower() in (".parquet", ".pq")) if p.is_dir() else [p]
+    for path in files:
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, ValueError):
+            continue  # the reader reports it
+        check_header(path, [str(n) for n in names])
 
 
 # ------------------------------------------------------------- client side --
