@@ -24,6 +24,7 @@ CSV cells symprop writes go through :func:`csv_cell` (formula injection neutrali
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -349,6 +350,14 @@ def _check_one(out: Output, inputs: Sequence[tuple[str, Path]], seen: Sequence[O
 
 
 # ---------------------------------------------------------------- transactions --
+def _missing_folders(folder: Path) -> list[Path]:
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 class Transaction:
     """Several files written all or nothing: :meth:`add` the products (rendered in memory), then
     :meth:`commit` writes every one to a temp file in its folder (flushed to disk) and only then
@@ -367,6 +376,9 @@ class Transaction:
 
     def commit(self) -> list[Path]:
         temps: list[tuple[str, Path]] = []
+        created = sorted(
+            {f for path, _ in self.items for f in _missing_folders(path.parent)}, key=lambda f: -len(f.parts)
+        )
         try:
             for path, write in self.items:
                 temps.append((_write_temp(path, write), path))
@@ -375,6 +387,9 @@ class Transaction:
         except BaseException:
             for tmp, _ in temps:
                 Path(tmp).unlink(missing_ok=True)
+            for folder in created:  # the folders this commit made, deepest first, if still empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise
         self.items = []
         return [path for _, path in temps]

@@ -268,6 +268,7 @@ def test_transaction_writes_all_or_nothing(tmp_path: Path) -> None:
     def fail(handle: object) -> None:
         raise OSError("disk full")
 
+    t.add(tmp_path / "new" / "deeper" / "b.txt", "b")  # folders it creates are removed again
     t.add_with(tmp_path / "c.txt", fail)
     with pytest.raises(OSError, match="disk full"):
         t.commit()

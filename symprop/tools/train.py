@@ -704,8 +704,9 @@ def run(
     """``symprop train``: validate everything (options, output paths, spec, data) before any work,
     train, and only then write the module (if it was not cached), the params and the plot.
 
-    Raises SpecError, DataError or TrainError (one line each) before anything is written; a run
-    that diverges raises Diverged, also with nothing written.
+    Raises SpecError, DataError, TrainError or OutputError (one line each) before anything is
+    written; a run that diverges raises Diverged, also with nothing written; products are written
+    all at once (:func:`commit`) only after everything succeeded.
     """
     args = TrainArgs(spec_path, data, **{k: v for k, v in options.items() if v is not None})
     return _run(args, stdout if stdout is not None else sys.stdout)
