@@ -750,9 +750,13 @@ def test_an_edited_cached_module_is_regenerated(work: Path, capsys: pytest.Captu
         ["--engine", "dask", "--scheduler", "127.0.0.1:8786", "--workers", "2"],
         ["--engine", "dask", "--connect-timeout", "5"],
         ["--engine", "dask", "--scheduler", "127.0.0.1:8786", "--connect-timeout", "-1"],
+        ["--lr", "0.1"],  # lbfgs: its own line search
+        ["--batch-size", "8"],  # lbfgs: full batch
+        ["--delimiter", ";", "--data", "set.parquet"],
+        ["--delimiter", ";", "--data", "iris"],
     ],
 )
-def test_ignored_engine_options_are_refused(
+def test_ignored_options_are_refused(
     extra: list[str], work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = cli(
@@ -760,6 +764,9 @@ def test_ignored_engine_options_are_refused(
     )
     one_line_error(code, err)
     assert out == ""
+    if "--delimiter" in extra:
+        code, out, err = cli(["predict", "cls.toml", "--params", "x.npz", "--out", str(cache), *extra], capsys)
+        assert "--delimiter" in one_line_error(code, err)
 
 
 # ----------------------------------------------------------------------- E26 --

@@ -174,6 +174,8 @@ def run_predict(
     from symprop.tools.train import prepare_module
 
     stream = stdout if stdout is not None else sys.stdout
+    if delimiter is not None and not data.lower().endswith(".csv"):
+        raise TrainError(f"--delimiter applies to CSV files, not --data {show(data)}; drop it")
     out_dir = Path(out)
     check_folder("--out", out_dir)
     spec = load_spec(spec_path)

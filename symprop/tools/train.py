@@ -756,6 +756,20 @@ def check_engine_options(args: TrainArgs) -> None:
         check_connect_timeout(args.connect_timeout)
 
 
+def check_ignored_options(args: TrainArgs, solver: str) -> None:
+    """Refuse options that would be silently ignored: --lr and --batch-size with a scipy solver (full
+    batch, its own line search), --delimiter with data that is not a CSV file."""
+    if solver in SCIPY_METHODS:
+        given = [o for o, v in (("--lr", args.lr), ("--batch-size", args.batch_size)) if v is not None]
+        if given:
+            raise TrainError(
+                f"--solver {solver} trains on the full batch with its own step sizes, so {' and '.join(given)} "
+                "would be ignored; drop them (or use --solver sgd or adam)"
+            )
+    if args.delimiter is not None and not args.data.lower().endswith(".csv"):
+        raise TrainError(f"--delimiter applies to CSV files, not --data {show(args.data)}; drop it")
+
+
 def _run(args: TrainArgs, stream: IO[str]) -> int:
     from symprop.spec import load_spec
     from symprop.tools.datasets import TableOptions, load
@@ -780,6 +794,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     if args.early_stopping and not args.validation_fraction:
         raise TrainError("--early-stopping needs a validation split: add --validation-fraction 0.1")
     check_engine_options(args)
+    check_ignored_options(args, solver)
     out_dir = Path(args.out)
     check_folder("--out", out_dir)
     if args.plot is not None and not plot_available():
