@@ -185,7 +185,11 @@ def prepare_module(
             if not second_order or hasattr(cached, "hvp"):
                 return Prepared(cached, path, True, wanted)
         else:
-            note = f"{show(path)} was changed since symprop wrote it (its content hash differs); regenerating it"
+            note = (
+                f"{show(path)} was changed since symprop wrote it (its content hash differs); regenerating it"
+                if CONTENT_HASH in text
+                else f"{show(path)} has no content hash (written by generate, or edited); regenerating it"
+            )
     if path.exists() and "generator" not in found and not force:
         raise TrainError(
             f"{show(path)} exists and is not a module symprop generated; leaving it alone: choose another --out "
