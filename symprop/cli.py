@@ -210,7 +210,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
-    print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
+    print(
+        safe_line(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
+    )
     return 0
 
 
@@ -369,7 +371,7 @@ def _write_text(path: Path, text: str, example: str) -> int:
         write_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
-    print(f"wrote {path}")
+    print(safe_line(f"wrote {path}"))
     return 0
 
 
