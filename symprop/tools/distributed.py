@@ -385,9 +385,33 @@ def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
 
 def _quiet_dask_logs() -> None:
-    """Silence distributed's loggers (on shutdown after an error or Ctrl-C: no pages of worker tracebacks)."""
-    for name in ("distributed", "tornado", "asyncio"):
+    """Silence distributed's, tornado's and asyncio's loggers, children included (distributed's config
+    gives some, e.g. ``tornado.application``, their own level): on shutdown after an error or
+    Ctrl-C, no pages of tracebacks."""
+    prefixes = ("distributed", "tornado", "asyncio")
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".", 1)[0] in prefixes]
+    for name in (*prefixes, *names):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+@contextmanager
+def _quiet_on_sigint() -> Iterator[None]:
+    """While the cluster runs, a Ctrl-C first silences the cluster's logging, then raises
+    KeyboardInterrupt: callbacks that fail on the event loop thread as the interrupt unwinds
+    (distributed's own ``sync`` can) then print nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupted(signum: int, frame: object) -> None:
+        _quiet_dask_logs()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -573,7 +597,7 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
     options = TableOptions(args.label, args.drop, args.delimiter)
     check_csv_headers(args.data, args.delimiter)
     try:
-        with connect(args.scheduler, args.workers, args.connect_timeout) as client:
+        with _quiet_on_sigint(), connect(args.scheduler, args.workers, args.connect_timeout) as client:
             where = args.scheduler or f"LocalCluster of {args.workers or 2} worker processes on 127.0.0.1"
             frame = read_frame(dd, client, args.data, args.delimiter)
             encoding, classes = encoding_for(dd, frame, spec, args.data, options, args.test_fraction, args.seed)
