@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from symprop import __version__
-from symprop.io import OutputError
+from symprop.io import OutputError, quote, safe_line
 from symprop.spec import Spec, SpecError, load_spec
 
 
@@ -138,7 +138,16 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     trn.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
     trn.add_argument("--engine", default="local", choices=("local", "dask"), help="where to train (default local)")
     trn.add_argument("--scheduler", metavar="ADDRESS", help="dask: join this scheduler (default: a LocalCluster)")
-    trn.add_argument("--workers", type=int, default=2, help="dask: worker processes of the LocalCluster (default 2)")
+    trn.add_argument("--workers", type=int, help="dask: worker processes of the LocalCluster (default 2)")
+    trn.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="dask --scheduler: seconds to connect and get the scheduler's handshake (default 10)",
+    )
+    trn.add_argument(
+        "--force", action="store_true", help="replace existing --save, --plot or module files symprop did not write"
+    )
 
     prd = sub.add_parser("predict", help="apply params saved by 'train --save' to the rows of a CSV or Parquet file")
     prd.add_argument("spec", help="path of the TOML spec the params were trained for")
@@ -146,6 +155,9 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     prd.add_argument("--data", required=True, metavar="X.csv", help="rows to predict (CSV or Parquet)")
     prd.add_argument("-o", "--output", metavar="OUT.csv", help="write the CSV here (default: standard output)")
     prd.add_argument("--proba", action="store_true", help="add one probability column per class")
+    prd.add_argument(
+        "--force", action="store_true", help="replace an existing -o file (or module) that symprop did not write"
+    )
     prd.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter of --data (default: sniffed)")
     prd.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
     prd.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
@@ -198,7 +210,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     )
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
-    print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
+    print(
+        safe_line(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, {what}, spec hash {spec.hash()})")
+    )
     return 0
 
 
@@ -245,7 +259,7 @@ def _delimiter(value: str | None) -> str | None:
         return None
     value = "\t" if value in ("tab", "\\t") else value
     if len(value) != 1 or value in '"\r\n':
-        raise UsageError(f"--delimiter must be one character (or 'tab'), got {value!r}")
+        raise UsageError(f"--delimiter must be one character (or 'tab'), got {quote(value)}")
     return value
 
 
@@ -281,9 +295,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             engine=args.engine,
             scheduler=args.scheduler,
             workers=args.workers,
+            connect_timeout=args.connect_timeout,
+            force=args.force,
         )
     except Failed as exc:
-        print(f"symprop: error: {exc}; nothing was written", file=sys.stderr)
+        print(safe_line(f"symprop: error: {exc}; nothing was written"), file=sys.stderr)
         return 1
     except (DataError, TrainError, SolverError) as exc:
         raise UsageError(str(exc)) from None
@@ -301,6 +317,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             args.data,
             output=args.output,
             proba=args.proba,
+            force=args.force,
             delimiter=_delimiter(args.delimiter),
             out=args.out,
             mode=args.mode,
@@ -354,7 +371,7 @@ def _write_text(path: Path, text: str, example: str) -> int:
         write_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
-    print(f"wrote {path}")
+    print(safe_line(f"wrote {path}"))
     return 0
 
 
@@ -376,10 +393,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always")
             code = COMMANDS[args.command](args)
         for w in caught:
-            print(f"symprop: warning: {w.message}", file=sys.stderr)
+            print(safe_line(f"symprop: warning: {w.message}"), file=sys.stderr)
         return code
     except (SpecError, UsageError, OutputError) as exc:  # OutputError: also from train's generate
-        print(f"symprop: error: {exc}", file=sys.stderr)
+        print(safe_line(f"symprop: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("symprop: interrupted; nothing was written", file=sys.stderr)

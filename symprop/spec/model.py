@@ -378,7 +378,7 @@ def _read_spec_text(p: Path) -> str:
         data = handle.read(MAX_SPEC_BYTES + 1)
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(f"{p}: larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a short TOML file")
-    return data.decode("utf-8")
+    return data.decode("utf-8-sig")  # a BOM (Notepad, Excel) is not part of the TOML
 
 
 def validate(spec: Spec) -> Spec:

@@ -17,6 +17,13 @@ Decisions (also in the README):
 * A table is a regression problem when the spec's loss is ``mse``, ``sse`` or ``custom``, every
   label is a number, and either some label is not an integer or the spec has one output unit
   and there are more than two distinct labels; everything else is classification.
+* Column names are compared after stripping surrounding spaces (and a UTF-8 byte-order mark,
+  as Excel's "CSV UTF-8" writes, is not part of the first name); a header that names a column
+  twice is refused in every reader (train, predict, Dask; CSV and Parquet): a lookup by name
+  would read one of them for both.  Names are case-sensitive (``a`` and ``A`` are two columns),
+  as every lookup is.
+* A label that reads as a non-finite number (``nan``, ``inf``, ``-Infinity``) or is missing is
+  refused, naming the row and column: NaN is never a class.
 * Features of ``digits``, ``iris`` and table files are standardized to mean 0 and standard
   deviation 1 with the mean and deviation of the train split only (a constant feature is only
   centred); ``xor`` is used as is.  A column whose deviation overflows float64 is refused.
@@ -41,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from symprop.io import quote
 from symprop.spec import Spec
 
 BUILTIN = ("xor", "digits", "iris")
@@ -146,6 +154,31 @@ def _sklearn_raw(name: str) -> RawData:
     return RawData(name, table[:, :-1], [species[int(t)] for t in table[:, -1]], IRIS_FEATURES, label_name="species")
 
 
+def non_finite_label(value: Any) -> bool:
+    """Is a label missing or a non-finite number (None, NaN, ``"nan"``, ``"-inf"``, ...)?  Such a label is
+    never a class nor a regression target."""
+    if value is None:
+        return True
+    try:
+        return not math.isfinite(float(str(value).strip()))
+    except ValueError:
+        return False
+
+
+def check_header(p: Path | str, header: Sequence[str], line: int | None = None) -> None:
+    """Refuse a header naming a column twice (after stripping spaces; case-sensitive), one line."""
+    first: dict[str, int] = {}
+    for j, name in enumerate(header):
+        key = str(name).strip()
+        if key in first:
+            where = f"{p} line {line}" if line is not None else f"{p}"
+            raise DataError(
+                f"{where}: the header names column {quote(key)} twice (columns {first[key]} and {j}, 0-based); "
+                "rename one: column names must be unique"
+            )
+        first[key] = j
+
+
 def _number(text: str) -> float | None:
     try:
         value = float(text)
@@ -174,7 +207,7 @@ def sniff_delimiter(sample: str) -> str:
 def _read_rows(p: Path, delimiter: str | None) -> tuple[list[tuple[int, list[str]]], str]:
     """(line number, fields) of the non-blank rows of a CSV, and the delimiter used."""
     try:
-        with p.open(newline="", encoding="utf-8") as handle:
+        with p.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a leading BOM is dropped
             sample = handle.read(SNIFF_BYTES)
             used = delimiter if delimiter is not None else sniff_delimiter(sample)
             handle.seek(0)
@@ -200,9 +233,9 @@ def _column_index(p: Path, header: Sequence[str], key: str, option: str) -> int:
         index = int(key)
     except ValueError:
         close = difflib.get_close_matches(key, list(header), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = f"did you mean {quote(close[0])}? " if close else ""
         raise DataError(
-            f"{p}: {option} {key!r} is not a column; {hint}give a name from the header or a 0-based index"
+            f"{p}: {option} {quote(key)} is not a column; {hint}give a name from the header or a 0-based index"
         ) from None
     if not -len(header) <= index < len(header):
         raise DataError(f"{p}: {option} {index} is out of range; the header has {len(header)} columns (0-based)")
@@ -221,7 +254,7 @@ def pick_columns(p: Path, header: Sequence[str], options: TableOptions) -> Colum
     label = len(header) - 1 if options.label is None else _column_index(p, header, options.label, "--label")
     dropped = {_column_index(p, header, key, "--drop") for key in options.drop}
     if label in dropped:
-        raise DataError(f"{p}: column {header[label]!r} is both the label and dropped; remove it from --drop")
+        raise DataError(f"{p}: column {quote(header[label])} is both the label and dropped; remove it from --drop")
     features = tuple(j for j in range(len(header)) if j != label and j not in dropped)
     if not features:
         raise DataError(f"{p}: no feature columns are left after the label and --drop")
@@ -230,12 +263,14 @@ def pick_columns(p: Path, header: Sequence[str], options: TableOptions) -> Colum
 
 def _feature_error(p: Path, line: int, name: str, index: int, cell: str, is_last_label: bool) -> DataError:
     fix = (
-        f"if {name!r} is the label, add --label {_option_value(name, index)}; "
+        f"if {quote(name)} is the label, add --label {_option_value(name, index)}; "
         f"otherwise drop it with --drop {_option_value(name, index)}"
     )
     if not is_last_label:
         fix = f"drop it with --drop {_option_value(name, index)} or choose it as --label"
-    return DataError(f"{p} line {line}: column {name!r} is {cell!r}, not a finite number; features are numbers: {fix}")
+    return DataError(
+        f"{p} line {line}: column {quote(name)} is {quote(cell)}, not a finite number; features are numbers: {fix}"
+    )
 
 
 def _option_value(name: str, index: int) -> str:
@@ -260,6 +295,7 @@ def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
         raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
     header_line, header = numbered[0]
     header = [h.strip() for h in header]
+    check_header(p, header, header_line)
     if len(header) < 2:
         raise DataError(
             f"{p} line {header_line}: the header has 1 column; need feature columns and the label "
@@ -292,7 +328,12 @@ def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
     for line, row in data:
         label = row[cols.label].strip()
         if not label:
-            raise DataError(f"{p} line {line}: the label (column {header[cols.label]!r}) is empty")
+            raise DataError(f"{p} line {line}: the label (column {quote(header[cols.label])}) is empty")
+        if non_finite_label(label):
+            raise DataError(
+                f"{p} line {line}: the label (column {quote(header[cols.label])}) is {quote(label)}, not a class or "
+                "a finite number; fix or remove that row"
+            )
         labels.append(label)
     names = tuple(header[j] for j in cols.features)
     return RawData(p.name, features, labels, names, label_name=header[cols.label], notes=_index_notes(features, names))
@@ -300,7 +341,7 @@ def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
 
 def _index_notes(features: np.ndarray, names: Sequence[str]) -> list[str]:
     return [
-        f"column {name!r} holds 0, 1, 2, ... (or 1, 2, 3, ...) in row order, like a row index; "
+        f"column {quote(name)} holds 0, 1, 2, ... (or 1, 2, 3, ...) in row order, like a row index; "
         f"if it is one, drop it with --drop {_option_value(name, j)}"
         for j, name in enumerate(names)
         if _looks_like_index(features[:, j])
@@ -312,7 +353,8 @@ def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawDat
     options = options or TableOptions()
     p = Path(path)
     table = read_parquet(p)
-    header = [str(name) for name in table.column_names]
+    header = [str(name).strip() for name in table.column_names]
+    check_header(p, header)
     if len(header) < 2:
         raise DataError(f"{p}: {len(header)} column(s); need feature columns and the label")
     if table.num_rows == 0:
@@ -325,16 +367,24 @@ def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawDat
             values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
         except (TypeError, ValueError):
             raise DataError(
-                f"{p}: column {header[j]!r} has type {column.type}, not numbers; features are numbers: "
+                f"{p}: column {quote(header[j])} has type {column.type}, not numbers; features are numbers: "
                 f"drop it with --drop {_option_value(header[j], j)} or choose it as --label"
             ) from None
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise DataError(f"{p} row {int(bad[0])}: column {header[j]!r} is {values[bad[0]]}, not a finite number")
+            raise DataError(
+                f"{p} row {int(bad[0])}: column {quote(header[j])} is {values[bad[0]]}, not a finite number"
+            )
         features[:, k] = values
     labels = table.column(cols.label).to_pylist()
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in labels):
-        raise DataError(f"{p}: the label column {header[cols.label]!r} has empty values")
+        raise DataError(f"{p}: the label column {quote(header[cols.label])} has empty values")
+    bad_label = next((i for i, v in enumerate(labels) if non_finite_label(v)), None)
+    if bad_label is not None:
+        raise DataError(
+            f"{p} row {bad_label}: the label (column {quote(header[cols.label])}) is {quote(labels[bad_label])}, "
+            "not a class or a finite number; fix or remove that row"
+        )
     names = tuple(header[j] for j in cols.features)
     notes = _index_notes(features, names)
     return RawData(p.name, features, [str(v) for v in labels], names, label_name=header[cols.label], notes=notes)
@@ -348,8 +398,11 @@ def read_parquet(p: Path) -> Any:
     if not p.exists():
         raise DataError(f"{p}: no such file; check the path")
     try:
+        check_header(p, [str(name) for name in pq.read_schema(p).names])  # before pyarrow trips on a repeat
         return pq.read_table(p)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{p}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 
 
@@ -371,9 +424,9 @@ def load_raw(name: str, options: TableOptions | None = None) -> RawData:
     if table:
         return parquet_raw(name, options)
     close = difflib.get_close_matches(name, BUILTIN, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = f"did you mean {quote(close[0])}? " if close else ""
     raise DataError(
-        f"unknown data set {name!r}; {hint}use one of {', '.join(BUILTIN)} or a path ending in .csv or .parquet"
+        f"unknown data set {quote(name)}; {hint}use one of {', '.join(BUILTIN)} or a path ending in .csv or .parquet"
     )
 
 
@@ -416,13 +469,13 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
             drops = ",".join(_option_value(n, raw.feature_names.index(n)) for n in index_like)
             raise DataError(
                 f"{_where(spec)}: inputs = {spec.inputs}, but {raw.name} has {raw.X.shape[1]} feature columns; "
-                f"{', '.join(repr(n) for n in index_like)} looks like a row index (0, 1, 2, ...): drop it with "
+                f"{', '.join(quote(n) for n in index_like)} looks like a row index (0, 1, 2, ...): drop it with "
                 f"--drop {drops}"
             )
-        shown = ", ".join(repr(n) for n in raw.feature_names[:8]) + (", ..." if len(raw.feature_names) > 8 else "")
+        shown = ", ".join(quote(n) for n in raw.feature_names[:8]) + (", ..." if len(raw.feature_names) > 8 else "")
         raise DataError(
             f"{_where(spec)}: inputs = {spec.inputs}, but {raw.name} has {raw.X.shape[1]} feature columns "
-            f"({shown}; label {raw.label_name!r}); set inputs = {raw.X.shape[1]} in the spec, or choose the label "
+            f"({shown}; label {quote(raw.label_name)}); set inputs = {raw.X.shape[1]} in the spec, or choose the label "
             "with --label and ignore columns with --drop"
         )
     if _is_regression(raw, spec):
@@ -438,7 +491,7 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
     names = tuple(_class_name(c) for c in classes)
     if len(classes) < 2:
         raise DataError(
-            f"{raw.name}: the label column has one class ({names[0]!r}) in all {len(keys)} rows; "
+            f"{raw.name}: the label column has one class ({quote(names[0])}) in all {len(keys)} rows; "
             "classification needs at least two"
         )
     index = {key: i for i, key in enumerate(classes)}
@@ -477,7 +530,7 @@ def standardizer(X: np.ndarray, names: Sequence[str] = ()) -> tuple[np.ndarray, 
         j = int(bad[0])
         name = names[j] if j < len(names) else f"column {j}"
         raise DataError(
-            f"column {name!r}: its values are too large to standardize (the deviation overflows float64); "
+            f"column {quote(name)}: its values are too large to standardize (the deviation overflows float64); "
             "rescale that column (e.g. divide it by 1e300) or drop it with --drop"
         )
     scale[scale == 0] = 1.0
@@ -563,11 +616,13 @@ __all__ = [
     "DataError",
     "Dataset",
     "TableOptions",
+    "check_header",
     "csv_raw",
     "encode",
     "is_table_path",
     "load",
     "load_raw",
+    "non_finite_label",
     "parquet_raw",
     "pick_columns",
     "sniff_delimiter",

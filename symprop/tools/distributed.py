@@ -31,17 +31,24 @@ The generated module's source is sent once (a task, like the params) and compile
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+import signal
+import socket
+import struct
+import threading
 import time
 import types
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from symprop.io import quote, show
 from symprop.spec import Spec
 from symprop.tools.datasets import (
     DataError,
@@ -50,6 +57,8 @@ from symprop.tools.datasets import (
     _class_keys,
     _class_name,
     _is_regression,
+    check_header,
+    non_finite_label,
     pick_columns,
     sniff_delimiter,
 )
@@ -57,6 +66,9 @@ from symprop.tools.train import Failed, TrainError
 
 RETRIES = 2
 RESULT_TIMEOUT = 600  # seconds to wait for one reduction before calling the cluster failed
+CONNECT_TIMEOUT = 10.0  # seconds for --scheduler: the TCP connection, then the scheduler's handshake
+MAX_CONNECT_TIMEOUT = 3600.0
+HANDSHAKE_BYTES = 1 << 20  # a Dask handshake is a few hundred bytes; more is not a Dask scheduler
 _MODULES: dict[str, types.ModuleType] = {}  # per worker process: generated modules by source hash
 
 
@@ -119,10 +131,10 @@ def encode_partition(frame: Any, encoding: Encoding, number: int) -> Part:
         X = frame[list(encoding.features)].to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
         bad = next(c for c in encoding.features if frame[c].dtype.kind not in "biuf")
-        raise DataError(f"column {bad!r} is not numeric; drop it with --drop or choose it as --label") from None
+        raise DataError(f"column {quote(bad)} is not numeric; drop it with --drop or choose it as --label") from None
     if not np.all(np.isfinite(X)):
         j = int(np.argwhere(~np.isfinite(X))[0][1])
-        raise DataError(f"column {encoding.features[j]!r} has a value that is empty or not a finite number")
+        raise DataError(f"column {quote(encoding.features[j])} has a value that is empty or not a finite number")
     raw = frame[encoding.label].to_numpy()
     if encoding.task == "regression":
         Y = raw.astype(np.float64).reshape(-1, 1)
@@ -240,8 +252,47 @@ def add_scores(a: Scores, b: Scores) -> Scores:
 
 
 def sniff_file(path: str) -> str:
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         return sniff_delimiter(handle.read(65536))
+
+
+def check_csv_headers(data: str, delimiter: str | None) -> None:
+    """Refuse, before any cluster starts, a CSV (each file a glob matches here) or Parquet file whose
+    header names a column twice: pandas would silently rename the second ``a`` to ``a.1``."""
+    import csv
+    import glob
+
+    if data.lower().endswith((".parquet", ".pq")) or Path(data).is_dir():
+        _check_parquet_headers(data)
+        return
+    if not data.lower().endswith(".csv"):
+        return
+    for path in sorted(glob.glob(data)):
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                sample = handle.read(65536)
+        except (OSError, UnicodeDecodeError):
+            continue  # the reader reports it
+        used = delimiter if delimiter is not None else sniff_delimiter(sample)
+        rows = [row for row in csv.reader(sample.splitlines(), delimiter=used) if row]
+        if rows:
+            check_header(path, rows[0], 1)
+
+
+def _check_parquet_headers(data: str) -> None:
+    """The same check on each Parquet file's schema (a file, or the files of a data-set folder)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return  # the reader names the missing package
+    p = Path(data)
+    files = sorted(q for q in p.rglob("*") if q.suffix.lower() in (".parquet", ".pq")) if p.is_dir() else [p]
+    for path in files:
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, ValueError):
+            continue  # the reader reports it
+        check_header(path, [str(n) for n in names])
 
 
 # ------------------------------------------------------------- client side --
@@ -258,35 +309,174 @@ def tree_reduce(client: Any, futures: list[Any], fn: Any) -> Any:
     return level[0]
 
 
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)"
+_ADDRESS = re.compile(rf"(?:tcp://)?(?P<host>{_HOST}):(?P<port>[0-9]{{1,5}})")
+
+
+def parse_scheduler(address: str) -> tuple[str, int]:
+    """(host, port) of a ``--scheduler`` address: ``tcp://HOST:PORT`` or ``HOST:PORT`` (HOST a name,
+    an IPv4 address or a bracketed IPv6 one; PORT 1..65535). Anything else (tls://, ucx://,
+    inproc://, no port, an empty string) is an EngineError, one line."""
+    match = _ADDRESS.fullmatch(address)
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        scheme = address.split("://", 1)[0] if "://" in address else ""
+        why = f"the {show(scheme)}:// protocol is not supported; " if scheme and scheme != "tcp" else ""
+        raise EngineError(
+            f"--scheduler {quote(address)}: {why}give the address as tcp://HOST:PORT or HOST:PORT "
+            "(e.g. tcp://127.0.0.1:8786)"
+        )
+    return match["host"].strip("[]"), int(match["port"])
+
+
+def check_connect_timeout(seconds: float) -> None:
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and 0 < seconds <= MAX_CONNECT_TIMEOUT):
+        raise EngineError(
+            f"--connect-timeout must be a number of seconds in (0, {MAX_CONNECT_TIMEOUT:g}], got {seconds}"
+        )
+
+
+def _receive(sock: socket.socket, n: int, deadline: float) -> bytes:
+    data = b""
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        data += chunk
+    return data
+
+
+def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Check, within ``timeout`` seconds in all, that a Dask scheduler answers at ``address``: open a
+    TCP connection and read its greeting (a Dask server sends its handshake as soon as it accepts:
+    8 bytes of length, then that many bytes of frames, a few hundred in all). A silent server, one
+    that closes, and one that sends anything else are EngineErrors naming the address, one line."""
+    host, port = parse_scheduler(address)
+    deadline = time.monotonic() + timeout
+    where = f"--scheduler {quote(address)}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            (size,) = struct.unpack("<Q", _receive(sock, 8, deadline))
+            if not 16 <= size <= HANDSHAKE_BYTES:
+                raise EngineError(
+                    f"{where}: the server there does not speak Dask's protocol (its greeting announces "
+                    f"{size:,} bytes); check the host and port"
+                )
+            frames = _receive(sock, size, deadline)
+            (count,) = struct.unpack("<Q", frames[:8])
+            if not 1 <= count <= 64 or 8 * (count + 1) > size:
+                raise EngineError(
+                    f"{where}: the server there does not speak Dask's protocol (its greeting is not a Dask "
+                    "handshake); check the host and port"
+                )
+    except TimeoutError:
+        raise EngineError(
+            f"{where}: no Dask handshake within {timeout:g} s (the server accepted but did not answer, or the host "
+            "does not respond); check the address, or raise --connect-timeout"
+        ) from None
+    except OSError as exc:
+        reason = show(exc.strerror or str(exc) or type(exc).__name__)
+        raise EngineError(
+            f"{where}: cannot connect ({reason}); check the address and that the scheduler runs"
+        ) from None
+
+
+def _quiet_dask_logs() -> None:
+    """Silence distributed's, tornado's and asyncio's loggers, children included (distributed's config
+    gives some, e.g. ``tornado.application``, their own level): on shutdown after an error or
+    Ctrl-C, no pages of tracebacks."""
+    prefixes = ("distributed", "tornado", "asyncio")
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".", 1)[0] in prefixes]
+    for name in (*prefixes, *names):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 @contextmanager
-def connect(scheduler: str | None, workers: int) -> Iterator[Any]:
+def _quiet_on_sigint() -> Iterator[None]:
+    """While the cluster runs, a Ctrl-C first silences the cluster's logging, then raises
+    KeyboardInterrupt: callbacks that fail on the event loop thread as the interrupt unwinds
+    (distributed's own ``sync`` can) then print nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupted(signum: int, frame: object) -> None:
+        _quiet_dask_logs()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """While starting worker processes, ignore SIGINT, so the workers inherit that: a Ctrl-C then reaches
+    only this process, which closes the cluster, instead of every worker printing its own traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def connect(scheduler: str | None, workers: int | None, timeout: float | None = None) -> Iterator[Any]:
     _, distributed = _import_dask()
     if scheduler is not None:
+        import dask
+
+        seconds = CONNECT_TIMEOUT if timeout is None else timeout
+        probe_scheduler(scheduler, seconds)
+        host, port = parse_scheduler(scheduler)
+        address = f"tcp://{'[' + host + ']' if ':' in host else host}:{port}"
         try:
-            client = distributed.Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise EngineError(f"--scheduler {scheduler}: cannot connect ({exc}); check the address") from None
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{seconds}s"}):
+                client = distributed.Client(address, timeout=f"{seconds}s")
+        except Exception as exc:  # anything the client raises is one line
+            _quiet_dask_logs()
+            detail = show(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise EngineError(f"--scheduler {quote(scheduler)}: cannot connect ({detail}); check the address") from None
         try:
             yield client
+        except BaseException:
+            _quiet_dask_logs()
+            raise
         finally:
-            client.close()
+            with suppress(Exception):
+                client.close()
         return
-    if workers < 1:
-        raise EngineError(f"--workers must be an integer >= 1, got {workers}")
-    cluster = distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=40,
-    )
+    n = 2 if workers is None else workers
+    if n < 1:
+        raise EngineError(f"--workers must be an integer >= 1, got {n}")
+    with _sigint_ignored():
+        cluster = distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=40,
+        )
     client = distributed.Client(cluster)
     try:
         yield client
+    except BaseException:
+        _quiet_dask_logs()
+        raise
     finally:
-        client.close()
-        cluster.close()
+        with suppress(Exception):
+            client.close()
+        with suppress(Exception):
+            cluster.close()
 
 
 def read_frame(dd: Any, client: Any, data: str, delimiter: str | None) -> Any:
@@ -296,7 +486,9 @@ def read_frame(dd: Any, client: Any, data: str, delimiter: str | None) -> Any:
     if lower.endswith((".parquet", ".pq")) or Path(data).is_dir():
         return dd.read_parquet(data)
     if not lower.endswith(".csv"):
-        raise EngineError(f"--engine dask reads CSV files (a path or glob ending in .csv) or Parquet, not {data!r}")
+        raise EngineError(
+            f"--engine dask reads CSV files (a path or glob ending in .csv) or Parquet, not {quote(data)}"
+        )
     matches = sorted(glob.glob(data))
     if not matches:
         raise DataError(f"{data}: no file matches; give a CSV path or glob")
@@ -305,13 +497,14 @@ def read_frame(dd: Any, client: Any, data: str, delimiter: str | None) -> Any:
         if delimiter is not None
         else client.submit(sniff_file, matches[0], pure=False).result(timeout=RESULT_TIMEOUT)
     )
-    return dd.read_csv(data, sep=used, skipinitialspace=True)
+    return dd.read_csv(data, sep=used, skipinitialspace=True, encoding="utf-8-sig")
 
 
 def encoding_for(
     dd: Any, frame: Any, spec: Spec, data: str, options: TableOptions, test_fraction: float, seed: int
 ) -> tuple[Encoding, tuple[str, ...]]:
     header = [str(c) for c in frame.columns]
+    check_header(data, header)
     cols = pick_columns(Path(data), header, options)
     features = tuple(header[j] for j in cols.features)
     label = header[cols.label]
@@ -320,7 +513,17 @@ def encoding_for(
             f"{spec.source}: inputs = {spec.inputs}, but {data} has {len(features)} feature columns; "
             f"set inputs = {len(features)} in the spec, or choose the label with --label and ignore columns with --drop"
         )
-    uniques = [str(v).strip() for v in frame[label].dropna().unique().compute()]
+    values = list(frame[label].unique().compute())
+    import pandas as pd
+
+    missing = [v for v in values if v is None or pd.isna(v) or non_finite_label(v)]
+    if missing:
+        bad = missing[0]
+        raise DataError(
+            f"{data}: the label column {quote(label)} holds {quote(bad)} (missing or not a finite number); "
+            "fix or remove those rows: NaN is never a class"
+        )
+    uniques = [str(v).strip() for v in values]
     raw = RawData(data, np.empty((0, len(features))), uniques, features)
     if _is_regression(raw, spec):
         if spec.outputs != 1:
@@ -357,17 +560,19 @@ def _stats(client: Any, parts: list[Any], which: str, names: Sequence[str]) -> t
 
 def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentum: float, stream: IO[str]) -> int:
     """``symprop train --engine dask`` (options already checked by symprop.tools.train)."""
-    from symprop.tools.paramfile import save_params
+    from symprop.tools.paramfile import params_bytes
     from symprop.tools.train import (
         Diverged,
         History,
         Progress,
         _names,
-        check_output_path,
+        commit,
         fold_standardization,
         fold_targets,
         prepare_module,
-        save_plot,
+        product_outputs,
+        render_plot,
+        sayer,
         train,
     )
 
@@ -381,20 +586,19 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
         raise DataError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
     dd, distributed = _import_dask()
     out_dir = Path(args.out)
-    save_path = check_output_path("--save", args.save)
-    plot_path = check_output_path("--plot", args.plot)
-    prepared = prepare_module(spec, out_dir, args.mode)
+    _, save_path, plot_path = product_outputs(out_dir / f"{spec.name}.py", args.save, args.plot)  # checked by train
+    prepared = prepare_module(spec, out_dir, args.mode, force=args.force)
     source = prepared.source if prepared.source is not None else prepared.path.read_text(encoding="utf-8")
     keys = list(spec.param_shapes)
-
-    def say(line: str) -> None:
-        stream.write(line + "\n")
-        stream.flush()
+    say = sayer(stream)
+    if prepared.note:
+        say(f"note: {prepared.note}")
 
     options = TableOptions(args.label, args.drop, args.delimiter)
+    check_csv_headers(args.data, args.delimiter)
     try:
-        with connect(args.scheduler, args.workers) as client:
-            where = args.scheduler or f"LocalCluster of {args.workers} worker processes on 127.0.0.1"
+        with _quiet_on_sigint(), connect(args.scheduler, args.workers, args.connect_timeout) as client:
+            where = args.scheduler or f"LocalCluster of {args.workers or 2} worker processes on 127.0.0.1"
             frame = read_frame(dd, client, args.data, args.delimiter)
             encoding, classes = encoding_for(dd, frame, spec, args.data, options, args.test_fraction, args.seed)
             delayed_parts = frame.to_delayed()
@@ -417,7 +621,10 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
             )
             say(f"engine: dask ({where}), {len(parts)} partitions, {n_rows} train rows on the workers")
             say(f"features: {_names(encoding.features)}")
-            say(f"label: {encoding.label!r}" + (f", classes: {_names(classes)}" if classes else " (regression target)"))
+            say(
+                f"label: {quote(encoding.label)}"
+                + (f", classes: {_names(classes)}" if classes else " (regression target)")
+            )
 
             def gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
                 # Sent once per iteration as one small task that the partition tasks depend on (not
@@ -493,15 +700,21 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
     say(f"training time: {history.seconds:.3f} s ({per * 1000:.2f} ms per {progress.unit})")
     if history.stop_reason:
         say(f"stopped after {history.epochs} {progress.unit}s: {history.stop_reason}")
-    prepared.persist()
+    products: list[tuple[Path, bytes]] = []
+    done: list[str] = []
     if save_path is not None:
         saved = fold_standardization(raw_params, mean, scale)
-        save_params(save_path, spec, saved, classes, encoding.features)
-        say(f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)")
+        products.append((save_path, params_bytes(spec, saved, classes, encoding.features)))
+        done.append(
+            f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)"
+        )
     if plot_path is not None:
         unit = "loss (standardized targets)" if y_mean is not None else "loss"
-        save_plot(plot_path, history, f"{spec.name} on {args.data} (dask)", unit)
-        say(f"plot: {plot_path}")
+        products.append((plot_path, render_plot(history, f"{spec.name} on {args.data} (dask)", unit)))
+        done.append(f"plot: {plot_path}")
+    commit(prepared, products)  # all or nothing
+    for line in done:
+        say(line)
     say(f"train loss: {train_loss:.10g}")
     if encoding.task == "classification":
         say(f"train accuracy: {scores.train_right / scores.train_rows:.4f}")

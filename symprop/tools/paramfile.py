@@ -19,6 +19,7 @@ hash of another spec is refused, naming both hashes.
 
 from __future__ import annotations
 
+import io
 import sys
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from symprop import __version__
-from symprop.io import write_atomic_with
+from symprop.io import safe_line, write_atomic_with
 from symprop.spec import Spec
 
 MARK = "symprop"
@@ -55,6 +56,28 @@ def _strings(values: Sequence[str]) -> np.ndarray:
     return np.array([str(v) for v in values], dtype=str)
 
 
+def params_bytes(
+    spec: Spec,
+    params: Mapping[str, np.ndarray],
+    classes: Sequence[str] = (),
+    feature_names: Sequence[str] = (),
+    impute_means: np.ndarray | None = None,
+) -> bytes:
+    """The ``.npz`` file's bytes for ``params`` of ``spec``, with the metadata above (rendered in
+    memory, so a command can write all its products at once, or none)."""
+    arrays: dict[str, Any] = {k: np.asarray(params[k], dtype=np.float64) for k in spec.param_shapes}
+    arrays["classes"] = _strings(classes)
+    arrays["feature_names"] = _strings(feature_names)
+    arrays["spec_hash"] = np.array(spec.hash())
+    arrays["spec_text"] = np.array(spec.to_toml())
+    arrays[MARK] = np.array(f"symprop {__version__} params")
+    if impute_means is not None:
+        arrays["impute_means"] = np.asarray(impute_means, dtype=np.float64)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def save_params(
     path: str | Path,
     spec: Spec,
@@ -64,15 +87,8 @@ def save_params(
     impute_means: np.ndarray | None = None,
 ) -> None:
     """Write ``params`` for ``spec`` as ``.npz`` at exactly ``path`` (atomically), with the metadata above."""
-    arrays: dict[str, Any] = {k: np.asarray(params[k], dtype=np.float64) for k in spec.param_shapes}
-    arrays["classes"] = _strings(classes)
-    arrays["feature_names"] = _strings(feature_names)
-    arrays["spec_hash"] = np.array(spec.hash())
-    arrays["spec_text"] = np.array(spec.to_toml())
-    arrays[MARK] = np.array(f"symprop {__version__} params")
-    if impute_means is not None:
-        arrays["impute_means"] = np.asarray(impute_means, dtype=np.float64)
-    write_atomic_with(Path(path), lambda handle: np.savez(handle, **arrays))
+    data = params_bytes(spec, params, classes, feature_names, impute_means)
+    write_atomic_with(Path(path), lambda handle: handle.write(data))
 
 
 def is_params_file(path: Path) -> bool:
@@ -113,7 +129,10 @@ def _names(arrays: Mapping[str, np.ndarray], key: str, length: int | None, p: Pa
         return ()
     a = arrays[key]
     if a.ndim != 1 or a.dtype.kind not in "US":
-        raise ParamsError(f"{option} {p}: {key} must be a 1-D array of strings; it is {a.dtype} of shape {a.shape}")
+        raise ParamsError(
+            f"{option} {p}: {key} must be a 1-D array of strings; it is {a.dtype} of shape {a.shape}: "
+            "give the file train --save wrote"
+        )
     if a.size and length is not None and a.size != length:
         raise ParamsError(f"{option} {p}: {key} holds {a.size} names, the spec needs {length}")
     return tuple(str(v) for v in a)
@@ -182,7 +201,11 @@ def load_params(
         raise ParamsError(f"{option} {p}: impute_means must be {spec.inputs} finite numbers, one per feature")
     if stored is None:
         say = notice or (lambda line: print(line, file=sys.stderr))
-        say(f"symprop: notice: {option} {p} holds no spec hash (made by hand?); its shapes fit {spec.file_label}")
+        say(
+            safe_line(
+                f"symprop: notice: {option} {p} holds no spec hash (made by hand?); its shapes fit {spec.file_label}"
+            )
+        )
     return Saved(
         params,
         classes,
@@ -192,4 +215,4 @@ def load_params(
     )
 
 
-__all__ = ["META_KEYS", "ParamsError", "Saved", "is_params_file", "load_params", "save_params"]
+__all__ = ["META_KEYS", "ParamsError", "Saved", "is_params_file", "load_params", "params_bytes", "save_params"]

@@ -12,22 +12,30 @@ class before it, ``proba_<class>``: the softmax of the logits for ``softmax_ce``
 output unit (1 - p, p) with p the output clipped to [0, 1]; otherwise the outputs clipped at
 0 and divided by their row sum (scores, not calibrated probabilities).
 
-Every output path is checked before any work, and the CSV is written atomically.
+Rows whose outputs are not finite (NaN or infinite: e.g. params holding NaN, or overflow) get
+no class: their ``prediction`` (and ``proba_*``) cells are left empty, and one warning line on
+stderr says how many rows.  Cells are written through :func:`symprop.io.csv_cell`: a class name
+starting with ``= + - @`` (a spreadsheet formula) gets a leading ``'``; numbers stay numbers.
+
+Every output path is checked before any work (``-o`` must differ from the spec, the params and
+the data, also through links; an existing ``-o`` file is replaced only if it is a predictions
+CSV, recognised by its header as below, or with ``--force``), and the CSV and the module are
+written together at the end, all or nothing.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from symprop.tools.datasets import DataError, read_parquet
+from symprop.io import Output, check_folder, check_outputs, csv_text, quote, safe_line, safe_text, show
+from symprop.tools.datasets import DataError, check_header, read_parquet
 from symprop.tools.paramfile import ParamsError, Saved, load_params
-from symprop.tools.train import TrainError, check_output_path
+from symprop.tools.train import TrainError, commit, data_inputs, sayer
 
 
 def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> np.ndarray:
@@ -35,18 +43,20 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         table = read_parquet(p)
-        header = [str(c) for c in table.column_names]
+        header = [str(c).strip() for c in table.column_names]
+        check_header(p, header)
         _require(p, header, names)
         columns = []
         for name in names:
             try:
-                columns.append(np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64))
+                column = table.column(header.index(name))
+                columns.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64))
             except (TypeError, ValueError):
-                raise DataError(f"{p}: column {name!r} is not numeric") from None
+                raise DataError(f"{p}: column {quote(name)} is not numeric") from None
         X = np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
         bad = np.argwhere(~np.isfinite(X))
         if bad.size:
-            raise DataError(f"{p} row {int(bad[0][0])}: column {names[int(bad[0][1])]!r} is not a finite number")
+            raise DataError(f"{p} row {int(bad[0][0])}: column {quote(names[int(bad[0][1])])} is not a finite number")
         return X
     from symprop.tools.datasets import _number, _read_rows
 
@@ -54,6 +64,7 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
     if not rows:
         raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
     header = [h.strip() for h in rows[0][1]]
+    check_header(p, header, rows[0][0])
     _require(p, header, names)
     index = [header.index(n) for n in names]
     X = np.empty((len(rows) - 1, len(names)))
@@ -63,7 +74,9 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
         for j, col in enumerate(index):
             value = _number(row[col].strip())
             if value is None:
-                raise DataError(f"{p} line {line}: column {names[j]!r} is {row[col].strip()!r}, not a finite number")
+                raise DataError(
+                    f"{p} line {line}: column {quote(names[j])} is {quote(row[col].strip())}, not a finite number"
+                )
             X[k, j] = value
     if X.shape[0] == 0:
         raise DataError(f"{p}: only a header row; add one row per sample below it")
@@ -73,7 +86,7 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
 def _require(p: Path, header: list[str], names: tuple[str, ...]) -> None:
     missing = [n for n in names if n not in header]
     if missing:
-        shown = ", ".join(repr(n) for n in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        shown = ", ".join(quote(n) for n in missing[:5]) + (", ..." if len(missing) > 5 else "")
         raise DataError(f"{p}: missing feature column(s) {shown}, which the params were trained on")
 
 
@@ -91,26 +104,55 @@ def probabilities(outputs: np.ndarray, loss: str, n_classes: int) -> np.ndarray:
 
 def predict_table(
     module: Any, saved: Saved, X: np.ndarray, loss: str, proba: bool
-) -> tuple[list[str], list[list[str]]]:
-    outputs = module.forward(saved.params, X)
+) -> tuple[list[str], list[list[str]], int]:
+    """(header, rows, number of rows left empty): a row whose outputs are not all finite gets empty
+    cells, never a class or a number."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        outputs = module.forward(saved.params, X)
+    finite = np.all(np.isfinite(outputs), axis=1)
     header: list[str] = []
     columns: list[list[str]] = []
+
+    def cells(values: np.ndarray) -> list[str]:
+        return [repr(float(v)) if ok else "" for v, ok in zip(values, finite, strict=True)]
+
     if saved.classes:
         n = len(saved.classes)
-        codes = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+        safe = np.where(finite[:, None], outputs, 0.0)
+        codes = (safe[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(safe, axis=1)
         if proba:
-            probs = probabilities(outputs, loss, n)
+            probs = probabilities(safe, loss, n)
             header += [f"proba_{c}" for c in saved.classes]
-            columns += [[repr(float(v)) for v in probs[:, j]] for j in range(n)]
+            columns += [cells(probs[:, j]) for j in range(n)]
         header.append("prediction")
-        columns.append([saved.classes[c] for c in codes])
+        columns.append([saved.classes[c] if ok else "" for c, ok in zip(codes, finite, strict=True)])
     else:
         if proba:
             raise TrainError("--proba is for classifiers; these params are a regression model (no classes saved)")
         names = ["prediction"] if outputs.shape[1] == 1 else [f"prediction_{j}" for j in range(outputs.shape[1])]
         header += names
-        columns += [[repr(float(v)) for v in outputs[:, j]] for j in range(outputs.shape[1])]
-    return header, [list(row) for row in zip(*columns, strict=True)]
+        columns += [cells(outputs[:, j]) for j in range(outputs.shape[1])]
+    return header, [list(row) for row in zip(*columns, strict=True)], int(np.count_nonzero(~finite))
+
+
+def is_predictions_csv(path: Path) -> bool:
+    """Is ``path`` a CSV that ``predict -o`` wrote?  Its first row is exactly a header predict writes:
+    ``prediction``; ``prediction_0, ..., prediction_<k-1>``; or ``proba_<class>`` columns then
+    ``prediction``."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            first = handle.readline(65536)
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        header = next(csv.reader([first]), [])
+    except csv.Error:
+        return False
+    if header == ["prediction"]:
+        return True
+    if len(header) >= 2 and header == [f"prediction_{j}" for j in range(len(header))]:
+        return True
+    return len(header) >= 3 and header[-1] == "prediction" and all(h.startswith("proba_") for h in header[:-1])
 
 
 def run_predict(
@@ -120,6 +162,7 @@ def run_predict(
     *,
     output: str | None = None,
     proba: bool = False,
+    force: bool = False,
     delimiter: str | None = None,
     out: str = ".symprop",
     mode: str = "auto",
@@ -127,36 +170,49 @@ def run_predict(
 ) -> int:
     """``symprop predict``: check the output paths, load the spec, module, params and data, predict,
     write the CSV (to ``output`` atomically, or to standard output)."""
-    from symprop.io import write_atomic
     from symprop.spec import load_spec
     from symprop.tools.train import prepare_module
 
     stream = stdout if stdout is not None else sys.stdout
-    out_path = check_output_path("-o", output)
-    out_dir = check_output_path("--out", out, folder=True)
-    assert out_dir is not None
+    if delimiter is not None and not data.lower().endswith(".csv"):
+        raise TrainError(f"--delimiter applies to CSV files, not --data {show(data)}; drop it")
+    out_dir = Path(out)
+    check_folder("--out", out_dir)
     spec = load_spec(spec_path)
-    check_output_path("--out", str(out_dir / f"{spec.name}.py"))
-    if out_path is not None and out_path.resolve() == (out_dir / f"{spec.name}.py").resolve():
-        raise TrainError(f"-o {out_path} is the generated module's path; choose another file")
+    outputs = [Output("--out", out_dir / f"{spec.name}.py")]
+    out_path = None if output is None else Path(output)
+    if out_path is not None:
+        outputs.append(Output("-o", out_path, is_predictions_csv, "predictions CSV"))
+    inputs = [("the spec", Path(spec_path)), ("--params", Path(params)), *data_inputs(data)]
+    check_outputs(outputs, inputs, force=force)
     try:
         saved = load_params(params, spec)
     except ParamsError as exc:
         raise TrainError(str(exc)) from None
+    if not saved.feature_names:
+        raise TrainError(
+            f"--params {show(params)} holds no feature_names, so predict cannot tell which columns to read; "
+            "give the file train --save wrote"
+        )
     X = read_features(data, saved.feature_names, delimiter)
-    prepared = prepare_module(spec, out_dir, mode)
-    header, rows = predict_table(prepared.module, saved, X, spec.loss, proba)
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    prepared.persist()
+    prepared = prepare_module(spec, out_dir, mode, force=force)
+    if prepared.note:
+        print(safe_line(f"symprop: note: {prepared.note}"), file=sys.stderr)
+    header, rows, empty = predict_table(prepared.module, saved, X, spec.loss, proba)
+    if empty:
+        print(
+            f"symprop: warning: {empty} of {len(rows)} rows gave non-finite outputs (NaN or infinite); "
+            "their predictions are left empty",
+            file=sys.stderr,
+        )
+    text = csv_text(header, rows)
     if out_path is None:
-        stream.write(buffer.getvalue())
+        commit(prepared, [])
+        stream.write(safe_text(text) if stream.isatty() else text)  # no escapes sent to a terminal
     else:
-        write_atomic(out_path, buffer.getvalue())
-        print(f"wrote {out_path} ({len(rows)} rows)", file=sys.stderr)
+        commit(prepared, [(out_path, text.encode("utf-8"))])
+        sayer(sys.stderr)(f"wrote {out_path} ({len(rows)} rows)")
     return 0
 
 
-__all__ = ["Saved", "predict_table", "probabilities", "read_features", "run_predict"]
+__all__ = ["Saved", "is_predictions_csv", "predict_table", "probabilities", "read_features", "run_predict"]

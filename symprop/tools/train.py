@@ -16,9 +16,10 @@ Errors in the options are :class:`TrainError` (one line, naming the option).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
 import math
-import os
 import re
 import sys
 import time
@@ -31,10 +32,21 @@ from typing import IO, Any
 import numpy as np
 
 from symprop import __version__
-from symprop.io import write_atomic, write_atomic_with
+from symprop.io import (
+    Output,
+    Transaction,
+    check_folder,
+    check_outputs,
+    is_symprop_png,
+    quote,
+    safe_line,
+    show,
+    write_atomic,
+    write_atomic_with,
+)
 from symprop.modes import resolve_mode
 from symprop.spec import Spec
-from symprop.tools.paramfile import save_params
+from symprop.tools.paramfile import is_params_file, params_bytes
 from symprop.tools.solvers import (
     NEWTON_SOLVERS,
     SCIPY_METHODS,
@@ -84,10 +96,11 @@ _HEADER = {
 
 def header(path: Path) -> dict[str, str]:
     """GENERATOR, SPEC_HASH and the mode as written in a generated file's header ({} if unreadable)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return {}
+    text = _read_text(path)
+    return {} if text is None else _header_of(text)
+
+
+def _header_of(text: str) -> dict[str, str]:
     found = {}
     for key, pattern in _HEADER.items():
         match = pattern.search(text)
@@ -96,9 +109,26 @@ def header(path: Path) -> dict[str, str]:
     return found
 
 
+CONTENT_HASH = "# symprop content sha256: "  # the last line of a module train/predict cached
+
+
+def with_content_hash(source: str) -> str:
+    """``source`` with a last line holding the SHA-256 of everything above it, so an edit is seen."""
+    return f"{source}{CONTENT_HASH}{hashlib.sha256(source.encode('utf-8')).hexdigest()}\n"
+
+
+def content_hash_ok(text: str) -> bool:
+    """Does ``text`` end with a content-hash line matching the lines above it?"""
+    body, found, digest = text.rstrip("\n").rpartition("\n" + CONTENT_HASH)
+    if not found:
+        return False
+    return hashlib.sha256((body + "\n").encode("utf-8")).hexdigest() == digest.strip()
+
+
 def ensure_module(spec: Spec, out_dir: str | Path, mode: str) -> tuple[Path, bool]:
     """``out_dir/<name>.py`` for ``spec`` in ``mode``: reused when its header has this spec's hash,
-    this generator version and the (resolved) mode, else generated atomically.  Returns (path, reused)."""
+    this generator version and the (resolved) mode, and its content hash matches; else generated
+    atomically.  Returns (path, reused)."""
     prepared = prepare_module(spec, out_dir, mode)
     prepared.persist()
     return prepared.path, prepared.reused
@@ -107,39 +137,68 @@ def ensure_module(spec: Spec, out_dir: str | Path, mode: str) -> tuple[Path, boo
 @dataclass
 class Prepared:
     """A generated module ready to use: imported from its cached file, or rendered in memory and not
-    yet written (``source``); :meth:`persist` writes it once the command has succeeded."""
+    yet written (``source``); :meth:`persist` writes it once the command has succeeded, or
+    :meth:`stage` adds it to the command's :class:`~symprop.io.Transaction`.  ``note``: why a cached
+    file was not reused (one line, or empty)."""
 
     module: types.ModuleType
     path: Path
     reused: bool
     mode: str
     source: str | None = None
+    note: str = ""
 
     def persist(self) -> None:
         if self.source is not None:
             write_atomic(self.path, self.source)
             self.source = None
 
+    def stage(self, transaction: Transaction) -> None:
+        if self.source is not None:
+            transaction.add(self.path, self.source)
 
-def prepare_module(spec: Spec, out_dir: str | Path, mode: str, second_order: bool = False) -> Prepared:
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def prepare_module(
+    spec: Spec, out_dir: str | Path, mode: str, second_order: bool = False, force: bool = False
+) -> Prepared:
     """The module for ``spec``: the cached ``out_dir/<name>.py`` when its header matches (this spec's
     hash, this generator version, the resolved mode, and an hvp when ``second_order``; no SymPy
-    import), else rendered in memory. A file there that symprop did not generate is a TrainError
-    (it is never overwritten)."""
+    import) and so does its content hash (an edited file is regenerated, saying so in ``note``),
+    else rendered in memory. A file there that symprop did not generate is a TrainError (it is
+    never overwritten) unless ``force``. The cached text that was checked is the text that runs."""
     path = Path(out_dir) / f"{spec.name}.py"
     wanted = resolve_mode(spec, mode)
-    found = header(path)
+    text = _read_text(path) if path.is_file() else None
+    found = _header_of(text) if text is not None else {}
     same = found.get("generator") == f"symprop {__version__}" and found.get("spec_hash") == spec.hash()
-    if same and found.get("mode") == wanted:
-        cached = load_generated(path)
-        if not second_order or hasattr(cached, "hvp"):
-            return Prepared(cached, path, True, wanted)
-    if path.exists() and "generator" not in found:
-        raise TrainError(f"{path} exists and is not a module symprop generated; leaving it alone: choose another --out")
+    note = ""
+    if text is not None and same and found.get("mode") == wanted:
+        if content_hash_ok(text):
+            cached = module_from_source(text, path)
+            if not second_order or hasattr(cached, "hvp"):
+                return Prepared(cached, path, True, wanted)
+        else:
+            note = (
+                f"{show(path)} was changed since symprop wrote it (its content hash differs); regenerating it"
+                if CONTENT_HASH in text
+                else f"{show(path)} has no content hash (written by generate, or edited); regenerating it"
+            )
+    if path.exists() and "generator" not in found and not force:
+        raise TrainError(
+            f"{show(path)} exists and is not a module symprop generated; leaving it alone: choose another --out "
+            "(or pass --force)"
+        )
     from symprop.emit import render  # the generator (SymPy, Jinja2) only when there is no cached module
 
-    source = render(spec, mode, second_order=second_order)
-    return Prepared(module_from_source(source, path), path, False, wanted, source)
+    source = with_content_hash(render(spec, mode, second_order=second_order))
+    return Prepared(module_from_source(source, path), path, False, wanted, source, note)
 
 
 def _hessp(
@@ -562,42 +621,48 @@ def defaults_for(data: str, solver: str | None = None) -> Defaults:
     return SOLVER_DEFAULTS.get(solver or GENERAL_DEFAULTS.solver, GENERAL_DEFAULTS)
 
 
-def check_output_path(option: str, value: str | None, *, folder: bool = False) -> Path | None:
-    """Refuse an output path that cannot be written, before any work: a folder where a file is
-    meant (or a file where a folder is), or a place without write permission."""
-    if value is None:
-        return None
-    path = Path(value)
-    if folder:
-        if path.exists() and not path.is_dir():
-            raise TrainError(f"{option} {value}: is a file; give a folder for the generated module")
-    elif path.is_dir():
-        raise TrainError(f"{option} {value}: is a directory; give a file name")
-    elif path.exists() and not os.access(path, os.W_OK):
-        raise TrainError(f"{option} {value}: the file is not writable; choose another path")
-    ancestor = path if folder and path.exists() else path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise TrainError(f"{option} {value}: {ancestor} is a file, not a folder; choose another path")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise TrainError(f"{option} {value}: cannot write in {ancestor} (permission denied); choose another path")
-    return path
+def data_inputs(data: str) -> list[tuple[str, Path]]:
+    """The files (or Parquet folder) ``--data`` reads, as (option, path): none for a built-in set,
+    every match of a glob (the Dask engine reads globs)."""
+    import glob
+
+    try:
+        found = [Path(m) for m in sorted(glob.glob(data))] if glob.has_magic(data) else []
+        if Path(data).exists():
+            found.append(Path(data))
+    except (OSError, ValueError):  # a name the OS refuses (too long, NUL): the reader says so
+        return []
+    return [("--data", p) for p in found]
 
 
-def check_distinct(paths: dict[str, Path | None]) -> None:
-    seen: dict[Path, str] = {}
-    for option, path in paths.items():
-        if path is None:
-            continue
-        key = path.resolve()
-        if key in seen:
-            raise TrainError(f"{seen[key]} and {option} are the same file {path}; give them different paths")
-        seen[key] = option
+def product_outputs(
+    module_path: Path, save: str | None = None, plot: str | None = None
+) -> tuple[list[Output], Path | None, Path | None]:
+    """The outputs ``train`` may write, each with the test that recognises an earlier one of ours:
+    the module (generated header), ``--save`` (a params file holding symprop's mark), ``--plot``
+    (a PNG whose Software text starts with ``symprop``)."""
+    save_path = None if save is None else Path(save)
+    plot_path = None if plot is None else Path(plot)
+    outputs = [Output("--out", module_path)]
+    if save_path is not None:
+        outputs.append(Output("--save", save_path, is_params_file, "params file"))
+    if plot_path is not None:
+        outputs.append(Output("--plot", plot_path, is_symprop_png, "plot"))
+    return outputs, save_path, plot_path
+
+
+def commit(prepared: Prepared, products: Sequence[tuple[Path, bytes]]) -> None:
+    """Write the module (when it was generated) and every product, all or nothing."""
+    transaction = Transaction()
+    prepared.stage(transaction)
+    for path, data in products:
+        transaction.add(path, data)
+    transaction.commit()
+    prepared.source = None
 
 
 def _names(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(show(n) for n in names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
@@ -628,7 +693,9 @@ class TrainArgs:
     mode: str = "auto"
     engine: str = "local"
     scheduler: str | None = None
-    workers: int = 2
+    workers: int | None = None  # None: not given (the LocalCluster's default is 2)
+    connect_timeout: float | None = None  # None: not given (default CONNECT_TIMEOUT seconds)
+    force: bool = False
 
 
 def run(
@@ -641,11 +708,70 @@ def run(
     """``symprop train``: validate everything (options, output paths, spec, data) before any work,
     train, and only then write the module (if it was not cached), the params and the plot.
 
-    Raises SpecError, DataError or TrainError (one line each) before anything is written; a run
-    that diverges raises Diverged, also with nothing written.
+    Raises SpecError, DataError, TrainError or OutputError (one line each) before anything is
+    written; a run that diverges raises Diverged, also with nothing written; products are written
+    all at once (:func:`commit`) only after everything succeeded.
     """
     args = TrainArgs(spec_path, data, **{k: v for k, v in options.items() if v is not None})
     return _run(args, stdout if stdout is not None else sys.stdout)
+
+
+def sayer(stream: IO[str]) -> Callable[[str], None]:
+    """A function printing one line to ``stream`` through :func:`symprop.io.safe_line` (user text in
+    it, such as column names, cannot send terminal escapes)."""
+
+    def say(line: str) -> None:
+        stream.write(safe_line(line) + "\n")
+        stream.flush()
+
+    return say
+
+
+def check_engine_options(args: TrainArgs) -> None:
+    """Refuse options the chosen engine would ignore, and a malformed --scheduler, before any work."""
+    if args.engine not in ("local", "dask"):
+        raise TrainError(f"--engine {show(args.engine)}: use local or dask")
+    given = [
+        name
+        for name, value in (
+            ("--scheduler", args.scheduler),
+            ("--workers", args.workers),
+            ("--connect-timeout", args.connect_timeout),
+        )
+        if value is not None
+    ]
+    if args.engine == "local" and given:
+        verb, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+        raise TrainError(f"{' and '.join(given)} {verb} to --engine dask only; add --engine dask or drop {them}")
+    if args.engine != "dask":
+        return
+    from symprop.tools.distributed import check_connect_timeout, parse_scheduler
+
+    if args.scheduler is not None:
+        parse_scheduler(args.scheduler)
+        if args.workers is not None:
+            raise TrainError(
+                "--workers sizes the LocalCluster symprop starts; with --scheduler the cluster's own workers run: "
+                "drop --workers"
+            )
+    elif args.connect_timeout is not None:
+        raise TrainError("--connect-timeout bounds joining a --scheduler; add --scheduler ADDRESS or drop it")
+    if args.connect_timeout is not None:
+        check_connect_timeout(args.connect_timeout)
+
+
+def check_ignored_options(args: TrainArgs, solver: str) -> None:
+    """Refuse options that would be silently ignored: --lr and --batch-size with a scipy solver (full
+    batch, its own line search), --delimiter with data that is not a CSV file."""
+    if solver in SCIPY_METHODS:
+        given = [o for o, v in (("--lr", args.lr), ("--batch-size", args.batch_size)) if v is not None]
+        if given:
+            raise TrainError(
+                f"--solver {solver} trains on the full batch with its own step sizes, so {' and '.join(given)} "
+                "would be ignored; drop them (or use --solver sgd or adam)"
+            )
+    if args.delimiter is not None and not args.data.lower().endswith(".csv"):
+        raise TrainError(f"--delimiter applies to CSV files, not --data {show(args.data)}; drop it")
 
 
 def _run(args: TrainArgs, stream: IO[str]) -> int:
@@ -671,19 +797,15 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     )
     if args.early_stopping and not args.validation_fraction:
         raise TrainError("--early-stopping needs a validation split: add --validation-fraction 0.1")
-    save_path = check_output_path("--save", args.save)
-    plot_path = check_output_path("--plot", args.plot)
-    out_dir = check_output_path("--out", args.out, folder=True)
-    assert out_dir is not None
-    check_distinct({"--save": save_path, "--plot": plot_path})
-    if plot_path is not None and not plot_available():
+    check_engine_options(args)
+    check_ignored_options(args, solver)
+    out_dir = Path(args.out)
+    check_folder("--out", out_dir)
+    if args.plot is not None and not plot_available():
         raise TrainError('--plot needs matplotlib: pip install "symprop[train]"')
-    if args.engine not in ("local", "dask"):
-        raise TrainError(f"--engine {args.engine!r}: use local or dask")
     spec = load_spec(args.spec)
-    module_path = out_dir / f"{spec.name}.py"
-    check_output_path("--out", str(module_path))
-    check_distinct({"--save": save_path, "--plot": plot_path, "the module": module_path})
+    outputs, save_path, plot_path = product_outputs(out_dir / f"{spec.name}.py", args.save, args.plot)
+    check_outputs(outputs, [("the spec", Path(args.spec)), *data_inputs(args.data)], force=args.force)
     if args.engine == "dask":
         from symprop.tools.distributed import run_dask
 
@@ -692,13 +814,11 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     dataset = load(
         args.data, spec, args.test_fraction, args.seed, validation_fraction=args.validation_fraction, options=table
     )
-    prepared = prepare_module(spec, out_dir, args.mode, second_order=solver in NEWTON_SOLVERS)
+    prepared = prepare_module(spec, out_dir, args.mode, second_order=solver in NEWTON_SOLVERS, force=args.force)
     module = prepared.module
-
-    def say(line: str) -> None:
-        stream.write(line + "\n")
-        stream.flush()
-
+    say = sayer(stream)
+    if prepared.note:
+        say(f"note: {prepared.note}")
     state = "reused" if prepared.reused else "generated, written after training"
     say(f"module: {prepared.path} ({state}, {prepared.mode} mode, {spec.n_params} parameters)")
     n_train, n_test = dataset.X_train.shape[0], dataset.X_test.shape[0]
@@ -713,9 +833,9 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     )
     say(f"features: {_names(dataset.feature_names)}")
     if dataset.classification:
-        say(f"label: {dataset.label_name!r}, classes: {_names(dataset.classes)}")
+        say(f"label: {quote(dataset.label_name)}, classes: {_names(dataset.classes)}")
     else:
-        say(f"label: {dataset.label_name!r} (regression target)")
+        say(f"label: {quote(dataset.label_name)} (regression target)")
     for note in dataset.notes:
         say(f"note: {note}")
     step_solver = make_step_solver(solver, lr, momentum, args.nesterov, args.lr_schedule)
@@ -769,7 +889,8 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         say(f"stopped after {history.epochs} {progress.unit}s: {history.stop_reason}")
     if history.best_epoch:
         say(f"kept the params of {progress.unit} {history.best_epoch} (lowest validation loss)")
-    prepared.persist()
+    products: list[tuple[Path, bytes]] = []
+    done: list[str] = []
     if save_path is not None:
         saved = result.params
         notes = []
@@ -779,12 +900,15 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         if dataset.y_mean is not None and dataset.y_scale is not None:
             saved = fold_targets(saved, dataset.y_mean, dataset.y_scale)
             notes.append("target standardization folded into the last layer: it gives raw targets")
-        save_params(save_path, spec, saved, dataset.classes, dataset.feature_names)
-        say(f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""))
+        products.append((save_path, params_bytes(spec, saved, dataset.classes, dataset.feature_names)))
+        done.append(f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""))
     if plot_path is not None:
         unit = "loss (standardized targets)" if dataset.y_mean is not None else "loss"
-        save_plot(plot_path, history, f"{spec.name} on {dataset.name}", unit)
-        say(f"plot: {plot_path}")
+        products.append((plot_path, render_plot(history, f"{spec.name} on {dataset.name}", unit)))
+        done.append(f"plot: {plot_path}")
+    commit(prepared, products)  # everything rendered: now write it all, or nothing
+    for line in done:
+        say(line)
     for line in report.lines():
         say(line)
     return 0
@@ -857,9 +981,11 @@ def _zoom(values: list[float]) -> tuple[float, float]:
 COLOURS = {"train": "tab:blue", "validation": "tab:orange", "test": "tab:green"}
 
 
-def save_plot(path: str | Path, history: History, title: str = "", loss_label: str = "loss") -> None:
-    """PNG: train, validation and test loss per epoch (left), and the metric (accuracy or R²) of the
-    validation and test sets on an axis zoomed to the values' range (right). matplotlib, Agg backend."""
+def render_plot(history: History, title: str = "", loss_label: str = "loss") -> bytes:
+    """PNG bytes: train, validation and test loss per epoch (left), and the metric (accuracy or R²)
+    of the validation and test sets on an axis zoomed to the values' range (right). matplotlib,
+    Agg backend. The title is plain text (no mathtext: a ``$`` in a file name is just a ``$``);
+    the PNG's ``Software`` text is ``symprop <version>``, which marks it as ours."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -891,9 +1017,17 @@ def save_plot(path: str | Path, history: History, title: str = "", loss_label: s
         right.text(0.5, 0.5, f"no held-out set: no {history.metric_name} curve", ha="center", va="center")
     right.set_xlabel("epoch")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(show(title), parse_math=False)
     fig.tight_layout()
-    write_atomic_with(Path(path), lambda handle: fig.savefig(handle, format="png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": f"symprop {__version__}"})
+    return buffer.getvalue()
+
+
+def save_plot(path: str | Path, history: History, title: str = "", loss_label: str = "loss") -> None:
+    """Write :func:`render_plot`'s PNG to ``path`` atomically."""
+    data = render_plot(history, title, loss_label)
+    write_atomic_with(Path(path), lambda handle: handle.write(data))
 
 
 __all__ = [
@@ -906,14 +1040,19 @@ __all__ = [
     "TrainArgs",
     "TrainError",
     "accuracy",
-    "check_output_path",
+    "check_engine_options",
+    "commit",
+    "data_inputs",
     "ensure_module",
     "fold_standardization",
     "fold_targets",
     "load_generated",
     "plot_available",
     "prepare_module",
+    "product_outputs",
     "r2_score",
+    "render_plot",
     "save_plot",
+    "sayer",
     "train",
 ]
