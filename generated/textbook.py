@@ -172,7 +172,7 @@ def loss_and_grad(params, X, Y):
     # delta2 = dC_k/dz2 = 2*a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n
     D2 = 2*A2*t0*(1 - A2)/n
     # dC/dW2 = (1/n) sum_k delta2 a1^T
-    dW2 = D2.T @ A1
+    dW2 = np.dot(D2.T, A1)
     # dC/db2 = (1/n) sum_k delta2
     db2 = np.sum(D2, axis=0)
     # dC_k/da1 = W2^T delta2
@@ -181,7 +181,7 @@ def loss_and_grad(params, X, Y):
     D1 *= A1
     D1 *= 1 - A1
     # dC/dW1 = (1/n) sum_k delta1 x^T
-    dW1 = D1.T @ X
+    dW1 = np.dot(D1.T, X)
     # dC/db1 = (1/n) sum_k delta1
     db1 = np.sum(D1, axis=0)
     grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}

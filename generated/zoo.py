@@ -234,7 +234,7 @@ def loss_and_grad(params, X, Y):
         0)).astype(dtype)/n
     )
     # dC/dW5 = (1/n) sum_k delta5 a4^T
-    dW5 = D5.T @ A4
+    dW5 = np.dot(D5.T, A4)
     # dC/db5 = (1/n) sum_k delta5
     db5 = np.sum(D5, axis=0)
     # dC_k/da4 = W5^T delta5
@@ -242,7 +242,7 @@ def loss_and_grad(params, X, Y):
     # delta4 = dC_k/da4 * f4'(z4), f4'(z4) = Sigmoid(z4)
     D4 *= _sigmoid(Z4)
     # dC/dW4 = (1/n) sum_k delta4 a3^T
-    dW4 = D4.T @ A3
+    dW4 = np.dot(D4.T, A3)
     # dC/db4 = (1/n) sum_k delta4
     db4 = np.sum(D4, axis=0)
     # dC_k/da3 = W4^T delta4
@@ -250,7 +250,7 @@ def loss_and_grad(params, X, Y):
     # delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True))
     D3 *= np.where((Z3 <= 0), 0.1, 1).astype(dtype)
     # dC/dW3 = (1/n) sum_k delta3 a2^T
-    dW3 = D3.T @ A2
+    dW3 = np.dot(D3.T, A2)
     # dC/db3 = (1/n) sum_k delta3
     db3 = np.sum(D3, axis=0)
     # dC_k/da2 = W3^T delta3
@@ -259,7 +259,7 @@ def loss_and_grad(params, X, Y):
     D2 *= 1/(np.abs(Z2) + 1)
     D2 *= -A2*np.sign(Z2) + 1
     # dC/dW2 = (1/n) sum_k delta2 a1^T
-    dW2 = D2.T @ A1
+    dW2 = np.dot(D2.T, A1)
     # dC/db2 = (1/n) sum_k delta2
     db2 = np.sum(D2, axis=0)
     # dC_k/da1 = W2^T delta2
@@ -270,7 +270,7 @@ def loss_and_grad(params, X, Y):
     D1 *= Z1
     D1 *= -1
     # dC/dW1 = (1/n) sum_k delta1 x^T
-    dW1 = D1.T @ X
+    dW1 = np.dot(D1.T, X)
     # dC/db1 = (1/n) sum_k delta1
     db1 = np.sum(D1, axis=0)
     grads = (

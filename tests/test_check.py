@@ -146,13 +146,13 @@ def test_exact_gradient_passes_on_a_784_wide_net() -> None:
 # The generated source lines each mistake is injected into (exactly one occurrence each).
 DEEP_MUTANTS = {
     "wrong factor 1.001": ("db1 = np.sum(D1, axis=0)", "db1 = 1.001*np.sum(D1, axis=0)"),
-    "wrong sign": ("dW2 = D2.T @ A1", "dW2 = -(D2.T @ A1)"),
+    "wrong sign": ("dW2 = np.dot(D2.T, A1)", "dW2 = -np.dot(D2.T, A1)"),
     "missing term (- y)": ("D3 = (P3*SY - Y)/n", "D3 = (P3*SY)/n"),
     "missing factor (relu mask)": ("    D1 *= (Z1 > 0)\n", "\n"),
 }
 STEEP_MUTANTS = {
     "wrong factor 63/64": ("D2 = 64*(-Y + Z2)**63/n", "D2 = 63*(-Y + Z2)**63/n"),
-    "wrong sign": ("dW1 = D1.T @ X", "dW1 = -(D1.T @ X)"),
+    "wrong sign": ("dW1 = np.dot(D1.T, X)", "dW1 = -np.dot(D1.T, X)"),
     "missing term (- a**2)": ("D1 *= 1 - A1**2", "D1 *= 1"),
 }
 
@@ -175,7 +175,9 @@ def test_injected_errors_fail_on_the_steep_loss(mutant: str) -> None:
 
 def test_an_injected_factor_fails_on_the_784_wide_net() -> None:
     spec, source = source_of(WIDE)
-    result = compare(mutated(source, "dW1 = D1.T @ X", "dW1 = 1.001*(D1.T @ X)"), spec, seeds=(0,), max_entries=8)
+    result = compare(
+        mutated(source, "dW1 = np.dot(D1.T, X)", "dW1 = 1.001*np.dot(D1.T, X)"), spec, seeds=(0,), max_entries=8
+    )
     assert not result.passed
     assert {r.name for r in result.reports if r.max_rel_error > TOLERANCE} == {"W1"}
 

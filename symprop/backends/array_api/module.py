@@ -39,6 +39,8 @@ class ArrayApi(WholeArrays):
         out = p.name(s.out.symbol)
         note = s.note.render()
         if isinstance(s, MatMul):
+            if s.left_t and not s.right_t:  # dW = D.T @ A: an outer product at n = 1, see _t_matmul
+                return [Line(f"{out} = _t_matmul(xp, {p.name(s.left.symbol)}, {p.name(s.right.symbol)})", note)]
             return [self.matmul(s, p)]
         if isinstance(s, AddBias):
             return [Line(f"{out} = {out} + {p.name(s.bias.symbol)}", note)]
