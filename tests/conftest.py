@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -55,9 +56,10 @@ FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_distributed.py": ("dask", "slow"),  # starts LocalClusters of worker processes
     "test_array_api.py": ("frameworks",),  # torch, JAX, array-api-strict, Dask arrays
 }
-# Tests (``file::name`` prefixes, parameters included in the match) that need a marker by name.
+# Tests that need a marker by name: patterns over ``file::name[params]`` where ``*`` matches any
+# text (and nothing else is special: brackets are literal); a pattern matches the whole id.
 TEST_MARKERS: dict[str, tuple[str, ...]] = {
-    "test_security.py::test_hostile_expressions_never_reach_an_emitted_file": ("c",),
+    "test_security.py::test_hostile_expressions_never_reach_an_emitted_file*": ("c",),
 }
 # What is left out of the inner loop, and why (measured with --durations on a 2-core machine).
 SLOW: dict[str, str] = {}
@@ -107,17 +109,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    test_markers = [(_pattern(key), markers) for key, markers in TEST_MARKERS.items()]
+    slow = [_pattern(key) for key in SLOW]
     for item in items:
         file = item.path.name
         key = f"{file}::{item.name}"
         names = list(FILE_MARKERS.get(file, ()))
-        for prefix, markers in TEST_MARKERS.items():
-            if key.startswith(prefix):
+        for pattern, markers in test_markers:
+            if pattern.fullmatch(key):
                 names += markers
-        if any(key.startswith(prefix) for prefix in SLOW):
+        if any(pattern.fullmatch(key) for pattern in slow):
             names.append("slow")
         for name in dict.fromkeys(names):
             item.add_marker(name)
+
+
+def _pattern(key: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in key.split("*")))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -17,10 +17,15 @@ from scripts.regen import golden_sources
 from symprop.io import write_atomic
 from tests.support import ROOT
 
-PATHS = sorted(golden_sources(ROOT / "examples", ROOT / "generated"))
+GENERATED = ROOT / "generated"
+PATHS = sorted(golden_sources(ROOT / "examples", GENERATED))
 
 
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def _id(path) -> str:
+    return path.relative_to(GENERATED).as_posix()  # unrolled/xor.py, c/xor.h: unique and readable
+
+
+@pytest.mark.parametrize("path", PATHS, ids=_id)
 def test_golden_file_is_up_to_date(path, goldens, update_goldens: bool) -> None:
     expected = goldens.text(path)
     current = path.read_text(encoding="utf-8") if path.exists() else None
@@ -33,11 +38,11 @@ def test_golden_file_is_up_to_date(path, goldens, update_goldens: bool) -> None:
 
 def test_no_orphans_in_generated() -> None:
     """Every file in generated/ belongs to an example (a removed example leaves no stale module)."""
-    present = {p for p in (ROOT / "generated").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    present = {p for p in GENERATED.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert present <= set(PATHS), sorted(p.name for p in present - set(PATHS))
 
 
-@pytest.mark.parametrize("path", [p for p in PATHS if p.suffix == ".py" and p.parent.name != "array_api"], ids=str)
+@pytest.mark.parametrize("path", [p for p in PATHS if p.suffix == ".py" and p.parent.name != "array_api"], ids=_id)
 def test_generated_modules_import_only_numpy(path, goldens) -> None:
     """NumPy and the standard library's abstract Mapping (params may be any mapping), nothing else.
 
