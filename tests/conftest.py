@@ -61,8 +61,76 @@ FILE_MARKERS: dict[str, tuple[str, ...]] = {
 TEST_MARKERS: dict[str, tuple[str, ...]] = {
     "test_security.py::test_hostile_expressions_never_reach_an_emitted_file*": ("c",),
 }
-# What is left out of the inner loop, and why (measured with --durations on a 2-core machine).
-SLOW: dict[str, str] = {}
+# What is left out of the inner loop, and why. Chosen from per-test times measured on the 2-core
+# development machine (2026-11-30); CPU seconds of the test process, children not counted.
+_SUBPROCESS = "runs Python in a fresh interpreter (start-up and imports: 1-2 s each, more under load)"
+_EXPENSIVE_SPEC = (
+    "custom, piecewise_linear and gaussian activations and the custom loss: SymPy's simplification, "
+    "range proofs and expansion take seconds per spec; the grid's other cells keep each test in the loop"
+)
+SLOW: dict[str, str] = {
+    # whole files
+    "test_fuzz.py::*": "80 whole CLI runs on random hostile specs, each under a watchdog (tens of seconds)",
+    "test_properties.py::*": "25 random networks, each derived and checked against finite differences in every mode",
+    "test_train.py::*": "trains on real data sets; some runs in fresh interpreters",
+    "test_harness.py::*": "runs pytest three times in subprocesses",
+    # single tests
+    "test_cli.py::test_generate_writes_a_module_that_imports": _SUBPROCESS,
+    "test_cli.py::test_check_prints_a_table_and_the_max_error": _SUBPROCESS,
+    "test_cli.py::test_bad_input_exits_2_with_one_line_and_writes_nothing*": _SUBPROCESS,
+    "test_cli.py::test_missing_file_and_bad_options_exit_2": _SUBPROCESS,
+    "test_cli.py::test_step_layer_warns_on_stderr": _SUBPROCESS,
+    "test_cli.py::test_existing_module_survives_a_failed_regeneration": _SUBPROCESS,
+    "test_cli.py::test_the_installed_package_ships_its_templates": "pip-installs the package outside the checkout",
+    "test_trust.py::test_same_spec_gives_the_same_bytes_whatever_the_hash_seed*": _SUBPROCESS + ", three per case",
+    "test_numerics.py::test_twelve_nested_tanh_generates_in_bounded_time": _SUBPROCESS,
+    "test_robustness.py::test_explain_expand_on_120_one_unit_layers_ends_with_one_line*": _SUBPROCESS,
+    "test_robustness.py::test_bce_output_range_is_proved_or_refused*": "SymPy range proofs, up to 5 s each",
+    "test_robustness.py::test_bce_on_a_custom_output_whose_peak_is_1_5_is_refused": "a SymPy range proof (~1.5 s)",
+    "test_naive.py::test_gradient_equals_naive_diff*": "sympy.diff of the fully expanded cost per parameter: 0.5-4 s per spec",
+    "test_gradients.py::test_examples_pass_the_check[digits-unrolled]": "finite differences on digits' 2,410 parameters, unrolled (~8 s)",
+    "test_check.py::*784*": "the check on a 784-256-128-10 network (1-2 s each)",
+    "test_report.py::test_big_expansion_is_described_not_refused": "expands a large gradient to size it (~5 s)",
+    "test_explain.py::test_expanded_formulas_equal_the_generated_gradient*": (
+        "writes every gradient out in x, y, W, b and evaluates it (1-6 s per cell)"
+    ),
+    "test_vectorized.py::test_auto_follows_the_documented_rule*": "renders two nets in every mode (~1 s each)",
+    "test_vectorized.py::test_float32_constants_are_python_literals": "renders the whole grid in float32 (~18 s)",
+    "test_vectorized.py::test_vectorized_output_is_deterministic": "renders the same modules again to compare bytes",
+    "test_golden.py::test_regen_check_reports_a_stale_file": _SUBPROCESS + ", three times",
+    "test_vectorized.py::test_float32_in_float32_out*": "renders every activation again in float32 (~1 s each)",
+    "test_symbolic_params.py::test_generated_code_always_has_the_numbers": "renders every example twice (~8 s)",
+    "test_golden.py::*[*zoo*]": "the zoo example's derivation (~8 s); every other example's golden files stay",
+    "test_array_api.py::test_every_activation_and_loss_in_the_strict_namespace*": (
+        "the activation x loss grid in array-api-strict (~8 s); every example stays, in NumPy and strict"
+    ),
+    "test_second_order.py::test_hessian_equals_sympy_hessian_of_the_expanded_cost*": "sympy.hessian of the expanded cost (1-2 s each)",
+    "test_second_order.py::test_hvp_on_the_examples_and_the_array_api_target*": "every example in both targets (zoo alone ~7 s)",
+    "test_c_target.py::test_large_pre_activations_stay_finite*": "ten C compiles",
+    "test_c_target.py::test_c_equals_the_numpy_module_in_double[*-*]": "the activation x loss grid: a C compile per cell; the examples stay",
+    "test_c_target.py::test_c_in_float_is_within_float_rounding_of_the_numpy_module[*-*]": "as above, in float",
+    "test_c_target.py::test_the_memory_bill_is_within_5_percent_of_the_minimum[*-*]": "a C render per grid cell",
+    "test_array_api.py::test_every_namespace_equals_the_numpy_module[*-jax]": "JAX traces and compiles each module (1-2 s)",
+    "test_array_api.py::test_every_namespace_equals_the_numpy_module[*-dask]": "Dask graphs per example",
+    "test_array_api.py::test_every_namespace_equals_the_numpy_module[*-torch]": "torch's first calls per example",
+    # the zoo example has every costly activation at once
+    "*::*[zoo]": "the zoo example: every costly activation and a Huber loss in one net (5-10 s per test)",
+    "*::*[zoo-*]": "the zoo example, as above",
+}
+for _file in (
+    "test_gradients.py",
+    "test_explain.py",
+    "test_report.py",
+    "test_vectorized.py",
+    "test_second_order.py",
+    "test_c_target.py",
+    "test_array_api.py",
+    "test_symbolic_params.py",
+    "test_trust.py",
+    "test_l2.py",
+):
+    for _word in ("custom", "piecewise", "gaussian"):
+        SLOW[f"{_file}::*[*{_word}*]"] = _EXPENSIVE_SPEC
 
 
 def _has_module(name: str) -> bool:
