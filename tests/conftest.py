@@ -1,6 +1,6 @@
 """The test harness: markers, tool checks, the require-all switch, Hypothesis profiles, shared fixtures.
 
-* ``python -m pytest -m "not slow"`` is the inner loop (about a minute on a 2-core machine);
+* ``python -m pytest -m "not slow"`` is the inner loop (about a minute of CPU on a 2-core machine);
   ``python -m pytest`` runs everything, as CI does.
 * Markers are given here, by file and by test name (:data:`FILE_MARKERS`, :data:`SLOW`), not in
   the test files, so the reason a test is slow is written next to the mark.  ``--strict-markers``
@@ -85,7 +85,14 @@ SLOW: dict[str, str] = {
     "test_trust.py::test_same_spec_gives_the_same_bytes_whatever_the_hash_seed*": _SUBPROCESS + ", three per case",
     "test_numerics.py::test_twelve_nested_tanh_generates_in_bounded_time": _SUBPROCESS,
     "test_robustness.py::test_explain_expand_on_120_one_unit_layers_ends_with_one_line*": _SUBPROCESS,
+    "test_robustness.py::test_huge_constants_are_refused_before_sympy_computes_them*": _SUBPROCESS,
+    "test_robustness.py::test_deep_nesting_is_refused": _SUBPROCESS,
+    "test_robustness.py::test_spec_that_is_a_fifo_exits_2_without_waiting": _SUBPROCESS,
+    "test_robustness.py::test_a_killed_write_leaves_a_temp_file_that_the_next_write_removes": _SUBPROCESS,
     "test_robustness.py::test_bce_output_range_is_proved_or_refused*": "SymPy range proofs, up to 5 s each",
+    "test_explain.py::test_the_comparison_can_fail": "expands every gradient of a net to catch a wrong one (~3 s)",
+    "test_report.py::test_worked_example_disagreement_is_caught": "derives and reports a net to catch a wrong one (~2 s)",
+    "test_vectorized.py::test_softmax_gradient_derived_with_plain_sympy": "plain sympy.diff and simplify (~1.5 s)",
     "test_robustness.py::test_bce_on_a_custom_output_whose_peak_is_1_5_is_refused": "a SymPy range proof (~1.5 s)",
     "test_naive.py::test_gradient_equals_naive_diff*": "sympy.diff of the fully expanded cost per parameter: 0.5-4 s per spec",
     "test_gradients.py::test_examples_pass_the_check[digits-unrolled]": "finite differences on digits' 2,410 parameters, unrolled (~8 s)",
