@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from symprop.emit import render, render_files, write_atomic
@@ -27,29 +28,47 @@ from symprop.spec import Spec, load_spec
 Artifact = tuple[str, Callable[[Spec], str | None]]
 REPORT_PARAMS = {"textbook": ("W1[1,1]",), "xor": ("W2[1,3]",)}  # --param of the golden HTML reports
 UNROLLED_GOLDEN_MAX_PARAMS = 500  # larger unrolled modules are long and add nothing to review
+
+
+@cache
+def _c_files(spec: Spec) -> dict[str, str]:
+    return render_files(spec, target="c")  # .h and .c come from one render
+
+
 ARTIFACTS: list[Artifact] = [
     ("{name}.py", lambda spec: render(spec)),  # what `symprop generate` writes (mode auto)
-    (
-        "unrolled/{name}.py",  # the straight-line version, for reading
-        lambda spec: render(spec, "unrolled") if spec.n_params <= UNROLLED_GOLDEN_MAX_PARAMS else None,
-    ),
+    ("unrolled/{name}.py", lambda spec: render(spec, "unrolled")),  # the straight-line version, for reading
     ("array_api/{name}.py", lambda spec: render(spec, target="array-api")),  # --target array-api
     ("{name}.md", lambda spec: explain(spec, "markdown")),  # symprop explain's report
     ("{name}.html", lambda spec: report(spec, REPORT_PARAMS.get(spec.name, ()))),  # symprop report
-    ("c/{name}.h", lambda spec: render_files(spec, target="c")[f"{spec.name}.h"]),  # symprop generate --target c
-    ("c/{name}.c", lambda spec: render_files(spec, target="c")[f"{spec.name}.c"]),
+    ("c/{name}.h", lambda spec: _c_files(spec)[f"{spec.name}.h"]),  # symprop generate --target c
+    ("c/{name}.c", lambda spec: _c_files(spec)[f"{spec.name}.c"]),
 ]
+# Which examples an artifact is made for (decided from the spec alone, without rendering, so the
+# tests can list the golden files at collection and render them only when a test asks).
+ONLY_IF: dict[str, Callable[[Spec], bool]] = {
+    "unrolled/{name}.py": lambda spec: spec.n_params <= UNROLLED_GOLDEN_MAX_PARAMS,
+}
+
+
+def golden_sources(examples: Path, generated: Path) -> dict[Path, tuple[Spec, Callable[[Spec], str | None]]]:
+    """Every golden file's path, with the spec and the renderer that make it (nothing is rendered)."""
+    sources: dict[Path, tuple[Spec, Callable[[Spec], str | None]]] = {}
+    for path in sorted(examples.glob("*.toml")):
+        spec = load_spec(path)
+        for pattern, renderer in ARTIFACTS:
+            if ONLY_IF.get(pattern, lambda _: True)(spec):
+                sources[generated / pattern.format(name=spec.name)] = (spec, renderer)
+    return sources
 
 
 def expected_files(examples: Path, generated: Path) -> dict[Path, str]:
     """Every golden file's path and its expected content."""
     files: dict[Path, str] = {}
-    for path in sorted(examples.glob("*.toml")):
-        spec = load_spec(path)
-        for pattern, renderer in ARTIFACTS:
-            text = renderer(spec)
-            if text is not None:
-                files[generated / pattern.format(name=spec.name)] = text
+    for path, (spec, renderer) in golden_sources(examples, generated).items():
+        text = renderer(spec)
+        if text is not None:
+            files[path] = text
     return files
 
 

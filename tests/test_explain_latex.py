@@ -1,7 +1,8 @@
 """``symprop explain --format latex --standalone``: a whole document that pdflatex compiles cleanly.
 
 pdflatex is a real compiler (texlive-latex-base, installed by ``.ci/run``); a missing pdflatex
-fails the test rather than skipping it.  "Cleanly" means exit code 0 and no ``Overfull`` box in
+skips these tests with the reason (marker ``latex``, tests/conftest.py), and CI's
+``SYMPROP_REQUIRE_ALL=1`` turns that skip into a failure.  "Cleanly" means exit code 0 and no ``Overfull`` box in
 the log: headings and prose are text, notes are paragraphs, and long formulas (the expanded
 gradients of the 1-1-1 and 2-3-1 nets) are broken over lines.
 """
@@ -33,7 +34,8 @@ CASES = [
 
 def compile_latex(tex: Path) -> str:
     pdflatex = shutil.which("pdflatex")
-    assert pdflatex, "pdflatex missing: apt-get install -y texlive-latex-base (.ci/run installs it)"
+    if not pdflatex:
+        pytest.skip("pdflatex missing: apt-get install -y texlive-latex-base (.ci/run installs it)")
     result = subprocess.run(
         [pdflatex, "-interaction=nonstopmode", "-halt-on-error", tex.name],
         cwd=tex.parent,

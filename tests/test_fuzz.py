@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symprop.cli import main
@@ -38,10 +38,7 @@ from symprop.spec import ACTIVATIONS, LOSSES, load_spec
 from symprop.tools.check import compare, load_module, random_problem
 from tests.support import NUMPY_MODES
 
-settings.register_profile(
-    "fuzz-ci", max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
-)
-settings.register_profile("fuzz-explore", max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+# fuzz-ci / fuzz-explore are registered in tests/conftest.py (HYPOTHESIS_PROFILE selects)
 PROFILE = "fuzz-explore" if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else "fuzz-ci"
 CASE_SECONDS = 60.0  # generous for a 2-core machine under load; a fixed case takes well under a second
 

@@ -9,10 +9,8 @@ Derandomized so CI is reproducible; run with HYPOTHESIS_PROFILE=explore for fres
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from symprop.emit import MODES
@@ -20,11 +18,7 @@ from symprop.spec import Spec, spec_from_dict
 from symprop.tools.check import compare, random_problem
 from tests.support import module_for
 
-settings.register_profile(
-    "ci", max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile("explore", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# the Hypothesis profile (ci or explore) is chosen in tests/conftest.py by HYPOTHESIS_PROFILE
 
 CUSTOM_EXPRS = ["x/(1 + abs(x))", "tanh(x) + 0.1*x", "exp(-x**2)", "log(1 + exp(x))", "x*Heaviside(x, 0) + 0.2*sin(x)"]
 
