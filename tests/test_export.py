@@ -134,6 +134,9 @@ def test_export_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: 
     assert (out / "iris_classifier_params.c").read_text() == "int mine;\n"
     assert not (out / "iris_classifier_params.h").exists()
     _refused([*base, str(good), "--format", "onnx", "--c-real", "float"], capsys, "--c-real")
+    onnx = ["export", str(IRIS_TOML), "--format", "onnx", "--params", str(good), "-o", str(good), "--force"]
+    _refused(onnx, capsys, "is the --params file")
+    assert np.load(good)["W1"].shape == (8, 4)  # the input is intact
 
 
 def test_export_onnx_without_the_module_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -160,6 +160,8 @@ def export(
     if fmt != "c" and real is not None:
         raise ExportError(f"--c-real is for --format c, not {fmt}")
     out_path = Path(out)
+    if out_path.resolve() == Path(params_path).resolve():
+        raise OutputError(f"-o {out_path} is the --params file; choose another -o (an output never replaces an input)")
     if fmt == "onnx":
         try:  # provided by another part of the build; absent here: one line, exit 2
             from symprop.tools.onnx_export import export_onnx  # type: ignore[import-not-found,unused-ignore]
