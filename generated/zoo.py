@@ -177,7 +177,7 @@ def _forward(params, X):
     Z3 = A2 @ W3.T
     Z3 += b3
     # a3 = f3(z3) = Piecewise((0.1*z3, z3 <= 0), (z3, True))
-    A3 = np.where((Z3 <= 0), 0.1*Z3, Z3)
+    A3 = np.where(np.isnan(Z3), Z3, np.where((Z3 <= 0), 0.1*Z3, Z3))
     # z4 = W4 a3 + b4
     Z4 = A3 @ W4.T
     Z4 += b4
@@ -187,7 +187,7 @@ def _forward(params, X):
     Z5 = A4 @ W5.T
     Z5 += b5
     # a5 = f5(z5) = Piecewise((0, z5 <= -2), (z5/4 + 1/2, z5 < 2), (1, True))
-    A5 = np.where((Z5 <= -2), 0, np.where((Z5 < 2), 0.25*Z5 + 0.5, 1))
+    A5 = np.where(np.isnan(Z5), Z5, np.where((Z5 <= -2), 0, np.where((Z5 < 2), 0.25*Z5 + 0.5, 1)))
     return Z1, A1, Z2, A2, Z3, A3, Z4, A4, Z5, A5
 
 
@@ -207,7 +207,7 @@ def loss(params, X, Y):
     t1 = np.abs(t0)
     # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
     # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = np.sum(np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5)) / n
+    C = np.sum(np.where(np.isnan(t1), t1, np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
     return float(C)
 
 
@@ -230,8 +230,8 @@ def loss_and_grad(params, X, Y):
     # delta5 = dC_k/dz5 = Piecewise((a5 - y, Abs(a5 - y) <= 1), (sign(a5 - y), True))*Piecewise((0,
     # z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = delta5 / n
     D5 = (
-        np.where(t2, t0, np.sign(t0))*np.where((Z5 <= -2), 0, np.where((Z5 < 2), 0.25,
-        0)).astype(dtype)/n
+        np.where(t2, t0, np.sign(t0))*np.where(np.isnan(Z5), Z5, np.where((Z5 <= -2), 0,
+        np.where((Z5 < 2), 0.25, 0)).astype(dtype))/n
     )
     # dC/dW5 = (1/n) sum_k delta5 a4^T
     dW5 = np.dot(D5.T, A4)
@@ -248,7 +248,7 @@ def loss_and_grad(params, X, Y):
     # dC_k/da3 = W4^T delta4
     D3 = D4 @ W4
     # delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True))
-    D3 *= np.where((Z3 <= 0), 0.1, 1).astype(dtype)
+    D3 *= np.where(np.isnan(Z3), Z3, np.where((Z3 <= 0), 0.1, 1).astype(dtype))
     # dC/dW3 = (1/n) sum_k delta3 a2^T
     dW3 = np.dot(D3.T, A2)
     # dC/db3 = (1/n) sum_k delta3

@@ -1,4 +1,4 @@
-"""Command line: ``symprop generate|check|train|predict|explain ...`` (also ``python -m symprop``).
+"""Command line: ``symprop generate|check|export|train|predict|explain ...`` (also ``python -m symprop``).
 
 Bad input exits with code 2 and one line on stderr naming the problem and
 the fix; nothing is written unless the whole module rendered.
@@ -87,6 +87,12 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         action="store_true",
         help="add hvp/gnvp(params, X, Y, V) (Hessian and Gauss-Newton products) and hessian(params, X, Y)",
     )
+    gen.add_argument(
+        "--inference-only",
+        action="store_true",
+        help="the forward pass only, no loss, gradient or training code (NumPy: forward and init_params; "
+        "C: <name>_forward and its work size)",
+    )
 
     chk = sub.add_parser("check", help="compare the generated gradient with finite differences")
     chk.add_argument("spec", help="path of a TOML spec")
@@ -97,6 +103,19 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     chk.add_argument("--tol", type=float, default=None, help="largest relative error that passes (default 1e-5)")
     chk.add_argument("--seed", type=int, default=0, help="seed of the first test point (default 0)")
     chk.add_argument("--scale", type=float, default=1.0, help="spread of the test points (default 1)")
+    chk.add_argument(
+        "--c-real",
+        choices=("double", "float"),
+        help="--target c: the real type to build and check (default double; float: the tolerance of a float build)",
+    )
+
+    xpt = sub.add_parser("export", help="write trained params (train --save) as files for a target: C arrays or ONNX")
+    xpt.add_argument("spec", help="path of the TOML spec the params were trained for")
+    xpt.add_argument("--params", required=True, metavar="PARAMS.npz", help="the file written by train --save")
+    xpt.add_argument("--format", required=True, choices=("c", "onnx"), help="c: <name>_params.h/.c; onnx: a model")
+    xpt.add_argument("--c-real", choices=("double", "float"), help="--format c: the real type (default double)")
+    xpt.add_argument("-o", "--out", required=True, help="c: the output folder; onnx: the .onnx file")
+    xpt.add_argument("--force", action="store_true", help="overwrite files that symprop did not write")
 
     # -- train / predict (symprop.tools) --
     trn = sub.add_parser("train", help="train a spec's generated module (sgd, adam or lbfgs; locally or on Dask)")
@@ -206,7 +225,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"--c-real is for --target c, not {args.target}")
     options = {"real": args.c_real} if args.c_real is not None else None
     paths = write_files(
-        spec, Path(args.out), args.mode, args.target, options, force=args.force, second_order=args.second_order
+        spec,
+        Path(args.out),
+        args.mode,
+        args.target,
+        options,
+        force=args.force,
+        second_order=args.second_order,
+        inference_only=args.inference_only,
     )
     _warn_gradients(spec)
     what = f"{backend.name} mode" if args.target == "numpy" else f"target {backend.target}"
@@ -231,15 +257,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"--scale must be between 1e-3 and 1e3, got {args.scale}; e.g. --scale 0.5")
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed must be in [0, 2**32), got {args.seed}")
+    if args.c_real is not None and args.target != "c":
+        raise UsageError(f"--c-real is for --target c, not {args.target}")
     spec = load_spec(args.spec)
     backend_for(spec, args.mode, args.target)  # a --mode that the target has not is an error
     if args.target == "c":
         from symprop.tools.cbuild import CompileError, load_c
+        from symprop.tools.check import FLOAT_TOLERANCE, float_checked
 
+        real = args.c_real or "double"
         try:
-            module: object = load_c(spec)
+            module: object = load_c(spec, real)
         except CompileError as exc:
             raise UsageError(str(exc)) from None
+        if real == "float":
+            # finite differences need float64 costs: the float build's gradient is compared with
+            # those of the float64 cost at the float32-rounded point (see check.float_checked)
+            module = float_checked(module, load_module(render(spec, "vectorized"), spec.name))
+            tol = FLOAT_TOLERANCE if args.tol is None else tol
     else:
         loaded = load_module(render(spec, args.mode, args.target), spec.name)
         # the array-api module is checked on NumPy arrays; its cost is a 0-d array, not a float
@@ -251,6 +286,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
         first = result.problems[0] if result.problems else f"max relative error {result.max_rel_error:.3e} > {tol:.0e}"
         print(f"symprop: check failed: {first}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from symprop.tools.export import ExportError, export
+    from symprop.tools.paramfile import ParamsError
+
+    if args.c_real is not None and args.format != "c":
+        raise UsageError(f"--c-real is for --format c, not {args.format}")
+    spec = load_spec(args.spec)
+    try:
+        paths = export(spec, args.params, args.format, args.out, args.c_real, force=args.force)
+    except (ExportError, ParamsError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {', '.join(map(str, paths))} ({spec.n_params} parameters, spec hash {spec.hash()})")
     return 0
 
 
@@ -378,6 +428,7 @@ def _write_text(path: Path, text: str, example: str) -> int:
 COMMANDS = {
     "generate": _cmd_generate,
     "check": _cmd_check,
+    "export": _cmd_export,
     "train": _cmd_train,
     "predict": _cmd_predict,
     "explain": _cmd_explain,

@@ -9,6 +9,7 @@ overwrites a file symprop did not write (unless ``force``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from symprop.backends.base import Backend
@@ -39,10 +40,15 @@ def backend_for(spec: Spec, mode: str = "auto", target: str = "numpy") -> Backen
     return next(b for b in BACKENDS.values() if b.target == target)
 
 
-def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False) -> Program:
+def program_for(
+    spec: Spec, mode: str = "auto", target: str = "numpy", second_order: bool = False, inference_only: bool = False
+) -> Program:
     """The optimized program a backend prints: the layer program (with a Hessian-vector product if
-    ``second_order``), unrolled per neuron if the backend wants it, then one CSE."""
+    ``second_order``; ``forward`` alone if ``inference_only``), unrolled per neuron if the backend
+    wants it, then one CSE."""
     backend = backend_for(spec, mode, target)
+    if second_order and inference_only:
+        raise SpecError("--second-order and --inference-only exclude each other: the products need the loss")
     if backend.max_params is not None and spec.n_params > backend.max_params:
         raise SpecError(
             f"{spec.source}: {spec.n_params} parameters is over the {backend.name}-mode limit of "
@@ -54,6 +60,8 @@ def program_for(spec: Spec, mode: str = "auto", target: str = "numpy", second_or
             able = " or ".join(dict.fromkeys(b.target for b in BACKENDS.values() if b.second_order))
             raise SpecError(f"--second-order is not available for --target {backend.target} yet; use {able}")
         program = with_hvp(program)
+    if inference_only:
+        program = replace(program, functions=(program.function("forward"),))
     if backend.granularity is Granularity.UNIT:
         program = unroll(program)
     return cse(program)
@@ -65,11 +73,13 @@ def render_files(
     target: str = "numpy",
     options: Mapping[str, str] | None = None,
     second_order: bool = False,
+    inference_only: bool = False,
 ) -> dict[str, str]:
-    """Every file a backend writes for ``spec``, by name; ``options`` are the target's (C: ``real``)."""
+    """Every file a backend writes for ``spec``, by name; ``options`` are the target's (C: ``real``);
+    ``inference_only``: the forward pass alone (no loss, gradient or training code)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     backend = backend_for(spec, mode, target)
-    program = program_for(spec, mode, target, second_order)
+    program = program_for(spec, mode, target, second_order, inference_only)
     if options:
         unknown = sorted(set(options) - set(backend.options))
         if unknown or backend.render_options is None:
@@ -78,6 +88,8 @@ def render_files(
         if options and backend.render_options is not None:
             return backend.render_options(program, options)
         return backend.render(program)
+    except SpecError:  # already one line naming the spec and the fix (a C name, a real type)
+        raise
     except ValueError as exc:  # the printer refuses what it cannot print as valid code (an inf constant)
         raise SpecError(f"{spec.source}: cannot generate code for this spec: {exc}; rescale the expression") from None
 
@@ -96,6 +108,7 @@ def write_files(
     options: Mapping[str, str] | None = None,
     force: bool = False,
     second_order: bool = False,
+    inference_only: bool = False,
 ) -> list[Path]:
     """Render ``spec`` and write every file of its backend into ``out_dir`` atomically.
 
@@ -106,7 +119,7 @@ def write_files(
     names = [f"{spec.name}{suffix}" for suffix in backend_for(spec, mode, target).suffixes]
     for name in names:
         check_output(Path(out_dir) / name, force)
-    files = render_files(spec, mode, target, options, second_order)
+    files = render_files(spec, mode, target, options, second_order, inference_only)
     paths = []
     for name, text in files.items():
         path = Path(out_dir) / name

@@ -54,6 +54,7 @@ RANKS = {
     "tools.paramfile": 12,  # the params .npz: one reader, one writer, checked against the spec
     "tools.train": 13,
     "tools.cbuild": 13,
+    "tools.export": 13,  # trained params as C arrays (or ONNX through tools.onnx_export)
     "tools.predict": 14,
     "tools.distributed": 14,
     "explain.report": 14,
@@ -99,14 +100,15 @@ def test_every_module_has_a_rank() -> None:
     assert modules() == set(RANKS)
 
 
-# The one upward edge, imported inside a function: train dispatches --engine dask to distributed,
-# which reuses train's option checks and metrics.
-LAZY_EDGES = {("tools.train", "tools.distributed")}
+# Upward edges, imported inside a function: train dispatches --engine dask to distributed,
+# which reuses train's option checks and metrics; export dispatches --format onnx to onnx_export
+# (an optional module: export says so in one line when it is absent).
+LAZY_EDGES = {("tools.train", "tools.distributed"), ("tools.export", "tools.onnx_export")}
 
 
 @pytest.mark.parametrize("name", sorted(RANKS))
 def test_imports_flow_one_way(name: str) -> None:
-    later = {m for m in symprop_imports(name) if RANKS[m] >= RANKS[name] and (name, m) not in LAZY_EDGES}
+    later = {m for m in symprop_imports(name) if (name, m) not in LAZY_EDGES and RANKS[m] >= RANKS[name]}
     assert not later, f"symprop.{name} imports {sorted(later)}, which come at or after it in the pipeline"
 
 

@@ -189,7 +189,7 @@ def _forward(xp, params, X):
     Z3 = A2 @ W3.T
     Z3 = Z3 + b3
     # a3 = f3(z3) = Piecewise((0.1*z3, z3 <= 0), (z3, True))
-    A3 = xp.where((Z3 <= 0), 0.1*Z3, Z3)
+    A3 = xp.where(xp.isnan(Z3), Z3, xp.where((Z3 <= 0), 0.1*Z3, Z3))
     # z4 = W4 a3 + b4
     Z4 = A3 @ W4.T
     Z4 = Z4 + b4
@@ -199,7 +199,10 @@ def _forward(xp, params, X):
     Z5 = A4 @ W5.T
     Z5 = Z5 + b5
     # a5 = f5(z5) = Piecewise((0, z5 <= -2), (z5/4 + 1/2, z5 < 2), (1, True))
-    A5 = xp.where((Z5 <= -2), 0, xp.where((Z5 < 2), 0.25*Z5 + 0.5, xp.full_like(Z5, 1)))
+    A5 = (
+        xp.where(xp.isnan(Z5), Z5, xp.where((Z5 <= -2), 0, xp.where((Z5 < 2), 0.25*Z5 + 0.5,
+        xp.full_like(Z5, 1))))
+    )
     return Z1, A1, Z2, A2, Z3, A3, Z4, A4, Z5, A5
 
 
@@ -219,7 +222,7 @@ def loss(params, X, Y):
     t1 = xp.abs(t0)
     # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
     # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = xp.sum(xp.where((t1 <= 1), 0.5*t0**2, t1 - 0.5)) / n
+    C = xp.sum(xp.where(xp.isnan(t1), t1, xp.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
     return C
 
 
@@ -241,8 +244,8 @@ def loss_and_grad(params, X, Y):
     # delta5 = dC_k/dz5 = Piecewise((a5 - y, Abs(a5 - y) <= 1), (sign(a5 - y), True))*Piecewise((0,
     # z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = delta5 / n
     D5 = (
-        xp.where(t2, t0, xp.sign(t0))*xp.where((Z5 <= -2), 0, xp.where((Z5 < 2), 0.25,
-        xp.full_like(Z5, 0)))/n
+        xp.where(t2, t0, xp.sign(t0))*xp.where(xp.isnan(Z5), Z5, xp.where((Z5 <= -2), 0,
+        xp.where((Z5 < 2), 0.25, xp.full_like(Z5, 0))))/n
     )
     # dC/dW5 = (1/n) sum_k delta5 a4^T
     dW5 = _t_matmul(xp, D5, A4)
@@ -259,7 +262,7 @@ def loss_and_grad(params, X, Y):
     # dC_k/da3 = W4^T delta4
     G3 = D4 @ W4
     # delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True))
-    D3 = G3*xp.where((Z3 <= 0), 0.1, xp.full_like(Z3, 1))
+    D3 = G3*xp.where(xp.isnan(Z3), Z3, xp.where((Z3 <= 0), 0.1, xp.full_like(Z3, 1)))
     # dC/dW3 = (1/n) sum_k delta3 a2^T
     dW3 = _t_matmul(xp, D3, A2)
     # dC/db3 = (1/n) sum_k delta3

@@ -3,7 +3,9 @@
  * activations: relu -> sigmoid
  * loss: bce
  *
- * C99, no allocation, no static mutable state; the source includes only <math.h> and <stddef.h>.
+ * C99, no allocation, no static mutable state; the source includes only <math.h>, <stddef.h>, <stdint.h>.
+ * Bit-reproducible results across compilers and targets: compile with -ffp-contract=off (no fused
+ * multiply-add) and without -ffast-math; the optimizers and init then match bit for bit.
  * Every array is caller-owned, a flat array of bce_relu_real:
  *   params  BCE_RELU_N_PARAMS reals: W1, b1, W2, b2 (W row-major, shape units x inputs)
  *   x       n x BCE_RELU_N_INPUTS, row-major (one sample per row); y and out: n x BCE_RELU_N_OUTPUTS
@@ -34,8 +36,13 @@
  *   params 136 B + grad 136 B + work 80 B = 352 B
  *   minimum (params + grads + one sample's activations and deltas, 10 reals): 352 B
  *
- * Both functions return 0, or non-zero (writing nothing) when n is 0 or a pointer is NULL:
- * 1 for a NULL pointer, 2 for n = 0. work must not overlap the other arrays.
+ * Every function returns 0, or a non-zero code and writes nothing:
+ *   BCE_RELU_ERR_NULL (1): a pointer argument is NULL
+ *   BCE_RELU_ERR_SIZE (2): n is 0, or so large that an array of n rows would not fit in memory
+ *   BCE_RELU_ERR_OVERLAP (3): an output array overlaps another array (grad == params, loss inside grad, ...)
+ *   BCE_RELU_ERR_ARG (4): an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf
+ * Pointers are restrict-qualified: an output (out, loss, grad, work, and the optimizer states)
+ * must not overlap any other array, which is checked (ERR_OVERLAP); inputs may share memory.
  *
  * The spec:
  *   name = "bce_relu"
@@ -50,11 +57,16 @@
  *   units = 1
  *   activation = "sigmoid"
  */
-#ifndef BCE_RELU_H
-#define BCE_RELU_H
+#ifndef SYMPROP_BCE_RELU_ABC78367D939DCEF_H
+#define SYMPROP_BCE_RELU_ABC78367D939DCEF_H
 
 #include <stddef.h>
 
+#define BCE_RELU_GENERATOR "symprop 0.1.0"
+#define BCE_RELU_SPEC_HASH "abc78367d939dcef"
+#define BCE_RELU_SPEC_abc78367d939dcef 1 /* for #ifdef: the exported params check it */
+#define BCE_RELU_N_LAYERS 2
+#define BCE_RELU_LAYER_SIZES {2, 4, 1}
 #define BCE_RELU_N_INPUTS 2
 #define BCE_RELU_N_OUTPUTS 1
 #define BCE_RELU_N_PARAMS 17
@@ -63,21 +75,46 @@
 #define BCE_RELU_OFF_B1 8
 #define BCE_RELU_OFF_W2 12
 #define BCE_RELU_OFF_B2 16
+#define BCE_RELU_ERR_NULL 1
+#define BCE_RELU_ERR_SIZE 2
+#define BCE_RELU_ERR_OVERLAP 3
+#define BCE_RELU_ERR_ARG 4
 
 typedef double bce_relu_real;
+
+#ifdef __cplusplus
+#define BCE_RELU_RESTRICT __restrict
+#else
+#define BCE_RELU_RESTRICT restrict
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The network's outputs for n samples: out[k*N_OUTPUTS + j], row k. */
-int bce_relu_forward(const bce_relu_real *params, const bce_relu_real *x, size_t n, bce_relu_real *out, bce_relu_real *work);
+int bce_relu_forward(const bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_real *BCE_RELU_RESTRICT x, size_t n, bce_relu_real *BCE_RELU_RESTRICT out, bce_relu_real *BCE_RELU_RESTRICT work);
 
-/* The batch-mean cost into *loss and its gradient into grad (laid out like params), accumulated one sample at a time. */
-int bce_relu_loss_and_grad(const bce_relu_real *params, const bce_relu_real *x, const bce_relu_real *y, size_t n, bce_relu_real *loss, bce_relu_real *grad, bce_relu_real *work);
+/* The batch-mean cost into *loss and its gradient into grad (laid out like params),
+ * accumulated one sample at a time. */
+int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_real *BCE_RELU_RESTRICT x, const bce_relu_real *BCE_RELU_RESTRICT y, size_t n, bce_relu_real *BCE_RELU_RESTRICT loss, bce_relu_real *BCE_RELU_RESTRICT grad, bce_relu_real *BCE_RELU_RESTRICT work);
+
+/* Glorot-uniform weights and zero biases, the law of the Python init_params: W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0.
+ * Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32
+ * (not the Python module's values: another generator, the same law). */
+int bce_relu_init_params(bce_relu_real *params, unsigned long seed);
+
+/* One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;
+ * momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0. */
+int bce_relu_sgd_step(bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_real *BCE_RELU_RESTRICT grad, bce_relu_real *BCE_RELU_RESTRICT velocity, bce_relu_real lr, bce_relu_real momentum);
+
+/* One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+int bce_relu_adam_step(bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_real *BCE_RELU_RESTRICT grad, bce_relu_real *BCE_RELU_RESTRICT m, bce_relu_real *BCE_RELU_RESTRICT v, unsigned long t, bce_relu_real lr, bce_relu_real beta1, bce_relu_real beta2, bce_relu_real eps);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* BCE_RELU_H */
+#endif /* SYMPROP_BCE_RELU_ABC78367D939DCEF_H */

@@ -3,7 +3,11 @@
  * activations: sigmoid -> identity
  * loss: softmax_ce
  *
- * C99, no allocation, no static mutable state; the source includes only <math.h> and <stddef.h>.
+ * C99, no allocation, no static mutable state; the source includes only <math.h>, <stddef.h>, <stdint.h>.
+ * forward returns LOGITS (the loss is softmax_ce): apply softmax for class probabilities;
+ * the largest logit is the predicted class.
+ * Bit-reproducible results across compilers and targets: compile with -ffp-contract=off (no fused
+ * multiply-add) and without -ffast-math; the optimizers and init then match bit for bit.
  * Every array is caller-owned, a flat array of digits_real:
  *   params  DIGITS_N_PARAMS reals: W1, b1, W2, b2 (W row-major, shape units x inputs)
  *   x       n x DIGITS_N_INPUTS, row-major (one sample per row); y and out: n x DIGITS_N_OUTPUTS
@@ -37,8 +41,13 @@
  *   params 19280 B + grad 19280 B + work 416 B = 38976 B
  *   minimum (params + grads + one sample's activations and deltas, 84 reals): 39232 B
  *
- * Both functions return 0, or non-zero (writing nothing) when n is 0 or a pointer is NULL:
- * 1 for a NULL pointer, 2 for n = 0. work must not overlap the other arrays.
+ * Every function returns 0, or a non-zero code and writes nothing:
+ *   DIGITS_ERR_NULL (1): a pointer argument is NULL
+ *   DIGITS_ERR_SIZE (2): n is 0, or so large that an array of n rows would not fit in memory
+ *   DIGITS_ERR_OVERLAP (3): an output array overlaps another array (grad == params, loss inside grad, ...)
+ *   DIGITS_ERR_ARG (4): an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf
+ * Pointers are restrict-qualified: an output (out, loss, grad, work, and the optimizer states)
+ * must not overlap any other array, which is checked (ERR_OVERLAP); inputs may share memory.
  *
  * The spec:
  *   name = "digits"
@@ -53,11 +62,16 @@
  *   units = 10
  *   activation = "identity"
  */
-#ifndef DIGITS_H
-#define DIGITS_H
+#ifndef SYMPROP_DIGITS_7683495D3E4E2E4C_H
+#define SYMPROP_DIGITS_7683495D3E4E2E4C_H
 
 #include <stddef.h>
 
+#define DIGITS_GENERATOR "symprop 0.1.0"
+#define DIGITS_SPEC_HASH "7683495d3e4e2e4c"
+#define DIGITS_SPEC_7683495d3e4e2e4c 1 /* for #ifdef: the exported params check it */
+#define DIGITS_N_LAYERS 2
+#define DIGITS_LAYER_SIZES {64, 32, 10}
 #define DIGITS_N_INPUTS 64
 #define DIGITS_N_OUTPUTS 10
 #define DIGITS_N_PARAMS 2410
@@ -66,21 +80,46 @@
 #define DIGITS_OFF_B1 2048
 #define DIGITS_OFF_W2 2080
 #define DIGITS_OFF_B2 2400
+#define DIGITS_ERR_NULL 1
+#define DIGITS_ERR_SIZE 2
+#define DIGITS_ERR_OVERLAP 3
+#define DIGITS_ERR_ARG 4
 
 typedef double digits_real;
+
+#ifdef __cplusplus
+#define DIGITS_RESTRICT __restrict
+#else
+#define DIGITS_RESTRICT restrict
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The network's outputs for n samples: out[k*N_OUTPUTS + j], row k. */
-int digits_forward(const digits_real *params, const digits_real *x, size_t n, digits_real *out, digits_real *work);
+int digits_forward(const digits_real *DIGITS_RESTRICT params, const digits_real *DIGITS_RESTRICT x, size_t n, digits_real *DIGITS_RESTRICT out, digits_real *DIGITS_RESTRICT work);
 
-/* The batch-mean cost into *loss and its gradient into grad (laid out like params), accumulated one sample at a time. */
-int digits_loss_and_grad(const digits_real *params, const digits_real *x, const digits_real *y, size_t n, digits_real *loss, digits_real *grad, digits_real *work);
+/* The batch-mean cost into *loss and its gradient into grad (laid out like params),
+ * accumulated one sample at a time. */
+int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits_real *DIGITS_RESTRICT x, const digits_real *DIGITS_RESTRICT y, size_t n, digits_real *DIGITS_RESTRICT loss, digits_real *DIGITS_RESTRICT grad, digits_real *DIGITS_RESTRICT work);
+
+/* Glorot-uniform weights and zero biases, the law of the Python init_params: W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0.
+ * Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32
+ * (not the Python module's values: another generator, the same law). */
+int digits_init_params(digits_real *params, unsigned long seed);
+
+/* One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;
+ * momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0. */
+int digits_sgd_step(digits_real *DIGITS_RESTRICT params, const digits_real *DIGITS_RESTRICT grad, digits_real *DIGITS_RESTRICT velocity, digits_real lr, digits_real momentum);
+
+/* One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+int digits_adam_step(digits_real *DIGITS_RESTRICT params, const digits_real *DIGITS_RESTRICT grad, digits_real *DIGITS_RESTRICT m, digits_real *DIGITS_RESTRICT v, unsigned long t, digits_real lr, digits_real beta1, digits_real beta2, digits_real eps);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* DIGITS_H */
+#endif /* SYMPROP_DIGITS_7683495D3E4E2E4C_H */

@@ -3,7 +3,11 @@
  * activations: tanh -> identity
  * loss: softmax_ce
  *
- * C99, no allocation, no static mutable state; the source includes only <math.h> and <stddef.h>.
+ * C99, no allocation, no static mutable state; the source includes only <math.h>, <stddef.h>, <stdint.h>.
+ * forward returns LOGITS (the loss is softmax_ce): apply softmax for class probabilities;
+ * the largest logit is the predicted class.
+ * Bit-reproducible results across compilers and targets: compile with -ffp-contract=off (no fused
+ * multiply-add) and without -ffast-math; the optimizers and init then match bit for bit.
  * Every array is caller-owned, a flat array of iris_classifier_real:
  *   params  IRIS_CLASSIFIER_N_PARAMS reals: W1, b1, W2, b2 (W row-major, shape units x inputs)
  *   x       n x IRIS_CLASSIFIER_N_INPUTS, row-major (one sample per row); y and out: n x IRIS_CLASSIFIER_N_OUTPUTS
@@ -37,8 +41,13 @@
  *   params 536 B + grad 536 B + work 112 B = 1184 B
  *   minimum (params + grads + one sample's activations and deltas, 22 reals): 1248 B
  *
- * Both functions return 0, or non-zero (writing nothing) when n is 0 or a pointer is NULL:
- * 1 for a NULL pointer, 2 for n = 0. work must not overlap the other arrays.
+ * Every function returns 0, or a non-zero code and writes nothing:
+ *   IRIS_CLASSIFIER_ERR_NULL (1): a pointer argument is NULL
+ *   IRIS_CLASSIFIER_ERR_SIZE (2): n is 0, or so large that an array of n rows would not fit in memory
+ *   IRIS_CLASSIFIER_ERR_OVERLAP (3): an output array overlaps another array (grad == params, loss inside grad, ...)
+ *   IRIS_CLASSIFIER_ERR_ARG (4): an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf
+ * Pointers are restrict-qualified: an output (out, loss, grad, work, and the optimizer states)
+ * must not overlap any other array, which is checked (ERR_OVERLAP); inputs may share memory.
  *
  * The spec:
  *   name = "iris_classifier"
@@ -53,11 +62,16 @@
  *   units = 3
  *   activation = "identity"
  */
-#ifndef IRIS_CLASSIFIER_H
-#define IRIS_CLASSIFIER_H
+#ifndef SYMPROP_IRIS_CLASSIFIER_B5AC7176AFC0576F_H
+#define SYMPROP_IRIS_CLASSIFIER_B5AC7176AFC0576F_H
 
 #include <stddef.h>
 
+#define IRIS_CLASSIFIER_GENERATOR "symprop 0.1.0"
+#define IRIS_CLASSIFIER_SPEC_HASH "b5ac7176afc0576f"
+#define IRIS_CLASSIFIER_SPEC_b5ac7176afc0576f 1 /* for #ifdef: the exported params check it */
+#define IRIS_CLASSIFIER_N_LAYERS 2
+#define IRIS_CLASSIFIER_LAYER_SIZES {4, 8, 3}
 #define IRIS_CLASSIFIER_N_INPUTS 4
 #define IRIS_CLASSIFIER_N_OUTPUTS 3
 #define IRIS_CLASSIFIER_N_PARAMS 67
@@ -66,21 +80,46 @@
 #define IRIS_CLASSIFIER_OFF_B1 32
 #define IRIS_CLASSIFIER_OFF_W2 40
 #define IRIS_CLASSIFIER_OFF_B2 64
+#define IRIS_CLASSIFIER_ERR_NULL 1
+#define IRIS_CLASSIFIER_ERR_SIZE 2
+#define IRIS_CLASSIFIER_ERR_OVERLAP 3
+#define IRIS_CLASSIFIER_ERR_ARG 4
 
 typedef double iris_classifier_real;
+
+#ifdef __cplusplus
+#define IRIS_CLASSIFIER_RESTRICT __restrict
+#else
+#define IRIS_CLASSIFIER_RESTRICT restrict
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The network's outputs for n samples: out[k*N_OUTPUTS + j], row k. */
-int iris_classifier_forward(const iris_classifier_real *params, const iris_classifier_real *x, size_t n, iris_classifier_real *out, iris_classifier_real *work);
+int iris_classifier_forward(const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT params, const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT x, size_t n, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT out, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT work);
 
-/* The batch-mean cost into *loss and its gradient into grad (laid out like params), accumulated one sample at a time. */
-int iris_classifier_loss_and_grad(const iris_classifier_real *params, const iris_classifier_real *x, const iris_classifier_real *y, size_t n, iris_classifier_real *loss, iris_classifier_real *grad, iris_classifier_real *work);
+/* The batch-mean cost into *loss and its gradient into grad (laid out like params),
+ * accumulated one sample at a time. */
+int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT params, const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT x, const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT y, size_t n, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT loss, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT grad, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT work);
+
+/* Glorot-uniform weights and zero biases, the law of the Python init_params: W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0.
+ * Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32
+ * (not the Python module's values: another generator, the same law). */
+int iris_classifier_init_params(iris_classifier_real *params, unsigned long seed);
+
+/* One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;
+ * momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0. */
+int iris_classifier_sgd_step(iris_classifier_real *IRIS_CLASSIFIER_RESTRICT params, const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT grad, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT velocity, iris_classifier_real lr, iris_classifier_real momentum);
+
+/* One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+int iris_classifier_adam_step(iris_classifier_real *IRIS_CLASSIFIER_RESTRICT params, const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT grad, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT m, iris_classifier_real *IRIS_CLASSIFIER_RESTRICT v, unsigned long t, iris_classifier_real lr, iris_classifier_real beta1, iris_classifier_real beta2, iris_classifier_real eps);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* IRIS_CLASSIFIER_H */
+#endif /* SYMPROP_IRIS_CLASSIFIER_B5AC7176AFC0576F_H */

@@ -3,7 +3,9 @@
  * activations: sigmoid -> sigmoid
  * loss: sse
  *
- * C99, no allocation, no static mutable state; the source includes only <math.h> and <stddef.h>.
+ * C99, no allocation, no static mutable state; the source includes only <math.h>, <stddef.h>, <stdint.h>.
+ * Bit-reproducible results across compilers and targets: compile with -ffp-contract=off (no fused
+ * multiply-add) and without -ffast-math; the optimizers and init then match bit for bit.
  * Every array is caller-owned, a flat array of textbook_real:
  *   params  TEXTBOOK_N_PARAMS reals: W1, b1, W2, b2 (W row-major, shape units x inputs)
  *   x       n x TEXTBOOK_N_INPUTS, row-major (one sample per row); y and out: n x TEXTBOOK_N_OUTPUTS
@@ -35,8 +37,13 @@
  *   params 32 B + grad 32 B + work 24 B = 88 B
  *   minimum (params + grads + one sample's activations and deltas, 4 reals): 96 B
  *
- * Both functions return 0, or non-zero (writing nothing) when n is 0 or a pointer is NULL:
- * 1 for a NULL pointer, 2 for n = 0. work must not overlap the other arrays.
+ * Every function returns 0, or a non-zero code and writes nothing:
+ *   TEXTBOOK_ERR_NULL (1): a pointer argument is NULL
+ *   TEXTBOOK_ERR_SIZE (2): n is 0, or so large that an array of n rows would not fit in memory
+ *   TEXTBOOK_ERR_OVERLAP (3): an output array overlaps another array (grad == params, loss inside grad, ...)
+ *   TEXTBOOK_ERR_ARG (4): an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf
+ * Pointers are restrict-qualified: an output (out, loss, grad, work, and the optimizer states)
+ * must not overlap any other array, which is checked (ERR_OVERLAP); inputs may share memory.
  *
  * The spec:
  *   name = "textbook"
@@ -51,11 +58,16 @@
  *   units = 1
  *   activation = "sigmoid"
  */
-#ifndef TEXTBOOK_H
-#define TEXTBOOK_H
+#ifndef SYMPROP_TEXTBOOK_58EA0BFB4866E9E0_H
+#define SYMPROP_TEXTBOOK_58EA0BFB4866E9E0_H
 
 #include <stddef.h>
 
+#define TEXTBOOK_GENERATOR "symprop 0.1.0"
+#define TEXTBOOK_SPEC_HASH "58ea0bfb4866e9e0"
+#define TEXTBOOK_SPEC_58ea0bfb4866e9e0 1 /* for #ifdef: the exported params check it */
+#define TEXTBOOK_N_LAYERS 2
+#define TEXTBOOK_LAYER_SIZES {1, 1, 1}
 #define TEXTBOOK_N_INPUTS 1
 #define TEXTBOOK_N_OUTPUTS 1
 #define TEXTBOOK_N_PARAMS 4
@@ -64,21 +76,46 @@
 #define TEXTBOOK_OFF_B1 1
 #define TEXTBOOK_OFF_W2 2
 #define TEXTBOOK_OFF_B2 3
+#define TEXTBOOK_ERR_NULL 1
+#define TEXTBOOK_ERR_SIZE 2
+#define TEXTBOOK_ERR_OVERLAP 3
+#define TEXTBOOK_ERR_ARG 4
 
 typedef double textbook_real;
+
+#ifdef __cplusplus
+#define TEXTBOOK_RESTRICT __restrict
+#else
+#define TEXTBOOK_RESTRICT restrict
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The network's outputs for n samples: out[k*N_OUTPUTS + j], row k. */
-int textbook_forward(const textbook_real *params, const textbook_real *x, size_t n, textbook_real *out, textbook_real *work);
+int textbook_forward(const textbook_real *TEXTBOOK_RESTRICT params, const textbook_real *TEXTBOOK_RESTRICT x, size_t n, textbook_real *TEXTBOOK_RESTRICT out, textbook_real *TEXTBOOK_RESTRICT work);
 
-/* The batch-mean cost into *loss and its gradient into grad (laid out like params), accumulated one sample at a time. */
-int textbook_loss_and_grad(const textbook_real *params, const textbook_real *x, const textbook_real *y, size_t n, textbook_real *loss, textbook_real *grad, textbook_real *work);
+/* The batch-mean cost into *loss and its gradient into grad (laid out like params),
+ * accumulated one sample at a time. */
+int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const textbook_real *TEXTBOOK_RESTRICT x, const textbook_real *TEXTBOOK_RESTRICT y, size_t n, textbook_real *TEXTBOOK_RESTRICT loss, textbook_real *TEXTBOOK_RESTRICT grad, textbook_real *TEXTBOOK_RESTRICT work);
+
+/* Glorot-uniform weights and zero biases, the law of the Python init_params: W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0.
+ * Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32
+ * (not the Python module's values: another generator, the same law). */
+int textbook_init_params(textbook_real *params, unsigned long seed);
+
+/* One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;
+ * momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0. */
+int textbook_sgd_step(textbook_real *TEXTBOOK_RESTRICT params, const textbook_real *TEXTBOOK_RESTRICT grad, textbook_real *TEXTBOOK_RESTRICT velocity, textbook_real lr, textbook_real momentum);
+
+/* One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+int textbook_adam_step(textbook_real *TEXTBOOK_RESTRICT params, const textbook_real *TEXTBOOK_RESTRICT grad, textbook_real *TEXTBOOK_RESTRICT m, textbook_real *TEXTBOOK_RESTRICT v, unsigned long t, textbook_real lr, textbook_real beta1, textbook_real beta2, textbook_real eps);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* TEXTBOOK_H */
+#endif /* SYMPROP_TEXTBOOK_58EA0BFB4866E9E0_H */

@@ -3,7 +3,9 @@
  * activations: sigmoid(beta=2.0) -> sigmoid
  * loss: mse
  *
- * C99, no allocation, no static mutable state; the source includes only <math.h> and <stddef.h>.
+ * C99, no allocation, no static mutable state; the source includes only <math.h>, <stddef.h>, <stdint.h>.
+ * Bit-reproducible results across compilers and targets: compile with -ffp-contract=off (no fused
+ * multiply-add) and without -ffast-math; the optimizers and init then match bit for bit.
  * Every array is caller-owned, a flat array of xor_real:
  *   params  XOR_N_PARAMS reals: W1, b1, W2, b2 (W row-major, shape units x inputs)
  *   x       n x XOR_N_INPUTS, row-major (one sample per row); y and out: n x XOR_N_OUTPUTS
@@ -35,8 +37,13 @@
  *   params 104 B + grad 104 B + work 40 B = 248 B
  *   minimum (params + grads + one sample's activations and deltas, 8 reals): 272 B
  *
- * Both functions return 0, or non-zero (writing nothing) when n is 0 or a pointer is NULL:
- * 1 for a NULL pointer, 2 for n = 0. work must not overlap the other arrays.
+ * Every function returns 0, or a non-zero code and writes nothing:
+ *   XOR_ERR_NULL (1): a pointer argument is NULL
+ *   XOR_ERR_SIZE (2): n is 0, or so large that an array of n rows would not fit in memory
+ *   XOR_ERR_OVERLAP (3): an output array overlaps another array (grad == params, loss inside grad, ...)
+ *   XOR_ERR_ARG (4): an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf
+ * Pointers are restrict-qualified: an output (out, loss, grad, work, and the optimizer states)
+ * must not overlap any other array, which is checked (ERR_OVERLAP); inputs may share memory.
  *
  * The spec:
  *   name = "xor"
@@ -52,11 +59,16 @@
  *   units = 1
  *   activation = "sigmoid"
  */
-#ifndef XOR_H
-#define XOR_H
+#ifndef SYMPROP_XOR_2D7124153035E92B_H
+#define SYMPROP_XOR_2D7124153035E92B_H
 
 #include <stddef.h>
 
+#define XOR_GENERATOR "symprop 0.1.0"
+#define XOR_SPEC_HASH "2d7124153035e92b"
+#define XOR_SPEC_2d7124153035e92b 1 /* for #ifdef: the exported params check it */
+#define XOR_N_LAYERS 2
+#define XOR_LAYER_SIZES {2, 3, 1}
 #define XOR_N_INPUTS 2
 #define XOR_N_OUTPUTS 1
 #define XOR_N_PARAMS 13
@@ -65,21 +77,46 @@
 #define XOR_OFF_B1 6
 #define XOR_OFF_W2 9
 #define XOR_OFF_B2 12
+#define XOR_ERR_NULL 1
+#define XOR_ERR_SIZE 2
+#define XOR_ERR_OVERLAP 3
+#define XOR_ERR_ARG 4
 
 typedef double xor_real;
+
+#ifdef __cplusplus
+#define XOR_RESTRICT __restrict
+#else
+#define XOR_RESTRICT restrict
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The network's outputs for n samples: out[k*N_OUTPUTS + j], row k. */
-int xor_forward(const xor_real *params, const xor_real *x, size_t n, xor_real *out, xor_real *work);
+int xor_forward(const xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT x, size_t n, xor_real *XOR_RESTRICT out, xor_real *XOR_RESTRICT work);
 
-/* The batch-mean cost into *loss and its gradient into grad (laid out like params), accumulated one sample at a time. */
-int xor_loss_and_grad(const xor_real *params, const xor_real *x, const xor_real *y, size_t n, xor_real *loss, xor_real *grad, xor_real *work);
+/* The batch-mean cost into *loss and its gradient into grad (laid out like params),
+ * accumulated one sample at a time. */
+int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT x, const xor_real *XOR_RESTRICT y, size_t n, xor_real *XOR_RESTRICT loss, xor_real *XOR_RESTRICT grad, xor_real *XOR_RESTRICT work);
+
+/* Glorot-uniform weights and zero biases, the law of the Python init_params: W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0.
+ * Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32
+ * (not the Python module's values: another generator, the same law). */
+int xor_init_params(xor_real *params, unsigned long seed);
+
+/* One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;
+ * momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0. */
+int xor_sgd_step(xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT grad, xor_real *XOR_RESTRICT velocity, xor_real lr, xor_real momentum);
+
+/* One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+int xor_adam_step(xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT grad, xor_real *XOR_RESTRICT m, xor_real *XOR_RESTRICT v, unsigned long t, xor_real lr, xor_real beta1, xor_real beta2, xor_real eps);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* XOR_H */
+#endif /* SYMPROP_XOR_2D7124153035E92B_H */

@@ -3,7 +3,9 @@
  * activations: gaussian(mu=0.0, sigma=0.8) -> custom(expr=x/(abs(x) + 1)) -> leaky_relu(alpha=0.1) -> softplus -> piecewise_linear(x_max=2.0, x_min=-2.0)
  * loss: custom
  *
- * C99, no allocation, no static mutable state; the source includes only <math.h> and <stddef.h>.
+ * C99, no allocation, no static mutable state; the source includes only <math.h>, <stddef.h>, <stdint.h>.
+ * Bit-reproducible results across compilers and targets: compile with -ffp-contract=off (no fused
+ * multiply-add) and without -ffast-math; the optimizers and init then match bit for bit.
  * Every array is caller-owned, a flat array of zoo_real:
  *   params  ZOO_N_PARAMS reals: W1, b1, W2, b2, W3, b3, W4, b4, W5, b5 (W row-major, shape units x inputs)
  *   x       n x ZOO_N_INPUTS, row-major (one sample per row); y and out: n x ZOO_N_OUTPUTS
@@ -58,8 +60,13 @@
  *   params 304 B + grad 304 B + work 192 B = 800 B
  *   minimum (params + grads + one sample's activations and deltas, 22 reals): 784 B
  *
- * Both functions return 0, or non-zero (writing nothing) when n is 0 or a pointer is NULL:
- * 1 for a NULL pointer, 2 for n = 0. work must not overlap the other arrays.
+ * Every function returns 0, or a non-zero code and writes nothing:
+ *   ZOO_ERR_NULL (1): a pointer argument is NULL
+ *   ZOO_ERR_SIZE (2): n is 0, or so large that an array of n rows would not fit in memory
+ *   ZOO_ERR_OVERLAP (3): an output array overlaps another array (grad == params, loss inside grad, ...)
+ *   ZOO_ERR_ARG (4): an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf
+ * Pointers are restrict-qualified: an output (out, loss, grad, work, and the optimizer states)
+ * must not overlap any other array, which is checked (ERR_OVERLAP); inputs may share memory.
  *
  * The spec:
  *   name = "zoo"
@@ -93,11 +100,16 @@
  *   x_max = 2.0
  *   x_min = -2.0
  */
-#ifndef ZOO_H
-#define ZOO_H
+#ifndef SYMPROP_ZOO_83866561538906AC_H
+#define SYMPROP_ZOO_83866561538906AC_H
 
 #include <stddef.h>
 
+#define ZOO_GENERATOR "symprop 0.1.0"
+#define ZOO_SPEC_HASH "83866561538906ac"
+#define ZOO_SPEC_83866561538906ac 1 /* for #ifdef: the exported params check it */
+#define ZOO_N_LAYERS 5
+#define ZOO_LAYER_SIZES {2, 3, 3, 2, 2, 1}
 #define ZOO_N_INPUTS 2
 #define ZOO_N_OUTPUTS 1
 #define ZOO_N_PARAMS 38
@@ -112,21 +124,46 @@
 #define ZOO_OFF_B4 33
 #define ZOO_OFF_W5 35
 #define ZOO_OFF_B5 37
+#define ZOO_ERR_NULL 1
+#define ZOO_ERR_SIZE 2
+#define ZOO_ERR_OVERLAP 3
+#define ZOO_ERR_ARG 4
 
 typedef double zoo_real;
+
+#ifdef __cplusplus
+#define ZOO_RESTRICT __restrict
+#else
+#define ZOO_RESTRICT restrict
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The network's outputs for n samples: out[k*N_OUTPUTS + j], row k. */
-int zoo_forward(const zoo_real *params, const zoo_real *x, size_t n, zoo_real *out, zoo_real *work);
+int zoo_forward(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT x, size_t n, zoo_real *ZOO_RESTRICT out, zoo_real *ZOO_RESTRICT work);
 
-/* The batch-mean cost into *loss and its gradient into grad (laid out like params), accumulated one sample at a time. */
-int zoo_loss_and_grad(const zoo_real *params, const zoo_real *x, const zoo_real *y, size_t n, zoo_real *loss, zoo_real *grad, zoo_real *work);
+/* The batch-mean cost into *loss and its gradient into grad (laid out like params),
+ * accumulated one sample at a time. */
+int zoo_loss_and_grad(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT x, const zoo_real *ZOO_RESTRICT y, size_t n, zoo_real *ZOO_RESTRICT loss, zoo_real *ZOO_RESTRICT grad, zoo_real *ZOO_RESTRICT work);
+
+/* Glorot-uniform weights and zero biases, the law of the Python init_params: W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0.
+ * Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32
+ * (not the Python module's values: another generator, the same law). */
+int zoo_init_params(zoo_real *params, unsigned long seed);
+
+/* One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;
+ * momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0. */
+int zoo_sgd_step(zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT grad, zoo_real *ZOO_RESTRICT velocity, zoo_real lr, zoo_real momentum);
+
+/* One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ * params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). */
+int zoo_adam_step(zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT grad, zoo_real *ZOO_RESTRICT m, zoo_real *ZOO_RESTRICT v, unsigned long t, zoo_real lr, zoo_real beta1, zoo_real beta2, zoo_real eps);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* ZOO_H */
+#endif /* SYMPROP_ZOO_83866561538906AC_H */

@@ -182,8 +182,8 @@ def _forward(params, X):
     z3_1 = W3[0, 0]*a2_1 + W3[0, 1]*a2_2 + W3[0, 2]*a2_3 + b3[0]
     z3_2 = W3[1, 0]*a2_1 + W3[1, 1]*a2_2 + W3[1, 2]*a2_3 + b3[1]
     # a3 = f3(z3) = Piecewise((0.1*z3, z3 <= 0), (z3, True))
-    a3_1 = np.where((z3_1 <= 0), 0.1*z3_1, z3_1)
-    a3_2 = np.where((z3_2 <= 0), 0.1*z3_2, z3_2)
+    a3_1 = np.where(np.isnan(z3_1), z3_1, np.where((z3_1 <= 0), 0.1*z3_1, z3_1))
+    a3_2 = np.where(np.isnan(z3_2), z3_2, np.where((z3_2 <= 0), 0.1*z3_2, z3_2))
     z4_1 = W4[0, 0]*a3_1 + W4[0, 1]*a3_2 + b4[0]
     z4_2 = W4[1, 0]*a3_1 + W4[1, 1]*a3_2 + b4[1]
     # a4 = f4(z4) = Softplus(z4)
@@ -191,7 +191,10 @@ def _forward(params, X):
     a4_2 = np.logaddexp(0.0, z4_2)
     z5_1 = W5[0, 0]*a4_1 + W5[0, 1]*a4_2 + b5[0]
     # a5 = f5(z5) = Piecewise((0, z5 <= -2), (z5/4 + 1/2, z5 < 2), (1, True))
-    a5_1 = np.where((z5_1 <= -2), 0, np.where((z5_1 < 2), 0.25*z5_1 + 0.5, 1))
+    a5_1 = (
+        np.where(np.isnan(z5_1), z5_1, np.where((z5_1 <= -2), 0, np.where((z5_1 < 2), 0.25*z5_1 +
+        0.5, 1)))
+    )
     return (
         z1_1, z1_2, z1_3, a1_1, a1_2, a1_3, z2_1, z2_2, z2_3, a2_1, a2_2, a2_3, z3_1, z3_2, a3_1,
         a3_2, z4_1, z4_2, a4_1, a4_2, z5_1, a5_1
@@ -215,7 +218,7 @@ def loss(params, X, Y):
     t1 = np.abs(t0)
     # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
     # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = np.sum(np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5)) / n
+    C = np.sum(np.where(np.isnan(t1), t1, np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
     return float(C)
 
 
@@ -253,8 +256,8 @@ def loss_and_grad(params, X, Y):
     # delta5_1 = dC_k/dz5_1 = Piecewise((a5_1 - y1, Abs(a5_1 - y1) <= 1), (sign(a5_1 - y1),
     # True))*Piecewise((0, z5_1 <= -2), (1/4, z5_1 < 2), (0, True))
     delta5_1 = (
-        np.where(t2, t0, np.sign(t0))*np.where((z5_1 <= -2), 0, np.where((z5_1 < 2), 0.25,
-        0)).astype(dtype)/n
+        np.where(t2, t0, np.sign(t0))*np.where(np.isnan(z5_1), z5_1, np.where((z5_1 <= -2), 0,
+        np.where((z5_1 < 2), 0.25, 0)).astype(dtype))/n
     )
     # dC/dW5[1,1] = (1/n) sum_k dC_k/dz5_1 * a4_1
     dW5[0, 0] = np.dot(delta5_1, a4_1)
@@ -285,9 +288,9 @@ def loss_and_grad(params, X, Y):
     dC_da3_1 = W4[0, 0]*delta4_1 + W4[1, 0]*delta4_2
     dC_da3_2 = W4[0, 1]*delta4_1 + W4[1, 1]*delta4_2
     # delta3_1 = dC_k/dz3_1 = (Piecewise((0.1, z3_1 <= 0), (1, True))) * dC_da3_1
-    delta3_1 = dC_da3_1*np.where((z3_1 <= 0), 0.1, 1).astype(dtype)
+    delta3_1 = dC_da3_1*np.where(np.isnan(z3_1), z3_1, np.where((z3_1 <= 0), 0.1, 1).astype(dtype))
     # delta3_2 = dC_k/dz3_2 = (Piecewise((0.1, z3_2 <= 0), (1, True))) * dC_da3_2
-    delta3_2 = dC_da3_2*np.where((z3_2 <= 0), 0.1, 1).astype(dtype)
+    delta3_2 = dC_da3_2*np.where(np.isnan(z3_2), z3_2, np.where((z3_2 <= 0), 0.1, 1).astype(dtype))
     # dC/dW3[1,1] = (1/n) sum_k dC_k/dz3_1 * a2_1
     dW3[0, 0] = np.dot(delta3_1, a2_1)
     # dC/dW3[1,2] = (1/n) sum_k dC_k/dz3_1 * a2_2

@@ -19,14 +19,26 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from symprop.emit import render_files
 from symprop.spec import Spec
 
-WARNINGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
-FLOAT_WARNINGS = ("-Wconversion", "-Wdouble-promotion")
+WARNINGS = (
+    "-std=c99",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-Wconversion",
+    "-Wdouble-promotion",
+    "-Wshadow",
+    "-ffp-contract=off",
+)
+FLOAT_WARNINGS: tuple[str, ...] = ()  # the float build is held to the same flags (no double anywhere)
 
 
 class CompileError(Exception):
@@ -34,10 +46,29 @@ class CompileError(Exception):
 
 
 def compiler() -> list[str]:
-    cc = shlex.split(os.environ.get("CC", "cc"))
+    """``$CC`` split like a shell would (``CC="gcc -m64"``), or ``cc``."""
+    try:
+        cc = shlex.split(os.environ.get("CC", "cc"))
+    except ValueError:
+        raise CompileError("CC is not a valid command line (unbalanced quotes); set CC=gcc or unset it") from None
+    if not cc:
+        raise CompileError("CC is empty; set CC=gcc (a host compiler) or unset it")
     if shutil.which(cc[0]) is None:
         raise CompileError(f"no C compiler: {cc[0]!r} not found; install gcc or clang, or set CC")
     return cc
+
+
+def load_library(path: Path) -> ctypes.CDLL:
+    """Load a library built by :func:`compiler`; a cross compiler's output is one line naming CC."""
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as exc:
+        cc = " ".join(compiler())
+        reason = str(exc).split(": ", 1)[-1][:80]
+        raise CompileError(
+            f"the library that CC={cc!r} built cannot be loaded here ({reason}): CC must be a host compiler "
+            "for check and the tests; run with CC=cc (or CC=gcc), or unset CC"
+        ) from None
 
 
 def flags(real: str) -> list[str]:
@@ -73,9 +104,23 @@ class CModule:
         self._forward = getattr(library, f"{spec.name}_forward")
         self._forward.argtypes = [ptr, ptr, ctypes.c_size_t, ptr, ptr]
         self._forward.restype = ctypes.c_int
-        self._loss_and_grad = getattr(library, f"{spec.name}_loss_and_grad")
-        self._loss_and_grad.argtypes = [ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ptr]
-        self._loss_and_grad.restype = ctypes.c_int
+        self.training = hasattr(library, f"{spec.name}_loss_and_grad")  # not in an inference-only build
+        self._loss_and_grad: Any = None
+        self._init_params: Any = None
+        self._sgd_step: Any = None
+        self._adam_step: Any = None
+        if self.training:
+            real_c = ctypes.c_float if real == "float" else ctypes.c_double
+            ulong = ctypes.c_ulong
+            for fn, args in (
+                ("loss_and_grad", [ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ptr]),
+                ("init_params", [ptr, ulong]),
+                ("sgd_step", [ptr, ptr, ptr, real_c, real_c]),
+                ("adam_step", [ptr, ptr, ptr, ptr, ulong, real_c, real_c, real_c, real_c]),
+            ):
+                f = getattr(library, f"{spec.name}_{fn}")
+                f.argtypes, f.restype = args, ctypes.c_int
+                setattr(self, f"_{fn}", f)
 
     def flat(self, params: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([np.asarray(params[k], self.dtype).ravel() for k in self.PARAM_SHAPES])
@@ -118,6 +163,14 @@ class CModule:
             raise ValueError(f"{self.spec.name}_loss_and_grad returned {code}")
         return float(loss[0]), self.unflat(grad)
 
+    def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """The C ``init_params`` (Glorot uniform from splitmix64) as a params dict."""
+        flat = np.zeros(self.N_PARAMS, self.dtype)
+        code = int(self._init_params(flat.ctypes.data, seed))
+        if code != 0:
+            raise ValueError(f"{self.spec.name}_init_params returned {code}")
+        return self.unflat(flat)
+
     def loss(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> float:
         return self.loss_and_grad(params, X, Y)[0]
 
@@ -137,13 +190,23 @@ def work_size(header: str, name: str) -> int:
     return int(line[len(prefix) :])
 
 
-def load_c(spec: Spec, real: str = "double") -> CModule:
+def load_c(spec: Spec, real: str = "double", inference_only: bool = False) -> CModule:
     """Generate, compile (warnings as errors) and load ``spec``'s C target."""
-    files = render_files(spec, target="c", options={"real": real})
+    files = render_files(spec, target="c", options={"real": real}, inference_only=inference_only)
     with tempfile.TemporaryDirectory(prefix="symprop-c-") as tmp:
         path = compile_c(files, Path(tmp), real, f"lib{spec.name}.so", ("-shared", "-fPIC"))
-        library = ctypes.CDLL(str(path))
+        library = load_library(path)
     return CModule(spec, library, real, work_size(files[f"{spec.name}.h"], spec.name))
 
 
-__all__ = ["FLOAT_WARNINGS", "WARNINGS", "CModule", "CompileError", "compile_c", "compiler", "flags", "load_c"]
+__all__ = [
+    "FLOAT_WARNINGS",
+    "WARNINGS",
+    "CModule",
+    "CompileError",
+    "compile_c",
+    "compiler",
+    "flags",
+    "load_c",
+    "load_library",
+]

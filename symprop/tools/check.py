@@ -51,6 +51,15 @@ import numpy as np
 from symprop.spec import Spec
 
 TOLERANCE = 1e-5
+# A float build (C target, --c-real float): its gradient is float32 arithmetic, compared norm-wise
+# (each array's error against its largest entry).  Each float32 operation errs by at most 6e-8; a
+# gradient entry goes through the forward pass, the loss and the backward pass (about 10 dependent
+# operations a layer, sums of up to a few hundred terms), so some hundreds of roundings add up to
+# ~1e-5 of the array's largest entry times the network's conditioning at the test point (measured
+# on the examples and the activation x loss grid: at most 1.1e-5, tests/test_c_target.py);
+# 1e-3 leaves a margin for deeper, wider or worse-conditioned specs, while a float-only bug (a
+# double literal, a wrong helper, a lost term) is an error near 1.
+FLOAT_TOLERANCE = 1e-3
 STEP = 1e-4
 NOISE = 64.0
 EPS = float(np.finfo(np.float64).eps)
@@ -77,6 +86,31 @@ def float_results(module: types.ModuleType) -> types.SimpleNamespace:
         forward=module.forward,
         loss=lambda params, X, Y: float(module.loss(params, X, Y)),
         loss_and_grad=loss_and_grad,
+    )
+
+
+def float_checked(c_module: Any, reference: Any) -> Any:
+    """A float build seen through a float64 cost for the finite differences.
+
+    ``loss_and_grad`` is the build's own (float32 arithmetic at the float32-rounded point);
+    ``loss`` is the float64 ``reference`` module's at the point as given (inputs and targets
+    rounded to float32 as the build sees them): finite differences of a float32 cost would
+    drown in its rounding (6e-8 / h).  ``norm_wise`` asks :func:`compare` for errors relative
+    to each array's largest entry (float rounding scales with the terms, not the result)."""
+
+    def rounded(a: Any) -> np.ndarray:
+        return np.asarray(a, np.float64).astype(np.float32).astype(np.float64)
+
+    def loss_and_grad(params: Any, X: Any, Y: Any) -> tuple[float, dict[str, Any]]:
+        C, grads = c_module.loss_and_grad(params, rounded(X), rounded(Y))
+        return float(C), {k: np.asarray(v, np.float64) for k, v in grads.items()}
+
+    return types.SimpleNamespace(
+        PARAM_SHAPES=c_module.PARAM_SHAPES,
+        forward=c_module.forward,
+        loss=lambda params, X, Y: float(reference.loss(params, rounded(X), rounded(Y))),
+        loss_and_grad=loss_and_grad,
+        norm_wise=True,
     )
 
 
@@ -216,6 +250,7 @@ def compare(
     ``max_entries`` caps how many entries of each array are checked per point (a random
     subset); None checks every entry.  NaN or infinite values are recorded in ``problems``.
     """
+    norm_wise = bool(getattr(module, "norm_wise", False))  # a float build: see float_checked
     worst: dict[str, dict[str, Any]] = {
         k: {"checked": 0, "abs": 0.0, "rel": 0.0, "index": None, "unresolved": 0} for k in spec.param_shapes
     }
@@ -243,6 +278,7 @@ def compare(
                     picks = rng.choice(len(indices), size=max_entries, replace=False)
                     indices = [indices[i] for i in sorted(picks)]
                 entry = worst[name]
+                array_scale = float(np.max(np.abs(g_all))) if norm_wise and g_all.size else 0.0
                 for index in indices:
                     g = float(g_all[index])
                     fd = finite_difference(module.loss, params, X, Y, name, index, tol)
@@ -256,7 +292,7 @@ def compare(
                     floor = fd.error / tol
                     if 0 < max(abs(g), abs(fd.value)) < floor:
                         entry["unresolved"] += 1
-                    rel_err = abs_err / max(abs(g), abs(fd.value), floor, 1e-300)
+                    rel_err = abs_err / max(abs(g), abs(fd.value), floor, array_scale, 1e-300)
                     entry["checked"] += 1
                     entry["abs"] = max(entry["abs"], abs_err)
                     if rel_err > entry["rel"] or entry["index"] is None:

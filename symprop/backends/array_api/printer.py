@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import sympy as sp
 
-from symprop.backends.numpy.printer import ArrayPrinter
+from symprop.backends.numpy.printer import ArrayPrinter, nan_guard
 from symprop.symbolic.functions import Clip01, Relu, Sigmoid, Softplus
 
 
@@ -45,10 +45,13 @@ class XpPrinter(ArrayPrinter):
         dtype = self.dtype_of(expr.args[0])
         step = f"{self.fn('astype')}({x} > 0, {dtype})"
         if h0 == 0:
-            return step
-        if h0 == 1:
-            return f"{self.fn('astype')}({x} >= 0, {dtype})"
-        return f"({step} + {float(h0)!r}*{self.fn('astype')}({x} == 0, {dtype}))"
+            text = step
+        elif h0 == 1:
+            text = f"{self.fn('astype')}({x} >= 0, {dtype})"
+        else:
+            text = f"({step} + {float(h0)!r}*{self.fn('astype')}({x} == 0, {dtype}))"
+        # a comparison with NaN is false: without the guard a NaN input would give 0, not NaN
+        return f"{self.fn('where')}({self.fn('isnan')}({x}), {x}, {text})"
 
     def dtype_of(self, expr: sp.Expr) -> str:
         """A dtype expression for an array expression: that of one of its arrays."""
@@ -70,7 +73,7 @@ class XpPrinter(ArrayPrinter):
             text = f"{self.fn('full_like')}({self._print(arrays[0])}, {text})"
         for value, c in reversed(pieces):
             text = f"{self.fn('where')}({self._print(c)}, {self._print(value)}, {text})"
-        return text
+        return nan_guard(self, expr, text)
 
 
 __all__ = ["XpPrinter"]

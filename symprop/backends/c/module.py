@@ -26,6 +26,7 @@ identity map (``A = Z``) shares its input's slot.  The layout is computed per fu
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,11 +53,102 @@ from symprop.ir.program import (
     Var,
     reads,
 )
-from symprop.spec import SpecError
+from symprop.spec import Spec, SpecError
 
-SYSTEM_HEADERS = ("math", "stddef")  # the headers the source includes: a spec of that name would shadow one
+# Every header of the C standard library (C89 to C23) and of POSIX (the base definitions' <*.h> at
+# the top level): a spec of one of these names would write <name>.h, which hides the system header
+# from any file compiled with -I on its folder.  Compared case-insensitively (macOS, Windows).
+SYSTEM_HEADERS = frozenset(
+    (
+        "assert",
+        "complex",
+        "ctype",
+        "errno",
+        "fenv",
+        "float",
+        "inttypes",
+        "iso646",
+        "limits",
+        "locale",
+        "math",
+        "setjmp",
+        "signal",
+        "stdalign",
+        "stdarg",
+        "stdatomic",
+        "stdbit",
+        "stdbool",
+        "stdckdint",
+        "stddef",
+        "stdint",
+        "stdio",
+        "stdlib",
+        "stdnoreturn",
+        "string",
+        "tgmath",
+        "threads",
+        "time",
+        "uchar",
+        "wchar",
+        "wctype",
+        "aio",
+        "cpio",
+        "dirent",
+        "dlfcn",
+        "fcntl",
+        "fmtmsg",
+        "fnmatch",
+        "ftw",
+        "glob",
+        "grp",
+        "iconv",
+        "langinfo",
+        "libgen",
+        "libintl",
+        "monetary",
+        "mqueue",
+        "ndbm",
+        "netdb",
+        "nl_types",
+        "poll",
+        "pthread",
+        "pwd",
+        "regex",
+        "sched",
+        "search",
+        "semaphore",
+        "spawn",
+        "strings",
+        "stropts",
+        "syslog",
+        "tar",
+        "termios",
+        "trace",
+        "ulimit",
+        "unistd",
+        "utime",
+        "utmpx",
+        "wordexp",
+        "alloca",
+        "malloc",
+        "memory",
+        "features",
+        "endian",
+        "byteswap",
+        "sysexits",
+        "err",
+        "getopt",
+    )
+)
+INCLUDES = ("math.h", "stddef.h", "stdint.h")  # what the source includes (the header: stddef.h)
 HEADER = "c/header.h.jinja"
 SOURCE = "c/source.c.jinja"
+ERRORS = (  # the return codes of every function, documented in the header
+    ("ERR_NULL", 1, "a pointer argument is NULL"),
+    ("ERR_SIZE", 2, "n is 0, or so large that an array of n rows would not fit in memory"),
+    ("ERR_OVERLAP", 3, "an output array overlaps another array (grad == params, loss inside grad, ...)"),
+    ("ERR_ARG", 4, "an invalid number: lr < 0, momentum < 0, beta outside [0, 1), eps < 0, t = 0 or NaN/inf"),
+)
 BATCH_KINDS = {Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B, Kind.COST, Kind.COUNT}
 INDENT = "    "
 
@@ -111,13 +203,23 @@ class Block:
     name: str
     signature: str
     doc: tuple[str, ...]
-    checks: str
+    checks: tuple[str, ...]
     pointers: tuple[str, ...]
     before: tuple[str, ...]  # before the loop over samples
     loop: tuple[str, ...]  # one sample
     after: tuple[str, ...]  # after the loop
     work: tuple[Slot, ...]
     work_size: int
+
+
+@dataclass(frozen=True)
+class KitFunction:
+    """A function of the on-device kit (init, optimizers): its doc, signature and body lines."""
+
+    name: str
+    signature: str
+    doc: tuple[str, ...]
+    body: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -156,6 +258,14 @@ class CContext:
     spec_lines: tuple[str, ...]
     helpers: tuple[str, ...]
     functions: tuple[Block, ...]
+    guard: str = ""
+    layer_sizes: tuple[int, ...] = ()
+    logits: bool = False
+    training: bool = True
+    blocked: bool = False  # float: the batch sums accumulate in blocks of ceil(sqrt(n)) samples
+    kit: tuple[KitFunction, ...] = ()
+    errors: tuple[tuple[str, int, str], ...] = ERRORS
+    includes: tuple[str, ...] = INCLUDES
 
     @property
     def bill(self) -> int:
@@ -216,6 +326,7 @@ class _Builder:
         self.program = program
         self.spec = program.spec
         self.p = CPrinter(real_type)
+        self.blocked = real_type == "float"
         self.real = f"{self.spec.name}_real"
         self.upper = self.spec.name.upper()
         self.x, self.y = Var("X", Kind.INPUT), Var("Y", Kind.TARGET)
@@ -381,6 +492,11 @@ class _Builder:
         steps = self.steps(f)
         returns = f.returns if f.name == "forward" else ()
         slots, size = self.layout(steps, returns)
+        gsum: Slot | None = None
+        if f.name != "forward" and self.blocked:
+            gsum = Slot("gsum", size, self.spec.n_params, made=len(steps) + 1)
+            size += self.spec.n_params
+        loop_end: list[str] = []
         widths = {sym: s.size for sym, s in slots.items()}
         widths[self.x.symbol], widths[self.y.symbol] = self.spec.inputs, self.spec.outputs
         scalars: dict[str, None] = {}
@@ -415,51 +531,112 @@ class _Builder:
             for s in sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))
             if _word(used, s.name)
         ]
+        if gsum is not None:
+            pointers.append(f"{self.real} *gsum = work + {gsum.offset};  /* the totals of the blocks before */")
         before: list[str] = []
         if _word(used, "rn"):
             before.append(f"const {self.real} rn = ({self.real})n;")
         before += [f"{self.real} {name} = {self.p.lit(0.0)};" for name in accum]
         head = [f"{self.real} {', '.join(scalars)};"] if scalars else []
-        U = self.upper
+        U, R, r = self.upper, f"{self.upper}_RESTRICT", self.real
+        rows = f"{U}_N_INPUTS > {U}_N_OUTPUTS ? {U}_N_INPUTS : {U}_N_OUTPUTS"
+        size_check = f"if (n == 0 || n > SIZE_MAX / sizeof({r}) / ({rows})) return {U}_ERR_SIZE;"
         if f.name == "forward":
             signature = (
-                f"int {self.spec.name}_forward(const {self.real} *params, const {self.real} *x, size_t n, "
-                f"{self.real} *out, {self.real} *work)"
+                f"int {self.spec.name}_forward(const {r} *{R} params, const {r} *{R} x, size_t n, "
+                f"{r} *{R} out, {r} *{R} work)"
             )
-            checks = "n == 0 || params == NULL || x == NULL || out == NULL || work == NULL"
+            nulls = "params == NULL || x == NULL || out == NULL || work == NULL"
+            arrays = {
+                "params": f"{U}_N_PARAMS",
+                "x": f"n * {U}_N_INPUTS",
+                "out": f"n * {U}_N_OUTPUTS",
+                "work": f"{U}_WORK_SIZE",
+            }
+            outputs: tuple[str, ...] = ("out", "work")
             doc: tuple[str, ...] = ("The network's outputs for n samples: out[k*N_OUTPUTS + j], row k.",)
-            xy = [f"const {self.real} *X = x + k * {U}_N_INPUTS;"]
+            if self.program.output.loss == "softmax_ce":
+                doc += ("The outputs are logits: apply softmax for probabilities.",)
+            xy = [f"const {r} *X = x + k * {U}_N_INPUTS;"]
         else:
             before.insert(0, f"for (size_t k = 0; k < {U}_N_PARAMS; ++k) grad[k] = {self.p.lit(0.0)};")
             C = f.returns[0].name
+            if self.blocked:
+                before += self.block_start(accum)
+                loop_end = self.block_end(accum)
+                after[:0] = self.block_finish(accum)
             after.append(f"*loss = {C};")
             signature = (
-                f"int {self.spec.name}_loss_and_grad(const {self.real} *params, const {self.real} *x, "
-                f"const {self.real} *y, size_t n, {self.real} *loss, {self.real} *grad, {self.real} *work)"
+                f"int {self.spec.name}_loss_and_grad(const {r} *{R} params, const {r} *{R} x, "
+                f"const {r} *{R} y, size_t n, {r} *{R} loss, {r} *{R} grad, {r} *{R} work)"
             )
-            checks = (
-                "n == 0 || params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL"
-            )
+            nulls = "params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL"
+            arrays = {
+                "params": f"{U}_N_PARAMS",
+                "x": f"n * {U}_N_INPUTS",
+                "y": f"n * {U}_N_OUTPUTS",
+                "loss": "1",
+                "grad": f"{U}_N_PARAMS",
+                "work": f"{U}_WORK_SIZE",
+            }
+            outputs = ("loss", "grad", "work")
             doc = (
                 "The batch-mean cost into *loss and its gradient into grad (laid out like params),",
-                "accumulated one sample at a time.",
+                "accumulated one sample at a time"
+                + (" in blocks of ceil(sqrt(n)) samples (see the header)." if self.blocked else "."),
             )
-            xy = [f"const {self.real} *X = x + k * {U}_N_INPUTS;"]
+            xy = [f"const {r} *X = x + k * {U}_N_INPUTS;"]
             if _word(used, "Y"):
-                xy.append(f"const {self.real} *Y = y + k * {U}_N_OUTPUTS;")
+                xy.append(f"const {r} *Y = y + k * {U}_N_OUTPUTS;")
+        checks = [f"if ({nulls}) return {U}_ERR_NULL;", size_check, *overlap_checks(U, arrays, outputs)]
         loop = xy + head + loop
+        if f.name != "forward" and self.blocked:
+            loop += loop_end
         return Block(
             f.name,
             signature,
             doc,
-            checks,
+            tuple(checks),
             tuple(pointers),
             tuple(before),
             tuple(loop),
             tuple(after),
-            tuple(sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))),
+            tuple(sorted([*slots.values(), *([gsum] if gsum else [])], key=lambda s: (s.offset, s.made, s.name))),
             size,
         )
+
+    # ------------------------------------------------- float: blocked sums --
+    def block_start(self, accum: Mapping[str, None]) -> list[str]:
+        """Before the loop: the totals (gsum in work, one scalar per cost) and the block length."""
+        zero = self.p.lit(0.0)
+        return [
+            f"for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) gsum[q] = {zero};",
+            *(f"{self.real} {name}_sum = {zero};" for name in accum),
+            "size_t block = 1; /* ceil(sqrt(n)) samples a block, without overflow */",
+            "while (block < n / block) ++block;",
+        ]
+
+    def block_end(self, accum: Mapping[str, None]) -> list[str]:
+        """At the end of a block: its partial sums (in grad and the cost) join the totals."""
+        zero = self.p.lit(0.0)
+        return [
+            "if ((k + 1) % block == 0 && k + 1 < n) { /* a block ends: its partial sums join the totals */",
+            f"{INDENT}for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) {{",
+            f"{INDENT * 2}gsum[q] += grad[q];",
+            f"{INDENT * 2}grad[q] = {zero};",
+            f"{INDENT}}}",
+            *(f"{INDENT}{name}_sum += {name};" for name in accum),
+            *(f"{INDENT}{name} = {zero};" for name in accum),
+            "}",
+        ]
+
+    def block_finish(self, accum: Mapping[str, None]) -> list[str]:
+        """After the loop: the last block's partial sums plus the totals of the others."""
+        return [
+            "/* the last block's partial sums plus the totals of the blocks before it */",
+            f"for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) grad[q] += gsum[q];",
+            *(f"{name} += {name}_sum;" for name in accum),
+        ]
 
     def names(self, widths: Mapping[sp.Symbol, int], index: str) -> dict[sp.Symbol, str]:
         names = {sym: f"{sym.name}[{index}]" for sym, w in widths.items() if w > 0}
@@ -506,7 +683,8 @@ class _Builder:
                     return [
                         *note,
                         f"{out} = {first};",
-                        f"for (size_t j = 1; j < {w}; ++j) {out} = {code} > {out} ? {code} : {out};",
+                        f"for (size_t j = 1; j < {w}; ++j) "
+                        f"{out} = ({code} > {out} || {code} != {code}) ? {code} : {out};",  # NaN wins
                     ]
                 return [*note, f"{out} = {p.lit(0.0)};", f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
             if s.axis is Axis.ALL:
@@ -595,6 +773,164 @@ class _Builder:
         raise ValueError(f"no C form for the product into {s.out.name}")
 
 
+def overlap_checks(upper: str, arrays: Mapping[str, str], outputs: Sequence[str]) -> list[str]:
+    """``return ERR_OVERLAP`` when an output array shares a byte with any other array (sizes in reals)."""
+    names = list(arrays)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if a in outputs or b in outputs]
+    tests = [f"spr_overlap({a}, {arrays[a]}, {b}, {arrays[b]})" for a, b in pairs]
+    lines = [f"if ({tests[0]}"]
+    lines += [f"{INDENT}|| {t}" for t in tests[1:]]
+    lines[-1] += f") return {upper}_ERR_OVERLAP;"
+    return lines
+
+
+def overlap_helper(real_name: str) -> str:
+    """The C helper behind :func:`overlap_checks`: addresses compared as integers, no overflow."""
+    return (
+        "/* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers\n"
+        " * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */\n"
+        f"static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)\n"
+        "{\n"
+        "    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;\n"
+        f"    return pa <= pb ? pb - pa < n_a * sizeof({real_name}) : pa - pb < n_b * sizeof({real_name});\n"
+        "}"
+    )
+
+
+SPLITMIX = """/* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
+ * so a seed gives the same numbers on 8-, 32- and 64-bit machines. */
+static inline uint64_t spr_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}"""
+
+
+def uniform_helper(real_type: str, real_name: str) -> str:
+    """``spr_uniform``: a uniform number in [-1, 1) on a grid of 2^-52 (double) or 2^-23 (float).
+
+    Exact: the top 53 (24) bits m of a splitmix64 output give m * 2^-52 - 1 (m * 2^-23 - 1), which
+    the real type holds exactly, so no rounding depends on the target."""
+    p = CPrinter(real_type)
+    if real_type == "float":
+        bits, scale = 24, p.lit(2.0**-23)
+        m = "(float)(uint32_t)(spr_splitmix64(state) >> 40)"
+    else:
+        bits, scale = 53, p.lit(2.0**-52)
+        m = "(double)(spr_splitmix64(state) >> 11)"
+    return (
+        f"/* uniform in [-1, 1): the top {bits} bits m of splitmix64 as m * 2^-{bits - 1} - 1, "
+        f"exact in {real_type} */\n"
+        f"static inline {real_name} spr_uniform(uint64_t *state)\n"
+        "{\n"
+        f"    return {m} * {scale} - {p.lit(1.0)};\n"
+        "}"
+    )
+
+
+def glorot_limit(shape: tuple[int, ...]) -> float:
+    """sqrt(6 / (fan_in + fan_out)): the bound of the Python modules' ``init_params``, in float64."""
+    return math.sqrt(6.0 / (shape[0] + shape[1]))
+
+
+def kit_functions(spec: Spec, real_type: str) -> tuple[KitFunction, ...]:
+    """init_params, sgd_step and adam_step: the rest of a training loop on the device."""
+    p = CPrinter(real_type)
+    name, U, r = spec.name, spec.name.upper(), f"{spec.name}_real"
+    R = f"{U}_RESTRICT"
+    zero, one = p.lit(0.0), p.lit(1.0)
+    sqrt, pow_ = p.fn("sqrt"), p.fn("pow")
+    N = f"{U}_N_PARAMS"
+
+    def finite(x: str) -> str:  # x - x is 0 for a finite x, NaN for NaN and inf (no isfinite: no double)
+        return f"{x} - {x} == {zero}"
+
+    init: list[str] = [f"if (params == NULL) return {U}_ERR_NULL;", "{", f"{INDENT}uint64_t state = (uint64_t)seed;"]
+    for k, shape in spec.param_shapes.items():
+        size = shape[0] * (shape[1] if len(shape) > 1 else 1)
+        off = f"{U}_OFF_{k.upper()}"
+        if k.startswith("W"):
+            limit = glorot_limit(shape)
+            init += [
+                f"{INDENT}/* {k}: U[-l, l), l = sqrt(6 / (fan_in + fan_out)) = sqrt(6 / ({shape[1]} + {shape[0]})) */",
+                f"{INDENT}for (size_t k = 0; k < {size}; ++k) "
+                f"params[{off} + k] = {p.lit(limit)} * spr_uniform(&state);",
+            ]
+        else:
+            init.append(f"{INDENT}for (size_t k = 0; k < {size}; ++k) params[{off} + k] = {zero};  /* {k}: zero */")
+    init += ["}", "return 0;"]
+
+    sgd = [
+        f"if (params == NULL || grad == NULL || (velocity == NULL && momentum != {zero})) return {U}_ERR_NULL;",
+        f"if (!(lr >= {zero} && {finite('lr')} && momentum >= {zero} && {finite('momentum')})) return {U}_ERR_ARG;",
+        f"if (spr_overlap(params, {N}, grad, {N})",
+        f"{INDENT}|| (velocity != NULL && (spr_overlap(params, {N}, velocity, {N})",
+        f"{INDENT * 5}|| spr_overlap(grad, {N}, velocity, {N}))))",
+        f"{INDENT}return {U}_ERR_OVERLAP;",
+        f"if (momentum == {zero}) {{",
+        f"{INDENT}for (size_t k = 0; k < {N}; ++k) params[k] -= lr * grad[k];",
+        f"{INDENT}return 0;",
+        "}",
+        f"for (size_t k = 0; k < {N}; ++k) {{",
+        f"{INDENT}velocity[k] = momentum * velocity[k] + grad[k];",
+        f"{INDENT}params[k] -= lr * velocity[k];",
+        "}",
+        "return 0;",
+    ]
+    adam = [
+        f"if (params == NULL || grad == NULL || m == NULL || v == NULL) return {U}_ERR_NULL;",
+        f"if (t == 0 || !(lr >= {zero} && {finite('lr')}) || !(beta1 >= {zero} && beta1 < {one})",
+        f"{INDENT}|| !(beta2 >= {zero} && beta2 < {one}) || !(eps >= {zero} && {finite('eps')}))",
+        f"{INDENT}return {U}_ERR_ARG;",
+        *overlap_checks(U, {a: N for a in ("params", "grad", "m", "v")}, ("params", "m", "v")),
+        "{",
+        f"{INDENT}const {r} step = lr / ({one} - {pow_}(beta1, ({r})t));  /* lr / (1 - beta1^t) */",
+        f"{INDENT}const {r} root = {sqrt}({one} - {pow_}(beta2, ({r})t));  /* sqrt(1 - beta2^t) */",
+        f"{INDENT}for (size_t k = 0; k < {N}; ++k) {{",
+        f"{INDENT * 2}m[k] = beta1 * m[k] + ({one} - beta1) * grad[k];",
+        f"{INDENT * 2}v[k] = beta2 * v[k] + ({one} - beta2) * grad[k] * grad[k];",
+        f"{INDENT * 2}params[k] -= step * (m[k] / ({sqrt}(v[k]) / root + eps));",
+        f"{INDENT}}}",
+        "}",
+        "return 0;",
+    ]
+    law = "W ~ U[-l, l), l = sqrt(6 / (fan_in + fan_out)); b = 0"
+    return (
+        KitFunction(
+            "init_params",
+            f"int {name}_init_params({r} *params, unsigned long seed)",
+            (
+                f"Glorot-uniform weights and zero biases, the law of the Python init_params: {law}.",
+                "Deterministic: splitmix64 from seed, the same values on any target for seed < 2^32",
+                "(not the Python module's values: another generator, the same law).",
+            ),
+            tuple(init),
+        ),
+        KitFunction(
+            "sgd_step",
+            f"int {name}_sgd_step({r} *{R} params, const {r} *{R} grad, {r} *{R} velocity, {r} lr, {r} momentum)",
+            (
+                "One SGD step, PyTorch's convention: v = momentum v + grad, params -= lr v;",
+                "momentum 0: params -= lr grad, and velocity may be NULL. Start velocity at 0.",
+            ),
+            tuple(sgd),
+        ),
+        KitFunction(
+            "adam_step",
+            f"int {name}_adam_step({r} *{R} params, const {r} *{R} grad, {r} *{R} m, {r} *{R} v, unsigned long t, "
+            f"{r} lr, {r} beta1, {r} beta2, {r} eps)",
+            (
+                "One Adam step, torch.optim.Adam's default update; t >= 1 counts the steps, m and v start at 0:",
+                "m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,",
+                "params -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).",
+            ),
+            tuple(adam),
+        ),
+    )
+
+
 def _reads(s: Statement | None) -> frozenset[sp.Symbol]:
     return frozenset() if s is None else reads(s)
 
@@ -609,12 +945,23 @@ def _word(code: str, word: str) -> bool:
 
 
 def build(program: Program, real_type: str = "double") -> CContext:
-    """The template context of ``program`` (the layer program after CSE) in ``real_type``."""
+    """The template context of ``program`` (the layer program after CSE) in ``real_type``.
+
+    A program holding ``forward`` alone (``--inference-only``) gives forward and its work size only;
+    otherwise loss_and_grad and the kit (init_params, sgd_step, adam_step) follow."""
     b = _Builder(program, real_type)
     spec = program.spec
-    blocks = tuple(b.block(program.function(name)) for name in ("forward", "loss_and_grad"))
-    exprs = [s.expr for f in program.functions for s in f.body if isinstance(s, Map | Reduce)]
+    names = [f.name for f in program.functions if f.name in ("forward", "loss_and_grad")]
+    training = "loss_and_grad" in names
+    blocks = tuple(b.block(program.function(name)) for name in names)
+    exprs = [s.expr for f in program.functions if f.name in names for s in f.body if isinstance(s, Map | Reduce)]
     params = tuple(ArrayInfo(name, b.offsets[name], shape) for name, shape in spec.param_shapes.items())
+    real_name = f"{spec.name}_real"
+    helpers = [helper_source(h, real_type, real_name) for h in helpers_used(exprs)]
+    helpers.append(overlap_helper(real_name))
+    if training:
+        helpers += [SPLITMIX, uniform_helper(real_type, real_name)]
+    blocked = training and b.blocked
     return CContext(
         name=spec.name,
         upper=spec.name.upper(),
@@ -629,23 +976,41 @@ def build(program: Program, real_type: str = "double") -> CContext:
         outputs=spec.outputs,
         n_params=spec.n_params,
         work_size=max(1, *(blk.work_size for blk in blocks)),
-        min_work=2 * sum(spec.layer_sizes[1:]),
+        min_work=(2 if training else 1) * sum(spec.layer_sizes[1:]) + (spec.n_params if blocked else 0),
         params=params,
         spec_lines=tuple(c_comment(line) for line in spec.to_toml().rstrip("\n").split("\n")),
-        helpers=tuple(helper_source(h, real_type, f"{spec.name}_real") for h in helpers_used(exprs)),
+        helpers=tuple(helpers),
         functions=blocks,
+        guard=f"SYMPROP_{spec.name.upper()}_{spec.hash().upper()}_H",
+        layer_sizes=tuple(spec.layer_sizes),
+        logits=spec.loss == "softmax_ce",
+        training=training,
+        blocked=blocked,
+        kit=kit_functions(spec, real_type) if training else (),
+        includes=INCLUDES if training else ("math.h", "stddef.h", "stdint.h"),
     )
+
+
+def check_name(spec: Spec) -> None:
+    """Refuse a spec name whose files or macros would collide with the C library's or be reserved."""
+    name = spec.name
+    if name.lower() in SYSTEM_HEADERS:
+        raise SpecError(
+            f"{spec.source}: name {name!r} would write {name}.h, which hides the C library's <{name.lower()}.h> "
+            'for every file compiled with -I on its folder; choose another name, e.g. name = "net"'
+        )
+    if name.startswith("_"):
+        raise SpecError(
+            f"{spec.source}: name {name!r} starts with '_', which makes reserved C identifiers "
+            f"({name.upper()}_N_INPUTS); choose a name starting with a letter"
+        )
 
 
 def render_c(program: Program, real_type: str = "double") -> dict[str, str]:
     """``{name}.h`` and ``{name}.c`` for ``program``, each checked comment-safe."""
     if real_type not in REALS:
         raise SpecError(f"real type {real_type!r}: use double or float")
-    if program.spec.name in SYSTEM_HEADERS:
-        raise SpecError(
-            f"{program.spec.source}: name {program.spec.name!r} would write {program.spec.name}.h, which hides the "
-            f"C library's <{program.spec.name}.h> in its folder; choose another name"
-        )
+    check_name(program.spec)
     m = build(program, real_type)
     env = environment()
     header = check_comment_safe(env.get_template(HEADER).render(m=m))
@@ -653,4 +1018,17 @@ def render_c(program: Program, real_type: str = "double") -> dict[str, str]:
     return {f"{m.name}.h": header, f"{m.name}.c": source}
 
 
-__all__ = ["Block", "CContext", "Slot", "build", "c_comment", "check_comment_safe", "render_c"]
+__all__ = [
+    "ERRORS",
+    "SYSTEM_HEADERS",
+    "Block",
+    "CContext",
+    "KitFunction",
+    "Slot",
+    "build",
+    "c_comment",
+    "check_comment_safe",
+    "check_name",
+    "glorot_limit",
+    "render_c",
+]

@@ -10,7 +10,10 @@ A subclass of SymPy's ``C99CodePrinter`` with the conventions of the NumPy print
 * ``Sigmoid``, ``Softplus``, ``Relu``, ``Clip01``, ``Heaviside`` and ``LogSumExp`` print as calls
   of ``static inline`` helpers that the source defines when it uses them (:data:`HELPERS`,
   :func:`helper_source`): each in its stable form (no overflow at any argument);
-* ``Max`` of several values nests ``fmax``; ``Piecewise`` is a chain of ``?:`` on one line;
+* ``Max``/``Min`` of several values nest ``spr_max``/``spr_min`` (NaN-propagating, unlike
+  ``fmax``); ``Piecewise`` is a chain of ``?:`` on one line, guarded so that a NaN argument
+  gives NaN (every comparison with NaN is false, so the chain alone would pick a branch);
+* NaN in gives NaN out: no helper turns NaN into a number (``x < 0 ? 0 : x`` for relu);
 * ``x**2`` prints as ``x*x`` for a symbol (pow for anything else), ``x**-1`` as ``1/x``.
 
 Symbol names come from one mapping given per call (a loop prints ``Z1[j]``); the printer
@@ -41,7 +44,19 @@ HELPERS: Mapping[type, str] = {
     Clip01: "spr_clip01",
     sp.Heaviside: "spr_heaviside",
     LogSumExp: "spr_logaddexp",
+    sp.Max: "spr_max",
+    sp.Min: "spr_min",
 }
+
+
+def compared_symbols(expr: sp.Piecewise) -> list[sp.Symbol]:
+    """The numeric symbols that the conditions of ``expr`` compare (not a bare boolean symbol, a
+    CSE'd comparison), in a fixed order: what a NaN guard tests (as the NumPy printer's)."""
+    found: set[sp.Symbol] = set()
+    for _, cond in expr.args:
+        for rel in cond.atoms(sp.core.relational.Relational):
+            found |= {s for s in rel.free_symbols if isinstance(s, sp.Symbol)}
+    return sorted(found, key=sp.default_sort_key, reverse=True)
 
 
 def helpers_used(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
@@ -146,18 +161,18 @@ class CPrinter(C99CodePrinter):
     def _print_DiracDelta(self, expr: sp.Expr) -> str:
         raise ValueError("DiracDelta reached the printer; derivatives of steps must be dropped first")
 
-    def _nested(self, name: str, expr: sp.Expr) -> str:
+    def _nested_helper(self, name: str, expr: sp.Expr) -> str:
         args = sorted(expr.args, key=sp.default_sort_key)
         text = self._print(args[0])
         for arg in args[1:]:
-            text = f"{self.fn(name)}({text}, {self._print(arg)})"
+            text = f"{name}({text}, {self._print(arg)})"
         return text
 
     def _print_Max(self, expr: sp.Max) -> str:
-        return self._nested("fmax", expr)
+        return self._nested_helper("spr_max", expr)  # not fmax: fmax(NaN, x) is x, NumPy's maximum is NaN
 
     def _print_Min(self, expr: sp.Min) -> str:
-        return self._nested("fmin", expr)
+        return self._nested_helper("spr_min", expr)
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         *pieces, (last, cond) = expr.args
@@ -166,6 +181,11 @@ class CPrinter(C99CodePrinter):
         text = self._branch(last)
         for value, c in reversed(pieces):
             text = f"({self._print(c)} ? {self._branch(value)} : {text})"
+        # a NaN argument makes every condition false: without this guard it would pick the last
+        # branch (a number); NaN in gives NaN out, as in the NumPy module
+        for sym in compared_symbols(expr):
+            x = self._print(sym)
+            text = f"({x} != {x} ? {x} : {text})"
         return text
 
     def _branch(self, value: sp.Expr) -> str:
@@ -174,9 +194,8 @@ class CPrinter(C99CodePrinter):
 
     def _print_sign(self, expr: sp.Expr) -> str:
         x = self._print(expr.args[0])
-        return (
-            f"({x} > {self.lit(0.0)} ? {self.lit(1.0)} : ({x} < {self.lit(0.0)} ? {self.lit(-1.0)} : {self.lit(0.0)}))"
-        )
+        zero = self.lit(0.0)
+        return f"({x} > {zero} ? {self.lit(1.0)} : ({x} < {zero} ? {self.lit(-1.0)} : ({x} == {zero} ? {zero} : {x})))"
 
     def _print_Relational(self, expr: sp.Basic) -> str:
         op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
@@ -210,21 +229,35 @@ def helper_source(name: str, real_type: str, real_name: str) -> str:
             f"static inline {r} spr_softplus({r} x)",
             f"return x > {zero} ? x + {log1p}({exp}(-x)) : {log1p}({exp}(x));",
         ),
-        "spr_relu": ("/* max(x, 0) */", f"static inline {r} spr_relu({r} x)", f"return x > {zero} ? x : {zero};"),
+        "spr_relu": (
+            "/* max(x, 0); NaN stays NaN (every comparison with NaN is false) */",
+            f"static inline {r} spr_relu({r} x)",
+            f"return x < {zero} ? {zero} : x;",
+        ),
         "spr_clip01": (
             "/* clamp into [eps, 1-eps], eps the machine epsilon of the real type, so log() stays finite */",
             f"static inline {r} spr_clip01({r} x)",
             f"return x < {eps} ? {eps} : (x > {one} - {eps} ? {one} - {eps} : x);",
         ),
         "spr_heaviside": (
-            "/* the step: 0 below 0, 1 above, h0 at 0 */",
+            "/* the step: 0 below 0, 1 above, h0 at 0; NaN stays NaN */",
             f"static inline {r} spr_heaviside({r} x, {r} h0)",
-            f"return x > {zero} ? {one} : (x < {zero} ? {zero} : h0);",
+            f"return x > {zero} ? {one} : (x < {zero} ? {zero} : (x == {zero} ? h0 : x));",
         ),
         "spr_logaddexp": (
             "/* log(exp(a) + exp(b)), shifted by the larger: no overflow */",
             f"static inline {r} spr_logaddexp({r} a, {r} b)",
             f"const {r} top = a > b ? a : b;\n    return top + {log1p}({exp}(-(a > b ? a - b : b - a)));",
+        ),
+        "spr_max": (
+            "/* the larger of a and b; NaN if either is NaN (unlike fmax, like NumPy's maximum) */",
+            f"static inline {r} spr_max({r} a, {r} b)",
+            "return (a > b || a != a) ? a : (b > a || b != b ? b : a);",
+        ),
+        "spr_min": (
+            "/* the smaller of a and b; NaN if either is NaN (unlike fmin, like NumPy's minimum) */",
+            f"static inline {r} spr_min({r} a, {r} b)",
+            "return (a < b || a != a) ? a : (b < a || b != b ? b : a);",
         ),
     }
     comment, signature, body = bodies[name]

@@ -131,7 +131,7 @@ class ArrayPrinter(NumPyPrinter):
             # every branch is a constant: where() would make float64 (or int); keep the
             # computation's dtype, which every emitted function binds to the name `dtype`
             text = f"{text}.astype(dtype)"
-        return text
+        return nan_guard(self, expr, text)
 
     def _print_Relational(self, expr: sp.Basic) -> str:
         op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
@@ -142,4 +142,23 @@ class ArrayPrinter(NumPyPrinter):
         return f"({self._print(h.args[0])} {'>' if h.args[1] == 0 else '>='} 0)"
 
 
-__all__ = ["HELPERS", "ArrayPrinter", "helpers_used"]
+def compared_symbols(expr: sp.Piecewise) -> list[sp.Symbol]:
+    """The (numeric) symbols that the conditions of ``expr`` compare, in a fixed order; a bare
+    boolean symbol (a CSE'd comparison) is not one of them."""
+    found: set[sp.Symbol] = set()
+    for _, cond in expr.args:
+        for rel in cond.atoms(sp.core.relational.Relational):
+            found |= {s for s in rel.free_symbols if isinstance(s, sp.Symbol)}
+    return sorted(found, key=sp.default_sort_key, reverse=True)
+
+
+def nan_guard(p: ArrayPrinter, expr: sp.Expr, text: str) -> str:
+    """``text`` (a Piecewise) made NaN where an argument is NaN: every comparison with NaN is
+    false, so the conditions alone would pick the last branch (a number) for a NaN input."""
+    for sym in compared_symbols(expr):
+        x = p._print(sym)
+        text = f"{p.fn('where')}({p.fn('isnan')}({x}), {x}, {text})"
+    return text
+
+
+__all__ = ["HELPERS", "ArrayPrinter", "compared_symbols", "helpers_used", "nan_guard"]
