@@ -34,12 +34,14 @@ static inline bce_relu_real spr_heaviside(bce_relu_real x, bce_relu_real h0)
 }
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  No branch:
- * of the two unsigned differences, the one that wraps exceeds the size of any array. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return (pb - pa < n_a * sizeof(bce_relu_real)) | (pa - pb < n_b * sizeof(bce_relu_real));
+    const size_t s_a = n_a * sizeof(bce_relu_real), s_b = n_b * sizeof(bce_relu_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,

@@ -870,15 +870,17 @@ def overlap_checks(upper: str, arrays: Mapping[str, str], outputs: Sequence[str]
 
 
 def overlap_helper(real_name: str) -> str:
-    """The C helper behind :func:`overlap_checks`: addresses compared as integers, no overflow."""
+    """The C helper behind :func:`overlap_checks`: addresses compared as integers, one comparison."""
     return (
         "/* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers\n"
-        " * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  No branch:\n"
-        " * of the two unsigned differences, the one that wraps exceeds the size of any array. */\n"
+        " * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned\n"
+        " * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff\n"
+        " * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */\n"
         f"static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)\n"
         "{\n"
         "    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;\n"
-        f"    return (pb - pa < n_a * sizeof({real_name})) | (pa - pb < n_b * sizeof({real_name}));\n"
+        f"    const size_t s_a = n_a * sizeof({real_name}), s_b = n_b * sizeof({real_name});\n"
+        "    return pb - pa + (s_b - 1) < s_a + (s_b - 1);\n"
         "}"
     )
 
