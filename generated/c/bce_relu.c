@@ -131,11 +131,59 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
     bce_relu_real *Z2 = work + 8;
     bce_relu_real *A2 = work + 9;
     bce_relu_real *D2 = work + 9;  /* shares the slot of A2 */
-    for (size_t k = 0; k < BCE_RELU_N_PARAMS; ++k) grad[k] = 0.0;
     const bce_relu_real rn = (bce_relu_real)n;
     const bce_relu_real inv_n = 1.0 / (bce_relu_real)n;
     bce_relu_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const bce_relu_real *X = x;
+        const bce_relu_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        Z1[3] = b1[3] + W1[6] * X[0] + W1[7] * X[1];
+        /* a1 = f1(z1) = Relu(z1) */
+        A1[0] = spr_relu(Z1[0]);
+        A1[1] = spr_relu(Z1[1]);
+        A1[2] = spr_relu(Z1[2]);
+        A1[3] = spr_relu(Z1[3]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2] + W2[3] * A1[3];
+        /* a2 = f2(z2) = Sigmoid(z2) */
+        A2[0] = spr_sigmoid(Z2[0]);
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 - y)*Softplus(z2) */
+        C += Y[0]*spr_softplus(-Z2[0]) + (1 - Y[0])*spr_softplus(Z2[0]);
+        /* delta2 = dC_k/dz2 = a2 - y; D2 = dC/dZ2 = delta2 / n */
+        D2[0] = inv_n*(A2[0] - Y[0]);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        dW2[1] = D2[0] * A1[1];
+        dW2[2] = D2[0] * A1[2];
+        dW2[3] = D2[0] * A1[3];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0) */
+        D1[0] = (D2[0] * W2[0])*spr_heaviside(Z1[0], 0.0);
+        D1[1] = (D2[0] * W2[1])*spr_heaviside(Z1[1], 0.0);
+        D1[2] = (D2[0] * W2[2])*spr_heaviside(Z1[2], 0.0);
+        D1[3] = (D2[0] * W2[3])*spr_heaviside(Z1[3], 0.0);
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        dW1[1] = D1[0] * X[1];
+        dW1[2] = D1[1] * X[0];
+        dW1[3] = D1[1] * X[1];
+        dW1[4] = D1[2] * X[0];
+        dW1[5] = D1[2] * X[1];
+        dW1[6] = D1[3] * X[0];
+        dW1[7] = D1[3] * X[1];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+        db1[1] = D1[1];
+        db1[2] = D1[2];
+        db1[3] = D1[3];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const bce_relu_real *X = x + k * BCE_RELU_N_INPUTS;
         const bce_relu_real *Y = y + k * BCE_RELU_N_OUTPUTS;
         /* z1 = W1 x + b1 */

@@ -108,11 +108,38 @@ int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const 
     textbook_real *A2 = work + 1;  /* shares the slot of Z2 */
     textbook_real *D2 = work + 1;  /* shares the slot of A2 */
     textbook_real *t0 = work + 2;
-    for (size_t k = 0; k < TEXTBOOK_N_PARAMS; ++k) grad[k] = 0.0;
     const textbook_real rn = (textbook_real)n;
     const textbook_real inv_n = 1.0 / (textbook_real)n;
     textbook_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const textbook_real *X = x;
+        const textbook_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0];
+        /* a1 = f1(z1) = Sigmoid(z1) */
+        A1[0] = spr_sigmoid(Z1[0]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0];
+        /* a2 = f2(z2) = Sigmoid(z2) */
+        A2[0] = spr_sigmoid(Z2[0]);
+        t0[0] = A2[0] - Y[0];
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2 */
+        C += t0[0]*t0[0];
+        /* delta2 = dC_k/dz2 = 2*a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n */
+        D2[0] = 2*A2[0]*inv_n*t0[0]*(1 - A2[0]);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = a1*(1 - a1) */
+        D1[0] = A1[0]*(D2[0] * W2[0])*(1 - A1[0]);
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const textbook_real *X = x + k * TEXTBOOK_N_INPUTS;
         const textbook_real *Y = y + k * TEXTBOOK_N_OUTPUTS;
         /* z1 = W1 x + b1 */

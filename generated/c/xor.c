@@ -112,11 +112,53 @@ int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_R
     xor_real *A2 = work + 3;  /* shares the slot of Z2 */
     xor_real *D2 = work + 3;  /* shares the slot of A2 */
     xor_real *t0 = work + 4;
-    for (size_t k = 0; k < XOR_N_PARAMS; ++k) grad[k] = 0.0;
     const xor_real rn = (xor_real)n;
     const xor_real inv_n = 1.0 / (xor_real)n;
     xor_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const xor_real *X = x;
+        const xor_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        /* a1 = f1(z1) = Sigmoid(2*z1) */
+        A1[0] = spr_sigmoid(2*Z1[0]);
+        A1[1] = spr_sigmoid(2*Z1[1]);
+        A1[2] = spr_sigmoid(2*Z1[2]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
+        /* a2 = f2(z2) = Sigmoid(z2) */
+        A2[0] = spr_sigmoid(Z2[0]);
+        t0[0] = A2[0] - Y[0];
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2/2 */
+        C += 0.5*t0[0]*t0[0];
+        /* delta2 = dC_k/dz2 = a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n */
+        D2[0] = A2[0]*inv_n*t0[0]*(1 - A2[0]);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        dW2[1] = D2[0] * A1[1];
+        dW2[2] = D2[0] * A1[2];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = 2*a1*(1 - a1) */
+        D1[0] = 2*A1[0]*(D2[0] * W2[0])*(1 - A1[0]);
+        D1[1] = 2*A1[1]*(D2[0] * W2[1])*(1 - A1[1]);
+        D1[2] = 2*A1[2]*(D2[0] * W2[2])*(1 - A1[2]);
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        dW1[1] = D1[0] * X[1];
+        dW1[2] = D1[1] * X[0];
+        dW1[3] = D1[1] * X[1];
+        dW1[4] = D1[2] * X[0];
+        dW1[5] = D1[2] * X[1];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+        db1[1] = D1[1];
+        db1[2] = D1[2];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const xor_real *X = x + k * XOR_N_INPUTS;
         const xor_real *Y = y + k * XOR_N_OUTPUTS;
         /* z1 = W1 x + b1 */
