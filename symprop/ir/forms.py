@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import sympy as sp
 
+from symprop.symbolic.bounded import optional
+
 
 def fold_numbers(expr: sp.Expr) -> sp.Expr:
     """Turn every non-integer numeric subexpression (1/2, sqrt(2)/sqrt(pi)) into one Float."""
@@ -70,8 +72,19 @@ def choose_form(expr: sp.Expr, together: Sequence[sp.Expr] = ()) -> sp.Expr:
     """Among equal forms of ``expr``, the cheapest by :func:`cost` when computed with ``together``."""
     if expr.is_Atom or sp.count_ops(expr) > MAX_OPS:
         return expr
-    factored = sp.factor(expr)
-    forms = [expr, factored, *_sign_variants(factored), *_sign_variants(expr), sp.expand(expr)]
+    # factor and expand are bounded by size and time (symprop.symbolic.bounded): one given up is left out
+    what = f"the error term {sp.sstr(expr)[:60]}"
+    factored = optional(what, sp.factor, expr, size=expr)
+    expanded = optional(what, sp.expand, expr, size=expr)
+    if factored is None:
+        factored = expr
+    forms = [
+        expr,
+        factored,
+        *_sign_variants(factored),
+        *_sign_variants(expr),
+        *([expanded] if expanded is not None else []),
+    ]
     candidates = list(dict.fromkeys(forms))
     return min(candidates, key=lambda c: (cost([*together, c]), candidates.index(c)))
 

@@ -34,6 +34,7 @@ from dataclasses import replace
 import sympy as sp
 
 from symprop.ir.program import (
+    LAYER_VALUES,
     AddBias,
     Function,
     Kind,
@@ -130,6 +131,12 @@ def _statement(s: Statement, r: _R, params: dict[sp.Symbol, Var], linear: bool =
                 continue
             terms.append(partial * rs)
         if not terms:
+            if isinstance(s, Map) and s.out.kind in LAYER_VALUES and s.out.kind is not Kind.A:
+                # a constant error term (δ = 0 below a step layer, δ = c for a loss linear in z):
+                # R(D) = 0, an array of D's shape, so every gradient computed from D has an R
+                out = r_var(s.out)
+                r.known[s.out.symbol] = out
+                return [Map(out, sp.Integer(0), role, note(f"R({s.out.name}) = 0: {s.out.name} is constant"))]
             return []
         out = r_var(s.out)
         r.known[s.out.symbol] = out

@@ -209,11 +209,13 @@ def _expression(text: Any, names: Sequence[str], where: str) -> str:
     """
     import sympy as sp
 
-    from symprop.spec.safe_expr import ExprError, canonical_text, parse_expr
+    from symprop.spec.safe_expr import ExprError, canonical_text, check_real, parse_expr
 
     variables = {name: sp.Symbol(name, real=True) for name in names}
     try:
-        return canonical_text(parse_expr(text, variables, where), variables, where)
+        expr = parse_expr(text, variables, where)
+        check_real(text, names, where)
+        return canonical_text(expr, variables, where)
     except ExprError as exc:
         raise SpecError(str(exc)) from None
 
@@ -349,11 +351,57 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"{p}: not UTF-8 text; a spec is a TOML file") from None
     except OSError as exc:
         raise SpecError(f"{p}: cannot read ({exc.strerror})") from None
+    _check_toml_structure(text, p)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{p}: not valid TOML ({exc}); see the spec reference in the README") from None
+    except RecursionError:  # a guard: _check_toml_structure bounds the nesting tomllib recurses on
+        raise SpecError(f"{p}: nested too deeply for the TOML parser; a spec nests 2 levels") from None
     return spec_from_dict(data, source=str(p))
+
+
+MAX_TOML_NESTING = 16  # brackets and braces open at once; a spec needs 2 ([[layers]])
+MAX_TOML_KEY_PARTS = 16  # parts of one dotted key a.b.c; a spec needs 1 (tomllib is quadratic in them)
+# TOML's tokens as far as nesting and dotted keys go: the four kinds of strings and comments (skipped
+# whole, so brackets and dots inside them do not count), brackets, dots, key characters, the rest
+_TOML_TOKENS = re.compile(
+    r'"""(?:\\.|[^\\])*?""""{0,2}'
+    r"|'''.*?''''{0,2}"
+    r'|"(?:\\.|[^"\\\n])*"?'
+    r"|'[^'\n]*'?"
+    r"|#[^\n]*"
+    r"|(?P<open>[\[{])|(?P<close>[\]}])|(?P<dot>\.)|(?P<key>[A-Za-z0-9_-]+|[ \t]+)|(?P<other>.)",
+    re.DOTALL,
+)
+
+
+def _check_toml_structure(text: str, p: Path) -> None:
+    """Refuse structural bombs before tomllib sees them: nesting deeper than MAX_TOML_NESTING
+    (tomllib recurses once per level: RecursionError) and dotted keys of more than
+    MAX_TOML_KEY_PARTS parts (tomllib's time and memory grow with the square of their length:
+    100,000 parts take gigabytes).  Strings and comments are skipped as TOML defines them."""
+    depth = dots = 0
+    for match in _TOML_TOKENS.finditer(text):
+        kind = match.lastgroup
+        if kind == "open":
+            depth += 1
+            if depth > MAX_TOML_NESTING:
+                raise SpecError(
+                    f"{p}: brackets or braces nested more than {MAX_TOML_NESTING} deep; a spec nests 2 levels "
+                    "([[layers]] tables of plain values)"
+                )
+        elif kind == "close":
+            depth = max(depth - 1, 0)
+        elif kind == "dot":
+            dots += 1
+            if dots >= MAX_TOML_KEY_PARTS:
+                raise SpecError(
+                    f"{p}: a dotted key of more than {MAX_TOML_KEY_PARTS} parts (a.b.c...); a spec's keys are "
+                    "plain names"
+                )
+        if kind in ("open", "close", "other"):  # a key part (bare or quoted) or a dot continue a dotted key
+            dots = 0
 
 
 def _module_kind(name: str) -> str:

@@ -96,7 +96,7 @@ class Vectorized(WholeArrays):
 
     def map(self, s: Map, out: str, p: ArrayPrinter) -> list[Line]:
         if s.expr.free_symbols <= {N.symbol}:
-            if s.out.kind not in LAYER_VALUES:
+            if s.out.math_kind not in LAYER_VALUES:
                 return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
             fill = "np.zeros" if s.expr == 0 else "np.ones" if s.expr == 1 else None
             shape = self.shape(s.out)
