@@ -243,3 +243,76 @@ def test_a_call_past_its_deadline_is_given_up_in_any_thread() -> None:
     assert all(isinstance(r, GaveUp) and "longer than" in r.reason for r in results), results
     time.sleep(0.3)  # a stray exception would surface here
     assert bounded(sum, [1, 2]) == 3
+
+
+# ------------------------------------------------------------------------ C13: total size limit --
+@pytest.mark.parametrize(
+    "sizes",
+    [(100_000, 100_000), (1, 4000, 4000), (5000, 2001, 1), (3, *([1500] * 6), 1)],
+    ids=["wide", "two_hidden", "wide_input", "deep_wide"],
+)
+@pytest.mark.parametrize("command", ["generate", "check", "report", "explain"])
+def test_too_many_parameters_is_one_line_naming_the_limit(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sizes: tuple[int, ...],
+    command: str,
+) -> None:
+    monkeypatch.delenv("SYMPROP_MAX_PARAMS", raising=False)
+    layers = "".join(f'[[layers]]\nunits = {u}\nactivation = "tanh"\n' for u in sizes[1:])
+    spec = write(tmp_path, f'name = "big"\ninputs = {sizes[0]}\nloss = "mse"\n{layers}')
+    args = {"generate": ["-o", str(tmp_path)], "report": ["-o", str(tmp_path / "r.html")]}.get(command, [])
+    line = cli_error(capsys, command, str(spec), *args)
+    assert "parameters is over the limit of 10,000,000" in line and "SYMPROP_MAX_PARAMS" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+
+
+def test_the_parameter_limit_can_be_raised_and_a_bad_override_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = Spec("big", 4000, (Layer.of(3000, "tanh"),), "mse")  # 12,003,000 parameters
+    monkeypatch.setenv("SYMPROP_MAX_PARAMS", "20_000_000")
+    assert validate(spec).n_params == 12_003_000
+    monkeypatch.setenv("SYMPROP_MAX_PARAMS", "12000000")
+    with pytest.raises(SpecError, match="12,003,000 parameters is over the limit of 12,000,000"):
+        validate(spec)
+    for bad in ("lots", "-5", "0", "1e9", "9" * 40):
+        monkeypatch.setenv("SYMPROP_MAX_PARAMS", bad)
+        path = write(tmp_path, HEAD + '[[layers]]\nunits = 1\nactivation = "tanh"\n')
+        line = cli_error(capsys, "check", str(path))
+        assert line.startswith("symprop: error: SYMPROP_MAX_PARAMS=") and "is not a positive integer" in line
+
+
+# ------------------------------------------------ D18: work linear in the number of layers --
+def test_three_thousand_layers_generate_and_compute_the_gradient() -> None:
+    """3,000 one-unit layers (the issue: 5,000 did not finish in 200 s; a 1 MiB spec holds 25,000).
+    The module's gradient is checked on a few entries against central differences: with W = 1,
+    b = 0 and identity layers, the net is a = x and every dC/dW_l is mean((x - y) x), so the
+    differences (h = 1e-6, error ~ h² + eps/h ~ 1e-10) must agree to 1e-6."""
+    L = 3000
+    spec = Spec("deep", 1, tuple(Layer.of(1, "identity") for _ in range(L)), "mse")
+    m = load_module(render(spec, "vectorized"), "deep_3000")
+    params = {k: np.ones(shape) if k.startswith("W") else np.zeros(shape) for k, shape in spec.param_shapes.items()}
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(5, 1)), rng.normal(size=(5, 1))
+    C, grads = m.loss_and_grad(params, X, Y)
+    assert pytest.approx(float(np.mean((X - Y) ** 2 / 2)), rel=1e-12) == C
+    h = 1e-6
+    for name in ("W1", f"W{L // 2}", f"W{L}", "b1", f"b{L}"):
+        up = {**params, name: params[name] + h}
+        down = {**params, name: params[name] - h}
+        fd = (m.loss(up, X, Y) - m.loss(down, X, Y)) / (2 * h)
+        assert abs(float(grads[name][0, 0] if name.startswith("W") else grads[name][0]) - fd) <= 1e-6, name
+
+
+def test_explain_param_on_a_million_parameters_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1000-1000-1 net: the per-neuron view would unroll 1,002,001 parameters (78 s, then MemoryError)."""
+    spec = write(
+        tmp_path,
+        'name = "wide"\ninputs = 1000\nloss = "mse"\n[[layers]]\nunits = 1000\nactivation = "tanh"\n'
+        '[[layers]]\nunits = 1\nactivation = "identity"\n',
+    )
+    for option in (["--param", "W1[1,1]"], ["--param", "b2[1]"], ["--expand"]):
+        line = cli_error(capsys, "explain", str(spec), *option)
+        assert "1,002,001 parameters" in line and "limited to 10,000" in line

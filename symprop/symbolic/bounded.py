@@ -35,7 +35,9 @@ import sympy as sp
 
 MAX_EXPANDED_TERMS: Final = 256  # an expression larger than this once expanded is not factored or simplified
 MAX_EXP_NUMBER: Final = 64  # exp(65*z) is a polynomial of degree 65 in exp(z) to factor; no larger
-SYMPY_SECONDS: Final = 10.0  # the deadline of one optional SymPy call
+SYMPY_SECONDS: Final = (
+    60.0  # the deadline of one optional SymPy call: far above any on an ordinary spec, even on a busy machine
+)
 
 T = TypeVar("T")
 

@@ -173,7 +173,7 @@ def run_predict(
     check_output_path("--out", str(out_dir / f"{spec.name}.py"))
     if out_path is not None and out_path.resolve() == (out_dir / f"{spec.name}.py").resolve():
         raise TrainError(f"-o {out_path} is the generated module's path; choose another file")
-    saved = load_saved(params, spec.param_shapes)
+    saved = load_saved(params, dict(spec.param_shapes))
     X = read_features(data, saved.feature_names, delimiter)
     prepared = prepare_module(spec, out_dir, mode)
     header, rows = predict_table(prepared.module, saved, X, spec.loss, proba)
