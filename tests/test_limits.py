@@ -8,6 +8,7 @@ independent computation (finite differences of the module's gradient).
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -316,3 +317,29 @@ def test_explain_param_on_a_million_parameters_is_one_line(tmp_path: Path, capsy
     for option in (["--param", "W1[1,1]"], ["--param", "b2[1]"], ["--expand"]):
         line = cli_error(capsys, "explain", str(spec), *option)
         assert "1,002,001 parameters" in line and "limited to 10,000" in line
+
+
+# ------------------------------------------------------- E30: limit messages state the real limit --
+@pytest.mark.parametrize(
+    "expr,limit",
+    [
+        ("1.7e308*x", "1e308"),  # below float64's 1.8e308 but above the digit limit: said "larger than 1.8e308"
+        ("x + 1.5e308", "1e308"),
+        ("exp(709.5)*x", "1e308"),  # 1.4e308
+        ("(1.3e154)**2*x", "1e308"),  # 1.69e308
+        ("1e999*x", "1.8e308"),  # a literal past float64 (said "non-finite number")
+        ("1e308*pi*x", "1.8e308"),  # 3.1e308: past float64 as computed
+    ],
+)
+def test_constant_limit_messages_name_the_limit_that_was_applied(expr: str, limit: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate(Spec("net", 1, (Layer.of(1, "custom", expr=expr),), "mse"))
+    message = str(caught.value)
+    stated = re.search(r"is larger than ([0-9.e]+)[ ,]", message)
+    assert stated is not None and stated.group(1) == limit, message
+
+
+def test_limits_at_their_edge_are_accepted() -> None:
+    """Each limit is exactly what its message says: 1e308 (308 digits) is accepted."""
+    validate(Spec("net", 1, (Layer.of(1, "custom", expr="1e308*x"),), "mse"))
+    validate(Spec("net", 1, (Layer.of(1, "custom", expr="x**64"),), "mse"))

@@ -9,8 +9,9 @@ offending token named.
 The work SymPy does while building is bounded before it happens: the text is at most
 MAX_LENGTH characters and MAX_NODES syntax nodes, nested at most MAX_DEPTH deep; every constant
 subexpression is evaluated alongside (mpmath, 30 digits, never SymPy) and refused when it is
-complex, infinite, undefined or larger than float64 can hold (1.8e308); a power is refused when its
-estimated size (|exponent| * log10|base| digits) would pass that bound, before SymPy computes it,
+complex, infinite or undefined, or has more than 308 digits (above 1e308, below float64's largest,
+1.8e308); a power is refused when its estimated size (|exponent| * log10|base| digits) would pass
+that bound, before SymPy computes it,
 so ``((9**64)**64)**64*x`` is an error, not a run of minutes.  ``Heaviside``'s value at 0 must be
 a real constant and comparisons are between real values.
 """
@@ -36,8 +37,14 @@ MAX_LENGTH = 2000
 MAX_NODES = 400
 MAX_CONST_EXPONENT = 64
 MAX_DEPTH = 32
-MAX_CONST_LOG10 = 308  # no constant above float64's largest, 1.8e308 (sizes of powers are estimated in digits)
-TOO_LARGE = "is larger than 1.8e308, the largest float64; use smaller constants"
+MAX_CONST_LOG10 = 308  # no constant above 1e308: sizes are judged in digits (powers are estimated before computing)
+# The two limits a constant meets, each stated as it is checked: its size in digits (1e308), and the
+# float64 range (1.8e308) where a value is computed.  "'1.7e308' is larger than 1.8e308" was wrong.
+TOO_LARGE = (
+    f"is larger than 1e{MAX_CONST_LOG10} (constants may have at most {MAX_CONST_LOG10} digits, which keeps "
+    "them below float64's largest, 1.8e308); use smaller constants"
+)
+TOO_LARGE_FLOAT = "is larger than 1.8e308, the largest float64; use smaller constants"
 
 FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = {
     "exp": sp.exp,
@@ -420,7 +427,7 @@ class _Builder:
             )
         value = ctx.mpf(value.real)
         if abs(value) > sys.float_info.max:
-            raise self.refuse(node, TOO_LARGE)
+            raise self.refuse(node, TOO_LARGE_FLOAT)
         return value
 
     def check_size(self, node: ast.AST, expr: sp.Expr) -> sp.Expr:
@@ -512,8 +519,8 @@ class _Builder:
             value = node.value
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise self.fail(node, "constant")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise self.fail(node, "non-finite number")
+            if isinstance(value, float) and not math.isfinite(value):  # a literal past float64 (1e999)
+                raise self.refuse(node, TOO_LARGE_FLOAT)
             return sp.Integer(value) if isinstance(value, int) else sp.Float(repr(value), 30)
         if isinstance(node, ast.Name):
             if node.id in self.variables:
