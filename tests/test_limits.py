@@ -343,3 +343,44 @@ def test_limits_at_their_edge_are_accepted() -> None:
     """Each limit is exactly what its message says: 1e308 (308 digits) is accepted."""
     validate(Spec("net", 1, (Layer.of(1, "custom", expr="1e308*x"),), "mse"))
     validate(Spec("net", 1, (Layer.of(1, "custom", expr="x**64"),), "mse"))
+
+
+# ------------------------------------------- E29: no warnings from where() branches not selected --
+GUARDED = [
+    "Piecewise((sqrt(x), x > 0), (0, True))",
+    "Piecewise((log(x), x > 1), (x - 1, True))",
+    "Piecewise((x**1.5, x >= 0), (-(-x)**1.5, True))",
+    "Piecewise((1/x, x > 1), (2 - x, True))",
+    "Piecewise((sqrt(x), x > 0), (log(1 - x)/x, x < -0.5), (0.1*x, True))",
+    "Piecewise((x, x < 0), (Piecewise((sqrt(x - 1), x > 1), (0, True)), True))",
+]
+
+
+@pytest.mark.parametrize("mode", ["vectorized", "unrolled"])
+@pytest.mark.parametrize("expr", GUARDED)
+def test_where_branches_not_selected_raise_no_warning(expr: str, mode: str) -> None:
+    """Each branch of a Piecewise reads a safe value where it is not selected, so NumPy warns of
+    nothing; the values are those of the array-API module, whose where() evaluates every branch on
+    every element (warnings silenced there): equal to 1e-13 relative (the same operations on the
+    selected elements; the two printers may order a product differently)."""
+    import warnings
+
+    spec = validate(Spec("guard", 2, (Layer.of(3, "custom", expr=expr), Layer.of(2, "tanh")), "mse"))
+    m = load_module(render(spec, mode, second_order=True), f"guard_{mode}_{abs(hash(expr))}")
+    ref = load_module(render(spec, "auto", "array-api", second_order=True), f"guard_ref_{abs(hash(expr))}")
+    params, X, Y = random_problem(spec, 0, n=64, scale=3.0)
+    V = {k: np.ones_like(v) for k, v in params.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = m.forward(params, X)
+        C, grads = m.loss_and_grad(params, X, Y)
+        _, _, hv = m.hvp(params, X, Y, V)
+    with np.errstate(all="ignore"):
+        C_ref, grads_ref = ref.loss_and_grad(params, X, Y)
+        _, _, hv_ref = ref.hvp(params, X, Y, V)
+        out_ref = ref.forward(params, X)
+    np.testing.assert_allclose(out, np.asarray(out_ref), rtol=1e-13, atol=1e-300)
+    assert pytest.approx(float(C_ref), rel=1e-13) == C
+    for k in grads:
+        np.testing.assert_allclose(grads[k], np.asarray(grads_ref[k]), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(hv[k], np.asarray(hv_ref[k]), rtol=1e-12, atol=1e-13)

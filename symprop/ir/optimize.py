@@ -18,6 +18,7 @@ import sympy as sp
 from symprop.ir.backprop import N
 from symprop.ir.forms import fold_numbers
 from symprop.ir.program import Function, Kind, Map, Program, Reduce, Role, Statement, Var
+from symprop.symbolic.functions import Select, log1p
 
 
 def cse(program: Program) -> Program:
@@ -74,7 +75,7 @@ def _cse_run(run: Sequence[Map | Reduce], counter: Iterable[int]) -> list[Statem
         return []
     numbers = iter(counter)
     shared = [k for k, s in enumerate(run) if not _flat(s.expr)]
-    exprs = [fold_numbers(run[k].expr) for k in shared]
+    exprs = [fold_numbers(guard_branches(run[k].expr)) for k in shared]
     temps, reduced = _sympy_cse(exprs, numbers)
     new_expr = dict(zip(shared, reduced, strict=True))
     temp_defs = dict(temps)
@@ -96,6 +97,49 @@ def _cse_run(run: Sequence[Map | Reduce], counter: Iterable[int]) -> list[Statem
         else:
             out.append(s)
     return out
+
+
+def guard_branches(expr: sp.Expr) -> sp.Expr:
+    """Each branch of a Piecewise with its roots, fractional or negative powers, logs and exps read a
+    safe value (1, or 0 for exp and log1p) on the elements the branch does not select.
+
+    Array code evaluates every branch of a ``where()`` on every element, so ``where(z > 0, sqrt(z), 0)``
+    warned "invalid value encountered in sqrt" for the negative z it then discards.  Guarded,
+    ``sqrt(where(z > 0, z, 1))``: the selected elements compute exactly as before.  Done before the
+    CSE, so a temporary it shares between branches is guarded too."""
+    if not expr.has(sp.Piecewise):
+        return expr
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: _guard_piecewise(e, sp.true))
+
+
+def _guard_piecewise(pw: sp.Piecewise, outer: sp.Basic) -> sp.Expr:
+    pieces = []
+    earlier: list[sp.Basic] = []
+    for value, cond in pw.args:
+        selected = sp.And(outer, cond, *[sp.Not(c) for c in earlier])
+        pieces.append((_guard_value(value, selected), cond))
+        earlier.append(cond)
+    return sp.Piecewise(*pieces)
+
+
+def _guard_value(value: sp.Expr, selected: sp.Basic) -> sp.Expr:
+    def guard(u: sp.Expr, safe: int) -> sp.Expr:
+        return u if u.is_number or selected is sp.true else Select(u, selected, sp.Integer(safe))
+
+    def risky(e: sp.Basic) -> bool:
+        if isinstance(e, sp.Pow):
+            return not (e.exp.is_Integer and e.exp > 0) and not e.base.is_number and not isinstance(e.base, Select)
+        return isinstance(e, sp.log | sp.exp | log1p) and not e.args[0].is_number and not isinstance(e.args[0], Select)
+
+    def fix(e: sp.Basic) -> sp.Expr:
+        if isinstance(e, sp.Piecewise):
+            return _guard_piecewise(e, selected)
+        if isinstance(e, sp.Pow):
+            return sp.Pow(guard(e.base, 1), e.exp, evaluate=False)
+        safe = 1 if isinstance(e, sp.log) else 0
+        return type(e)(guard(e.args[0], safe), evaluate=False)
+
+    return value.replace(lambda e: isinstance(e, sp.Piecewise) or risky(e), fix)
 
 
 MAX_REMEMBERED = 4096
