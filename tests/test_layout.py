@@ -19,6 +19,7 @@ PACKAGE = ROOT / "symprop"
 # Each module (dotted, below symprop) with its rank; a module may import only lower ranks.
 RANKS = {
     "symbolic.functions": 0,
+    "symbolic.bounded": 0,  # size and time bounds on SymPy calls that can explode
     "spec.safe_expr": 1,
     "spec.diagram": 1,  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
     "spec.registry": 1,  # one entry per activation and loss

@@ -51,6 +51,9 @@ FORMATS = ("text", "latex", "markdown", "sympy")
 DEFAULT_PRINTERS = Printers()
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
+# --param and --expand build the per-neuron program of the whole network (as the unrolled mode does):
+# a 1000-1000-1 net took 78 s and then ran out of memory; refused above the unrolled mode's limit
+MAX_PER_NEURON_PARAMS = 10_000
 MAX_EXPANDED_NODES = 200_000
 # SymPy substitutes and prints trees recursively, several Python frames per level: deeper trees
 # than this would hit the interpreter's recursion limit (1,000 frames) instead of printing.
@@ -731,8 +734,18 @@ def explain(
         ex = collapsed(spec)
     elif param is not None:
         parse_label(param, spec)  # fail on a bad label before deriving anything
+        if spec.n_params > MAX_PER_NEURON_PARAMS:  # the per-neuron view unrolls every parameter
+            raise ExplainError(
+                f"--param: this network has {spec.n_params:,} parameters; the per-neuron view is limited to "
+                f"{MAX_PER_NEURON_PARAMS:,}; run explain without --param for the layer formulas"
+            )
         ex = parameter(spec, param, expand, symbolic_params=symbolic_params)
     elif expand:
+        if spec.n_params > MAX_PER_NEURON_PARAMS:
+            raise ExplainError(
+                f"--expand: this network has {spec.n_params:,} parameters; the per-neuron view is limited to "
+                f"{MAX_PER_NEURON_PARAMS:,}; run explain without --expand for the layer formulas"
+            )
         ex = every_parameter_expanded(spec, symbolic_params=symbolic_params)
     else:
         ex = chain_rule(spec, symbolic_params)

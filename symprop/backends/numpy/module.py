@@ -81,7 +81,8 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret)]
     for f in program.functions:
         split = splits[f.name]
-        got = ", ".join(p.name(v.symbol) if v in split.takes else "_" for v in returned)
+        taken = set(split.takes)  # a set: a tuple's `in` made this quadratic in the number of layers
+        got = ", ".join(p.name(v.symbol) if v in taken else "_" for v in returned)
         call = f"_forward({ctx}params, X)"
         lines = [Line(f"({got},) = {call}" if len(returned) == 1 else f"{got} = {call}")]
         own = _lines(split.own, style, p)
