@@ -250,7 +250,14 @@ def test_csv_classification_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
     module = load_generated(tmp_path / "gen" / "blobs.py")
     with np.load(save) as saved:
         params = {k: saved[k] for k in module.PARAM_SHAPES}
-        assert set(saved.files) == {*module.PARAM_SHAPES, "classes", "feature_names"}
+        assert set(saved.files) == {
+            *module.PARAM_SHAPES,
+            "classes",
+            "feature_names",
+            "spec_hash",
+            "spec_text",
+            "symprop",
+        }
         assert saved["classes"].tolist() == ["blue", "green", "red"]
         assert saved["feature_names"].tolist() == ["f1", "f2", "f3"]
     raw = datasets.csv_raw(csv_path)
