@@ -30,8 +30,13 @@ from symprop.tools.paramfile import ParamsError, Saved, load_params
 from symprop.tools.train import TrainError, check_output_path
 
 
-def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> np.ndarray:
-    """The columns ``names`` of a CSV or Parquet file, as float64 (rows, len(names))."""
+def read_features(
+    path: str, names: tuple[str, ...], delimiter: str | None, means: np.ndarray | None = None
+) -> np.ndarray:
+    """The columns ``names`` of a CSV or Parquet file, as float64 (rows, len(names)).
+
+    A blank CSV cell takes ``means[j]`` (the train-split means saved by ``train --missing mean``);
+    without them it is an error naming the row and column."""
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         table = read_parquet(p)
@@ -48,7 +53,7 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
         if bad.size:
             raise DataError(f"{p} row {int(bad[0][0])}: column {names[int(bad[0][1])]!r} is not a finite number")
         return X
-    from symprop.tools.datasets import _number, _read_rows
+    from symprop.tools.datasets import _number, _read_rows, is_missing
 
     rows, _ = _read_rows(p, delimiter)
     if not rows:
@@ -62,6 +67,13 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
             raise DataError(f"{p} line {line}: {len(row)} fields, expected {len(header)} as in the header")
         for j, col in enumerate(index):
             value = _number(row[col].strip())
+            if value is None and means is not None and is_missing(row[col]):
+                value = float(means[j])
+            elif value is None and is_missing(row[col]):
+                raise DataError(
+                    f"{p} line {line}: column {names[j]!r} is empty (a missing value); fill it, or predict with "
+                    "params trained with --missing mean (they carry the means to fill in)"
+                )
             if value is None:
                 raise DataError(f"{p} line {line}: column {names[j]!r} is {row[col].strip()!r}, not a finite number")
             X[k, j] = value
@@ -133,17 +145,17 @@ def run_predict(
 
     stream = stdout if stdout is not None else sys.stdout
     out_path = check_output_path("-o", output)
-    out_dir = check_output_path("--out", out, folder=True)
+    out_dir = check_output_path("--module-dir", out, folder=True)
     assert out_dir is not None
     spec = load_spec(spec_path)
-    check_output_path("--out", str(out_dir / f"{spec.name}.py"))
+    check_output_path("--module-dir", str(out_dir / f"{spec.name}.py"))
     if out_path is not None and out_path.resolve() == (out_dir / f"{spec.name}.py").resolve():
         raise TrainError(f"-o {out_path} is the generated module's path; choose another file")
     try:
         saved = load_params(params, spec)
     except ParamsError as exc:
         raise TrainError(str(exc)) from None
-    X = read_features(data, saved.feature_names, delimiter)
+    X = read_features(data, saved.feature_names, delimiter, saved.impute_means)
     prepared = prepare_module(spec, out_dir, mode)
     header, rows = predict_table(prepared.module, saved, X, spec.loss, proba)
     buffer = io.StringIO(newline="")

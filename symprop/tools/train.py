@@ -526,7 +526,8 @@ def fold_targets(params: Params, y_mean: np.ndarray, y_scale: np.ndarray) -> Par
 
 # -------------------------------------------------------------- progress --
 class Progress:
-    """Epoch, loss and validation scores: a redrawn bar on a terminal, else a plain line every 10% of epochs."""
+    """Epoch, loss and validation scores (never test scores): a redrawn bar on a terminal, else a plain
+    line every 10% of epochs."""
 
     def __init__(
         self, epochs: int, stream: IO[str] | None = None, tty: bool | None = None, unit: str = "epoch"
@@ -546,10 +547,7 @@ class Progress:
         if history.val_loss:
             parts.append(f"val loss {history.val_loss[-1]:.4f}")
             parts.append(f"val {short} {history.val_metric[-1]:.4f}")
-        if history.test_loss:
-            parts.append(f"test loss {history.test_loss[-1]:.4f}")
-            parts.append(f"test {short} {history.test_metric[-1]:.4f}")
-        return "  ".join(parts)
+        return "  ".join(parts)  # never the test scores: they are for the end, not for choosing
 
     def __call__(self, epoch: int, history: History) -> None:
         digits = len(str(self.epochs))
@@ -609,6 +607,25 @@ def defaults_for(data: str, solver: str | None = None) -> Defaults:
     return SOLVER_DEFAULTS.get(solver or GENERAL_DEFAULTS.solver, GENERAL_DEFAULTS)
 
 
+# suffixes that name a file, never a folder: a new folder called so is refused (issue 18: a typo
+# like --out preds.csv created a folder named preds.csv)
+FILE_SUFFIXES = (
+    ".csv",
+    ".npz",
+    ".npy",
+    ".json",
+    ".png",
+    ".py",
+    ".onnx",
+    ".txt",
+    ".md",
+    ".html",
+    ".parquet",
+    ".h",
+    ".c",
+)
+
+
 def check_output_path(option: str, value: str | None, *, folder: bool = False) -> Path | None:
     """Refuse an output path that cannot be written, before any work: a folder where a file is
     meant (or a file where a folder is), or a place without write permission."""
@@ -618,6 +635,11 @@ def check_output_path(option: str, value: str | None, *, folder: bool = False) -
     if folder:
         if path.exists() and not path.is_dir():
             raise TrainError(f"{option} {value}: is a file; give a folder for the generated module")
+        if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:
+            raise TrainError(
+                f"{option} {value}: looks like a file name, but {option} is a folder (the generated module goes in "
+                "it); for the product use -o/--output"
+            )
     elif path.is_dir():
         raise TrainError(f"{option} {value}: is a directory; give a file name")
     elif path.exists() and not os.access(path, os.W_OK):
@@ -676,6 +698,11 @@ class TrainArgs:
     engine: str = "local"
     scheduler: str | None = None
     workers: int = 2
+    class_weight: str | None = None
+    stratify: bool = True
+    missing: str = "error"
+    metrics_json: str | None = None
+    partitions: int | None = None
 
 
 def run(
@@ -718,27 +745,41 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     )
     if args.early_stopping and not args.validation_fraction:
         raise TrainError("--early-stopping needs a validation split: add --validation-fraction 0.1")
-    save_path = check_output_path("--save", args.save)
+    check_solver_use(solver, args)
+    if args.class_weight not in (None, "balanced"):
+        raise TrainError(f"--class-weight {args.class_weight!r}: use balanced")
+    save_path = check_output_path("-o/--output", args.save)
     plot_path = check_output_path("--plot", args.plot)
-    out_dir = check_output_path("--out", args.out, folder=True)
+    metrics_path = check_output_path("--metrics-json", args.metrics_json)
+    out_dir = check_output_path("--module-dir", args.out, folder=True)
     assert out_dir is not None
-    check_distinct({"--save": save_path, "--plot": plot_path})
+    check_distinct({"-o/--output": save_path, "--plot": plot_path, "--metrics-json": metrics_path})
     if plot_path is not None and not plot_available():
         raise TrainError('--plot needs matplotlib: pip install "symprop[train]"')
     if args.engine not in ("local", "dask"):
         raise TrainError(f"--engine {args.engine!r}: use local or dask")
     spec = load_spec(args.spec)
     module_path = out_dir / f"{spec.name}.py"
-    check_output_path("--out", str(module_path))
-    check_distinct({"--save": save_path, "--plot": plot_path, "the module": module_path})
+    check_output_path("--module-dir", str(module_path))
+    check_distinct(
+        {"-o/--output": save_path, "--plot": plot_path, "--metrics-json": metrics_path, "the module": module_path}
+    )
     if args.engine == "dask":
         from symprop.tools.distributed import run_dask
 
         return run_dask(args, spec, solver, epochs, lr, momentum, stream)
-    table = TableOptions(args.label, args.drop, args.delimiter)
+    table = TableOptions(args.label, args.drop, args.delimiter, args.missing)
     dataset = load(
-        args.data, spec, args.test_fraction, args.seed, validation_fraction=args.validation_fraction, options=table
+        args.data,
+        spec,
+        args.test_fraction,
+        args.seed,
+        validation_fraction=args.validation_fraction,
+        options=table,
+        stratify=args.stratify,
     )
+    if args.class_weight is not None and not dataset.classification:
+        raise TrainError("--class-weight is for classification; this data is a regression target")
     prepared = prepare_module(spec, out_dir, args.mode, second_order=solver in NEWTON_SOLVERS)
     module = prepared.module
 
@@ -765,6 +806,15 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         say(f"label: {dataset.label_name!r} (regression target)")
     for note in dataset.notes:
         say(f"note: {note}")
+    weights = None
+    if args.class_weight == "balanced":
+        codes = class_codes(dataset.Y_train)
+        per_class = balanced_weights(codes, len(dataset.classes))
+        weights = per_class[codes]
+        shown = ", ".join(f"{name} {w:.4g}" for name, w in zip(dataset.classes, per_class, strict=True))
+        say(f"class weights (balanced, n / (classes * count) on the train split): {_names([shown])}")
+    if dataset.classification and dataset.held_out:
+        say("split: stratified by class" if args.stratify else "split: not stratified (--no-stratify)")
     step_solver = make_step_solver(solver, lr, momentum, args.nesterov, args.lr_schedule)
     if solver in SCIPY_METHODS:
         say(
@@ -794,6 +844,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
                 nesterov=args.nesterov,
                 lr_schedule=args.lr_schedule,
                 seed=args.seed,
+                sample_weight=weights,
                 X_test=dataset.X_test if n_test and dataset.held_out and plot_path is not None else None,
                 Y_test=dataset.Y_test if n_test and dataset.held_out and plot_path is not None else None,
                 validation=(dataset.X_val, dataset.Y_val)
@@ -826,29 +877,158 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         if dataset.y_mean is not None and dataset.y_scale is not None:
             saved = fold_targets(saved, dataset.y_mean, dataset.y_scale)
             notes.append("target standardization folded into the last layer: it gives raw targets")
-        save_params(save_path, spec, saved, dataset.classes, dataset.feature_names)
+        if dataset.impute_means is not None:
+            notes.append("with the train-split means --missing mean filled in")
+        save_params(save_path, spec, saved, dataset.classes, dataset.feature_names, dataset.impute_means)
         say(f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""))
     if plot_path is not None:
         unit = "loss (standardized targets)" if dataset.y_mean is not None else "loss"
         save_plot(plot_path, history, f"{spec.name} on {dataset.name}", unit)
         say(f"plot: {plot_path}")
-    for line in report.lines():
+    for line in report.lines(spec.loss, dataset.classes):
         say(line)
+    if metrics_path is not None:
+        write_metrics(metrics_path, spec, dataset, args, solver, history, report, epochs, lr, batch_size)
+        say(f"metrics: {metrics_path}")
     return 0
+
+
+def check_solver_use(solver: str, args: TrainArgs) -> None:
+    """Refuse options the chosen solver would ignore (they would pass silently otherwise)."""
+    if solver in SCIPY_METHODS:
+        why = f"--solver {solver} is full batch with a line search"
+        if args.lr is not None:
+            raise TrainError(f"--lr is not used by {why}; remove --lr or use --solver adam or sgd")
+        if args.batch_size is not None:
+            raise TrainError(f"--batch-size is not used by {why}; remove --batch-size or use --solver adam or sgd")
+
+
+def class_codes(Y: np.ndarray) -> np.ndarray:
+    """The class number of each one-hot (or single 0/1 column) target row."""
+    return np.argmax(Y, axis=1) if Y.shape[1] > 1 else (Y[:, 0] > 0.5).astype(int)
+
+
+def balanced_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """scikit-learn's class_weight="balanced": n_samples / (n_classes_present * bincount), per class
+    (0 for a class absent from ``codes``: it has no rows to weigh)."""
+    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    present = int(np.count_nonzero(counts))
+    return np.where(counts > 0, codes.size / (present * np.where(counts > 0, counts, 1.0)), 0.0)
+
+
+def confusion(codes_true: np.ndarray, codes_pred: np.ndarray, k: int) -> np.ndarray:
+    """k x k counts: rows the true class, columns the predicted one."""
+    matrix = np.zeros((k, k), dtype=np.int64)
+    np.add.at(matrix, (codes_true, codes_pred), 1)
+    return matrix
+
+
+def per_class_scores(matrix: np.ndarray) -> dict[str, list[float]]:
+    """Precision, recall and F1 per class from a confusion matrix (0 where undefined, as
+    scikit-learn's zero_division=0), with the support (true rows) of each class."""
+    tp = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0).astype(np.float64)
+    actual = matrix.sum(axis=1).astype(np.float64)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(tp), where=total > 0)
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": actual.astype(int).tolist(),
+    }
+
+
+def predicted_codes(outputs: np.ndarray) -> np.ndarray:
+    return np.argmax(outputs, axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
+
+
+def write_metrics(
+    path: Path,
+    spec: Spec,
+    dataset: Any,
+    args: TrainArgs,
+    solver: str,
+    history: History,
+    report: Report,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+) -> None:
+    """The run as JSON (schema in docs/training-data.md): options, per-epoch history (train loss;
+    validation loss and score when there is a validation split), and the final scores."""
+    import json
+
+    short = history.metric_name
+    rows = []
+    for i, loss in enumerate(history.loss):
+        row: dict[str, Any] = {"epoch": i + 1, "train_loss": loss}
+        if i < len(history.val_loss):
+            row["val_loss"] = history.val_loss[i]
+            row[f"val_{short}"] = history.val_metric[i]
+        rows.append(row)
+    data: dict[str, Any] = {
+        "symprop": __version__,
+        "spec": {"name": spec.name, "hash": spec.hash(), "loss": spec.loss},
+        "data": dataset.name,
+        "task": dataset.task,
+        "classes": list(dataset.classes),
+        "feature_names": list(dataset.feature_names),
+        "rows": {
+            "train": int(dataset.X_train.shape[0]),
+            "validation": 0 if dataset.X_val is None else int(dataset.X_val.shape[0]),
+            "test": int(dataset.X_test.shape[0]) if dataset.held_out else 0,
+        },
+        "options": {
+            "solver": solver,
+            "epochs": epochs,
+            "lr": None if solver in SCIPY_METHODS else lr,
+            "batch_size": None if solver in SCIPY_METHODS else batch_size,
+            "seed": args.seed,
+            "test_fraction": args.test_fraction,
+            "validation_fraction": args.validation_fraction,
+            "class_weight": args.class_weight,
+            "stratify": args.stratify,
+            "missing": args.missing,
+        },
+        "history": rows,
+        "stop_reason": history.stop_reason or None,
+        "best_epoch": history.best_epoch or None,
+        "seconds": history.seconds,
+        "train": report.section("train"),
+        "validation": report.section("validation"),
+        "test": report.section("test"),
+    }
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=False, default=float) + "\n")
 
 
 @dataclass
 class Report:
-    """The final scores, in the data's own units (regression targets unstandardized)."""
+    """The final scores, in the data's own units (regression targets unstandardized).
+
+    Regression: ``*_loss`` is the module's cost (for ``mse``, ½·MSE summed over outputs), and
+    ``*_mse``, ``*_rmse``, ``*_r2`` are the true mean squared error, its root and R².
+    Classification: accuracy, and on the test split the confusion matrix (rows true, columns
+    predicted, in class order) with per-class precision, recall and F1."""
 
     classification: bool
     train_loss: float
     train_accuracy: float | None = None
     test_accuracy: float | None = None
     val_loss: float | None = None
+    val_accuracy: float | None = None
     test_loss: float | None = None
     test_rmse: float | None = None
     test_r2: float | None = None
+    test_mse: float | None = None
+    train_mse: float | None = None
+    train_r2: float | None = None
+    val_mse: float | None = None
+    val_r2: float | None = None
+    confusion_matrix: np.ndarray | None = None
+    classes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, module: Any, params: Params, dataset: Any) -> Report:
@@ -857,34 +1037,107 @@ class Report:
             raw_params = fold_targets(params, dataset.y_mean, dataset.y_scale)
         raw = dataset.raw_targets
         report = cls(dataset.classification, module.loss(raw_params, dataset.X_train, raw(dataset.Y_train)))
+        report.classes = tuple(dataset.classes)
+
+        def regression(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+            outputs = module.forward(raw_params, X)
+            return float(np.mean((outputs - Y) ** 2)), r2_score(outputs, Y)
+
         if dataset.X_val is not None:
             report.val_loss = module.loss(raw_params, dataset.X_val, raw(dataset.Y_val))
+            if dataset.classification:
+                report.val_accuracy = accuracy(module.forward(params, dataset.X_val), dataset.Y_val)
+            else:
+                report.val_mse, report.val_r2 = regression(dataset.X_val, raw(dataset.Y_val))
         if dataset.classification:
             report.train_accuracy = accuracy(module.forward(params, dataset.X_train), dataset.Y_train)
+        else:
+            report.train_mse, report.train_r2 = regression(dataset.X_train, raw(dataset.Y_train))
         if dataset.X_test.shape[0] == 0:
             return report
         if dataset.classification:
-            report.test_accuracy = accuracy(module.forward(params, dataset.X_test), dataset.Y_test)
+            outputs = module.forward(params, dataset.X_test)
+            report.test_accuracy = accuracy(outputs, dataset.Y_test)
+            report.test_loss = module.loss(params, dataset.X_test, dataset.Y_test)
+            k = max(len(dataset.classes), 2)
+            report.confusion_matrix = confusion(class_codes(dataset.Y_test), predicted_codes(outputs), k)
         else:
             Y = raw(dataset.Y_test)
-            outputs = module.forward(raw_params, dataset.X_test)
             report.test_loss = module.loss(raw_params, dataset.X_test, Y)
-            report.test_rmse = float(np.sqrt(np.mean((outputs - Y) ** 2)))
-            report.test_r2 = r2_score(outputs, Y)
+            report.test_mse, report.test_r2 = regression(dataset.X_test, Y)
+            report.test_rmse = math.sqrt(report.test_mse)
         return report
 
-    def lines(self) -> list[str]:
-        out = [f"train loss: {self.train_loss:.10g}"]
+    def section(self, split: str) -> dict[str, Any] | None:
+        """The scores of one split (train, validation, test) for the metrics JSON; None if it has none."""
+        loss = {"train": self.train_loss, "validation": self.val_loss, "test": self.test_loss}[split]
+        if loss is None and split != "test":
+            return None
+        out: dict[str, Any] = {"loss": loss}
+        if self.classification:
+            acc = {"train": self.train_accuracy, "validation": self.val_accuracy, "test": self.test_accuracy}[split]
+            if acc is None:
+                return None
+            out["accuracy"] = acc
+            if split == "test" and self.confusion_matrix is not None:
+                out["confusion_matrix"] = self.confusion_matrix.tolist()
+                scores = per_class_scores(self.confusion_matrix)
+                out["per_class"] = {
+                    name: {key: scores[key][i] for key in ("precision", "recall", "f1", "support")}
+                    for i, name in enumerate(self.classes or tuple(map(str, range(len(scores["f1"])))))
+                }
+                out["macro_f1"] = float(np.mean(scores["f1"]))
+            return out
+        mse = {"train": self.train_mse, "validation": self.val_mse, "test": self.test_mse}[split]
+        r2 = {"train": self.train_r2, "validation": self.val_r2, "test": self.test_r2}[split]
+        if mse is None:
+            return None
+        out.update(mse=mse, rmse=math.sqrt(mse), r2=r2)
+        return out
+
+    def lines(self, loss_name: str = "", classes: Sequence[str] = ()) -> list[str]:
+        label = "loss"
+        out = []
+        if not self.classification and loss_name in ("mse", "sse"):
+            what = "1/2 (a - y)^2" if loss_name == "mse" else "(a - y)^2"
+            out.append(f"loss: the {loss_name} cost, {what} summed over outputs, mean over rows; mse is the true MSE")
+        out.append(f"train {label}: {self.train_loss:.10g}")
         if self.val_loss is not None:
-            out.append(f"validation loss: {self.val_loss:.6g}")
+            out.append(f"validation {label}: {self.val_loss:.6g}")
         if self.train_accuracy is not None:
             out.append(f"train accuracy: {self.train_accuracy:.4f}")
+        if self.val_accuracy is not None:
+            out.append(f"validation accuracy: {self.val_accuracy:.4f}")
         if self.test_accuracy is not None:
             out.append(f"test accuracy: {self.test_accuracy:.4f}")
-        if self.test_loss is not None:
-            out.append(f"test loss: {self.test_loss:.6g}")
+        if self.confusion_matrix is not None:
+            out += self.confusion_lines(tuple(classes) or self.classes)
+        if not self.classification and self.test_mse is not None:
+            out.append(f"test {label}: {self.test_loss:.6g}")
+            out.append(f"test mse: {self.test_mse:.6g}")
             out.append(f"test rmse: {self.test_rmse:.6g}")
             out.append(f"test r2: {self.test_r2:.4f}")
+        return out
+
+    def confusion_lines(self, classes: Sequence[str]) -> list[str]:
+        """The test confusion matrix (at most 10 classes) and per-class precision, recall, F1."""
+        m = self.confusion_matrix
+        assert m is not None
+        k = m.shape[0]
+        names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
+        names = [n if len(n) <= 12 else n[:11] + "~" for n in names]
+        scores = per_class_scores(m)
+        out = []
+        if k <= 10:
+            width = max(6, *(len(n) for n in names), len(str(int(m.max()))))
+            out.append("test confusion matrix (rows: true class, columns: predicted):")
+            out.append(" " * (width + 2) + " ".join(f"{n:>{width}}" for n in names))
+            for i, n in enumerate(names):
+                out.append(f"  {n:>{width}}" + "".join(f" {int(v):>{width}}" for v in m[i]))
+        out.append("test per class (precision / recall / F1 / support):")
+        for i, n in enumerate(names):
+            p, r, f = scores["precision"][i], scores["recall"][i], scores["f1"][i]
+            out.append(f"  {n}: {p:.4f} / {r:.4f} / {f:.4f} / {scores['support'][i]}")
         return out
 
 
