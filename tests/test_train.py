@@ -377,7 +377,9 @@ def test_cli_xor_writes_plot_and_params_and_reuses_the_module(
     assert code == 0 and "(reused, " in out
     # A different spec under the same name is regenerated, not reused.
     changed = write(tmp_path / "xor.toml", XOR.read_text().replace("beta = 2.0", "beta = 1.5"))
-    code, out, err = run_cli(["train", str(changed), "--data", "xor", "--epochs", "1", "--module-dir", str(gen)], capsys)
+    code, out, err = run_cli(
+        ["train", str(changed), "--data", "xor", "--epochs", "1", "--module-dir", str(gen)], capsys
+    )
     assert code == 0 and "(generated, " in out
     assert "beta=1.5" in (gen / "xor.py").read_text()
 
@@ -606,7 +608,8 @@ def test_delimiter_is_sniffed_or_forced(
     spec = write(tmp_path / "wine.toml", spec_text("wine", 13, 8, 3, "softmax_ce", "identity"))
     extra = ["--delimiter", forced] if forced else []
     code, out, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g"), "--epochs", "2", *extra], capsys
+        ["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g"), "--epochs", "2", *extra],
+        capsys,
     )
     assert code == 0, err
     assert "13 features, 3 classes" in out

@@ -365,9 +365,15 @@ def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawDat
                 f"{p}: column {header[j]!r} has type {column.type}, not numbers; features are numbers: "
                 f"drop it with --drop {_option_value(header[j], j)} or choose it as --label"
             ) from None
-        bad = np.flatnonzero(~np.isfinite(values))
+        blank = np.isnan(values)  # a null or NaN cell: a missing value
+        bad = np.flatnonzero(~np.isfinite(values) & ~blank)
         if bad.size:
             raise DataError(f"{p} row {int(bad[0])}: column {header[j]!r} is {values[bad[0]]}, not a finite number")
+        if blank.any() and options.missing == "error":
+            raise DataError(
+                f"{p} row {int(np.argmax(blank))}: column {header[j]!r} is empty (a missing value); fill it, or "
+                "train with --missing drop (skip such rows) or --missing mean (fill in the train-split mean)"
+            )
         features[:, k] = values
     labels = table.column(cols.label).to_pylist()
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in labels):

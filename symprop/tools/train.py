@@ -1131,7 +1131,7 @@ class Report:
         if k <= 10:
             width = max(6, *(len(n) for n in names), len(str(int(m.max()))))
             out.append("test confusion matrix (rows: true class, columns: predicted):")
-            out.append(" " * (width + 2) + " ".join(f"{n:>{width}}" for n in names))
+            out.append(" " * (width + 2) + "".join(f" {n:>{width}}" for n in names))
             for i, n in enumerate(names):
                 out.append(f"  {n:>{width}}" + "".join(f" {int(v):>{width}}" for v in m[i]))
         out.append("test per class (precision / recall / F1 / support):")
