@@ -231,6 +231,8 @@ def test_regression_prints_true_mse_rmse_r2(tmp_path: Path, capsys: pytest.Captu
         (["--module", "gen"], "unrecognized arguments: --module"),  # no abbreviations
         (["--module-dir", "preds.csv"], "looks like a file name"),
         (["--class-weight", "balanced", "--missing", "maybe"], "invalid choice"),
+        (["--partitions", "2"], "--partitions is for --engine dask"),
+        (["--engine", "dask", "--solver", "lbfgs", "--missing", "mean"], "--missing is for --engine local only"),
     ],
 )
 def test_refusals_are_one_line_exit_2(

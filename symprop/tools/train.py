@@ -764,8 +764,19 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     check_distinct(
         {"-o/--output": save_path, "--plot": plot_path, "--metrics-json": metrics_path, "the module": module_path}
     )
+    if args.engine != "dask" and args.partitions is not None:
+        raise TrainError("--partitions is for --engine dask; remove it or add --engine dask")
     if args.engine == "dask":
         from symprop.tools.distributed import run_dask
+
+        unsupported = {
+            "--class-weight": args.class_weight is not None,
+            "--missing": args.missing != "error",
+            "--metrics-json": args.metrics_json is not None,
+        }
+        for option, given in unsupported.items():
+            if given:
+                raise TrainError(f"{option} is for --engine local only (not implemented for dask yet); remove it")
 
         return run_dask(args, spec, solver, epochs, lr, momentum, stream)
     table = TableOptions(args.label, args.drop, args.delimiter, args.missing)
