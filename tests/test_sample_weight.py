@@ -140,3 +140,28 @@ def test_c_target_is_unweighted() -> None:
     spec = spec_for("tanh", "mse")
     files = "".join(render_files(spec, target="c").values())
     assert "sample_weight" not in files and "w_k" not in files
+
+
+def test_constant_output_delta_is_spread_over_rows_and_units() -> None:
+    """loss = a with an identity output: δ is the constant 1, so D = w/n alone (no array in it)."""
+    from symprop.spec import Layer
+
+    spec = Spec("lin_w", 2, (Layer.of(3, "custom", expr="0.5*x + 1"), Layer.of(2, "identity")), "custom", "a")
+    params, X, Y = problem(spec)
+    counts = np.array([2, 1, 0, 3, 1, 1, 2])
+    rows = np.repeat(np.arange(X.shape[0]), counts)
+    for module in modules(spec):
+        for weights in (None, counts):
+            C, grads = module.loss_and_grad(params, X, Y, sample_weight=weights)
+            Xr, _Yr = (X, Y) if weights is None else (X[rows], Y[rows])
+            # the reference: the mean over (repeated) rows of the per-row gradient, here by hand:
+            # C = mean_k sum_j a2_j, a2 = W2 a1 + b2, a1 = 0.5 z1 + 1, so dC/db2 = (1, 1)
+            assert float(C) == pytest.approx(
+                float(
+                    np.mean(
+                        np.sum((0.5 * (Xr @ params["W1"].T + params["b1"]) + 1) @ params["W2"].T + params["b2"], axis=1)
+                    )
+                ),
+                rel=1e-12,
+            )
+            np.testing.assert_allclose(np.asarray(grads["b2"]), np.ones(2), rtol=1e-12)
