@@ -204,7 +204,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
     # y)*Softplus(z2)
     C = np.sum(w*(y1*np.logaddexp(0.0, -z2_1) + (1 - y1)*np.logaddexp(0.0, z2_1))) / n
-    # delta2_1 = dC_k/dz2_1 = w*(a2_1 - y1)
+    # delta2_1 = dC_k/dz2_1 = a2_1 - y1
     delta2_1 = w*(a2_1 - y1)/n
     # dC/dW2[1,1] = (1/n) sum_k dC_k/dz2_1 * a1_1
     dW2[0, 0] = np.dot(delta2_1, a1_1)

@@ -249,11 +249,11 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     p2_1 = e2_1*t3
     p2_2 = e2_2*t3
     p2_3 = e2_3*t3
-    # delta2_1 = dC_k/dz2_1 = w*(SY*p2_1 - y1)
+    # delta2_1 = dC_k/dz2_1 = SY*p2_1 - y1
     delta2_1 = w*(SY*p2_1 - y1)/n
-    # delta2_2 = dC_k/dz2_2 = w*(SY*p2_2 - y2)
+    # delta2_2 = dC_k/dz2_2 = SY*p2_2 - y2
     delta2_2 = w*(SY*p2_2 - y2)/n
-    # delta2_3 = dC_k/dz2_3 = w*(SY*p2_3 - y3)
+    # delta2_3 = dC_k/dz2_3 = SY*p2_3 - y3
     delta2_3 = w*(SY*p2_3 - y3)/n
     # dC/dW2[1,1] = (1/n) sum_k dC_k/dz2_1 * a1_1
     dW2[0, 0] = np.dot(delta2_1, a1_1)

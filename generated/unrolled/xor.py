@@ -202,7 +202,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     t0 = a2_1 - y1
     # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2/2
     C = np.sum(0.5*t0**2*w) / n
-    # delta2_1 = dC_k/dz2_1 = a2_1*w*(1 - a2_1)*(a2_1 - y1)
+    # delta2_1 = dC_k/dz2_1 = a2_1*(1 - a2_1)*(a2_1 - y1)
     delta2_1 = a2_1*t0*w*(1 - a2_1)/n
     # dC/dW2[1,1] = (1/n) sum_k dC_k/dz2_1 * a1_1
     dW2[0, 0] = np.dot(delta2_1, a1_1)

@@ -271,7 +271,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
     # - y) <= 1), (Abs(a5 - y) - 0.5, True))
     C = np.sum(w*np.where(t2, 0.5*t0**2, t1 - 0.5)) / n
-    # delta5_1 = dC_k/dz5_1 = w*Piecewise((a5_1 - y1, Abs(a5_1 - y1) <= 1), (sign(a5_1 - y1),
+    # delta5_1 = dC_k/dz5_1 = Piecewise((a5_1 - y1, Abs(a5_1 - y1) <= 1), (sign(a5_1 - y1),
     # True))*Piecewise((0, z5_1 <= -2), (1/4, z5_1 < 2), (0, True))
     delta5_1 = (
         w*np.where(t2, t0, np.sign(t0))*np.where((z5_1 <= -2), 0, np.where((z5_1 < 2), 0.25,
