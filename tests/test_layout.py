@@ -57,9 +57,11 @@ RANKS = {
     "tools.cbuild": 13,
     "tools.export": 13,  # trained params as C arrays (or ONNX through tools.onnx_export)
     "tools.predict": 14,
+    "tools.onnx_export": 13,  # a spec and its params as an ONNX graph (the module's forward)
     "tools.distributed": 14,
     "explain.report": 14,
     "explain": 15,
+    "sklearn": 15,  # the scikit-learn estimators over train() and the generated module
     "cli": 16,
     "__main__": 17,
     "ir": 0,

@@ -17,7 +17,7 @@ import sympy as sp
 from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import N
+from symprop.ir.backprop import WEIGHTS, N
 from symprop.ir.forms import split_masks
 from symprop.ir.program import (
     LAYER_VALUES,
@@ -106,6 +106,9 @@ class Vectorized(WholeArrays):
         raise TypeError(f"the vectorized backend prints no {type(s).__name__}")
 
     def map(self, s: Map, out: str, p: ArrayPrinter) -> list[Line]:
+        if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.kind in LAYER_VALUES:
+            # a constant times the sample weights (a column, or 1.0): spread over the layer's units
+            return [Line(f"{out} = ({p.code(s.expr)}) * np.ones({self.shape(s.out)}, dtype=dtype)", s.note.render())]
         if s.expr.free_symbols <= {N.symbol}:
             if s.out.math_kind not in LAYER_VALUES:
                 return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
@@ -139,7 +142,8 @@ class Vectorized(WholeArrays):
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
         if s.axis is Axis.ALL:
             factors = sp.Mul.make_args(s.expr)
-            if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
+            # a dot product of two arrays (not of the weights, which may be the scalar 1.0)
+            if len(factors) == 2 and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors):
                 total = f"np.vdot({', '.join(p.name(f) for f in factors)})"
             else:
                 total = f"np.sum({p.code(s.expr)})"
