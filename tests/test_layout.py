@@ -30,7 +30,8 @@ RANKS = {
     "ir.backprop": 6,  # the layer program from the spec
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
-    "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
+    "ir.second_order": 7,
+    "ir.interpret": 9,  # evaluates a program on NumPy arrays with the NumPy printer (one numeric path)  # the Hessian-vector product as a transform of the layer program
     "backends.templating": 8,
     "backends.base": 8,
     "backends.numpy.printer": 8,
@@ -49,16 +50,17 @@ RANKS = {
     "explain.notation": 12,
     "tools.check": 12,
     "tools.datasets": 12,
-    "explain.model": 13,
+    "explain.worked": 13,  # the worked example: numbers by the IR interpreter
+    "explain.model": 14,
     "tools.solvers": 12,
     "tools.train": 13,
     "tools.cbuild": 13,
     "tools.predict": 14,
     "tools.distributed": 14,
-    "explain.report": 14,
-    "explain": 15,
-    "cli": 16,
-    "__main__": 17,
+    "explain.report": 15,
+    "explain": 16,
+    "cli": 17,
+    "__main__": 18,
     "ir": 0,
     "symbolic": 0,
     "backends": 0,
