@@ -245,7 +245,7 @@ def diagram(spec: Spec, p: Printers) -> str:
     for l, layer in enumerate(spec.layers, 1):
         formula = f"a = {_label_math(p.text(activation_math(layer).f))}"
         pictures.append(LayerPicture(layer.units, f"layer {l}", (layer.describe(), formula)))
-    return network_svg(pictures)
+    return network_svg(pictures, cost="C(a, y)")
 
 
 CSS = """
@@ -265,8 +265,7 @@ svg.network { max-width: 100%; height: auto; color: #333; }
 svg .edge { stroke: #b9c3cf; stroke-width: 0.8; }
 svg .unit { stroke: #333; stroke-width: 1.2; fill: #fff; } svg .unit.input { fill: #e8f0e8; }
 svg .unit.output { fill: #fbe9d8; } svg .unit.hidden { fill: #e6eef8; }
-svg text { font-family: 'DejaVu Sans', sans-serif; font-size: 12px; text-anchor: middle; fill: #222; }
-svg .title { font-weight: bold; } svg .ellipsis { font-size: 18px; }
+svg text { font-family: 'DejaVu Sans', sans-serif; fill: #222; }
 svg .direction line { stroke: currentColor; stroke-width: 1.5; }
 svg .backward { color: #a33; } svg .forward { color: #264; }
 """
@@ -365,12 +364,16 @@ class Explained:
         return explanation_html(self.explanation, self.digits)
 
     def _repr_latex_(self) -> str:
+        """One align* per section, its title as the first (bold) row: the headings are kept."""
         from symprop.explain.model import lhs_latex, rhs_latex
+        from symprop.explain.notation import prose_latex
 
         p = Printers(self.digits)
-        blocks = []
-        for s in self.explanation.sections:
-            rows = [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
+        ex = self.explanation
+        blocks = [rf"\begin{{align*}}&\textbf{{{prose_latex(ex.title)}: {prose_latex(ex.heading)}}}\end{{align*}}"]
+        for s in ex.sections:
+            rows = [rf"&\textbf{{{prose_latex(s.title)}}}"]
+            rows += [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
             rows += [f"{lhs_latex(eq)} &= {rhs_latex(eq, p)}" for eq in s.equations]
             blocks.append(r"\begin{align*}" + r" \\ ".join(rows) + r"\end{align*}")
         return "\n".join(blocks)
