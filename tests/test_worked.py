@@ -31,6 +31,16 @@ from tests.support import ROOT, spec_for
 
 RTOL = 1e-12
 
+# issue 22 E20: long custom expressions overflowed the page (822 pt, 1,097 pt)
+LONG_EXPR = "x/(abs(x) + 1) + 0.1*sin(3*x) + 0.3*tanh(2*x)*exp(-x**2) + x**3/(1 + x**4) + log(1 + exp(x)) - 0.25*cos(x)"
+LONG_LOSS = "(a - y)**2 + 0.5*(a - y)**4 + 0.1*log(1 + exp(a - y)) + 0.05*sin(a)*cos(y) + 0.2*(a*y - 1)**2"
+LONG = Spec(
+    "long",
+    2,
+    (Layer.of(3, "custom", expr=LONG_EXPR), Layer.of(2, "custom", expr=LONG_EXPR)),
+    "custom",
+    LONG_LOSS,
+)
 CHAIN = Spec("chain", 1, (Layer.of(1, "sigmoid"), Layer.of(1, "sigmoid"), Layer.of(1, "sigmoid")), "sse")
 
 
@@ -158,9 +168,11 @@ def test_scalar_view() -> None:
     [
         CHAIN,
         spec_for("tanh", "mse", (2, 3, 1)),
+        spec_for("custom", "custom", (3, 4, 2)),
         spec_for("gaussian", "softmax_ce", (3, 4, 3)),
+        LONG,
     ],
-    ids=["chain", "2-3-1", "softmax"],
+    ids=["chain", "2-3-1", "custom", "softmax", "long-custom"],
 )
 def test_standalone_latex_compiles_without_overfull_boxes(spec: Spec, tmp_path: Path) -> None:
     if shutil.which("pdflatex") is None:

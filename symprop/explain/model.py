@@ -30,8 +30,10 @@ import sympy as sp
 from symprop import __version__
 from symprop.explain.notation import (
     DEFAULT_DIGITS,
+    LINE_WIDTH,
     Printers,
     chain_product,
+    factor_lines,
     latex_lines,
     latex_name,
     legend,
@@ -41,6 +43,7 @@ from symprop.explain.notation import (
     scalar_view,
     text_name,
     tidy,
+    visual_width,
     whole_chain,
 )
 from symprop.explain.view import UnitView, sym
@@ -647,10 +650,13 @@ def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> st
         for _, latex in s.vector:  # one statement per line, one side per line: lhs &= side \\ &= side
             for statement in latex.split(r",\quad "):
                 lhs, *sides = statement.split(" = ")
-                groups[-1] += [f"{lhs} &= {sides[0]}", *(f"&= {side}" for side in sides[1:])]
+                for k, side in enumerate(sides):
+                    first, *rest = _product_lines(side)
+                    groups[-1].append(f"{lhs if k == 0 else ''} &= {first}".lstrip())
+                    groups[-1] += [rf"&\quad {line}" for line in rest]
         for eq in s.equations:
             if eq.factors:
-                lines = [r" \cdot ".join(printers.latex_factor(f) for f in eq.factors)]  # short: never broken
+                lines = factor_lines(eq.factors, printers.digits)
             else:
                 lines = latex_lines(tidy(eq.rhs, printers.digits), printers.digits)
             groups[-1].append(f"{lhs_latex(eq)} &= {lines[0]}")
@@ -665,6 +671,21 @@ def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> st
                 out += [r"\begin{align*}", *rows, r"\end{align*}"]
     out += [r"\end{document}"]
     return "\n".join(out) + "\n"
+
+
+def _product_lines(side: str, width: int = LINE_WIDTH) -> list[str]:
+    """A long product ``f \\cdot g \\cdot ...`` over several lines, each after the first starting with
+    the dot (a line never ends with one)."""
+    if visual_width(side) <= width:
+        return [side]
+    lines: list[str] = []
+    for k, factor in enumerate(side.split(r" \cdot ")):
+        piece = factor if k == 0 else r"\cdot " + factor
+        if lines and visual_width(lines[-1] + piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
 
 
 def _render_markdown(ex: Explanation, printers: Printers) -> str:
@@ -780,10 +801,6 @@ def explain(
         ex = chain_rule(spec, symbolic_params)
     text = render(replace(ex, command=command), fmt, digits, standalone)
     example = fmt != "sympy" and not (second or collapse or expand)
-    if fmt == "latex" and values is None and sample is None:
-        # LaTeX carries the worked example when its numbers are chosen (--params / --sample): the
-        # seeded one still overflows the page on some wide or custom specs (see docs/teaching.md)
-        return text
     if not example:
         if values is not None or sample is not None:
             raise ExplainError("--params and --sample choose the worked example: drop --format sympy, --expand, ...")

@@ -831,7 +831,14 @@ def visual_width(latex: str) -> int:
     return len(re.sub(r"[{}^_ \\]", "", text))
 
 
-_BREAKABLE_HEADS: dict[type, str] = {Sigmoid: r"\sigma", sp.tanh: r"\tanh", sp.log: r"\log", log1p: r"\log"}
+_BREAKABLE_HEADS: dict[type, str] = {
+    Sigmoid: r"\sigma",
+    sp.tanh: r"\tanh",
+    sp.log: r"\log",
+    log1p: r"\log",
+    sp.sin: r"\sin",
+    sp.cos: r"\cos",
+}
 
 
 def _wrap(head: str, pieces: list[str], close: str) -> list[str]:
@@ -878,6 +885,10 @@ def latex_pieces(expr: sp.Expr, printer: LatexNotation, width: int = LINE_WIDTH)
         return pieces
     if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
         return _wrap(r"\bigl(", sub(expr.base), rf"\bigr)^{{{expr.exp}}}")
+    if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
+        var, low, high = expr.limits[0]
+        head = rf"\sum_{{{printer._print(var)}={printer._print(low)}}}^{{{printer._print(high)}}} \bigl("
+        return _wrap(head, sub(expr.function), r"\bigr)")
     if isinstance(expr, sp.exp):
         return _wrap(r"\exp\bigl(", sub(expr.args[0]), r"\bigr)")
     if isinstance(expr, Relu):
@@ -897,6 +908,30 @@ def latex_pieces(expr: sp.Expr, printer: LatexNotation, width: int = LINE_WIDTH)
             inner = sub(expr.args[0])  # type: ignore[attr-defined]
             return _wrap(head + r"\bigl(" + ("1 + " if kind is log1p else ""), inner, r"\bigr)")
     return [whole]
+
+
+def factor_lines(factors: Sequence[sp.Expr], digits: int = DEFAULT_DIGITS, width: int = LINE_WIDTH) -> list[str]:
+    """A product of factors as LaTeX lines joined by ``\\cdot``; a line may break before a dot or
+    inside a long factor (:func:`latex_pieces`), never right after a dot."""
+    printer = LatexNotation({"digits": digits})
+    pieces: list[str] = []
+    for k, f in enumerate(factors):
+        f = tidy(f, digits)
+        parts = latex_pieces(f, printer, width)
+        if len(parts) == 1:
+            parts = [str(printer.parenthesize(f, PRECEDENCE["Mul"], strict=True))]
+        elif precedence(f) < PRECEDENCE["Mul"]:
+            parts = _wrap(r"\bigl(", parts, r"\bigr)")
+        if k:
+            parts[0] = r"\cdot " + parts[0]
+        pieces += parts
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and visual_width(lines[-1] + piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
 
 
 def latex_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = LINE_WIDTH) -> list[str]:

@@ -30,7 +30,17 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from symprop.explain.notation import LINE_WIDTH, Partial, Printers, prose_latex, short_float, visual_width
+from symprop.explain.notation import (
+    LINE_WIDTH,
+    LatexNotation,
+    Partial,
+    Printers,
+    latex_pieces,
+    prose_latex,
+    short_float,
+    tidy,
+    visual_width,
+)
 from symprop.ir.backprop import derive
 from symprop.ir.interpret import run
 from symprop.spec import Spec
@@ -587,16 +597,47 @@ def _latex_pieces(f: _Fmt, side: tuple[Term, ...]) -> list[str]:
     for n, (sign, factors) in enumerate(side):
         k = next((k for k, x in enumerate(factors) if isinstance(x, _Paren)), None)
         if k is None:
-            pieces.append(f.term((sign, factors), n == 0))
+            whole = f.term((sign, factors), n == 0)
+            if visual_width(whole) <= LINE_WIDTH:
+                pieces.append(whole)
+                continue
+            # a long product: a break may come before a dot, or inside a long factor (at + or between
+            # juxtaposed factors, by notation.latex_pieces); never right after a dot
+            cut: list[str] = []
+            for m, x in enumerate(factors):
+                parts = _factor_pieces(f, x)
+                parts[0] = (f.op("·").lstrip() if m else "") + parts[0]
+                cut += parts
+            lead = f.op(sign).lstrip() if (sign and n == 0) else (f.op(sign) if sign else "")
+            cut[0] = lead + cut[0]
+            pieces += cut
             continue
         if k:  # the factors before the parenthesis, then (a break may come here) "· (" and the sum
-            pieces.append(f.term((sign, factors[:k]), n == 0))
+            for m, x in enumerate(factors[:k]):
+                parts = _factor_pieces(f, x)
+                parts[0] = (f.op("·").lstrip() if m else "") + parts[0]
+                pieces += parts
         inner = [f.term(t, m == 0) for m, t in enumerate(factors[k].terms)]
         tail = f.op("·").join(f.factor(x) for x in factors[k + 1 :])
         inner[0] = (f.op("·").lstrip() if k else "") + f.op("(") + inner[0]
         inner[-1] = inner[-1] + f.op(")") + (f.op("·") + tail if tail else "")
         pieces += inner
     return pieces
+
+
+def _factor_pieces(f: _Fmt, x: Any) -> list[str]:
+    """One factor's LaTeX, cut where :func:`symprop.explain.notation.latex_pieces` may break it."""
+    if not isinstance(x, sp.Expr) or isinstance(x, sp.Symbol):
+        return [f.factor(x)]
+    expr = tidy(x, f.p.digits)
+    from sympy.printing.precedence import PRECEDENCE, precedence
+
+    parts = [_cleanup(p) for p in latex_pieces(expr, LatexNotation({"digits": f.p.digits}), LINE_WIDTH - 8)]
+    if precedence(expr) < PRECEDENCE["Mul"]:
+        if len(parts) == 1:
+            return [f.factor(x)]
+        parts[0], parts[-1] = r"\bigl(" + parts[0], parts[-1] + r"\bigr)"
+    return parts
 
 
 def row_mathml(row: Row, digits: int = DEFAULT_DIGITS) -> str:
