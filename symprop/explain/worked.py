@@ -157,7 +157,7 @@ def problem(spec: Spec, params: str | Path | None = None, sample: str | None = N
             f"; {' and '.join(random)} drawn by symprop.tools.check.random_problem(spec, seed={seed}, n=1)"
             f" (choose them with {options})"
         )
-    return Problem(drawn, x, y, source + ".")
+    return Problem(drawn, x, y, source)
 
 
 # ----------------------------------------------------------------- the numbers --
@@ -643,7 +643,13 @@ def _factor_pieces(f: _Fmt, x: Any) -> list[str]:
 def row_mathml(row: Row, digits: int = DEFAULT_DIGITS) -> str:
     f = _Fmt("mathml", digits)
     rel = f.op("←") if row.arrow else f.op("=")
-    return f"<mrow>{f.lhs(row)}{rel}{f.op('=').join(f'<mrow>{f.terms(s)}</mrow>' for s in row.sides)}</mrow>"
+    out = f"<mrow>{f.lhs(row)}{rel}{f.op('=').join(f'<mrow>{f.terms(s)}</mrow>' for s in row.sides)}</mrow>"
+    # σ((−0.3)) -> σ(−0.3): a parenthesised negative number alone inside a function's parentheses
+    return re.sub(
+        r"<mo>\(</mo><mrow><mo>\(</mo><mo>−</mo><mn>([^<]*)</mn><mo>\)</mo></mrow><mo>\)</mo>",
+        r"<mo>(</mo><mo>−</mo><mn>\1</mn><mo>)</mo>",
+        out,
+    )
 
 
 def words_latex(text: str) -> str:
