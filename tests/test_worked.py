@@ -194,3 +194,18 @@ def test_standalone_latex_compiles_without_overfull_boxes(spec: Spec, tmp_path: 
         log = (tmp_path / "d.log").read_text(errors="replace")
         assert proc.returncode == 0, log[-2000:]
         assert "Overfull" not in log, [line for line in log.splitlines() if "Overfull" in line]
+
+
+def test_repr_latex_keeps_the_headings() -> None:
+    from symprop.explain.report import explained
+
+    ex = explained(CHAIN)
+    latex = ex._repr_latex_()
+    for section in ex.explanation.sections:
+        assert rf"\textbf{{{section.title.split(' (')[0]}" in latex, section.title
+    assert latex.count(r"\begin{align*}") == latex.count(r"\end{align*}") == len(ex.explanation.sections) + 1
+
+
+def test_worked_options_need_a_worked_example() -> None:
+    with pytest.raises(ExplainError, match="choose the worked example"):
+        explain(CHAIN, "sympy", sample="1;0")
