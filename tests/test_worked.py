@@ -209,3 +209,11 @@ def test_repr_latex_keeps_the_headings() -> None:
 def test_worked_options_need_a_worked_example() -> None:
     with pytest.raises(ExplainError, match="choose the worked example"):
         explain(CHAIN, "sympy", sample="1;0")
+
+
+def test_report_shows_the_whole_chain_product() -> None:
+    from symprop.explain.notation import whole_chain
+
+    spec = load_spec(ROOT / "examples" / "xor.toml")
+    page = report(spec, ["W1[2,1]"])
+    assert whole_chain("W1[2,1]", spec.layer_sizes, False).mathml() in page and "highlighted path" in page

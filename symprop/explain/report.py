@@ -34,6 +34,8 @@ from symprop import __version__
 from symprop.backends.templating import template_dir
 from symprop.emit import render
 from symprop.explain.model import (
+    WHOLE_CHAIN_PATH,
+    WHOLE_CHAIN_SCALAR,
     Equation,
     ExplainError,
     Explanation,
@@ -56,6 +58,7 @@ from symprop.explain.notation import (
     mathml_lines,
     note_parts,
     scalar_view,
+    whole_chain,
 )
 from symprop.explain.worked import DEFAULT_LR, Worked, blocks, compute, is_scalar_chain, problem
 from symprop.explain.worked import render_html as render_worked_html
@@ -212,10 +215,14 @@ def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = 
     except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
         expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
     product = chain_product(parse_label(label, spec), len(spec.layers), spec.loss == "softmax_ce", p.digits)
+    whole = whole_chain(parse_label(label, spec), spec.layer_sizes, spec.loss == "softmax_ce", p.digits)
+    label_of_whole = WHOLE_CHAIN_SCALAR if all(n == 1 for n in spec.layer_sizes) else WHOLE_CHAIN_PATH
     out = [
         f'<section class="param"><h3>{esc(compact.heading)}</h3>',
         f"<p>{esc(compact.intro[0])} By the chain rule, in the paper's form:</p>",
         f'<div class="eq chain">{math(f"<mrow>{product.mathml()}</mrow>")}</div>',
+        f'<div class="eq chain whole">{math(f"<mrow>{whole.mathml()}</mrow>")}</div>',
+        f'<p class="note">{esc(label_of_whole.replace("second line", "Second line", 1))}.</p>',
     ]
     for section in compact.sections:
         out.append(_section_html(section, p, level=4))
