@@ -230,6 +230,8 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         "--symbolic-params", action="store_true", help="keep beta, mu, sigma, alpha, x_min, ... as symbols"
     )
 
+    _worked_options(exp)
+    exp.add_argument("--at", metavar="SEED", type=int, default=0, help="seed of the worked example (default 0)")
     rep = sub.add_parser("report", help="write the derivation as one self-contained HTML page (MathML, SVG)")
     rep.add_argument("spec", help="path of a TOML spec")
     rep.add_argument(
@@ -243,7 +245,17 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     rep.add_argument(
         "--symbolic-params", action="store_true", help="keep beta, mu, sigma, alpha, x_min, ... as symbols"
     )
+    _worked_options(rep)
     return parser
+
+
+def _worked_options(p: argparse.ArgumentParser) -> None:
+    """--params, --sample, --lr: the numbers of the worked example (explain, report)."""
+    p.add_argument("--params", metavar="P.npz", help="worked example: these params (default: seeded random ones)")
+    p.add_argument(
+        "--sample", metavar="X;Y", help='worked example: one sample "x1,...,xd;y1,...,ym" (default: a seeded one)'
+    )
+    p.add_argument("--lr", type=float, default=0.1, help="worked example: step of the update shown (default 0.1)")
 
 
 def _warn_gradients(spec: Spec) -> None:
@@ -423,6 +435,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from symprop.explain import ExplainError, explain
+    from symprop.explain.worked import WorkedError
 
     spec = load_spec(args.spec)
     try:
@@ -436,8 +449,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             standalone=args.standalone,
             symbolic_params=args.symbolic_params,
             second=args.second_order,
+            values=args.params,
+            sample=args.sample,
+            lr=args.lr,
+            seed=args.at,
         )
-    except ExplainError as exc:
+    except (ExplainError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
     if args.out is None:
         sys.stdout.write(text)
@@ -448,11 +465,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from symprop.explain import ExplainError
     from symprop.explain.report import ReportError, report
+    from symprop.explain.worked import WorkedError
 
     spec = load_spec(args.spec)
     try:
-        text = report(spec, args.param, seed=args.at, digits=args.digits, symbolic_params=args.symbolic_params)
-    except (ExplainError, ReportError) as exc:
+        text = report(
+            spec,
+            args.param,
+            seed=args.at,
+            digits=args.digits,
+            symbolic_params=args.symbolic_params,
+            values=args.params,
+            sample=args.sample,
+            lr=args.lr,
+        )
+    except (ExplainError, ReportError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
     return _write_text(Path(args.out), text, spec.name + ".html")
 

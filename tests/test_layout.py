@@ -32,6 +32,7 @@ RANKS = {
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
+    "ir.interpret": 9,  # evaluates a program on NumPy arrays with the NumPy printer (one numeric path)
     "backends.templating": 8,
     "backends.base": 8,
     "backends.numpy.printer": 8,
@@ -50,7 +51,8 @@ RANKS = {
     "explain.notation": 12,
     "tools.check": 12,
     "tools.datasets": 12,
-    "explain.model": 13,
+    "explain.worked": 13,  # the worked example: numbers by the IR interpreter
+    "explain.model": 14,
     "tools.solvers": 12,
     "tools.paramfile": 12,  # the params .npz: one reader, one writer, checked against the spec
     "tools.train": 13,
@@ -59,11 +61,11 @@ RANKS = {
     "tools.predict": 14,
     "tools.onnx_export": 13,  # a spec and its params as an ONNX graph (the module's forward)
     "tools.distributed": 14,
-    "explain.report": 14,
-    "explain": 15,
-    "sklearn": 15,  # the scikit-learn estimators over train() and the generated module
-    "cli": 16,
-    "__main__": 17,
+    "explain.report": 15,
+    "explain": 16,
+    "sklearn": 16,  # the scikit-learn estimators over train() and the generated module
+    "cli": 17,
+    "__main__": 18,
     "ir": 0,
     "symbolic": 0,
     "backends": 0,

@@ -155,19 +155,23 @@ class Spec:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def _repr_html_(self) -> str:
-        """Jupyter: the network drawn as SVG, then the spec as TOML (every string escaped)."""
-        import html
-
+    def _repr_svg_(self) -> str:
+        """Jupyter: the network drawn as a self-contained SVG (its look in presentation attributes)."""
         from symprop.spec.diagram import LayerPicture, network_svg
 
         pictures = [LayerPicture(self.inputs, "inputs x")]
         pictures += [
             LayerPicture(layer.units, f"layer {l}", (layer.describe(),)) for l, layer in enumerate(self.layers, 1)
         ]
+        return network_svg(pictures, cost="C(a, y)")
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the network drawn as SVG, then the spec as TOML (every string escaped)."""
+        import html
+
         sizes = "-".join(map(str, self.layer_sizes))
         head = f"<p><b>{html.escape(self.name)}</b>: {sizes} network, loss {html.escape(self.loss)}</p>"
-        return f"<div>{head}{network_svg(pictures)}<pre>{html.escape(self.to_toml())}</pre></div>"
+        return f"<div>{head}{self._repr_svg_()}<pre>{html.escape(self.to_toml())}</pre></div>"
 
     def _repr_latex_(self) -> str:
         """Jupyter: the layer sizes with each activation over its arrow, and the loss."""
