@@ -68,35 +68,20 @@ class Problem:
 
 
 def load_params(path: str | Path, spec: Spec) -> dict[str, np.ndarray]:
-    """The parameter arrays of a ``.npz`` (as written by ``symprop train --save``), checked against the spec.
+    """The parameter arrays of a params file (:mod:`symprop.tools.paramfile`: the one reader, which
+    refuses params saved for another spec), and every value finite: a worked example shows numbers."""
+    from symprop.io import show
+    from symprop.tools.paramfile import ParamsError
+    from symprop.tools.paramfile import load_params as read
 
-    Kept small and alone so it can become the shared loader of :mod:`symprop.tools.predict`;
-    extra arrays (classes, feature names, provenance) are ignored."""
-    p = Path(path)
     try:
-        with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files if k in spec.param_shapes}
-    except FileNotFoundError:
-        raise WorkedError(
-            f"--params {p}: no such file; give a .npz with the arrays {', '.join(spec.param_shapes)}"
-        ) from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise WorkedError(f"--params {p}: not a readable .npz file ({type(exc).__name__})") from None
-    missing = [k for k in spec.param_shapes if k not in arrays]
-    if missing:
-        raise WorkedError(f"--params {p}: missing {', '.join(missing)}; the spec needs {', '.join(spec.param_shapes)}")
-    out = {}
-    for k, shape in spec.param_shapes.items():
-        a = arrays[k]
-        if a.shape != tuple(shape):
-            raise WorkedError(f"--params {p}: {k} has shape {a.shape}, the spec needs {tuple(shape)}")
-        if a.dtype.kind not in "fiu":
-            raise WorkedError(f"--params {p}: {k} holds {a.dtype} values, not numbers")
-        a = a.astype(np.float64)
+        params = read(path, spec).params
+    except ParamsError as exc:
+        raise WorkedError(str(exc)) from None
+    for k, a in params.items():
         if not np.all(np.isfinite(a)):
-            raise WorkedError(f"--params {p}: {k} has a value that is not a finite number")
-        out[k] = a
-    return out
+            raise WorkedError(f"--params {show(path)}: {k} has a value that is not a finite number")
+    return params
 
 
 def _numbers(text: str, want: int, what: str) -> np.ndarray:
