@@ -28,6 +28,7 @@ class Backend:
     options: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = (".py",)  # the files it writes: <spec name><suffix>
     second_order: bool = True  # prints the Hessian-vector products (generate --second-order)
+    sample_weight: bool = False  # its loss functions take per-sample weights (the weighted program)
 
 
 __all__ = ["Backend"]

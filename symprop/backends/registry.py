@@ -24,6 +24,7 @@ BACKENDS: Mapping[str, Backend] = {
         _python(render_vectorized),
         "matrix code, one product per layer and direction, any size",
         mode="vectorized",
+        sample_weight=True,
     ),
     "unrolled": Backend(
         "unrolled",
@@ -33,6 +34,7 @@ BACKENDS: Mapping[str, Backend] = {
         f"one line per neuron, for reading (at most {MAX_PARAMS:,} parameters)",
         max_params=MAX_PARAMS,
         mode="unrolled",
+        sample_weight=True,
     ),
     "array-api": Backend(
         "array-api",
@@ -40,6 +42,7 @@ BACKENDS: Mapping[str, Backend] = {
         Granularity.LAYER,
         _python(render_array_api),
         "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
+        sample_weight=True,
     ),
     "c": Backend(
         "c",

@@ -16,7 +16,7 @@ import sympy as sp
 from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import N
+from symprop.ir.backprop import WEIGHTS, N
 from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Statement, Var
 
 MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add nothing to read
@@ -65,13 +65,17 @@ class Unrolled:
         if isinstance(s, LinearSum):
             return [Line(f"{out} = {linear_sum_code(s, p)}", s.note.render())]
         if isinstance(s, Map):
+            if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.kind is not Kind.COST:
+                # a constant times the sample weights (a vector, or 1.0): one value per row
+                return [Line(f"{out} = ({p.code(s.expr)}) * np.ones(n, dtype=dtype)", s.note.render())]
             if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
                 fill = "np.zeros(n, dtype=dtype)" if s.expr == 0 else f"np.full(n, {p.code(s.expr)}, dtype=dtype)"
                 return [Line(f"{out} = {fill}", s.note.render())]
             return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
         if isinstance(s, Reduce):
             factors = sp.Mul.make_args(s.expr)
-            if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
+            # a dot product of two vectors (not of the weights, which may be the scalar 1.0)
+            if len(factors) == 2 and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors):
                 total = f"np.dot({', '.join(p.name(f) for f in factors)})"
             else:
                 total = f"np.sum({p.code(s.expr)})"
