@@ -31,6 +31,7 @@ from symprop.ir.program import (
     LayerMath,
     Map,
     MatMul,
+    N,
     OutputMath,
     Program,
     Reduce,
@@ -42,8 +43,6 @@ from symprop.ir.program import (
 )
 from symprop.spec import Spec
 from symprop.symbolic import layer_math as lm
-
-N = Var("n", Kind.COUNT)  # the batch size, known when the function runs
 
 
 def layer_vars(l: int) -> tuple[Var, Var]:
@@ -71,9 +70,8 @@ def layers_math(spec: Spec, symbolic: bool = False) -> tuple[LayerMath, ...]:
 def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
     if spec.loss == "softmax_ce":
         loss, _, _, _ = lm.softmax_math(spec.outputs)
-        return OutputMath(loss, lm.softmax_delta(spec.outputs), None, fused=True, clipped=False)
-    out = lm.output_math(spec, symbolic)
-    return OutputMath(out.loss, out.delta, out.dloss_da, out.fused, out.clipped)
+        return OutputMath(loss, lm.softmax_delta(spec.outputs), fused=True, clipped=False, rewrites=())
+    return lm.output_math(spec, symbolic)
 
 
 def rewrites_fired(spec: Spec) -> tuple[str, ...]:

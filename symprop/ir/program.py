@@ -34,6 +34,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symprop.spec import Spec
+from symprop.symbolic.layer_math import OutputMath  # the one record of the output's loss and error
 
 
 class Role(enum.Enum):
@@ -145,6 +146,9 @@ class Var:
         return sp.Symbol(self.name, real=True)
 
 
+N = Var("n", Kind.COUNT)  # the batch size, known when the function runs (every backend reads it from here)
+
+
 @dataclass(frozen=True)
 class MatMul:
     out: Var
@@ -232,22 +236,6 @@ class LayerMath:
 
 
 @dataclass(frozen=True)
-class OutputMath:
-    """The loss of one sample and the output error, as derived (scalar symbols a, z, y).
-
-    For softmax_ce, ``loss`` is in the row symbols of :mod:`symprop.symbolic.layer_math`
-    and ``delta`` in softmax's ``p``; ``dloss_da`` is None when loss and activation were
-    differentiated together in z (fused, or softmax).
-    """
-
-    loss: sp.Expr
-    delta: sp.Expr
-    dloss_da: sp.Expr | None
-    fused: bool
-    clipped: bool
-
-
-@dataclass(frozen=True)
 class Program:
     spec: Spec
     granularity: Granularity
@@ -281,6 +269,7 @@ __all__ = [
     "LinearSum",
     "Map",
     "MatMul",
+    "N",
     "Note",
     "OutputMath",
     "Program",

@@ -18,7 +18,6 @@ from dataclasses import replace
 
 import sympy as sp
 
-from symprop.ir.backprop import N
 from symprop.ir.program import (
     AddBias,
     Axis,
@@ -28,6 +27,7 @@ from symprop.ir.program import (
     LinearSum,
     Map,
     MatMul,
+    N,
     Note,
     Program,
     Reduce,

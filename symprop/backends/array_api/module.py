@@ -15,8 +15,19 @@ from symprop.backends.array_api.printer import XpPrinter
 from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import N
-from symprop.ir.program import LAYER_VALUES, AddBias, Axis, Function, Map, MatMul, Program, Reduce, ReduceOp, Statement
+from symprop.ir.program import (
+    LAYER_VALUES,
+    AddBias,
+    Axis,
+    Function,
+    Map,
+    MatMul,
+    N,
+    Program,
+    Reduce,
+    ReduceOp,
+    Statement,
+)
 
 
 class ArrayApi(WholeArrays):

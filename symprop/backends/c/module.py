@@ -36,7 +36,6 @@ import sympy as sp
 from symprop import __version__
 from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_used
 from symprop.backends.templating import environment
-from symprop.ir.backprop import N
 from symprop.ir.program import (
     LAYER_VALUES,
     AddBias,
@@ -45,6 +44,7 @@ from symprop.ir.program import (
     Kind,
     Map,
     MatMul,
+    N,
     Note,
     Program,
     Reduce,

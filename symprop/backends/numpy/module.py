@@ -16,8 +16,7 @@ import sympy as sp
 
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
-from symprop.ir.backprop import N
-from symprop.ir.program import Function, Kind, LinearSum, Map, MatMul, Program, Reduce, Role, Statement, Var, reads
+from symprop.ir.program import Function, Kind, LinearSum, Map, MatMul, N, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",

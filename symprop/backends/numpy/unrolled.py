@@ -16,8 +16,7 @@ import sympy as sp
 from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import N
-from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Statement, Var
+from symprop.ir.program import Function, Kind, LinearSum, Map, N, Program, Reduce, Statement, Var
 
 MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add nothing to read
 

@@ -17,7 +17,6 @@ import sympy as sp
 from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import N
 from symprop.ir.forms import split_masks
 from symprop.ir.program import (
     LAYER_VALUES,
@@ -27,6 +26,7 @@ from symprop.ir.program import (
     Kind,
     Map,
     MatMul,
+    N,
     Program,
     Reduce,
     ReduceOp,
