@@ -19,6 +19,7 @@ PACKAGE = ROOT / "symprop"
 # Each module (dotted, below symprop) with its rank; a module may import only lower ranks.
 RANKS = {
     "symbolic.functions": 0,
+    "ir.names": 0,  # parameter names (W1, b1, dW1, VW1), spelled once; the spec uses them too
     "spec.safe_expr": 1,
     "spec.diagram": 1,  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
     "spec.registry": 1,  # one entry per activation and loss

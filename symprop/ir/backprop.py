@@ -39,7 +39,10 @@ from symprop.ir.program import (
     Role,
     Statement,
     Var,
+    bias_var,
+    grad_var,
     note,
+    weight_var,
 )
 from symprop.spec import Spec
 from symprop.symbolic import layer_math as lm
@@ -86,7 +89,7 @@ def _forward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
     for lay in layers:
         l = lay.l
         Zl, Al = layer_vars(l)
-        W, b = Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)
+        W, b = weight_var(l), bias_var(l)
         prev = "x" if l == 1 else f"a{l - 1}"
         body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, note(f"z{l} = W{l} {prev} + b{l}")))
         body.append(AddBias(Zl, b, Role.FORWARD))
@@ -162,7 +165,7 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
     for l in range(L, 0, -1):
         D = Var(f"D{l}", Kind.DELTA, l)
         prev = "x" if l == 1 else f"a{l - 1}"
-        dW, db = Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)
+        dW, db = grad_var(weight_var(l)), grad_var(bias_var(l))
         text = note(f"dC/dW{l} = (1/n) sum_k delta{l} {prev}^T")
         body.append(MatMul(dW, D, inputs_of(l), True, False, Role.OUTPUT, text))
         body.append(
@@ -179,7 +182,7 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
             continue
         G = Var(f"G{l - 1}", Kind.UPSTREAM, l - 1)
         text = note(f"dC_k/da{l - 1} = W{l}^T delta{l}")
-        body.append(MatMul(G, D, Var(f"W{l}", Kind.WEIGHT, l), False, False, Role.BACKWARD, text))
+        body.append(MatMul(G, D, weight_var(l), False, False, Role.BACKWARD, text))
         Zm, Am = layer_vars(l - 1)
         rest, masks = split_masks(below.df.xreplace({lm.Z: Zm.symbol, lm.A: Am.symbol}))
         df = sp.Mul(choose_form(rest), *masks)
@@ -194,7 +197,7 @@ def _penalty(spec: Spec) -> list[Statement]:
     C = Var("C", Kind.COST)
     sums: list[Statement] = []
     for l in range(1, len(spec.layers) + 1):
-        W = Var(f"W{l}", Kind.WEIGHT, l)
+        W = weight_var(l)
         sums.append(Reduce(Var(f"R{l}", Kind.COST, l), W.symbol**2, ReduceOp.SUM, Axis.ALL, Role.LOSS))
     total = sp.Add(*[s.out.symbol for s in sums])
     text = note("C = (1/n) sum_k C_k + (l2/2) sum_l |W_l|^2, l2 = ", lam)
@@ -208,7 +211,7 @@ def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]
     for s in backward:
         out.append(s)
         if isinstance(s, MatMul) and s.out.kind is Kind.GRAD_W:
-            W = Var(f"W{s.out.layer}", Kind.WEIGHT, s.out.layer)
+            W = weight_var(s.out.layer)
             text = note(f"+ d/dW{s.out.layer} of the penalty: l2 * W{s.out.layer}")
             out.append(Map(s.out, s.out.symbol + lam * W.symbol, Role.OUTPUT, text))
     return out
@@ -231,13 +234,13 @@ def derive(spec: Spec, symbolic_params: bool = False) -> Program:
         backward = _penalty_gradients(spec, backward)
     C = Var("C", Kind.COST)
     _, AL = layer_vars(L)
-    grads = tuple(v for l in range(1, L + 1) for v in (Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)))
+    grads = tuple(grad_var(v) for l in range(1, L + 1) for v in (weight_var(l), bias_var(l)))
     functions = (
         Function("forward", tuple(forward), (AL,)),
         Function("loss", tuple(forward + loss), (C,)),
         Function("loss_and_grad", tuple(forward + loss + delta_out + backward), (C, *grads)),
     )
-    params = tuple(v for l in range(1, L + 1) for v in (Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)))
+    params = tuple(v for l in range(1, L + 1) for v in (weight_var(l), bias_var(l)))
     return Program(
         spec,
         Granularity.LAYER,

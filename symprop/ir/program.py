@@ -33,6 +33,7 @@ from functools import cached_property
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from symprop.ir.names import ParamRef, bias, grad_of, weight
 from symprop.spec import Spec
 from symprop.symbolic.layer_math import OutputMath  # the one record of the output's loss and error
 
@@ -144,6 +145,34 @@ class Var:
     @cached_property
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(self.name, real=True)
+
+    @property
+    def param(self) -> ParamRef:
+        """The parameter array a parameter, gradient or R of one belongs to (from kind and layer)."""
+        if self.math_kind not in (Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B):
+            raise ValueError(f"{self.name} is no parameter, gradient or R of one")
+        return ParamRef("W" if self.math_kind in (Kind.WEIGHT, Kind.GRAD_W) else "b", self.layer)
+
+
+def weight_var(l: int) -> Var:
+    """Wˡ, the weights of layer ``l``."""
+    return Var(weight(l), Kind.WEIGHT, l)
+
+
+def bias_var(l: int) -> Var:
+    """bˡ, the biases of layer ``l``."""
+    return Var(bias(l), Kind.BIAS, l)
+
+
+def param_var(name: str) -> Var:
+    """The variable of a parameter array named ``W1`` or ``b1``."""
+    ref = ParamRef.parse(name)
+    return weight_var(ref.layer) if ref.array == "W" else bias_var(ref.layer)
+
+
+def grad_var(param: Var) -> Var:
+    """∂C/∂Wˡ or ∂C/∂bˡ of a parameter array's variable."""
+    return Var(grad_of(param.name), Kind.GRAD_W if param.kind is Kind.WEIGHT else Kind.GRAD_B, param.layer)
 
 
 N = Var("n", Kind.COUNT)  # the batch size, known when the function runs (every backend reads it from here)
@@ -272,13 +301,18 @@ __all__ = [
     "N",
     "Note",
     "OutputMath",
+    "ParamRef",
     "Program",
     "Reduce",
     "ReduceOp",
     "Role",
     "Statement",
     "Var",
+    "bias_var",
     "formula",
+    "grad_var",
     "note",
+    "param_var",
     "reads",
+    "weight_var",
 ]

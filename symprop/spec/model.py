@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from symprop.ir.names import bias, weight
 from symprop.spec.registry import ACTIVATIONS, LOSSES
 
 ParamValue = float | str
@@ -110,8 +111,8 @@ class Spec:
         shapes: dict[str, tuple[int, ...]] = {}
         sizes = self.layer_sizes
         for l in range(1, len(sizes)):
-            shapes[f"W{l}"] = (sizes[l], sizes[l - 1])
-            shapes[f"b{l}"] = (sizes[l],)
+            shapes[weight(l)] = (sizes[l], sizes[l - 1])
+            shapes[bias(l)] = (sizes[l],)
         return shapes
 
     @property

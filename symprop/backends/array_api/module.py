@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from symprop.backends.array_api.printer import XpPrinter
-from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
+from symprop.backends.numpy.module import WholeArrays, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.program import (
@@ -80,7 +80,7 @@ class ArrayApi(WholeArrays):
         first = p.name(f.returns[0].symbol)
         if f.name in ("forward", "loss"):
             return [], first
-        grads = ", ".join(f'"{param_name(v)[1:]}": {p.name(v.symbol)}' for v in f.returns[1:])
+        grads = ", ".join(f'"{v.param.label}": {p.name(v.symbol)}' for v in f.returns[1:])
         return [Line(f"grads = {{{grads}}}")], f"{first}, grads"
 
 

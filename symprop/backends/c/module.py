@@ -46,6 +46,7 @@ from symprop.ir.program import (
     MatMul,
     N,
     Note,
+    ParamRef,
     Program,
     Reduce,
     ReduceOp,
@@ -729,7 +730,7 @@ class _Builder:
 
     def size_of(self, name: str) -> int:
         """Entries of a parameter or gradient array (``W1``, ``dW1``, ``b2``)."""
-        shape = self.spec.param_shapes[name[1:] if name.startswith("d") else name]
+        shape = self.spec.param_shapes[ParamRef.parse(name).label]
         return shape[0] * (shape[1] if len(shape) > 1 else 1)
 
     def matmul(self, st: _Step, widths: Mapping[sp.Symbol, int]) -> list[str]:
@@ -750,7 +751,7 @@ class _Builder:
                 "}",
             ]
         if s.out.kind is Kind.GRAD_W:  # dW += Dᵀ A, one sample
-            rows, cols = self.spec.param_shapes[s.out.name[1:]]
+            rows, cols = self.spec.param_shapes[s.out.param.label]
             D, A = s.left.name, s.right.name
             inner = f"for (size_t i = 0; i < {cols}; ++i) {s.out.name}[j * {cols} + i] += {D}[j] * {A}[i];"
             return [*self.comment(s.note), f"for (size_t j = 0; j < {rows}; ++j) {{", INDENT + inner, "}"]

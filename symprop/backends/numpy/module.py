@@ -102,8 +102,8 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
 def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list[Line]:
     """``VW1 = V["W1"]`` for the direction arrays a Hessian-vector product reads."""
     used = symbols_read(statements)
-    names = [f"V{v.name}" for v in program.params if not v.index]  # entries: the unrolled style's job
-    return [Line(f'{name} = V["{name[1:]}"]') for name in names if sp.Symbol(name, real=True) in used]
+    refs = [v.param for v in program.params if not v.index]  # entries: the unrolled style's job
+    return [Line(f'{r.direction} = V["{r.label}"]') for r in refs if sp.Symbol(r.direction, real=True) in used]
 
 
 def _outputs(f: Function, style: Style, p: ArrayPrinter) -> tuple[list[Line], str]:
@@ -162,14 +162,18 @@ class WholeArrays:
 def param_name(v: Var) -> str:
     """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters, gradients and their R
     arrays in code)."""
-    names = {Kind.WEIGHT: "W", Kind.BIAS: "b", Kind.GRAD_W: "dW", Kind.GRAD_B: "db"}
-    base = names[v.kind] + str(v.layer) if v.kind in names else (v.array or v.name)
+    if v.kind in (Kind.WEIGHT, Kind.BIAS):
+        base = v.param.label
+    elif v.kind in (Kind.GRAD_W, Kind.GRAD_B):
+        base = v.param.grad
+    else:
+        base = v.array or v.name
     return f"{base}[{', '.join(map(str, v.index))}]" if v.index else base
 
 
 def param_key(v: Var) -> str:
     """The params key a gradient (or its R, the product H V) belongs to: ``W1``, ``b2``."""
-    return ("W" if v.math_kind in (Kind.GRAD_W, Kind.WEIGHT) else "b") + str(v.layer)
+    return v.param.label
 
 
 def is_entry(v: Var) -> bool:

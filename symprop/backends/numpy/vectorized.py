@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
+from symprop.backends.numpy.module import WholeArrays, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.forms import split_masks
@@ -150,7 +150,7 @@ class Vectorized(WholeArrays):
         cost = f"float({self.name(f.returns[0], p)})"
         if f.name == "loss":
             return [], cost
-        grads = ", ".join(f'"{param_name(v)[1:]}": {self.name(v, p)}' for v in f.returns[1:])
+        grads = ", ".join(f'"{v.param.label}": {self.name(v, p)}' for v in f.returns[1:])
         return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
 
 
