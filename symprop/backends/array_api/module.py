@@ -57,7 +57,7 @@ class ArrayApi(WholeArrays):
             return [Line(f"{out} = {out} + {p.name(s.bias.symbol)}", note)]
         if isinstance(s, Map):
             if s.expr.free_symbols <= {N.symbol} and s.out.kind in LAYER_VALUES:
-                shape = f"(n, {self.spec.layer_sizes[s.out.layer]})"
+                shape = f"({p.need('n')}, {self.spec.layer_sizes[s.out.layer]})"
                 value = p.code(s.expr)
                 return [Line(f"{out} = xp.full({shape}, {value}, dtype=X.dtype, device=X.device)", note)]
             return [Line(f"{out} = {p.code(s.expr)}", note)]

@@ -7,7 +7,6 @@ backend supplies a :class:`Style`: how variables are named and how each statemen
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,7 +38,9 @@ class Style(Protocol):
 
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]: ...
 
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]: ...
+    def unpack(
+        self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol], p: ArrayPrinter
+    ) -> list[Line]: ...
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]: ...
 
@@ -72,19 +73,20 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     takes = {v for split in splits.values() for v in split.takes}
     returned = tuple(dict.fromkeys(s.out for s in forward if s.out in takes))
     body = _lines(forward, style, p)
-    head = style.unpack(program, forward, set())
+    head = style.unpack(program, forward, set(), p)
     ret = ", ".join(p.name(v.symbol) for v in returned)
     ret = f"({ret},)" if len(returned) == 1 else ret
     doc = "The forward pass: the values the other functions use."
     ctx = style.context
-    out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret)]
+    out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret, p.needs)]
     for f in program.functions:
         split = splits[f.name]
         got = ", ".join(p.name(v.symbol) if v in split.takes else "_" for v in returned)
         call = f"_forward({ctx}params, X)"
         lines = [Line(f"({got},) = {call}" if len(returned) == 1 else f"{got} = {call}")]
+        p.needs = set()  # what this function's own lines use, recorded while they are printed
         own = _lines(split.own, style, p)
-        lines += style.unpack(program, split.own, {v.symbol for v in returned})
+        lines += style.unpack(program, split.own, {v.symbol for v in returned}, p)
         lines += _unpack_direction(program, split.own)
         result_lines, result = _outputs(f, style, p)
         args = {"forward": "params, X", "hvp": "params, X, Y, V", "gnvp": "params, X, Y, V"}.get(f.name, "params, X, Y")
@@ -94,7 +96,7 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         ]
         if f.name in CURVATURE:
             prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
-        out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result))
+        out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result, p.needs))
     exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
     return tuple(out), helpers_used(exprs)
 
@@ -122,20 +124,18 @@ def _lines(statements: Sequence[Statement], style: Style, p: ArrayPrinter) -> li
     return [line for s in statements for line in style.statement(s, p)]
 
 
-def _finish(name: str, args: str, doc: str, head: list[Line], body: list[Line], result: str) -> FunctionCode:
-    """Bind ``dtype`` and ``n`` where the lines use them (after ``_prepare``), then return ``result``."""
+def _finish(
+    name: str, args: str, doc: str, head: list[Line], body: list[Line], result: str, needs: set[str]
+) -> FunctionCode:
+    """Bind ``dtype`` and ``n`` where the printer recorded them as used (after ``_prepare``),
+    then return ``result``."""
     lines = head[1:] + body  # head[0] is the call of _prepare (none in _forward)
     binds = []
-    if any(_word(line.code, "dtype") for line in lines):
+    if "dtype" in needs:
         binds.append(Line("dtype = X.dtype"))
-    if any(_word(line.code, "n") for line in lines):
+    if "n" in needs:
         binds.append(Line("n = X.shape[0]"))
     return FunctionCode(name, args, doc, (*head[:1], *binds, *lines, Line(f"return {result}")))
-
-
-def _word(code: str, word: str) -> bool:
-    """``word`` occurs in ``code`` as a whole name (not inside another name or a string)."""
-    return re.search(rf"(?<![\w.\"']){word}(?![\w\"'])", code) is not None
 
 
 def render(program: Program, style: Style, folder: str = "numpy") -> str:
@@ -148,7 +148,9 @@ def render(program: Program, style: Style, folder: str = "numpy") -> str:
 class WholeArrays:
     """What the styles that print one array per layer variable share (vectorized, array-api)."""
 
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+    def unpack(
+        self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol], p: ArrayPrinter
+    ) -> list[Line]:
         """``W1 = params["W1"]`` for each parameter array the statements read (but ``skip``)."""
         used = symbols_read(statements) - skip
         return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
@@ -185,7 +187,7 @@ def scaled(total: str, scale: sp.Expr, p: ArrayPrinter) -> str:
     if scale == 1:
         return total
     if scale == 1 / N.symbol:
-        return f"{total} / n"
+        return f"{total} / {p.need('n')}"
     return f"{total} * {p.code(scale)}"
 
 

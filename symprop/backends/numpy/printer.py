@@ -16,8 +16,9 @@ here rather than inherited from SymPy's ``NumPyPrinter``:
 * ``Piecewise`` prints as nested ``where``; when every branch is a constant it is cast
   with ``.astype(dtype)``: emitted functions bind ``dtype`` to the computation's dtype.
 
-Symbol names come from one mapping given at construction; the printer holds no state
-that changes while it prints.
+Symbol names come from one mapping given at construction.  While it prints, the printer
+records in :attr:`ArrayPrinter.needs` the names the code uses that a function must bind
+(``n``, ``dtype``; SymPy's ``@requires`` pattern), so nobody searches the printed text.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class ArrayPrinter(NumPyPrinter):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.names = dict(names)
         self.module = module
+        self.needs: set[str] = set()  # names printed so far (the caller empties it per function)
+
+    def need(self, name: str) -> str:
+        """``name``, recorded as used (for names the callers write themselves: ``n``, ``dtype``)."""
+        self.needs.add(name)
+        return name
 
     def code(self, expr: sp.Expr) -> str:
         if isinstance(expr, sp.Symbol):
@@ -56,7 +63,7 @@ class ArrayPrinter(NumPyPrinter):
 
     def name(self, symbol: sp.Symbol) -> str:
         """A variable's name in the code (cheaper than printing a lone symbol)."""
-        return self.names.get(symbol, symbol.name)
+        return self.need(self.names.get(symbol, symbol.name))
 
     def fn(self, name: str) -> str:
         return f"{self.module}.{name}"
@@ -78,7 +85,7 @@ class ArrayPrinter(NumPyPrinter):
         return str(super()._print(expr, **kwargs))
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
-        return self.names.get(expr, expr.name)
+        return self.name(expr)
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         if expr.exp == -1:
@@ -130,7 +137,7 @@ class ArrayPrinter(NumPyPrinter):
         if all(v.is_number for v, _ in expr.args):
             # every branch is a constant: where() would make float64 (or int); keep the
             # computation's dtype, which every emitted function binds to the name `dtype`
-            text = f"{text}.astype(dtype)"
+            text = f"{text}.astype({self.need('dtype')})"
         return nan_guard(self, expr, text)
 
     def _print_Relational(self, expr: sp.Basic) -> str:

@@ -65,7 +65,10 @@ class Unrolled:
             return [Line(f"{out} = {linear_sum_code(s, p)}", s.note.render())]
         if isinstance(s, Map):
             if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
-                fill = "np.zeros(n, dtype=dtype)" if s.expr == 0 else f"np.full(n, {p.code(s.expr)}, dtype=dtype)"
+                n, dtype = p.need("n"), p.need("dtype")
+                fill = (
+                    f"np.zeros({n}, dtype={dtype})" if s.expr == 0 else f"np.full({n}, {p.code(s.expr)}, dtype={dtype})"
+                )
                 return [Line(f"{out} = {fill}", s.note.render())]
             return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
         if isinstance(s, Reduce):
@@ -77,7 +80,9 @@ class Unrolled:
             return [Line(f"{out} = {scaled(total, s.scale, p)}", s.note.render())]
         raise TypeError(f"the unrolled backend prints no {type(s).__name__}")
 
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+    def unpack(
+        self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol], p: ArrayPrinter
+    ) -> list[Line]:
         used = symbols_read(statements) - skip
         for s in statements:
             if isinstance(s, LinearSum):
@@ -93,7 +98,10 @@ class Unrolled:
         written = dict.fromkeys((s.out.array, param_key(s.out)) for s in statements if is_entry(s.out))
         order = list(program.spec.param_shapes)
         written = dict.fromkeys(sorted(written, key=lambda w: (order.index(w[1]), w[0].startswith("R"), w[0])))
-        lines += [Line(f"{array} = np.empty({program.spec.param_shapes[key]}, dtype=dtype)") for array, key in written]
+        lines += [
+            Line(f"{array} = np.empty({program.spec.param_shapes[key]}, dtype={p.need('dtype')})")
+            for array, key in written
+        ]
         return lines
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:

@@ -79,8 +79,8 @@ class Vectorized(WholeArrays):
     def name(self, v: Var, p: ArrayPrinter) -> str:
         return p.name(v.symbol)
 
-    def shape(self, v: Var) -> str:
-        return f"(n, {self.spec.layer_sizes[v.layer]})"
+    def shape(self, v: Var, p: ArrayPrinter) -> str:
+        return f"({p.need('n')}, {self.spec.layer_sizes[v.layer]})"
 
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
         out = self.name(s.out, p)
@@ -104,8 +104,8 @@ class Vectorized(WholeArrays):
             if s.out.kind not in LAYER_VALUES:
                 return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
             fill = "np.zeros" if s.expr == 0 else "np.ones" if s.expr == 1 else None
-            shape = self.shape(s.out)
-            code = f"{fill}({shape}, dtype=dtype)" if fill else f"np.full({shape}, {p.code(s.expr)}, dtype=dtype)"
+            shape, dtype = self.shape(s.out, p), p.need("dtype")
+            code = f"{fill}({shape}, dtype={dtype})" if fill else f"np.full({shape}, {p.code(s.expr)}, dtype={dtype})"
             return [Line(f"{out} = {code}", s.note.render())]
         factors = sp.Mul.make_args(s.expr)
         inplace = [f for f in factors if f in self.alias and self.alias[f] == out]
