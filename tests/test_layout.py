@@ -32,6 +32,7 @@ RANKS = {
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
+    "backends.printing": 7,  # what the array and C printers share (folds, Piecewise branches)
     "backends.templating": 8,
     "backends.base": 8,
     "backends.numpy.printer": 8,

@@ -12,20 +12,18 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from symprop.backends.array_api.printer import XpPrinter
-from symprop.backends.numpy.module import WholeArrays, render, scaled
+from symprop.backends.numpy.module import WholeArrays, render
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.program import (
     LAYER_VALUES,
     AddBias,
-    Axis,
     Function,
     Map,
     MatMul,
     N,
     Program,
     Reduce,
-    ReduceOp,
     Statement,
 )
 
@@ -66,15 +64,7 @@ class ArrayApi(WholeArrays):
         raise TypeError(f"the array-api backend prints no {type(s).__name__}")
 
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
-        body = p.code(s.expr)
-        if s.axis is Axis.ALL:
-            total = f"xp.sum({body})"
-        elif s.axis is Axis.UNITS:
-            fn = "xp.max" if s.op is ReduceOp.MAX else "xp.sum"
-            total = f"{fn}({body}, axis=1, keepdims=True)"
-        else:
-            total = f"xp.sum({body}, axis=0)"
-        return scaled(total, s.scale, p)
+        return self.reduction(s, p, "xp")
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         first = p.name(f.returns[0].symbol)

@@ -15,6 +15,7 @@ import sympy as sp
 
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
+from symprop.ir import program as ir
 from symprop.ir.program import Function, Kind, LinearSum, Map, MatMul, N, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
@@ -154,6 +155,18 @@ class WholeArrays:
         """``W1 = params["W1"]`` for each parameter array the statements read (but ``skip``)."""
         used = symbols_read(statements) - skip
         return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
+
+    def reduction(self, s: Reduce, p: ArrayPrinter, xp: str, whole: str = "") -> str:
+        """``scale * op(expr)`` over the statement's axis with array module ``xp``; ``whole``, if
+        given, is the code of the sum over everything (NumPy's ``vdot`` of a product)."""
+        if s.axis is ir.Axis.ALL:
+            total = whole or f"{xp}.sum({p.code(s.expr)})"
+        elif s.axis is ir.Axis.UNITS:
+            fn = f"{xp}.max" if s.op is ir.ReduceOp.MAX else f"{xp}.sum"
+            total = f"{fn}({p.code(s.expr)}, axis=1, keepdims=True)"
+        else:
+            total = f"{xp}.sum({p.code(s.expr)}, axis=0)"
+        return scaled(total, s.scale, p)
 
     def matmul(self, s: MatMul, p: ArrayPrinter) -> Line:
         left = p.name(s.left.symbol) + (".T" if s.left_t else "")

@@ -30,6 +30,7 @@ from typing import Any
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
+from symprop.backends.printing import branches, compared_symbols, dirac_refused, fold_calls, relational, sorted_args
 from symprop.ir.forms import fold_numbers
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
@@ -108,18 +109,14 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.fn('maximum')}({self._print(expr.args[0])}, 0.0)"
 
     def _print_Max(self, expr: sp.Max) -> str:
-        args = sorted(expr.args, key=sp.default_sort_key)
-        text = self._print(args[0])
-        for arg in args[1:]:
-            text = f"{self.fn('maximum')}({text}, {self._print(arg)})"
-        return text
+        return fold_calls(self.fn("maximum"), [self._print(a) for a in sorted_args(expr)])
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         h0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
         return f"{self.fn('heaviside')}({self._print(expr.args[0])}, {float(h0)!r})"
 
     def _print_DiracDelta(self, expr: sp.Expr) -> str:
-        raise ValueError("DiracDelta reached the printer; derivatives of steps must be dropped first")
+        raise dirac_refused()
 
     def _print_Abs(self, expr: sp.Abs) -> str:
         return f"{self.fn('abs')}({self._print(expr.args[0])})"
@@ -128,9 +125,7 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.fn('log1p')}({self._print(expr.args[0])})"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        *pieces, (last, cond) = expr.args
-        if cond is not sp.true:
-            raise ValueError("Piecewise without a final True branch")
+        pieces, last = branches(expr)
         text = self._print(last)
         for value, c in reversed(pieces):
             text = f"{self.fn('where')}({self._print(c)}, {self._print(value)}, {text})"
@@ -141,22 +136,11 @@ class ArrayPrinter(NumPyPrinter):
         return nan_guard(self, expr, text)
 
     def _print_Relational(self, expr: sp.Basic) -> str:
-        op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
-        return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
+        return relational(self._print(expr.lhs), expr.rel_op, self._print(expr.rhs))
 
     def comparison(self, h: sp.Heaviside) -> str:
         """Heaviside(u, 0) as ``(u > 0)``, Heaviside(u, 1) as ``(u >= 0)``: a boolean mask."""
         return f"({self._print(h.args[0])} {'>' if h.args[1] == 0 else '>='} 0)"
-
-
-def compared_symbols(expr: sp.Piecewise) -> list[sp.Symbol]:
-    """The (numeric) symbols that the conditions of ``expr`` compare, in a fixed order; a bare
-    boolean symbol (a CSE'd comparison) is not one of them."""
-    found: set[sp.Symbol] = set()
-    for _, cond in expr.args:
-        for rel in cond.atoms(sp.core.relational.Relational):
-            found |= {s for s in rel.free_symbols if isinstance(s, sp.Symbol)}
-    return sorted(found, key=sp.default_sort_key, reverse=True)
 
 
 def nan_guard(p: ArrayPrinter, expr: sp.Expr, text: str) -> str:

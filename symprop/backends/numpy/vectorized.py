@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import WholeArrays, render, scaled
+from symprop.backends.numpy.module import WholeArrays, render
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.forms import split_masks
@@ -29,7 +29,6 @@ from symprop.ir.program import (
     N,
     Program,
     Reduce,
-    ReduceOp,
     Role,
     Statement,
     Var,
@@ -131,18 +130,10 @@ class Vectorized(WholeArrays):
         return isinstance(arg, sp.Symbol) and arg in self.dead_after_forward
 
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
-        if s.axis is Axis.ALL:
-            factors = sp.Mul.make_args(s.expr)
-            if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
-                total = f"np.vdot({', '.join(p.name(f) for f in factors)})"
-            else:
-                total = f"np.sum({p.code(s.expr)})"
-        elif s.axis is Axis.UNITS:
-            fn = "np.max" if s.op is ReduceOp.MAX else "np.sum"
-            total = f"{fn}({p.code(s.expr)}, axis=1, keepdims=True)"
-        else:
-            total = f"np.sum({p.code(s.expr)}, axis=0)"
-        return scaled(total, s.scale, p)
+        factors = sp.Mul.make_args(s.expr)
+        if s.axis is Axis.ALL and len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
+            return self.reduction(s, p, "np", f"np.vdot({', '.join(p.name(f) for f in factors)})")
+        return self.reduction(s, p, "np")
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         if f.name == "forward":
