@@ -13,10 +13,10 @@ from typing import Protocol
 
 import sympy as sp
 
-from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
+from symprop.backends.numpy.printer import ArrayPrinter, helpers_in
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir import program as ir
-from symprop.ir.program import Function, Kind, LinearSum, Map, MatMul, N, Program, Reduce, Role, Statement, Var, reads
+from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -98,8 +98,7 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         if f.name in CURVATURE:
             prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
         out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result, p.needs))
-    exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
-    return tuple(out), helpers_used(exprs)
+    return tuple(out), helpers_in(p.helpers)  # recorded while the statements were printed
 
 
 def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list[Line]:

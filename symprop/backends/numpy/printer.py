@@ -12,7 +12,8 @@ here rather than inherited from SymPy's ``NumPyPrinter``:
 * ``Relu`` is ``maximum(x, 0.0)``; ``Softplus`` is ``logaddexp(0.0, x)``; ``Max`` of
   several arrays nests ``maximum``;
 * ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers ``_sigmoid``,
-  ``_clip01``, ``_logsumexp`` that a module defines when it uses them (:func:`helpers_used`);
+  ``_clip01``, ``_logsumexp`` that a module defines when it uses them (recorded in
+  :attr:`ArrayPrinter.helpers` as they are printed);
 * ``Piecewise`` prints as nested ``where``; when every branch is a constant it is cast
   with ``.astype(dtype)``: emitted functions bind ``dtype`` to the computation's dtype.
 
@@ -37,9 +38,9 @@ from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplu
 HELPERS: Mapping[type, str] = {Sigmoid: "_sigmoid", Clip01: "_clip01", LogSumExp: "_logsumexp"}
 
 
-def helpers_used(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
-    """The module helpers that printing ``exprs`` calls, in a fixed order."""
-    found = {name for e in exprs for cls, name in HELPERS.items() if e.has(cls)}
+def helpers_in(printed: Iterable[str]) -> tuple[str, ...]:
+    """The module helpers among the ``printed`` names, in a fixed order (the module's)."""
+    found = set(printed)
     return tuple(name for name in HELPERS.values() if name in found)
 
 
@@ -51,6 +52,12 @@ class ArrayPrinter(NumPyPrinter):
         self.names = dict(names)
         self.module = module
         self.needs: set[str] = set()  # names printed so far (the caller empties it per function)
+        self.helpers: set[str] = set()  # module helpers called so far (the whole module's)
+
+    def helper(self, name: str) -> str:
+        """``name``, a module helper (``_sigmoid``), recorded as called."""
+        self.helpers.add(name)
+        return name
 
     def need(self, name: str) -> str:
         """``name``, recorded as used (for names the callers write themselves: ``n``, ``dtype``)."""
@@ -94,13 +101,13 @@ class ArrayPrinter(NumPyPrinter):
         return str(super()._print_Pow(expr, rational=rational))
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return f"_sigmoid({self._print(expr.args[0])})"
+        return f"{self.helper(HELPERS[Sigmoid])}({self._print(expr.args[0])})"
 
     def _print_Clip01(self, expr: Clip01) -> str:
-        return f"_clip01({self._print(expr.args[0])})"
+        return f"{self.helper(HELPERS[Clip01])}({self._print(expr.args[0])})"
 
     def _print_LogSumExp(self, expr: LogSumExp) -> str:
-        return f"_logsumexp({', '.join(self._print(a) for a in expr.args)})"
+        return f"{self.helper(HELPERS[LogSumExp])}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Softplus(self, expr: Softplus) -> str:
         return f"{self.fn('logaddexp')}(0.0, {self._print(expr.args[0])})"
@@ -152,4 +159,4 @@ def nan_guard(p: ArrayPrinter, expr: sp.Expr, text: str) -> str:
     return text
 
 
-__all__ = ["HELPERS", "ArrayPrinter", "compared_symbols", "helpers_used", "nan_guard"]
+__all__ = ["HELPERS", "ArrayPrinter", "compared_symbols", "helpers_in", "nan_guard"]
