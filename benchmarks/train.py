@@ -78,7 +78,7 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
 
 def digits_row(repeats: int, tmp: Path) -> list[str]:
     ours = [sys.executable, "-m", "symprop", "train", str(DIGITS), "--data", "digits", "--solver", "sgd"]
-    ours += ["--lr", "0.5", "--batch-size", "64", "--epochs", "100", "--out", str(tmp / "gen")]
+    ours += ["--lr", "0.5", "--batch-size", "64", "--epochs", "100", "--module-dir", str(tmp / "gen")]
     timed(ours, tmp)  # warm-up: generates and caches the module
     theirs = [sys.executable, "-c", SKLEARN_DIGITS]
     a: list[float] = []
@@ -259,7 +259,7 @@ def dask_rows(tmp: Path) -> tuple[list[str], list[str]]:
             pq.write_table(pa.table(cols), folder / f"part{k}.parquet")
         pq.write_table(pa.table({**{f"x{j}": X[:, j] for j in range(10)}, "label": y}), tmp / f"whole{rows}.parquet")
         common = [sys.executable, "-m", "symprop", "train", str(spec), "--solver", "lbfgs", "--epochs", "20"]
-        common += ["--test-fraction", "0", "--out", str(tmp / "gen")]
+        common += ["--test-fraction", "0", "--module-dir", str(tmp / "gen")]
         runs = {"local": [*common, "--data", str(tmp / f"whole{rows}.parquet")]}
         for workers in (1, 2):
             runs[f"dask {workers}"] = [*common, "--data", str(folder), "--engine", "dask", "--workers", str(workers)]

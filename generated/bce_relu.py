@@ -65,6 +65,25 @@ def _sigmoid(x, out=None):
     return np.reciprocal(s, out=s)
 
 
+def _weights(sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype: then the mean
+    (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if s.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {s.shape}, expected ({X.shape[0]},)")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("sample_weight must be finite and >= 0")
+    total = np.sum(s)
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; give at least one positive weight")
+    return (s * (X.shape[0] / total)).astype(X.dtype).reshape(shape)
+
+
 def init_params(seed=0, dtype=np.float64):
     """Glorot-uniform weights, zero biases; a dict with PARAM_SHAPES' keys and shapes."""
     rng = np.random.default_rng(seed)
@@ -150,28 +169,30 @@ def forward(params, X):
     return A2
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, as a Python float."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1, 1))
     _, _, Z2, _ = _forward(params, X)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
     # y)*Softplus(z2)
-    C = np.sum(Y*np.logaddexp(0.0, -Z2) + (1 - Y)*np.logaddexp(0.0, Z2)) / n
+    C = np.sum(w*(Y*np.logaddexp(0.0, -Z2) + (1 - Y)*np.logaddexp(0.0, Z2))) / n
     return float(C)
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1, 1))
     Z1, A1, Z2, A2 = _forward(params, X)
     W2 = params["W2"]
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
     # y)*Softplus(z2)
-    C = np.sum(Y*np.logaddexp(0.0, -Z2) + (1 - Y)*np.logaddexp(0.0, Z2)) / n
-    # delta2 = dC_k/dz2 = a2 - y; D2 = dC/dZ2 = delta2 / n
-    D2 = (A2 - Y)/n
+    C = np.sum(w*(Y*np.logaddexp(0.0, -Z2) + (1 - Y)*np.logaddexp(0.0, Z2))) / n
+    # delta2 = dC_k/dz2 = a2 - y; D2 = dC/dZ2 = w * delta2 / n
+    D2 = w*(A2 - Y)/n
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = np.dot(D2.T, A1)
     # dC/db2 = (1/n) sum_k delta2

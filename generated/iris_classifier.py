@@ -46,6 +46,25 @@ PARAM_SHAPES = {
 }
 
 
+def _weights(sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype: then the mean
+    (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if s.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {s.shape}, expected ({X.shape[0]},)")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("sample_weight must be finite and >= 0")
+    total = np.sum(s)
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; give at least one positive weight")
+    return (s * (X.shape[0] / total)).astype(X.dtype).reshape(shape)
+
+
 def init_params(seed=0, dtype=np.float64):
     """Glorot-uniform weights, zero biases; a dict with PARAM_SHAPES' keys and shapes."""
     rng = np.random.default_rng(seed)
@@ -131,10 +150,11 @@ def forward(params, X):
     return A2
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, as a Python float."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1, 1))
     _, Z2, _ = _forward(params, X)
     # softmax cross-entropy; M2 = max_j z2_j
     M2 = np.max(Z2, axis=1, keepdims=True)
@@ -145,17 +165,19 @@ def loss(params, X, Y):
     S2 = np.sum(E2, axis=1, keepdims=True)
     # SY = sum_j y_j
     SY = np.sum(Y, axis=1, keepdims=True)
-    C_lse = np.sum(SY*np.log(S2))
-    C_yz = np.vdot(Y, t0)
-    # C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j
+    C_lse = np.sum(SY*w*np.log(S2))
+    C_yz = np.sum(Y*t0*w)
+    # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
+    # y_j*z2_j
     C = (C_lse - C_yz)/n
     return float(C)
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1, 1))
     A1, Z2, _ = _forward(params, X)
     W2 = params["W2"]
     # softmax cross-entropy; M2 = max_j z2_j
@@ -167,14 +189,15 @@ def loss_and_grad(params, X, Y):
     S2 = np.sum(E2, axis=1, keepdims=True)
     # SY = sum_j y_j
     SY = np.sum(Y, axis=1, keepdims=True)
-    C_lse = np.sum(SY*np.log(S2))
-    C_yz = np.vdot(Y, t0)
-    # C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j
+    C_lse = np.sum(SY*w*np.log(S2))
+    C_yz = np.sum(Y*t0*w)
+    # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
+    # y_j*z2_j
     C = (C_lse - C_yz)/n
     # P2 = softmax(z2) = E2 / S2
     P2 = E2/S2
-    # delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2)
-    D2 = (P2*SY - Y)/n
+    # delta2 = dC_k/dz2 = softmax2*sy - y; D2 = w * delta2 / n, softmax2 = softmax(z2)
+    D2 = w*(P2*SY - Y)/n
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = np.dot(D2.T, A1)
     # dC/db2 = (1/n) sum_k delta2

@@ -92,6 +92,25 @@ def _sigmoid(x, out=None):
     return np.reciprocal(s, out=s)
 
 
+def _weights(sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype: then the mean
+    (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if s.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {s.shape}, expected ({X.shape[0]},)")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("sample_weight must be finite and >= 0")
+    total = np.sum(s)
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; give at least one positive weight")
+    return (s * (X.shape[0] / total)).astype(X.dtype).reshape(shape)
+
+
 def init_params(seed=0, dtype=np.float64):
     """Glorot-uniform weights, zero biases; a dict with PARAM_SHAPES' keys and shapes."""
     rng = np.random.default_rng(seed)
@@ -198,24 +217,26 @@ def forward(params, X):
     return A5
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, as a Python float."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1, 1))
     _, _, _, _, _, _, _, _, _, A5 = _forward(params, X)
     t0 = A5 - Y
     t1 = np.abs(t0)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
-    # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = np.sum(np.where(np.isnan(t1), t1, np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
+    # - y) <= 1), (Abs(a5 - y) - 0.5, True))
+    C = np.sum(w*np.where(np.isnan(t1), t1, np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
     return float(C)
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
     dtype = X.dtype
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1, 1))
     Z1, A1, Z2, A2, Z3, A3, Z4, A4, Z5, A5 = _forward(params, X)
     W2 = params["W2"]
     W3 = params["W3"]
@@ -224,13 +245,13 @@ def loss_and_grad(params, X, Y):
     t0 = A5 - Y
     t1 = np.abs(t0)
     t2 = (t1 <= 1)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
-    # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = np.sum(np.where(t2, 0.5*t0**2, t1 - 0.5)) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
+    # - y) <= 1), (Abs(a5 - y) - 0.5, True))
+    C = np.sum(w*np.where(t2, 0.5*t0**2, t1 - 0.5)) / n
     # delta5 = dC_k/dz5 = Piecewise((a5 - y, Abs(a5 - y) <= 1), (sign(a5 - y), True))*Piecewise((0,
-    # z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = delta5 / n
+    # z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = w * delta5 / n
     D5 = (
-        np.where(t2, t0, np.sign(t0))*np.where(np.isnan(Z5), Z5, np.where((Z5 <= -2), 0,
+        w*np.where(t2, t0, np.sign(t0))*np.where(np.isnan(Z5), Z5, np.where((Z5 <= -2), 0,
         np.where((Z5 < 2), 0.25, 0)).astype(dtype))/n
     )
     # dC/dW5 = (1/n) sum_k delta5 a4^T

@@ -26,7 +26,13 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --out must not silently mean --output (issue 18)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
+        if "unrecognized arguments: --out" in message or "unrecognized arguments: --save" in message:
+            message += "; the product is -o/--output, the module folder --module-dir"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -65,7 +71,9 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="write DIR/<name>.py for a spec")
     gen.add_argument("spec", help="path of a TOML spec")
-    gen.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")
+    gen.add_argument(
+        "-o", "--output", dest="out", default=".", metavar="DIR", help="the folder to write into (default: current)"
+    )
     gen.add_argument(
         "--target",
         default="numpy",
@@ -151,9 +159,18 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     trn.add_argument("--label", metavar="COLUMN", help="label column: name or 0-based index (default: the last)")
     trn.add_argument("--drop", metavar="COL[,COL...]", help="columns to ignore: names or 0-based indices")
     trn.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter (default: sniffed; 'tab' for a tab)")
-    trn.add_argument("--save", metavar="PARAMS.npz", help="write the trained params (with classes, feature_names)")
+    trn.add_argument(
+        "-o",
+        "--output",
+        "--save",
+        dest="save",
+        metavar="PARAMS.npz",
+        help="write the trained params file (with the spec hash, classes, feature names)",
+    )
     trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of the loss and metric per epoch")
-    trn.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
+    trn.add_argument(
+        "--module-dir", dest="out", default=".symprop", metavar="DIR", help="folder of the generated module (.symprop)"
+    )
     trn.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
     trn.add_argument("--engine", default="local", choices=("local", "dask"), help="where to train (default local)")
     trn.add_argument("--scheduler", metavar="ADDRESS", help="dask: join this scheduler (default: a LocalCluster)")
@@ -167,6 +184,20 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     trn.add_argument(
         "--force", action="store_true", help="replace existing --save, --plot or module files symprop did not write"
     )
+    trn.add_argument("--partitions", type=int, help="dask: partitions of the rows (default: one per worker)")
+    trn.add_argument(
+        "--class-weight", choices=("balanced",), help="weigh classes n / (classes * count), as scikit-learn's"
+    )
+    trn.add_argument(
+        "--no-stratify", dest="stratify", action="store_false", help="classification: split without stratifying"
+    )
+    trn.add_argument(
+        "--missing",
+        default="error",
+        choices=("error", "drop", "mean"),
+        help="blank feature cells: error (default), drop the rows, or fill the train-split mean",
+    )
+    trn.add_argument("--metrics-json", metavar="PATH.json", help="write the history and final metrics as JSON")
 
     prd = sub.add_parser("predict", help="apply params saved by 'train --save' to the rows of a CSV or Parquet file")
     prd.add_argument("spec", help="path of the TOML spec the params were trained for")
@@ -178,7 +209,9 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace an existing -o file (or module) that symprop did not write"
     )
     prd.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter of --data (default: sniffed)")
-    prd.add_argument("--out", default=".symprop", help="folder of the generated module (default .symprop)")
+    prd.add_argument(
+        "--module-dir", dest="out", default=".symprop", metavar="DIR", help="folder of the generated module (.symprop)"
+    )
     prd.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
 
     exp = sub.add_parser("explain", help="print the derivative formulas (chain rule per layer, or one parameter)")
@@ -186,7 +219,9 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     exp.add_argument("--param", metavar="NAME", help="one parameter, 1-based: W2[1,3] (row 1, column 3) or b1[2]")
     exp.add_argument("--expand", action="store_true", help="write formulas in inputs, targets and parameters only")
     exp.add_argument("--format", default="text", choices=("text", "latex", "markdown", "sympy"), help="default text")
-    exp.add_argument("-o", "--out", metavar="FILE", help="write to FILE (atomically) instead of standard output")
+    exp.add_argument(
+        "-o", "--output", dest="out", metavar="FILE", help="write to FILE (atomically) instead of standard output"
+    )
     exp.add_argument("--collapse", action="store_true", help="all-identity network: show it as one affine map W x + B")
     exp.add_argument("--second-order", action="store_true", help="the Hessian-vector product's R sweep")
     exp.add_argument("--digits", type=int, default=6, help="significant digits of long numbers (default 6)")
@@ -195,9 +230,13 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
         "--symbolic-params", action="store_true", help="keep beta, mu, sigma, alpha, x_min, ... as symbols"
     )
 
+    _worked_options(exp)
+    exp.add_argument("--at", metavar="SEED", type=int, default=0, help="seed of the worked example (default 0)")
     rep = sub.add_parser("report", help="write the derivation as one self-contained HTML page (MathML, SVG)")
     rep.add_argument("spec", help="path of a TOML spec")
-    rep.add_argument("-o", "--out", metavar="FILE", required=True, help="the HTML file to write (atomically)")
+    rep.add_argument(
+        "-o", "--output", dest="out", metavar="FILE", required=True, help="the HTML file to write (atomically)"
+    )
     rep.add_argument(
         "--param", metavar="NAME", action="append", default=[], help="add one parameter's derivation (repeatable)"
     )
@@ -206,7 +245,17 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
     rep.add_argument(
         "--symbolic-params", action="store_true", help="keep beta, mu, sigma, alpha, x_min, ... as symbols"
     )
+    _worked_options(rep)
     return parser
+
+
+def _worked_options(p: argparse.ArgumentParser) -> None:
+    """--params, --sample, --lr: the numbers of the worked example (explain, report)."""
+    p.add_argument("--params", metavar="P.npz", help="worked example: these params (default: seeded random ones)")
+    p.add_argument(
+        "--sample", metavar="X;Y", help='worked example: one sample "x1,...,xd;y1,...,ym" (default: a seeded one)'
+    )
+    p.add_argument("--lr", type=float, default=0.1, help="worked example: step of the update shown (default 0.1)")
 
 
 def _warn_gradients(spec: Spec) -> None:
@@ -219,6 +268,9 @@ def _warn_gradients(spec: Spec) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from symprop.emit import backend_for, write_files
 
+    folder = Path(args.out)
+    if not folder.exists() and folder.suffix.lower() in (".py", ".h", ".c", ".csv", ".npz", ".json", ".onnx"):
+        raise UsageError(f"-o {args.out}: looks like a file name, but generate writes into a folder; give a folder")
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
     if args.c_real is not None and args.target != "c":
@@ -347,6 +399,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             workers=args.workers,
             connect_timeout=args.connect_timeout,
             force=args.force,
+            partitions=args.partitions,
+            class_weight=args.class_weight,
+            stratify=args.stratify,
+            missing=args.missing,
+            metrics_json=args.metrics_json,
         )
     except Failed as exc:
         print(safe_line(f"symprop: error: {exc}; nothing was written"), file=sys.stderr)
@@ -378,6 +435,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from symprop.explain import ExplainError, explain
+    from symprop.explain.worked import WorkedError
 
     spec = load_spec(args.spec)
     try:
@@ -391,8 +449,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             standalone=args.standalone,
             symbolic_params=args.symbolic_params,
             second=args.second_order,
+            values=args.params,
+            sample=args.sample,
+            lr=args.lr,
+            seed=args.at,
         )
-    except ExplainError as exc:
+    except (ExplainError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
     if args.out is None:
         sys.stdout.write(text)
@@ -403,11 +465,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from symprop.explain import ExplainError
     from symprop.explain.report import ReportError, report
+    from symprop.explain.worked import WorkedError
 
     spec = load_spec(args.spec)
     try:
-        text = report(spec, args.param, seed=args.at, digits=args.digits, symbolic_params=args.symbolic_params)
-    except (ExplainError, ReportError) as exc:
+        text = report(
+            spec,
+            args.param,
+            seed=args.at,
+            digits=args.digits,
+            symbolic_params=args.symbolic_params,
+            values=args.params,
+            sample=args.sample,
+            lr=args.lr,
+        )
+    except (ExplainError, ReportError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
     return _write_text(Path(args.out), text, spec.name + ".html")
 

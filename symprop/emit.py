@@ -54,7 +54,7 @@ def program_for(
             f"{spec.source}: {spec.n_params} parameters is over the {backend.name}-mode limit of "
             f"{backend.max_params}; use --mode vectorized"
         )
-    program = derive(spec)
+    program = derive(spec, weighted=backend.sample_weight)
     if second_order:
         if not backend.second_order:
             able = " or ".join(dict.fromkeys(b.target for b in BACKENDS.values() if b.second_order))

@@ -272,10 +272,35 @@ class Output:
     kind: str = "generated module"
 
 
+# suffixes that name a file, never a folder: a new folder called so is refused (issue 18: a typo
+# like --out preds.csv created a folder named preds.csv)
+FILE_SUFFIXES = (
+    ".csv",
+    ".npz",
+    ".npy",
+    ".json",
+    ".png",
+    ".py",
+    ".onnx",
+    ".txt",
+    ".md",
+    ".html",
+    ".parquet",
+    ".h",
+    ".c",
+)
+
+
 def check_folder(option: str, path: Path) -> None:
-    """Refuse a folder option (``--out``) that is a file, lies under a file or cannot be written."""
+    """Refuse a folder option (``--module-dir``) that is a file, lies under a file, cannot be written,
+    or does not exist yet and is named like a file (``preds.csv``)."""
     if path.exists() and not path.is_dir():
         raise OutputError(f"{option} {show(path)}: is a file; give a folder for the generated module")
+    if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:
+        raise OutputError(
+            f"{option} {show(path)}: looks like a file name, but {option} is a folder (the generated module goes in "
+            "it); for the product use -o/--output"
+        )
     _check_parent(option, path if path.exists() else path.parent, path)
 
 

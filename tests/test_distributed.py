@@ -67,12 +67,14 @@ def test_lbfgs_on_an_embedded_local_cluster_matches_local(tmp_path: Path, capsys
     whole, parts = split_csv(tmp_path, "load_wine")
     spec = spec_file(tmp_path, "wine", 13, 3, "softmax_ce")
     common = ["train", str(spec), "--solver", "lbfgs", "--epochs", "15", "--test-fraction", "0"]
-    common += ["--out", str(tmp_path / "g")]
+    common += ["--module-dir", str(tmp_path / "g")]
     assert main([*common, "--data", str(whole)]) == 0
     local = capsys.readouterr().out
     assert main([*common, "--data", parts, "--engine", "dask", "--workers", "2"]) == 0
     dask = capsys.readouterr().out
-    assert "LocalCluster of 2 worker processes on 127.0.0.1" in dask and "3 partitions, 178 train rows" in dask
+    assert (
+        "LocalCluster of 2 worker processes on 127.0.0.1" in dask and "2 partitions, 178 train rows" in dask
+    )  # default: one per worker
     assert train_loss(dask) == pytest.approx(train_loss(local), rel=1e-8)
 
 
@@ -82,7 +84,7 @@ def test_full_batch_sgd_regression_matches_local(
     whole, parts = split_csv(tmp_path, "load_diabetes")
     spec = spec_file(tmp_path, "diab", 10, 1, "mse")
     common = ["train", str(spec), "--solver", "sgd", "--lr", "0.1", "--epochs", "30", "--test-fraction", "0"]
-    common += ["--out", str(tmp_path / "g")]
+    common += ["--module-dir", str(tmp_path / "g")]
     assert main([*common, "--data", str(whole), "--batch-size", "442"]) == 0  # one batch: full-batch SGD
     local = capsys.readouterr().out
     save = tmp_path / "p.npz"
@@ -126,7 +128,7 @@ def test_mini_batch_settings_are_refused(
 ) -> None:
     _, parts = split_csv(tmp_path, "load_wine")
     spec = spec_file(tmp_path, "wine", 13, 3, "softmax_ce")
-    code = main(["train", str(spec), "--data", parts, "--engine", "dask", *extra, "--out", str(tmp_path / "g")])
+    code = main(["train", str(spec), "--data", parts, "--engine", "dask", *extra, "--module-dir", str(tmp_path / "g")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
 
@@ -182,3 +184,24 @@ def test_a_worker_killed_mid_run_is_recovered_with_the_same_result(tmp_path: Pat
     assert "error" not in outcome, f"Dask did not recover: {outcome.get('error')!r}"
     assert outcome["code"] == 0
     assert train_loss(stream.getvalue()) == pytest.approx(expected, rel=1e-8)
+
+
+def test_dask_trains_on_the_local_split(tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: Any) -> None:
+    """One CSV, a stratified 25% test split: the Dask engine holds out exactly the rows --engine local
+    holds out (decided before partitioning), so the row counts and the final loss agree (1e-8,
+    the module docstring's reasoning), with one partition per worker by default."""
+    whole, _ = split_csv(tmp_path, "load_wine")
+    spec = spec_file(tmp_path, "wine", 13, 3, "softmax_ce")
+    common = ["train", str(spec), "--data", str(whole), "--solver", "lbfgs", "--epochs", "20", "--seed", "3"]
+    common += ["--module-dir", str(tmp_path / "g")]
+    assert main(common) == 0
+    local = capsys.readouterr().out
+    assert main([*common, "--engine", "dask", "--scheduler", cluster.scheduler_address]) == 0
+    dask = capsys.readouterr().out
+    assert "133 train / 45 test rows" in local
+    assert "2 partitions, 133 train rows" in dask  # the cluster fixture has 2 workers
+    assert train_loss(dask) == pytest.approx(train_loss(local), rel=1e-8)
+    assert main([*common, "--engine", "dask", "--scheduler", cluster.scheduler_address, "--partitions", "3"]) == 0
+    three = capsys.readouterr().out
+    assert "3 partitions, 133 train rows" in three
+    assert train_loss(three) == pytest.approx(train_loss(local), rel=1e-8)

@@ -20,6 +20,7 @@ PACKAGE = ROOT / "symprop"
 RANKS = {
     "symbolic.functions": 0,
     "ir.names": 0,  # parameter names (W1, b1, dW1, VW1), spelled once; the spec uses them too
+    "symbolic.bounded": 0,  # size and time bounds on SymPy calls that can explode
     "spec.safe_expr": 1,
     "spec.diagram": 1,  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
     "spec.registry": 1,  # one entry per activation and loss
@@ -33,6 +34,7 @@ RANKS = {
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
     "backends.printing": 7,  # what the array and C printers share (folds, Piecewise branches)
+    "ir.interpret": 9,  # evaluates a program on NumPy arrays with the NumPy printer (one numeric path)
     "backends.templating": 8,
     "backends.base": 8,
     "backends.numpy.printer": 8,
@@ -51,18 +53,21 @@ RANKS = {
     "explain.notation": 12,
     "tools.check": 12,
     "tools.datasets": 12,
-    "explain.model": 13,
+    "explain.worked": 13,  # the worked example: numbers by the IR interpreter
+    "explain.model": 14,
     "tools.solvers": 12,
     "tools.paramfile": 12,  # the params .npz: one reader, one writer, checked against the spec
     "tools.train": 13,
     "tools.cbuild": 13,
     "tools.export": 13,  # trained params as C arrays (or ONNX through tools.onnx_export)
     "tools.predict": 14,
+    "tools.onnx_export": 13,  # a spec and its params as an ONNX graph (the module's forward)
     "tools.distributed": 14,
-    "explain.report": 14,
-    "explain": 15,
-    "cli": 16,
-    "__main__": 17,
+    "explain.report": 15,
+    "explain": 16,
+    "sklearn": 16,  # the scikit-learn estimators over train() and the generated module
+    "cli": 17,
+    "__main__": 18,
     "ir": 0,
     "symbolic": 0,
     "backends": 0,

@@ -73,7 +73,7 @@ NON_REAL = {
     "0**x": "raises a constant <= 0 to a variable power",  # the printer raised ValueError (nan) on its derivative
     "(-2)**x": "raises a constant <= 0 to a variable power",
     "1e308*pi*x": "larger than 1.8e308",  # printed as inf before: NameError when the module ran
-    "exp(710)*x": "larger than 1.8e308",
+    "exp(710)*x": "larger than 1e308",
 }
 
 
@@ -117,7 +117,7 @@ def test_huge_constants_are_refused_before_sympy_computes_them(tmp_path: Path, e
     spec.write_text(spec_text(expr), encoding="utf-8")
     result = run_cli("generate", str(spec), "-o", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
-    assert result.stderr.count("\n") == 1 and "larger than 1.8e308" in result.stderr
+    assert result.stderr.count("\n") == 1 and "larger than 1e308" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

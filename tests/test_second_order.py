@@ -189,3 +189,37 @@ def test_explain_second_order_shows_the_modules_sweep(fmt: str) -> None:
     if fmt == "sympy":
         lines = dict(line.split(" = ", 1) for line in out.splitlines())
         assert sp.sympify(lines["RA1"]).free_symbols == {sp.Symbol(n) for n in ("A1", "RZ1")}
+
+
+@pytest.mark.parametrize("namespace", ["array_api_strict", "torch"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        Spec("hess_bce", 2, (Layer.of(3, "tanh"), Layer.of(2, "sigmoid")), "bce"),
+        Spec("hess_softmax", 3, (Layer.of(2, "softplus"), Layer.of(3, "identity")), "softmax_ce", l2=0.1),
+        Spec("hess_step", 2, (Layer.of(2, "step"), Layer.of(2, "tanh")), "mse"),
+    ],
+    ids=lambda s: s.name if isinstance(s, Spec) else s,
+)
+def test_array_api_hessian_equals_numpy_and_finite_differences(spec: Spec, namespace: str) -> None:
+    """The array-API module's hessian() (README: --target array-api --second-order) in a strict
+    namespace and in torch: equal to the NumPy module's to 1e-12 (the same sweep, other arrays),
+    and each column to central differences of the gradient along that parameter (ε = 1e-5: error
+    ~ ε² + eps/ε ~ 1e-10; tolerance 1e-6 as for hvp above)."""
+    xp = pytest.importorskip(namespace)
+    a = module(spec, "array-api")
+    n = module(spec, "numpy", "vectorized")
+    params, X, Y = random_problem(spec, 2)
+    to = (lambda v: xp.asarray(v)) if namespace == "array_api_strict" else (lambda v: xp.tensor(v))
+    H = np.asarray(a.hessian({k: to(v) for k, v in params.items()}, to(X), to(Y)))
+    H_numpy = n.hessian(params, X, Y)
+    assert H.shape == H_numpy.shape == (spec.n_params, spec.n_params)
+    assert np.max(np.abs(H - H_numpy)) <= 1e-12 * max(1.0, float(np.max(np.abs(H_numpy))))
+    eps, k = 1e-5, 0
+    for name, shape in spec.param_shapes.items():
+        for index in np.ndindex(*shape):
+            V = {key: np.zeros(s) for key, s in spec.param_shapes.items()}
+            V[name][index] = 1.0
+            want = np.concatenate([g.ravel() for g in fd_hvp(n, params, X, Y, V, eps).values()])
+            assert np.max(np.abs(H[:, k] - want)) <= 1e-6 * max(1.0, float(np.max(np.abs(want)))), (name, index)
+            k += 1

@@ -192,11 +192,13 @@ def test_progress_plain_lines_every_tenth_and_bar_on_a_terminal() -> None:
 def test_digits_reaches_093_test_accuracy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = write(tmp_path / "digits_small.toml", DIGITS_SPEC)
     args = [str(spec), "--data", "digits", "--solver", "sgd", "--epochs", "10", "--lr", "0.5", "--batch-size", "64"]
-    code, out, err = run_cli(["train", *args, "--out", str(tmp_path / "gen"), "--seed", "0"], capsys)
+    code, out, err = run_cli(["train", *args, "--module-dir", str(tmp_path / "gen"), "--seed", "0"], capsys)
     assert code == 0, err
     assert "1347 train / 450 test rows" in out
     assert last_value(out, "test accuracy") >= 0.93
-    assert out.rstrip().splitlines()[-1].startswith("test accuracy: ")
+    # the summary ends with the test confusion matrix (10 classes) and the per-class scores
+    assert "test confusion matrix (rows: true class, columns: predicted):" in out
+    assert out.rstrip().splitlines()[-1].startswith("  9: ")
 
 
 def test_iris_encodes_three_classes_and_standardizes_on_train_only() -> None:
@@ -236,7 +238,7 @@ def test_csv_classification_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
             "0.3",
             "--batch-size",
             "8",
-            "--out",
+            "--module-dir",
             str(tmp_path / "gen"),
             "--save",
             str(save),
@@ -263,7 +265,8 @@ def test_csv_classification_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
     raw = datasets.csv_raw(csv_path)
     task, Y, classes = datasets.encode(raw, load_spec(spec))
     assert (task, classes) == ("classification", ("blue", "green", "red"))
-    train_rows, _ = datasets.split_indices(raw.X.shape[0], 0.25, 0)
+    # classification splits are stratified by class (issue 18)
+    train_rows, _ = datasets.split_indices(raw.X.shape[0], 0.25, 0, np.argmax(Y, axis=1))
     assert module.loss(params, raw.X[train_rows], Y[train_rows]) == pytest.approx(
         last_value(out, "train loss"), rel=1e-5
     )
@@ -290,7 +293,7 @@ def test_csv_regression_when_labels_are_fractional_and_loss_is_mse(
             "200",
             "--lr",
             "0.05",
-            "--out",
+            "--module-dir",
             str(tmp_path / "g"),
         ],
         capsys,
@@ -356,13 +359,14 @@ def test_cli_xor_writes_plot_and_params_and_reuses_the_module(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gen, plot, save = tmp_path / "gen", tmp_path / "curve.png", tmp_path / "p.npz"
-    base = ["train", str(XOR), "--data", "xor", "--seed", "1", "--out", str(gen)]
+    base = ["train", str(XOR), "--data", "xor", "--seed", "1", "--module-dir", str(gen)]
     code, out, err = run_cli([*base, "--plot", str(plot), "--save", str(save)], capsys)
     assert code == 0, err
     assert "(generated, " in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert last_value(out, "train loss") < 0.01
-    assert out.rstrip().splitlines()[-1] == "test accuracy: 1.0000"
+    assert last_value(out, "test accuracy") == 1.0
+    assert out.rstrip().splitlines()[-1] == "  1: 1.0000 / 1.0000 / 1.0000 / 2"  # per class: P / R / F1 / support
     module = load_generated(gen / "xor.py")
     assert module.loss(
         {k: v for k, v in np.load(save).items() if k in module.PARAM_SHAPES},
@@ -373,7 +377,9 @@ def test_cli_xor_writes_plot_and_params_and_reuses_the_module(
     assert code == 0 and "(reused, " in out
     # A different spec under the same name is regenerated, not reused.
     changed = write(tmp_path / "xor.toml", XOR.read_text().replace("beta = 2.0", "beta = 1.5"))
-    code, out, err = run_cli(["train", str(changed), "--data", "xor", "--epochs", "1", "--out", str(gen)], capsys)
+    code, out, err = run_cli(
+        ["train", str(changed), "--data", "xor", "--epochs", "1", "--module-dir", str(gen)], capsys
+    )
     assert code == 0 and "(generated, " in out
     assert "beta=1.5" in (gen / "xor.py").read_text()
 
@@ -446,7 +452,7 @@ def test_cli_errors_exit_2_with_one_line_and_write_nothing(
     before = files_under(tmp_path)
     out_dir = tmp_path / "gen"
     code, out, err = run_cli(
-        ["train", *args, "--out", str(out_dir), "--save", str(tmp_path / "p.npz")]
+        ["train", *args, "--module-dir", str(out_dir), "--save", str(tmp_path / "p.npz")]
         + ([] if "--plot" in args else ["--plot", str(tmp_path / "c.png")]),
         capsys,
     )
@@ -471,7 +477,7 @@ def test_cli_divergence_exits_1_and_writes_no_params(tmp_path: Path, capsys: pyt
             "sgd",
             "--lr",
             "10",
-            "--out",
+            "--module-dir",
             str(tmp_path / "gen"),
             "--save",
             str(save),
@@ -516,7 +522,7 @@ def test_defaults_work_on_standard_sets(
 ) -> None:
     csv_path = sklearn_csv(tmp_path, name)
     spec = write(tmp_path / f"{name}.toml", spec_text(name, inputs, 16, outputs, loss, "identity"))
-    code, out, err = run_cli(["train", str(spec), "--data", str(csv_path), "--out", str(tmp_path / "g")], capsys)
+    code, out, err = run_cli(["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g")], capsys)
     assert code == 0, err
     assert "training: adam, lr 0.001" in out
     if loss == "mse":
@@ -540,7 +546,7 @@ def test_regression_saved_params_predict_raw_targets(tmp_path: Path, capsys: pyt
             str(csv_path),
             "--epochs",
             "30",
-            "--out",
+            "--module-dir",
             str(tmp_path / "g"),
             "--save",
             str(save),
@@ -571,7 +577,7 @@ def test_label_first_csv_gets_an_error_naming_the_fix_then_trains_with_label(
     text = "species,a,b\n" + "".join(f"{'xy'[k % 2]},{k % 2 + 0.1 * k},{k % 3}\n" for k in range(40))
     csv_path = write(tmp_path / "first.csv", text)
     spec = write(tmp_path / "s.toml", spec_text("s", 2, 4, 2, "softmax_ce", "identity"))
-    base = ["train", str(spec), "--data", str(csv_path), "--out", str(tmp_path / "g"), "--epochs", "2"]
+    base = ["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g"), "--epochs", "2"]
     code, out, err = run_cli(base, capsys)
     assert code == 2 and "column 'species' is 'x'" in err and "--label species" in err, err
     code, out, err = run_cli([*base, "--label", "species"], capsys)
@@ -586,7 +592,7 @@ def test_index_first_csv_suggests_dropping_the_index_not_training_on_it(
 ) -> None:
     csv_path = sklearn_csv(tmp_path, "wine", index=True)  # pandas writes an unnamed 0, 1, 2, ... column
     spec = write(tmp_path / "wine.toml", spec_text("wine", 13, 8, 3, "softmax_ce", "identity"))
-    base = ["train", str(spec), "--data", str(csv_path), "--out", str(tmp_path / "g"), "--epochs", "2"]
+    base = ["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g"), "--epochs", "2"]
     code, _, err = run_cli(base, capsys)
     assert code == 2 and "looks like a row index" in err and "--drop 0" in err and "set inputs = 14" not in err, err
     code, out, err = run_cli([*base, "--drop", "0"], capsys)
@@ -602,7 +608,8 @@ def test_delimiter_is_sniffed_or_forced(
     spec = write(tmp_path / "wine.toml", spec_text("wine", 13, 8, 3, "softmax_ce", "identity"))
     extra = ["--delimiter", forced] if forced else []
     code, out, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--out", str(tmp_path / "g"), "--epochs", "2", *extra], capsys
+        ["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g"), "--epochs", "2", *extra],
+        capsys,
     )
     assert code == 0, err
     assert "13 features, 3 classes" in out
@@ -635,13 +642,13 @@ def test_a_column_that_overflows_the_deviation_is_refused_by_name(
     csv_path = write(tmp_path / "huge.csv", text)
     spec = write(tmp_path / "s.toml", spec_text("s", 2, 4, 2, "softmax_ce", "identity"))
     before = files_under(tmp_path)
-    code, _, err = run_cli(["train", str(spec), "--data", str(csv_path), "--out", str(tmp_path / "g")], capsys)
+    code, _, err = run_cli(["train", str(spec), "--data", str(csv_path), "--module-dir", str(tmp_path / "g")], capsys)
     assert code == 2 and "column 'huge'" in err and "too large to standardize" in err, err
     assert files_under(tmp_path) == before
 
 
 # -------------------------------------------------------- output paths ----
-@pytest.mark.parametrize("option", ["--save", "--plot", "--out"])
+@pytest.mark.parametrize("option", ["--save", "--plot", "--module-dir"])
 def test_unwritable_output_paths_are_refused_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
 ) -> None:
@@ -650,17 +657,18 @@ def test_unwritable_output_paths_are_refused_before_any_work(
     if os.geteuid() == 0:
         locked = tmp_path / "a-file"  # root ignores permissions: use a file where a folder is needed
         locked.write_text("")
-        target = str(locked / "x.npz") if option != "--out" else str(locked)
+        target = str(locked / "x.npz") if option != "--module-dir" else str(locked)
     else:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         target = str(locked / ("x.png" if option == "--plot" else "x"))
     before = files_under(tmp_path)
     args = ["train", str(XOR), "--data", "xor", "--epochs", "1", option, target]
-    if option != "--out":
-        args += ["--out", str(tmp_path / "g")]
+    if option != "--module-dir":
+        args += ["--module-dir", str(tmp_path / "g")]
     code, out, err = run_cli(args, capsys)
-    assert code == 2 and option in err and out == "", err
+    shown = "-o/--output" if option == "--save" else option  # --save is an alias of -o/--output
+    assert code == 2 and shown in err and out == "", err
     assert files_under(tmp_path) == before
 
 
@@ -678,7 +686,7 @@ def test_predict_reads_columns_by_name_and_writes_labels_and_probabilities(
     spec = write(tmp_path / "blobs.toml", spec_text("blobs", 3, 6, 3, "softmax_ce", "identity"))
     save, gen = tmp_path / "p.npz", tmp_path / "gen"
     code, _, err = run_cli(
-        ["train", str(spec), "--data", str(csv_path), "--out", str(gen), "--save", str(save)], capsys
+        ["train", str(spec), "--data", str(csv_path), "--module-dir", str(gen), "--save", str(save)], capsys
     )
     assert code == 0, err
     # New rows: columns shuffled, an extra column, no label.
@@ -697,7 +705,7 @@ def test_predict_reads_columns_by_name_and_writes_labels_and_probabilities(
             "-o",
             str(out_csv),
             "--proba",
-            "--out",
+            "--module-dir",
             str(gen),
         ],
         capsys,
@@ -745,7 +753,7 @@ def test_cached_train_and_predict_import_neither_sympy_nor_the_generator(tmp_pat
 
     gen, save = tmp_path / "gen", tmp_path / "p.npz"
     rows = write(tmp_path / "rows.csv", "x1,x2\n0,1\n1,1\n")
-    first = ["train", str(XOR), "--data", "xor", "--epochs", "2", "--out", str(gen), "--save", str(save)]
+    first = ["train", str(XOR), "--data", "xor", "--epochs", "2", "--module-dir", str(gen), "--save", str(save)]
     assert main(first) == 0
     probe = (
         "import sys\n"
@@ -757,8 +765,8 @@ def test_cached_train_and_predict_import_neither_sympy_nor_the_generator(tmp_pat
         "print('LOADED', code, loaded)\n"
     )
     for args in (
-        ["train", str(XOR), "--data", "xor", "--epochs", "2", "--out", str(gen)],
-        ["predict", str(XOR), "--params", str(save), "--data", str(rows), "--out", str(gen)],
+        ["train", str(XOR), "--data", "xor", "--epochs", "2", "--module-dir", str(gen)],
+        ["predict", str(XOR), "--params", str(save), "--data", str(rows), "--module-dir", str(gen)],
     ):
         done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

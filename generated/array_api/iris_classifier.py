@@ -59,6 +59,23 @@ def _t_matmul(xp, a, b):
     return a.T @ b
 
 
+def _weights(xp, sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype and device: then the
+    mean (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = xp.asarray(sample_weight, device=X.device)
+    if not xp.isdtype(s.dtype, ("integral", "real floating")):
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if tuple(s.shape) != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {tuple(s.shape)}, expected ({X.shape[0]},)")
+    s = xp.astype(s, X.dtype)
+    total = xp.sum(s)
+    if not bool(xp.all(xp.isfinite(s))) or bool(xp.any(s < 0)) or not bool(total > 0):
+        raise ValueError("sample_weight must be finite, >= 0 and not all 0")
+    return xp.reshape(s * (X.shape[0] / total), shape)
+
+
 def init_params(xp, seed=0, dtype=None, device=None):
     """Glorot-uniform weights, zero biases, as arrays of namespace `xp` (float64 by default).
 
@@ -148,10 +165,11 @@ def forward(params, X):
     return A2
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, a 0-d array of the inputs' namespace."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), a 0-d array of the inputs' namespace."""
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(xp, sample_weight, X, (-1, 1))
     _, Z2, _ = _forward(xp, params, X)
     # softmax cross-entropy; M2 = max_j z2_j
     M2 = xp.max(Z2, axis=1, keepdims=True)
@@ -162,17 +180,19 @@ def loss(params, X, Y):
     S2 = xp.sum(E2, axis=1, keepdims=True)
     # SY = sum_j y_j
     SY = xp.sum(Y, axis=1, keepdims=True)
-    C_lse = xp.sum(SY*xp.log(S2))
-    C_yz = xp.sum(Y*t0)
-    # C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j
+    C_lse = xp.sum(SY*w*xp.log(S2))
+    C_yz = xp.sum(Y*t0*w)
+    # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
+    # y_j*z2_j
     C = (C_lse - C_yz)/n
     return C
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): C a 0-d array, grads[name] = dC/dname (the batch mean), in X's namespace."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): C a 0-d array, grads[name] = dC/dname, C as in loss(..., sample_weight), in X's namespace."""
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(xp, sample_weight, X, (-1, 1))
     A1, Z2, _ = _forward(xp, params, X)
     W2 = params["W2"]
     # softmax cross-entropy; M2 = max_j z2_j
@@ -184,14 +204,15 @@ def loss_and_grad(params, X, Y):
     S2 = xp.sum(E2, axis=1, keepdims=True)
     # SY = sum_j y_j
     SY = xp.sum(Y, axis=1, keepdims=True)
-    C_lse = xp.sum(SY*xp.log(S2))
-    C_yz = xp.sum(Y*t0)
-    # C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j
+    C_lse = xp.sum(SY*w*xp.log(S2))
+    C_yz = xp.sum(Y*t0*w)
+    # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
+    # y_j*z2_j
     C = (C_lse - C_yz)/n
     # P2 = softmax(z2) = E2 / S2
     P2 = E2/S2
-    # delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2)
-    D2 = (P2*SY - Y)/n
+    # delta2 = dC_k/dz2 = softmax2*sy - y; D2 = w * delta2 / n, softmax2 = softmax(z2)
+    D2 = w*(P2*SY - Y)/n
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = _t_matmul(xp, D2, A1)
     # dC/db2 = (1/n) sum_k delta2

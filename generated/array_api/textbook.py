@@ -73,6 +73,23 @@ def _t_matmul(xp, a, b):
     return a.T @ b
 
 
+def _weights(xp, sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype and device: then the
+    mean (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = xp.asarray(sample_weight, device=X.device)
+    if not xp.isdtype(s.dtype, ("integral", "real floating")):
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if tuple(s.shape) != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {tuple(s.shape)}, expected ({X.shape[0]},)")
+    s = xp.astype(s, X.dtype)
+    total = xp.sum(s)
+    if not bool(xp.all(xp.isfinite(s))) or bool(xp.any(s < 0)) or not bool(total > 0):
+        raise ValueError("sample_weight must be finite, >= 0 and not all 0")
+    return xp.reshape(s * (X.shape[0] / total), shape)
+
+
 def init_params(xp, seed=0, dtype=None, device=None):
     """Glorot-uniform weights, zero biases, as arrays of namespace `xp` (float64 by default).
 
@@ -162,27 +179,29 @@ def forward(params, X):
     return A2
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, a 0-d array of the inputs' namespace."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), a 0-d array of the inputs' namespace."""
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(xp, sample_weight, X, (-1, 1))
     _, A2 = _forward(xp, params, X)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
-    C = xp.sum((A2 - Y)**2) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
+    C = xp.sum(w*(A2 - Y)**2) / n
     return C
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): C a 0-d array, grads[name] = dC/dname (the batch mean), in X's namespace."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): C a 0-d array, grads[name] = dC/dname, C as in loss(..., sample_weight), in X's namespace."""
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(xp, sample_weight, X, (-1, 1))
     A1, A2 = _forward(xp, params, X)
     W2 = params["W2"]
     t0 = A2 - Y
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
-    C = xp.sum(t0**2) / n
-    # delta2 = dC_k/dz2 = 2*a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n
-    D2 = 2*A2*t0*(1 - A2)/n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
+    C = xp.sum(t0**2*w) / n
+    # delta2 = dC_k/dz2 = 2*a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = w * delta2 / n
+    D2 = 2*A2*t0*w*(1 - A2)/n
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = _t_matmul(xp, D2, A1)
     # dC/db2 = (1/n) sum_k delta2

@@ -100,6 +100,23 @@ def _t_matmul(xp, a, b):
     return a.T @ b
 
 
+def _weights(xp, sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype and device: then the
+    mean (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = xp.asarray(sample_weight, device=X.device)
+    if not xp.isdtype(s.dtype, ("integral", "real floating")):
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if tuple(s.shape) != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {tuple(s.shape)}, expected ({X.shape[0]},)")
+    s = xp.astype(s, X.dtype)
+    total = xp.sum(s)
+    if not bool(xp.all(xp.isfinite(s))) or bool(xp.any(s < 0)) or not bool(total > 0):
+        raise ValueError("sample_weight must be finite, >= 0 and not all 0")
+    return xp.reshape(s * (X.shape[0] / total), shape)
+
+
 def init_params(xp, seed=0, dtype=None, device=None):
     """Glorot-uniform weights, zero biases, as arrays of namespace `xp` (float64 by default).
 
@@ -213,23 +230,25 @@ def forward(params, X):
     return A5
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, a 0-d array of the inputs' namespace."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), a 0-d array of the inputs' namespace."""
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(xp, sample_weight, X, (-1, 1))
     _, _, _, _, _, _, _, _, _, A5 = _forward(xp, params, X)
     t0 = A5 - Y
     t1 = xp.abs(t0)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
-    # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = xp.sum(xp.where(xp.isnan(t1), t1, xp.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
+    # - y) <= 1), (Abs(a5 - y) - 0.5, True))
+    C = xp.sum(w*xp.where(xp.isnan(t1), t1, xp.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
     return C
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): C a 0-d array, grads[name] = dC/dname (the batch mean), in X's namespace."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): C a 0-d array, grads[name] = dC/dname, C as in loss(..., sample_weight), in X's namespace."""
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(xp, sample_weight, X, (-1, 1))
     Z1, A1, Z2, A2, Z3, A3, Z4, A4, Z5, A5 = _forward(xp, params, X)
     W2 = params["W2"]
     W3 = params["W3"]
@@ -238,13 +257,13 @@ def loss_and_grad(params, X, Y):
     t0 = A5 - Y
     t1 = xp.abs(t0)
     t2 = (t1 <= 1)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
-    # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = xp.sum(xp.where(t2, 0.5*t0**2, t1 - 0.5)) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
+    # - y) <= 1), (Abs(a5 - y) - 0.5, True))
+    C = xp.sum(w*xp.where(t2, 0.5*t0**2, t1 - 0.5)) / n
     # delta5 = dC_k/dz5 = Piecewise((a5 - y, Abs(a5 - y) <= 1), (sign(a5 - y), True))*Piecewise((0,
-    # z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = delta5 / n
+    # z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = w * delta5 / n
     D5 = (
-        xp.where(t2, t0, xp.sign(t0))*xp.where(xp.isnan(Z5), Z5, xp.where((Z5 <= -2), 0,
+        w*xp.where(t2, t0, xp.sign(t0))*xp.where(xp.isnan(Z5), Z5, xp.where((Z5 <= -2), 0,
         xp.where((Z5 < 2), 0.25, xp.full_like(Z5, 0))))/n
     )
     # dC/dW5 = (1/n) sum_k delta5 a4^T

@@ -46,6 +46,25 @@ PARAM_SHAPES = {
 }
 
 
+def _weights(sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype: then the mean
+    (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if s.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {s.shape}, expected ({X.shape[0]},)")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("sample_weight must be finite and >= 0")
+    total = np.sum(s)
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; give at least one positive weight")
+    return (s * (X.shape[0] / total)).astype(X.dtype).reshape(shape)
+
+
 def init_params(seed=0, dtype=np.float64):
     """Glorot-uniform weights, zero biases; a dict with PARAM_SHAPES' keys and shapes."""
     rng = np.random.default_rng(seed)
@@ -158,10 +177,11 @@ def forward(params, X):
     return np.stack([a2_1, a2_2, a2_3], axis=1)
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, as a Python float."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1,))
     _, _, _, _, _, _, _, _, z2_1, z2_2, z2_3, _, _, _ = _forward(params, X)
     y1 = Y[:, 0]
     y2 = Y[:, 1]
@@ -179,18 +199,20 @@ def loss(params, X, Y):
     S2 = e2_1 + e2_2 + e2_3
     # SY = sum_j y_j
     SY = y1 + y2 + y3
-    C_lse = np.sum(SY*np.log(S2))
-    C_yz = np.sum(t0*y1 + t1*y2 + t2*y3)
-    # C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j
+    C_lse = np.sum(SY*w*np.log(S2))
+    C_yz = np.sum(t0*w*y1 + t1*w*y2 + t2*w*y3)
+    # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
+    # y_j*z2_j
     C = (C_lse - C_yz)/n
     return float(C)
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
     dtype = X.dtype
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1,))
     a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7, a1_8, z2_1, z2_2, z2_3, _, _, _ = _forward(params, X)
     W2 = params["W2"]
     x1 = X[:, 0]
@@ -217,9 +239,10 @@ def loss_and_grad(params, X, Y):
     S2 = e2_1 + e2_2 + e2_3
     # SY = sum_j y_j
     SY = y1 + y2 + y3
-    C_lse = np.sum(SY*np.log(S2))
-    C_yz = np.sum(t0*y1 + t1*y2 + t2*y3)
-    # C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j y_j*z2_j
+    C_lse = np.sum(SY*w*np.log(S2))
+    C_yz = np.sum(t0*w*y1 + t1*w*y2 + t2*w*y3)
+    # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
+    # y_j*z2_j
     C = (C_lse - C_yz)/n
     t3 = 1/S2
     # P2 = softmax(z2) = E2 / S2
@@ -227,11 +250,11 @@ def loss_and_grad(params, X, Y):
     p2_2 = e2_2*t3
     p2_3 = e2_3*t3
     # delta2_1 = dC_k/dz2_1 = SY*p2_1 - y1
-    delta2_1 = (SY*p2_1 - y1)/n
+    delta2_1 = w*(SY*p2_1 - y1)/n
     # delta2_2 = dC_k/dz2_2 = SY*p2_2 - y2
-    delta2_2 = (SY*p2_2 - y2)/n
+    delta2_2 = w*(SY*p2_2 - y2)/n
     # delta2_3 = dC_k/dz2_3 = SY*p2_3 - y3
-    delta2_3 = (SY*p2_3 - y3)/n
+    delta2_3 = w*(SY*p2_3 - y3)/n
     # dC/dW2[1,1] = (1/n) sum_k dC_k/dz2_1 * a1_1
     dW2[0, 0] = np.dot(delta2_1, a1_1)
     # dC/dW2[1,2] = (1/n) sum_k dC_k/dz2_1 * a1_2

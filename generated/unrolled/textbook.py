@@ -65,6 +65,25 @@ def _sigmoid(x, out=None):
     return np.reciprocal(s, out=s)
 
 
+def _weights(sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype: then the mean
+    (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if s.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {s.shape}, expected ({X.shape[0]},)")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("sample_weight must be finite and >= 0")
+    total = np.sum(s)
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; give at least one positive weight")
+    return (s * (X.shape[0] / total)).astype(X.dtype).reshape(shape)
+
+
 def init_params(seed=0, dtype=np.float64):
     """Glorot-uniform weights, zero biases; a dict with PARAM_SHAPES' keys and shapes."""
     rng = np.random.default_rng(seed)
@@ -147,22 +166,24 @@ def forward(params, X):
     return np.stack([a2_1], axis=1)
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, as a Python float."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1,))
     _, a2_1 = _forward(params, X)
     y1 = Y[:, 0]
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
-    C = np.sum((a2_1 - y1)**2) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
+    C = np.sum(w*(a2_1 - y1)**2) / n
     return float(C)
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
     dtype = X.dtype
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1,))
     a1_1, a2_1 = _forward(params, X)
     W2 = params["W2"]
     x1 = X[:, 0]
@@ -172,10 +193,10 @@ def loss_and_grad(params, X, Y):
     dW2 = np.empty((1, 1), dtype=dtype)
     db2 = np.empty((1,), dtype=dtype)
     t0 = a2_1 - y1
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
-    C = np.sum(t0**2) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2
+    C = np.sum(t0**2*w) / n
     # delta2_1 = dC_k/dz2_1 = 2*a2_1*(1 - a2_1)*(a2_1 - y1)
-    delta2_1 = 2*a2_1*t0*(1 - a2_1)/n
+    delta2_1 = 2*a2_1*t0*w*(1 - a2_1)/n
     # dC/dW2[1,1] = (1/n) sum_k dC_k/dz2_1 * a1_1
     dW2[0, 0] = np.dot(delta2_1, a1_1)
     # dC/db2[1] = (1/n) sum_k dC_k/dz2_1

@@ -92,6 +92,25 @@ def _sigmoid(x, out=None):
     return np.reciprocal(s, out=s)
 
 
+def _weights(sample_weight, X, shape):
+    """Per-sample weights s (n,) as w = n s / sum(s) in `shape`, X's dtype: then the mean
+    (1/n) sum_k w_k C_k is sum_k s_k C_k / sum_k s_k. None: 1.0 (every row counts once)."""
+    if sample_weight is None:
+        return 1.0
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"sample_weight has dtype {s.dtype}; use numbers")
+    if s.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight has shape {s.shape}, expected ({X.shape[0]},)")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("sample_weight must be finite and >= 0")
+    total = np.sum(s)
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; give at least one positive weight")
+    return (s * (X.shape[0] / total)).astype(X.dtype).reshape(shape)
+
+
 def init_params(seed=0, dtype=np.float64):
     """Glorot-uniform weights, zero biases; a dict with PARAM_SHAPES' keys and shapes."""
     rng = np.random.default_rng(seed)
@@ -208,25 +227,27 @@ def forward(params, X):
     return np.stack([a5_1], axis=1)
 
 
-def loss(params, X, Y):
-    """C = (1/n) * sum over the batch of C_k, as a Python float."""
+def loss(params, X, Y, sample_weight=None):
+    """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1,))
     _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, _, a5_1 = _forward(params, X)
     y1 = Y[:, 0]
     t0 = a5_1 - y1
     t1 = np.abs(t0)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
-    # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = np.sum(np.where(np.isnan(t1), t1, np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
+    # - y) <= 1), (Abs(a5 - y) - 0.5, True))
+    C = np.sum(w*np.where(np.isnan(t1), t1, np.where((t1 <= 1), 0.5*t0**2, t1 - 0.5))) / n
     return float(C)
 
 
-def loss_and_grad(params, X, Y):
-    """(C, grads): grads[name] = dC/dname, the batch mean of the per-sample gradients."""
+def loss_and_grad(params, X, Y, sample_weight=None):
+    """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
     dtype = X.dtype
     n = X.shape[0]
+    w = _weights(sample_weight, X, (-1,))
     z1_1, z1_2, z1_3, a1_1, a1_2, a1_3, z2_1, z2_2, z2_3, a2_1, a2_2, a2_3, z3_1, z3_2, a3_1, a3_2, z4_1, z4_2, a4_1, a4_2, z5_1, a5_1 = (
         _forward(params, X)
     )
@@ -250,13 +271,13 @@ def loss_and_grad(params, X, Y):
     t0 = a5_1 - y1
     t1 = np.abs(t0)
     t2 = (t1 <= 1)
-    # C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y)
-    # <= 1), (Abs(a5 - y) - 0.5, True))
-    C = np.sum(np.where(t2, 0.5*t0**2, t1 - 0.5)) / n
+    # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5
+    # - y) <= 1), (Abs(a5 - y) - 0.5, True))
+    C = np.sum(w*np.where(t2, 0.5*t0**2, t1 - 0.5)) / n
     # delta5_1 = dC_k/dz5_1 = Piecewise((a5_1 - y1, Abs(a5_1 - y1) <= 1), (sign(a5_1 - y1),
     # True))*Piecewise((0, z5_1 <= -2), (1/4, z5_1 < 2), (0, True))
     delta5_1 = (
-        np.where(t2, t0, np.sign(t0))*np.where(np.isnan(z5_1), z5_1, np.where((z5_1 <= -2), 0,
+        w*np.where(t2, t0, np.sign(t0))*np.where(np.isnan(z5_1), z5_1, np.where((z5_1 <= -2), 0,
         np.where((z5_1 < 2), 0.25, 0)).astype(dtype))/n
     )
     # dC/dW5[1,1] = (1/n) sum_k dC_k/dz5_1 * a4_1

@@ -83,6 +83,7 @@ class Backend:
     mode: str = ""  # the --mode that selects it within its target ("" if the target has one backend)
     suffixes: tuple[str, ...] = (".py",)  # the files it writes: <spec name><suffix>
     second_order: bool = True  # prints the Hessian-vector products (generate --second-order)
+    sample_weight: bool = False  # its loss functions take per-sample weights (the weighted program)
 
     @property
     def options(self) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ BACKENDS: Mapping[str, Backend] = {
         "matrix code, one product per layer and direction, any size",
         NumpyConfig,
         mode="vectorized",
+        sample_weight=True,
     ),
     "unrolled": Backend(
         "unrolled",
@@ -41,6 +42,7 @@ BACKENDS: Mapping[str, Backend] = {
         NumpyConfig,
         max_params=MAX_PARAMS,
         mode="unrolled",
+        sample_weight=True,
     ),
     "array-api": Backend(
         "array-api",
@@ -49,6 +51,7 @@ BACKENDS: Mapping[str, Backend] = {
         _python(render_array_api),
         "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
         ArrayApiConfig,
+        sample_weight=True,
     ),
     "c": Backend(
         "c",

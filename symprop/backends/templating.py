@@ -161,7 +161,7 @@ def module_context(
         inputs=spec.inputs,
         outputs=spec.outputs,
         layer_sizes=spec.layer_sizes,
-        param_shapes=spec.param_shapes,
+        param_shapes=dict(spec.param_shapes),
         sizes_text="-".join(map(str, spec.layer_sizes)),
         activations_text=" -> ".join(layer.label for layer in program.layers),
         loss_formula=loss_formula(program),

@@ -23,23 +23,34 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import sympy as sp
 
 from symprop import __version__
 from symprop.explain.notation import (
     DEFAULT_DIGITS,
+    LINE_WIDTH,
     Printers,
     chain_product,
+    factor_lines,
     latex_lines,
     latex_name,
     legend,
     note_latex,
     note_parts,
+    prose_latex,
+    scalar_view,
     text_name,
     tidy,
+    visual_width,
+    whole_chain,
 )
 from symprop.explain.view import UnitView, sym
+from symprop.explain.worked import DEFAULT_LR, blocks, compute, problem
+from symprop.explain.worked import render_latex as render_worked_latex
+from symprop.explain.worked import render_markdown as render_worked_markdown
+from symprop.explain.worked import render_text as render_worked_text
 from symprop.ir.backprop import derive
 from symprop.ir.program import AddBias, Kind, Map, MatMul, Note, Program, Reduce, Role
 from symprop.ir.second_order import with_hvp
@@ -51,6 +62,9 @@ FORMATS = ("text", "latex", "markdown", "sympy")
 DEFAULT_PRINTERS = Printers()
 # An expanded formula is a tree with every z, a and δ written out; printing one
 # larger than this (in SymPy nodes) takes long and is unreadable anyway.
+# --param and --expand build the per-neuron program of the whole network (as the unrolled mode does):
+# a 1000-1000-1 net took 78 s and then ran out of memory; refused above the unrolled mode's limit
+MAX_PER_NEURON_PARAMS = 10_000
 MAX_EXPANDED_NODES = 200_000
 # SymPy substitutes and prints trees recursively, several Python frames per level: deeper trees
 # than this would hit the interpreter's recursion limit (1,000 frames) instead of printing.
@@ -120,6 +134,10 @@ def chain_rule(spec: Spec, symbolic_params: bool = False) -> Explanation:
     program = derive(spec, symbolic_params)
     L = len(spec.layers)
     sections = [_cost_section(program)]
+    if spec.inputs == 1 and all(layer.units == 1 for layer in spec.layers):
+        rows = tuple((s.text(), s.latex()) for s in scalar_view(L, spec.loss == "softmax_ce"))
+        note = "one unit per layer: the same chain rule in scalars (the layer sections below give the general form)"
+        sections.append(Section("The scalar view", (), rows, (note,)))
     for l in range(L, 0, -1):
         sections.append(_layer_section(program, l))
     intro = (
@@ -268,9 +286,24 @@ def _vector_grad_latex(l: int) -> str:
 def parse_label(label: str, spec: Spec) -> str:
     """Validate ``W2[1,3]`` / ``b1[2]`` (1-based) against the spec; return it normalised (no spaces)."""
     text = re.sub(r"\s+", "", label)
+    printed = re.fullmatch(r"([Wb])(\d+)((?:_\d+)+)", text)  # the printed name W2_1_3
+    if printed:
+        text = f"{printed[1]}{printed[2]}[{printed[3][1:].replace('_', ',')}]"
+    bare = re.fullmatch(r"([Wb])(\d+)", text)  # W2 / b3 of a one-entry array
+    if bare and f"{text}" in spec.param_shapes:
+        shape = spec.param_shapes[text]
+        if math.prod(shape) != 1:
+            ones = ",".join(["1"] * len(shape))
+            raise ExplainError(
+                f"--param {label!r}: {text} has shape {shape}; name one entry, 1-based, e.g. {text}[{ones}]"
+            )
+        text = f"{text}[{','.join(['1'] * len(shape))}]"
     m = _LABEL.fullmatch(text)
     if m is None:
-        raise ExplainError(f"--param {label!r}: expected W<l>[j,i] or b<l>[j], 1-based, e.g. W2[1,3] or b1[2]")
+        raise ExplainError(
+            f"--param {label!r}: expected W<l>[j,i] or b<l>[j], 1-based, e.g. W2[1,3], W2_1_3 or b1[2]"
+            " (W<l> alone for a 1x1 layer)"
+        )
     array, layer = m["array"], int(m["layer"])
     parts = m["index"].split(",")
     L = len(spec.layers)
@@ -287,6 +320,13 @@ def parse_label(label: str, spec: Spec) -> str:
             f"--param {label!r}: index out of range; {array}{layer} has shape {shape}, indices {ranges} (1-based)"
         )
     return f"{array}{layer}[{','.join(map(str, index))}]"
+
+
+WHOLE_CHAIN_PATH = (
+    "second line: the product along one highlighted path (this unit, then unit 1 of every layer above); "
+    "the derivative is the sum of such products over all paths, which the delta recursion below computes"
+)
+WHOLE_CHAIN_SCALAR = "second line: the whole chain-rule product, from the parameter up to the loss"
 
 
 def parameter(
@@ -313,7 +353,11 @@ def parameter(
     backward = [_compact_equation(d, s) for s in _backward_order(d) if s in needed]
     forward = [Equation(s.name, d.defs[s]) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
     chain = (product.text(), product.latex())
-    sections = [Section(f"dC_k/d{g.label}, per sample", (top,), (chain,))]
+    sizes = spec.layer_sizes
+    whole = whole_chain(g.label, sizes, spec.loss == "softmax_ce")
+    vector = [chain, (whole.text(), whole.latex())]
+    notes = (WHOLE_CHAIN_SCALAR if all(s == 1 for s in sizes) else WHOLE_CHAIN_PATH,)
+    sections = [Section(f"dC_k/d{g.label}, per sample", (top,), tuple(vector), notes)]
     if backward:
         sections.append(
             Section("Backpropagated errors (chain rule, from this layer up to the output)", tuple(backward))
@@ -596,30 +640,32 @@ def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> st
         r"\allowdisplaybreaks",
         r"\begin{document}",
         r"\raggedright\sloppy",
-        rf"\section*{{{note_latex(ex.title)}}}",
-        rf"\noindent Shown: {note_latex(ex.heading)}.",
+        rf"\section*{{{prose_latex(ex.title)}}}",
+        rf"\noindent Shown: {prose_latex(ex.heading)}.",
         "",
-        *[x for line in (*ex.intro, *notation_legend(ex)) for x in (note_latex(_unicode_words(line)), "")],
+        *[x for line in (*ex.intro, *notation_legend(ex)) for x in (prose_latex(line), "")],
         rf"\noindent Generated by symprop {__version__} from spec hash \texttt{{{ex.spec.hash()}}}.",
     ]
     for s in ex.sections:
-        out += ["", rf"\subsection*{{{note_latex(s.title)}}}"]
-        out += [x for note in s.notes for x in (note_latex(_unicode_words(note)) + ".", "")]
+        out += ["", rf"\subsection*{{{prose_latex(s.title)}}}"]
+        out += [x for note in s.notes for x in (prose_latex(note) + ".", "")]
         groups: list[list[str]] = [[]]
         for _, latex in s.vector:  # one statement per line, one side per line: lhs &= side \\ &= side
             for statement in latex.split(r",\quad "):
                 lhs, *sides = statement.split(" = ")
-                groups[-1] += [f"{lhs} &= {sides[0]}", *(f"&= {side}" for side in sides[1:])]
+                for k, side in enumerate(sides):
+                    first, *rest = _product_lines(side)
+                    groups[-1].append(f"{lhs if k == 0 else ''} &= {first}".lstrip())
+                    groups[-1] += [rf"&\quad {line}" for line in rest]
         for eq in s.equations:
             if eq.factors:
-                lines = [printers.latex_factor(f) + r" \cdot" for f in eq.factors]
-                lines[-1] = lines[-1].removesuffix(r" \cdot")
+                lines = factor_lines(eq.factors, printers.digits)
             else:
                 lines = latex_lines(tidy(eq.rhs, printers.digits), printers.digits)
             groups[-1].append(f"{lhs_latex(eq)} &= {lines[0]}")
             groups[-1] += [rf"&\quad {line}" for line in lines[1:]]
             if eq.note:  # a paragraph between two align blocks (a text row would widen the lhs column)
-                groups += [[note_latex(_unicode_words(eq.note)) + "."], []]
+                groups += [[prose_latex(eq.note) + "."], []]
         for k, group in enumerate(groups):
             if k % 2:  # a note
                 out += ["", rf"\noindent {group[0]}"]
@@ -630,11 +676,19 @@ def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> st
     return "\n".join(out) + "\n"
 
 
-def _unicode_words(text: str) -> str:
-    """Prose for LaTeX text mode: the few Unicode math signs symprop's prose uses, as ASCII words."""
-    for old, new in (("θ", "theta"), ("σ", "sigma"), ("Σ", "sum"), ("≤", "<="), ("≥", ">="), ("−", "-")):
-        text = text.replace(old, new)
-    return text
+def _product_lines(side: str, width: int = LINE_WIDTH) -> list[str]:
+    """A long product ``f \\cdot g \\cdot ...`` over several lines, each after the first starting with
+    the dot (a line never ends with one)."""
+    if visual_width(side) <= width:
+        return [side]
+    lines: list[str] = []
+    for k, factor in enumerate(side.split(r" \cdot ")):
+        piece = factor if k == 0 else r"\cdot " + factor
+        if lines and visual_width(lines[-1] + piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
 
 
 def _render_markdown(ex: Explanation, printers: Printers) -> str:
@@ -707,8 +761,17 @@ def explain(
     standalone: bool = False,
     symbolic_params: bool = False,
     second: bool = False,
+    values: str | Path | None = None,
+    sample: str | None = None,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
 ) -> str:
     """What ``symprop explain`` prints; :class:`ExplainError` for a bad combination of options.
+
+    The chain-rule and ``--param`` views end with the worked example (text, Markdown, LaTeX) on
+    the params of ``values`` (a ``.npz``) and the sample ``"x1,...;y1,..."``; what is not given
+    is the seeded random problem (``seed``), said so in the text
+    (:mod:`symprop.explain.worked`; bad values raise its ``WorkedError``).
 
     ``symbolic_params`` keeps activation parameters as symbols named like the spec keys
     (σ'(z) = β a (1 − a)); the generated code always has them substituted."""
@@ -718,6 +781,9 @@ def explain(
     options = [f"--param {param}"] * (param is not None) + ["--expand"] * expand + ["--collapse"] * collapse
     options += [f"--digits {digits}"] * (digits != DEFAULT_DIGITS) + ["--standalone"] * standalone
     options += ["--symbolic-params"] * symbolic_params + ["--second-order"] * second
+    # the user's file name and sample text are not copied into the output: the options are named only
+    options += ["--params P.npz"] * (values is not None) + ["--sample X;Y"] * (sample is not None)
+    options += [f"--lr {lr:g}"] * (lr != DEFAULT_LR) + [f"--at {seed}"] * (seed != 0)
     command = " ".join(["symprop explain", spec.file_label, *options, f"--format {fmt}"])
     if second:
         if param is not None or expand or collapse:
@@ -731,12 +797,36 @@ def explain(
         ex = collapsed(spec)
     elif param is not None:
         parse_label(param, spec)  # fail on a bad label before deriving anything
+        if spec.n_params > MAX_PER_NEURON_PARAMS:  # the per-neuron view unrolls every parameter
+            raise ExplainError(
+                f"--param: this network has {spec.n_params:,} parameters; the per-neuron view is limited to "
+                f"{MAX_PER_NEURON_PARAMS:,}; run explain without --param for the layer formulas"
+            )
         ex = parameter(spec, param, expand, symbolic_params=symbolic_params)
     elif expand:
+        if spec.n_params > MAX_PER_NEURON_PARAMS:
+            raise ExplainError(
+                f"--expand: this network has {spec.n_params:,} parameters; the per-neuron view is limited to "
+                f"{MAX_PER_NEURON_PARAMS:,}; run explain without --expand for the layer formulas"
+            )
         ex = every_parameter_expanded(spec, symbolic_params=symbolic_params)
     else:
         ex = chain_rule(spec, symbolic_params)
-    return render(replace(ex, command=command), fmt, digits, standalone)
+    text = render(replace(ex, command=command), fmt, digits, standalone)
+    example = fmt != "sympy" and not (second or collapse or expand)
+    if not example:
+        if values is not None or sample is not None:
+            raise ExplainError("--params and --sample choose the worked example: drop --format sympy, --expand, ...")
+        return text
+    bs = blocks(compute(spec, problem(spec, values, sample, seed), lr))
+    if fmt == "text":
+        return text + "\nWorked example (one sample, one update):\n" + render_worked_text(bs)
+    if fmt == "markdown":
+        return text + "\n## Worked example\n" + render_worked_markdown(bs)
+    worked = render_worked_latex(bs, standalone=standalone)
+    if standalone:
+        return text.replace(r"\end{document}", r"\section*{Worked example}" + worked + r"\end{document}")
+    return text + "\n% Worked example\n" + worked
 
 
 __all__ = ["FORMATS", "ExplainError", "Explanation", "explain", "parse_label", "plain", "render"]

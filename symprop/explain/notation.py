@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -352,6 +352,56 @@ def _latex_words(text: str) -> str:
 def note_latex(note: str) -> str:
     """An annotation as LaTeX text mode: words escaped, math tokens in $...$."""
     return "".join(_latex_words(t) if kind == "text" else f"${t}$" for kind, t in note_parts(note))
+
+
+# Prose of explain and the worked example that names math in ASCII, and its LaTeX (regex, replacement).
+_PROSE_MATH: tuple[tuple[str, str], ...] = (
+    (r"-sum_j y_j log softmax\(z\)_j", r"-\sum_j y_j \log \operatorname{softmax}(z)_j"),
+    (r"delta\{l\}_j", r"\delta^{(l)}_j"),
+    (r"dC_k/dz\{l\}_j", r"\partial C_k/\partial z^{(l)}_j"),
+    (r"dC/dW\{l\}\[j,i\]", r"\partial C/\partial W^{(l)}_{j,i}"),
+    (r"dC_k/dW\{l\}_j_i", r"\partial C_k/\partial W^{(l)}_{j,i}"),
+    (r"\(1/n\) (?:Σ|sum)_k", r"\frac{1}{n}\sum_k"),
+    (r"(?:Σ|sum)_([a-z])\b", r"\sum_\1"),
+    (r"\|W_l\|\^2", r"\lVert W_l\rVert^2"),
+    (r"∂C/∂W_ji", r"\partial C/\partial W_{ji}"),
+    (r"∂C/∂b_j", r"\partial C/\partial b_j"),
+    (r"∂C/∂([wz])", r"\partial C/\partial \1"),
+    (r"\bC_k\b", r"C_k"),
+    (r"\blayer l-1\b", r"layer $l-1$"),
+    (r" -> ", r" \to "),
+    (r"δ_j", r"\delta_j"),
+    (r"δ", r"\delta"),
+    (r"η", r"\eta"),
+    (r"σ", r"\sigma"),
+    (r"θ", r"\theta"),
+    (r"←", r"\leftarrow"),
+    (r"−", r"-"),
+    (r"·", r"\cdot"),
+    (r"²", r"^2"),
+    (r"≤", r"\le"),
+    (r"≥", r"\ge"),
+    (r"Σ", r"\sum"),
+)
+_PROSE = re.compile("|".join(f"(?:{pattern})" for pattern, _ in _PROSE_MATH))
+
+
+def prose_latex(text: str) -> str:
+    """A sentence for LaTeX text mode: the math it names in ASCII or Unicode (``delta{l}_j``, ``sum_k``,
+    ``->``, δ, η) typeset as math, other math tokens as :func:`note_latex` does, words escaped."""
+    out = []
+    pos = 0
+    for m in _PROSE.finditer(text):
+        for pattern, replacement in _PROSE_MATH:
+            hit = re.fullmatch(pattern, m.group(0))
+            if hit:
+                math = replacement.replace("\\1", hit.group(1)) if hit.groups() else replacement
+                break
+        out.append(note_latex(text[pos : m.start()]))
+        out.append(math if math.startswith("layer $") else f"${math}$")
+        pos = m.end()
+    out.append(note_latex(text[pos:]))
+    return "".join(out).replace("–", "--")
 
 
 # ------------------------------------------------------------------------ printers --
@@ -781,7 +831,14 @@ def visual_width(latex: str) -> int:
     return len(re.sub(r"[{}^_ \\]", "", text))
 
 
-_BREAKABLE_HEADS: dict[type, str] = {Sigmoid: r"\sigma", sp.tanh: r"\tanh", sp.log: r"\log", log1p: r"\log"}
+_BREAKABLE_HEADS: dict[type, str] = {
+    Sigmoid: r"\sigma",
+    sp.tanh: r"\tanh",
+    sp.log: r"\log",
+    log1p: r"\log",
+    sp.sin: r"\sin",
+    sp.cos: r"\cos",
+}
 
 
 def _wrap(head: str, pieces: list[str], close: str) -> list[str]:
@@ -828,6 +885,10 @@ def latex_pieces(expr: sp.Expr, printer: LatexNotation, width: int = LINE_WIDTH)
         return pieces
     if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
         return _wrap(r"\bigl(", sub(expr.base), rf"\bigr)^{{{expr.exp}}}")
+    if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
+        var, low, high = expr.limits[0]
+        head = rf"\sum_{{{printer._print(var)}={printer._print(low)}}}^{{{printer._print(high)}}} \bigl("
+        return _wrap(head, sub(expr.function), r"\bigr)")
     if isinstance(expr, sp.exp):
         return _wrap(r"\exp\bigl(", sub(expr.args[0]), r"\bigr)")
     if isinstance(expr, Relu):
@@ -847,6 +908,30 @@ def latex_pieces(expr: sp.Expr, printer: LatexNotation, width: int = LINE_WIDTH)
             inner = sub(expr.args[0])  # type: ignore[attr-defined]
             return _wrap(head + r"\bigl(" + ("1 + " if kind is log1p else ""), inner, r"\bigr)")
     return [whole]
+
+
+def factor_lines(factors: Sequence[sp.Expr], digits: int = DEFAULT_DIGITS, width: int = LINE_WIDTH) -> list[str]:
+    """A product of factors as LaTeX lines joined by ``\\cdot``; a line may break before a dot or
+    inside a long factor (:func:`latex_pieces`), never right after a dot."""
+    printer = LatexNotation({"digits": digits})
+    pieces: list[str] = []
+    for k, f in enumerate(factors):
+        f = tidy(f, digits)
+        parts = latex_pieces(f, printer, width)
+        if len(parts) == 1:
+            parts = [str(printer.parenthesize(f, PRECEDENCE["Mul"], strict=True))]
+        elif precedence(f) < PRECEDENCE["Mul"]:
+            parts = _wrap(r"\bigl(", parts, r"\bigr)")
+        if k:
+            parts[0] = r"\cdot " + parts[0]
+        pieces += parts
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and visual_width(lines[-1] + piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
 
 
 def latex_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = LINE_WIDTH) -> list[str]:
@@ -876,11 +961,16 @@ class Statement:
 
     def text(self) -> str:
         p = Printers(self.digits)
-        return " = ".join(" * ".join(p.text_factor(f) for f in side) for side in self.sides)
+        return " = ".join(
+            p.text(side[0]) if len(side) == 1 else " * ".join(p.text_factor(f) for f in side) for side in self.sides
+        )
 
     def latex(self) -> str:
         p = Printers(self.digits)
-        return " = ".join(r" \cdot ".join(p.latex_factor(f) for f in side) for side in self.sides)
+        return " = ".join(
+            p.latex(side[0]) if len(side) == 1 else r" \cdot ".join(p.latex_factor(f) for f in side)
+            for side in self.sides
+        )
 
     def mathml(self) -> str:
         p = Printers(self.digits)
@@ -911,6 +1001,67 @@ def chain_product(label: str, n_layers: int, softmax_output: bool, digits: int =
     if prev is not None:
         values = (prev, *values)
     return Statement(((Partial(C_K, param),), paper, values), digits)
+
+
+def whole_chain(label: str, sizes: Sequence[int], softmax_output: bool, digits: int = DEFAULT_DIGITS) -> Statement:
+    """∂C_k/∂w as one product from the parameter up to the loss.
+
+    One unit per layer (``sizes`` all 1): the whole derivative, e.g. ∂C/∂W^(1) = x · f_1'(z^(1)) ·
+    W^(2) · f_2'(z^(2)) · ∂C/∂a^(2).  Wider layers: the term of one path (unit j of layer l, then
+    unit 1 of every layer above), one of the terms the δ recursion sums; the caller labels it."""
+    m = re.fullmatch(r"([Wb])(\d+)\[(\d+)(?:,(\d+))?\]", label)
+    if m is None:
+        raise ValueError(f"not a parameter label: {label!r}")
+    array, layer, j, i = m.groups()
+    l, n = int(layer), len(sizes) - 1
+    scalar = all(s == 1 for s in sizes)
+
+    def name(base: str, k: int, unit: int | str, below: int | str | None = None) -> sp.Symbol:
+        if scalar:
+            return sp.Symbol(f"{base}{k}")
+        return sp.Symbol(f"{base}{k}_{unit}" + (f"_{below}" if below is not None else ""))
+
+    param = name(array, l, j, i if array == "W" else None)
+    factors: list[sp.Expr] = []
+    if i is not None:
+        factors.append(sp.Symbol("x" if scalar else f"x{i}") if l == 1 else name("a", l - 1, i))
+    unit: int | str = j
+    for k in range(l, n + 1):
+        if k > l:
+            factors.append(name("W", k, 1, unit))
+            unit = 1
+        if k == n and softmax_output:
+            factors.append(Partial(C_K, name("z", k, unit)))
+        else:
+            factors.append(Act(k, 1, name("z", k, unit)))
+    if not softmax_output:
+        factors.append(Partial(C_K, name("a", n, unit)))
+    return Statement(((Partial(C_K, param),), tuple(factors)), digits)
+
+
+def scalar_view(n_layers: int, softmax_output: bool, digits: int = DEFAULT_DIGITS) -> list[Statement]:
+    """The chain rule of a one-unit-per-layer network, in scalars: no ⊙, ᵀ, unit indices or sums."""
+    out = []
+    for l in range(1, n_layers + 1):
+        prev = sp.Symbol("x") if l == 1 else sp.Symbol(f"a{l - 1}")
+        z = sp.Symbol(f"z{l}")
+        out.append(Statement(((z,), (sp.Symbol(f"W{l}") * prev + sp.Symbol(f"b{l}"),)), digits))
+        out.append(Statement(((sp.Symbol(f"a{l}"),), (Act(l, 0, z),)), digits))
+    for l in range(n_layers, 0, -1):
+        z, delta = sp.Symbol(f"z{l}"), sp.Symbol(f"delta{l}")
+        if l == n_layers:
+            rhs: tuple[sp.Expr, ...] = (
+                (Partial(C_K, z),) if softmax_output else (Partial(C_K, sp.Symbol(f"a{l}")), Act(l, 1, z))
+            )
+        else:
+            rhs = (Act(l, 1, z), sp.Symbol(f"W{l + 1}"), sp.Symbol(f"delta{l + 1}"))
+        out.append(Statement(((delta,), rhs), digits))
+    for l in range(1, n_layers + 1):
+        prev = sp.Symbol("x") if l == 1 else sp.Symbol(f"a{l - 1}")
+        delta = sp.Symbol(f"delta{l}")
+        out.append(Statement(((Partial(C_K, sp.Symbol(f"W{l}")),), (delta, prev)), digits))
+        out.append(Statement(((Partial(C_K, sp.Symbol(f"b{l}")),), (delta,)), digits))
+    return out
 
 
 def mathml_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = 70) -> list[str]:

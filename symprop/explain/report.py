@@ -6,16 +6,15 @@ inline SVG picture of the network (:mod:`symprop.spec.diagram`), the derivation 
 that ``symprop explain`` prints), a worked example with numbers and the spec with the
 generated module's header.
 
-Worked example: for one sample and params drawn with ``--at SEED``
-(:func:`symprop.tools.check.random_problem`), z, a and δ of every layer are computed here
-from the layer formulas (f, f' and the output δ of :mod:`symprop.symbolic.layer_math`), and the
-gradient δ^l (a^(l-1))ᵀ is compared with the generated module's ``loss_and_grad``
-(:func:`symprop.emit.render` + :func:`symprop.tools.check.load_module`): a disagreement beyond
-1e-9 (relative; both are float64 computations of the same formulas, ~1e-15 apart) is a
-bug and raises.  The gradient numbers shown are the module's.
+Worked example (:mod:`symprop.explain.worked`): the params of ``--params P.npz`` and the sample
+of ``--sample`` (or, for what is not given, the seeded random problem of ``--at SEED``, stated
+as such): every W and b, one substitution line per z, a and δ, each gradient and one
+gradient-descent step with ``--lr``.  Every number comes from the IR interpreter
+(:mod:`symprop.ir.interpret`), the one numeric path; the tests compare it with the module.
 
-Everything that comes from the spec (names, expressions, the TOML) passes through
-:func:`html.escape`.  The output is deterministic (no dates), so it is pinned by goldens.
+The page is the Jinja template ``templates/report/page.html.jinja``, rendered with autoescape:
+everything that comes from the spec (names, expressions, the TOML) is escaped, by the template or
+by :func:`html.escape` in the pieces built here.  The output is deterministic (no dates), so it is pinned by goldens.
 """
 
 from __future__ import annotations
@@ -24,13 +23,19 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-import numpy as np
+import jinja2
 import sympy as sp
+from markupsafe import Markup
 
 from symprop import __version__
+from symprop.backends.templating import template_dir
 from symprop.emit import render
 from symprop.explain.model import (
+    WHOLE_CHAIN_PATH,
+    WHOLE_CHAIN_SCALAR,
     Equation,
     ExplainError,
     Explanation,
@@ -52,15 +57,16 @@ from symprop.explain.notation import (
     chain_product,
     mathml_lines,
     note_parts,
+    scalar_view,
+    whole_chain,
 )
+from symprop.explain.worked import DEFAULT_LR, Worked, blocks, compute, is_scalar_chain, problem
+from symprop.explain.worked import render_html as render_worked_html
 from symprop.spec import Spec, validate
 from symprop.spec.diagram import LayerPicture, network_svg
-from symprop.symbolic.functions import Clip01
-from symprop.symbolic.layer_math import A, Y, Z, activation_math, output_math
-from symprop.tools.check import load_module, random_problem
+from symprop.symbolic.layer_math import Z, activation_math
 
-AGREEMENT = 1e-9  # relative; see the module docstring
-MAX_LISTED = 60  # gradient arrays with more entries are summarised, not listed
+WORKED_DIGITS = 4  # the worked example's numbers: few enough digits to redo by hand
 esc = html.escape
 
 
@@ -209,10 +215,14 @@ def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = 
     except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
         expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
     product = chain_product(parse_label(label, spec), len(spec.layers), spec.loss == "softmax_ce", p.digits)
+    whole = whole_chain(parse_label(label, spec), spec.layer_sizes, spec.loss == "softmax_ce", p.digits)
+    label_of_whole = WHOLE_CHAIN_SCALAR if all(n == 1 for n in spec.layer_sizes) else WHOLE_CHAIN_PATH
     out = [
         f'<section class="param"><h3>{esc(compact.heading)}</h3>',
         f"<p>{esc(compact.intro[0])} By the chain rule, in the paper's form:</p>",
         f'<div class="eq chain">{math(f"<mrow>{product.mathml()}</mrow>")}</div>',
+        f'<div class="eq chain whole">{math(f"<mrow>{whole.mathml()}</mrow>")}</div>',
+        f'<p class="note">{esc(label_of_whole.replace("second line", "Second line", 1))}.</p>',
     ]
     for section in compact.sections:
         out.append(_section_html(section, p, level=4))
@@ -222,112 +232,9 @@ def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = 
 
 
 # ----------------------------------------------------------- worked example --
-@dataclass(frozen=True)
-class LayerNumbers:
-    z: np.ndarray
-    a: np.ndarray
-    delta: np.ndarray
-
-
-@dataclass(frozen=True)
-class Worked:
-    """One sample: x, y, params, per-layer z, a, δ (computed here), the loss and gradient (the module's)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    params: dict[str, np.ndarray]
-    layers: tuple[LayerNumbers, ...]
-    loss: float
-    grads: dict[str, np.ndarray]
-    own_grads: dict[str, np.ndarray]
-
-
-def _numeric(expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> object:
-    from symprop.explain.model import plain
-
-    return sp.lambdify(args, plain(expr).replace(lambda e: isinstance(e, Clip01), lambda e: e.args[0]), "numpy")
-
-
-def _filled(value: object, shape: tuple[int, ...]) -> np.ndarray:
-    """A lambdified result as a float array of ``shape`` (a constant f' comes back as a scalar)."""
-    return np.broadcast_to(np.asarray(value, dtype=np.float64), shape).copy()
-
-
-def worked_example(spec: Spec, seed: int = 0) -> Worked:
-    """Forward and backward pass of one sample, layer by layer, checked against the generated module."""
-    params, X, Yv = random_problem(spec, seed, n=1)
-    module = load_module(render(spec), spec.name)
-    loss, grads = module.loss_and_grad(params, X, Yv)
-    x, y = X[0], Yv[0]
-    L = len(spec.layers)
-    zs, as_ = [], [x]
-    for l in range(1, L + 1):
-        z = params[f"W{l}"] @ as_[-1] + params[f"b{l}"]
-        f = _numeric(activation_math(spec.layers[l - 1]).f, (Z,))
-        zs.append(z)
-        as_.append(_filled(f(z), z.shape))  # type: ignore[operator]
-    if spec.loss == "softmax_ce":
-        e = np.exp(zs[-1] - zs[-1].max())
-        delta = e / e.sum() * y.sum() - y
-    else:
-        d = _numeric(output_math(spec).delta, (A, Z, Y))
-        delta = _filled(d(as_[-1], zs[-1], y), y.shape)  # type: ignore[operator]
-    deltas = [delta]
-    for l in range(L - 1, 0, -1):
-        df = _numeric(activation_math(spec.layers[l - 1]).df, (A, Z))
-        local = _filled(df(as_[l], zs[l - 1]), zs[l - 1].shape)  # type: ignore[operator]
-        deltas.insert(0, (params[f"W{l + 1}"].T @ deltas[0]) * local)
-    own = {}
-    for l in range(1, L + 1):
-        # the L2 penalty's gradient l2 * W (it is part of the batch cost, not of the sample's)
-        own[f"W{l}"] = np.outer(deltas[l - 1], as_[l - 1]) + spec.l2 * params[f"W{l}"]
-        own[f"b{l}"] = deltas[l - 1].copy()
-    for name, g in grads.items():
-        scale = max(1.0, float(np.max(np.abs(g))))
-        if not np.allclose(own[name], g, rtol=AGREEMENT, atol=AGREEMENT * scale):
-            raise RuntimeError(f"worked example: {name} from the layer formulas disagrees with the generated module")
-    layers = tuple(LayerNumbers(zs[l], as_[l + 1], deltas[l]) for l in range(L))
-    return Worked(x, y, params, layers, float(loss), grads, own)
-
-
-def _numbers(values: np.ndarray, digits: int) -> str:
-    return ", ".join(format(float(v), f".{digits}g") for v in np.ravel(values))
-
-
-def _vector_row(name: str, values: np.ndarray, digits: int) -> str:
-    return f"<tr><th>{name}</th><td>{esc(_numbers(values, digits))}</td></tr>"
-
-
-def worked_html(spec: Spec, seed: int, p: Printers) -> str:
-    w = worked_example(spec, seed)
-    d = p.digits
-    sym = {"x": math(p.mathml(sp.Symbol("x")), False), "y": math(p.mathml(sp.Symbol("y")), False)}
-    rows = [_vector_row(sym["x"], w.x, d), _vector_row(sym["y"], w.y, d)]
-    for l, nums in enumerate(w.layers, 1):
-        for base, values in (("z", nums.z), ("a", nums.a), ("delta", nums.delta)):
-            rows.append(_vector_row(math(p.mathml(sp.Symbol(f"{base}{l}")), False), values, d))
-    grads = []
-    for name, g in w.grads.items():
-        label = math(p.mathml(Partial(sp.Symbol("C"), sp.Symbol(name))), False)
-        if g.size <= MAX_LISTED:
-            text = "; ".join(_numbers(row, d) for row in np.atleast_2d(g)) if g.ndim == 2 else _numbers(g, d)
-        else:
-            text = f"{g.shape[0]}×{g.shape[1]} entries, largest |entry| {format(float(np.max(np.abs(g))), f'.{d}g')}"
-        grads.append(f"<tr><th>{label}</th><td>{esc(text)}</td></tr>")
-    return "\n".join(
-        [
-            "<p>One sample with params drawn by "
-            f"<code>symprop.tools.check.random_problem(spec, seed={seed}, n=1)</code> "
-            "(weights ~ N(0, 1/fan-in), biases ~ N(0, 1/4), x ~ N(0, 1), y valid for the loss). "
-            "z, a and δ are computed "
-            "layer by layer from the formulas above; the gradient is the generated module's "
-            "<code>loss_and_grad</code> for this batch of one, and equals δ<sup>(l)</sup> (a<sup>(l−1)</sup>)ᵀ "
-            f"computed from them (checked to {AGREEMENT:g}, relative). Rows of W are separated by “;”.</p>",
-            f'<table class="numbers">{"".join(rows)}</table>',
-            f"<p>Loss of this sample: C = {esc(format(w.loss, f'.{d}g'))}</p>",
-            f'<table class="numbers">{"".join(grads)}</table>',
-        ]
-    )
+def worked_html(w: Worked, p: Printers) -> str:
+    """The worked example (:mod:`symprop.explain.worked`), numbers from the IR interpreter, as MathML."""
+    return render_worked_html(blocks(w, min(p.digits, WORKED_DIGITS)))
 
 
 # ------------------------------------------------------------------ the page --
@@ -345,7 +252,7 @@ def diagram(spec: Spec, p: Printers) -> str:
     for l, layer in enumerate(spec.layers, 1):
         formula = f"a = {_label_math(p.text(activation_math(layer).f))}"
         pictures.append(LayerPicture(layer.units, f"layer {l}", (layer.describe(), formula)))
-    return network_svg(pictures)
+    return network_svg(pictures, cost="C(a, y)")
 
 
 CSS = """
@@ -365,69 +272,76 @@ svg.network { max-width: 100%; height: auto; color: #333; }
 svg .edge { stroke: #b9c3cf; stroke-width: 0.8; }
 svg .unit { stroke: #333; stroke-width: 1.2; fill: #fff; } svg .unit.input { fill: #e8f0e8; }
 svg .unit.output { fill: #fbe9d8; } svg .unit.hidden { fill: #e6eef8; }
-svg text { font-family: 'DejaVu Sans', sans-serif; font-size: 12px; text-anchor: middle; fill: #222; }
-svg .title { font-weight: bold; } svg .ellipsis { font-size: 18px; }
+svg text { font-family: 'DejaVu Sans', sans-serif; fill: #222; }
 svg .direction line { stroke: currentColor; stroke-width: 1.5; }
 svg .backward { color: #a33; } svg .forward { color: #264; }
 """
 
 
 def report(
-    spec: Spec, params: Sequence[str] = (), seed: int = 0, digits: int = DEFAULT_DIGITS, symbolic_params: bool = False
+    spec: Spec,
+    params: Sequence[str] = (),
+    seed: int = 0,
+    digits: int = DEFAULT_DIGITS,
+    symbolic_params: bool = False,
+    values: str | Path | None = None,
+    sample: str | None = None,
+    lr: float = DEFAULT_LR,
 ) -> str:
-    """The whole HTML page; :class:`ReportError` (or ExplainError) for a bad option.
+    """The whole HTML page; :class:`ReportError` (or ExplainError, WorkedError) for a bad option.
 
     ``symbolic_params`` shows activation parameters as symbols (β, μ, σ, ...) in the derivation;
-    the worked example and the module header are always numeric."""
+    the worked example and the module header are always numeric.  ``values`` (a ``.npz`` of the
+    params), ``sample`` (``"x1,...;y1,..."``) and ``lr`` choose the worked example's numbers;
+    what is not given is drawn with ``seed``."""
     if digits < 1:
         raise ReportError(f"--digits must be >= 1, got {digits}")
     if seed < 0:
         raise ReportError(f"--at must be a seed >= 0, got {seed}")
     spec = validate(spec)
     labels = [parse_label(label, spec) for label in params]  # fail before any work
+    w = compute(spec, problem(spec, values, sample, seed), lr)
     p = Printers(digits)
     ex = chain_rule(spec, symbolic_params)
-    title = esc(ex.title)
     source = render(spec)
     header = source.split('"""', 2)[1].strip("\n")
-    legend = "".join(f"<p>{esc(line)}</p>" for line in notation_legend(ex))
-    body = [
-        f"<h1>{title}</h1>",
-        f"<p>Generated by symprop {esc(__version__)} from spec hash <code>{esc(spec.hash())}</code>. "
-        "Per sample k the cost is C<sub>k</sub>; the batch cost is C = (1/n) Σ<sub>k</sub> C<sub>k</sub>. "
-        "δ<sup>(l)</sup><sub>j</sub> = ∂C<sub>k</sub>/∂z<sup>(l)</sup><sub>j</sub> is the error of unit j of "
-        "layer l; i indexes the units of layer l−1 (layer 0 is the input x).</p>",
-        legend,
-        "<h2>The network</h2>",
-        diagram(spec, p),
-        "<h2>The derivation, layer by layer</h2>",
-        "".join(f"<p>{esc(line)}</p>" for line in ex.intro[2:]),
-        derivation_html(ex, p),
-    ]
-    if labels:
-        body += ["<h2>Single parameters</h2>", *[parameter_html(spec, label, p, symbolic_params) for label in labels]]
-    body += [
-        f"<h2>Worked example (seed {seed})</h2>",
-        worked_html(spec, seed, p),
-        "<h2>The spec</h2>",
-        f"<pre>{esc(spec.to_toml())}</pre>",
-        "<h2>The generated module's header</h2>",
-        f"<pre>{esc(header)}</pre>",
-    ]
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{title}</title>",
-            f"<style>{CSS}</style></head>",
-            "<body>",
-            *body,
-            "</body>",
-            "</html>",
-            "",
-        ]
+    scalar = ""
+    if is_scalar_chain(spec):
+        scalar = "\n".join(
+            f'<div class="eq vector">{math(f"<mrow>{s.mathml()}</mrow>")}</div>'
+            for s in scalar_view(len(spec.layers), spec.loss == "softmax_ce", digits)
+        )
+    given = values is not None or sample is not None
+    context = {
+        "title": ex.title,
+        "css": Markup(CSS),
+        "version": __version__,
+        "spec_hash": spec.hash(),
+        "legend": notation_legend(ex),
+        "diagram": Markup(diagram(spec, p)),
+        "intro": ex.intro[2:],
+        "derivation": Markup(derivation_html(ex, p)),
+        "scalar": Markup(scalar),
+        "parameters": [Markup(parameter_html(spec, label, p, symbolic_params)) for label in labels],
+        "worked_title": "Worked example" + ("" if given else f" (seed {seed})"),
+        "worked": Markup(worked_html(w, p)),
+        "toml": spec.to_toml(),
+        "header": header,
+    }
+    return _page_template().render(context)
+
+
+@lru_cache(maxsize=1)
+def _page_template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=True,
     )
+    return env.get_template("report/page.html.jinja")
 
 
 def explanation_html(ex: Explanation, digits: int = DEFAULT_DIGITS) -> str:
@@ -457,12 +371,16 @@ class Explained:
         return explanation_html(self.explanation, self.digits)
 
     def _repr_latex_(self) -> str:
+        """One align* per section, its title as the first (bold) row: the headings are kept."""
         from symprop.explain.model import lhs_latex, rhs_latex
+        from symprop.explain.notation import prose_latex
 
         p = Printers(self.digits)
-        blocks = []
-        for s in self.explanation.sections:
-            rows = [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
+        ex = self.explanation
+        blocks = [rf"\begin{{align*}}&\textbf{{{prose_latex(ex.title)}: {prose_latex(ex.heading)}}}\end{{align*}}"]
+        for s in ex.sections:
+            rows = [rf"&\textbf{{{prose_latex(s.title)}}}"]
+            rows += [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
             rows += [f"{lhs_latex(eq)} &= {rhs_latex(eq, p)}" for eq in s.equations]
             blocks.append(r"\begin{align*}" + r" \\ ".join(rows) + r"\end{align*}")
         return "\n".join(blocks)

@@ -23,6 +23,7 @@ import sympy as sp
 
 from symprop.ir.forms import choose_form, split_masks
 from symprop.ir.program import (
+    WEIGHTS,
     AddBias,
     Axis,
     Function,
@@ -103,21 +104,26 @@ def _at_output(expr: sp.Expr, L: int) -> sp.Expr:
     return expr.xreplace({lm.Z: Z.symbol, lm.A: A.symbol, lm.Y: Var("Y", Kind.TARGET).symbol})
 
 
-def _loss(spec: Spec, out: OutputMath) -> tuple[list[Statement], list[Statement]]:
-    """(statements computing C, statements computing Dᴸ after them)."""
+def _loss(spec: Spec, out: OutputMath, weighted: bool = False) -> tuple[list[Statement], list[Statement]]:
+    """(statements computing C, statements computing Dᴸ after them).
+
+    ``weighted``: each sample's C_k and δ are multiplied by its weight w_k (:data:`WEIGHTS`), so
+    C = (1/n) Σ w_k C_k and Dᴸ = w δᴸ / n, the derivative of that C."""
     L = len(spec.layers)
     Y = Var("Y", Kind.TARGET)
     n = N.symbol
     C = Var("C", Kind.COST)
+    w = WEIGHTS.symbol if weighted else sp.Integer(1)
+    wk, wdot = ("w_k ", "w * ") if weighted else ("", "")
     if spec.loss != "softmax_ce":
         ell = _at_output(out.loss, L)
-        text = note(f"C = (1/n) sum_k C_k, C_k = sum_j l(a{L}_j, z{L}_j, y_j), l = ", _math(out.loss, L))
-        loss: list[Statement] = [Reduce(C, ell, ReduceOp.SUM, Axis.ALL, Role.LOSS, 1 / n, text)]
+        text = note(f"C = (1/n) sum_k {wk}C_k, C_k = sum_j l(a{L}_j, z{L}_j, y_j), l = ", _math(out.loss, L))
+        loss: list[Statement] = [Reduce(C, w * ell, ReduceOp.SUM, Axis.ALL, Role.LOSS, 1 / n, text)]
         D = Var(f"D{L}", Kind.DELTA, L)
-        delta_note = note(f"delta{L} = dC_k/dz{L} = ", _math(out.delta, L), f"; D{L} = dC/dZ{L} = delta{L} / n")
+        delta_note = note(f"delta{L} = dC_k/dz{L} = ", _math(out.delta, L), f"; D{L} = dC/dZ{L} = {wdot}delta{L} / n")
         rest, masks = split_masks(_at_output(out.delta, L))
         delta = sp.Mul(choose_form(rest, (ell,)), *masks)
-        return loss, [Map(D, delta / n, Role.BACKWARD, delta_note)]
+        return loss, [Map(D, w * delta / n, Role.BACKWARD, delta_note)]
     # Softmax cross-entropy, shifted by the row maximum M before both terms (no overflow, and
     # no cancellation between LSE·Σy and Σ y z when the logits are large):
     # C_k = log(Σ_j exp(z_j − M))·Σy − Σ_j y_j (z_j − M).
@@ -132,13 +138,18 @@ def _loss(spec: Spec, out: OutputMath) -> tuple[list[Statement], list[Statement]
         Map(E, sp.exp(shifted), Role.LOSS, note(f"E{L} = exp(z{L} - M{L}): no overflow")),
         Reduce(S, E.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note=note(f"log(S{L}) = LSE(z{L}) - M{L}")),
         Reduce(SY, Y.symbol, ReduceOp.SUM, Axis.UNITS, Role.LOSS, note=note("SY = sum_j y_j")),
-        Reduce(C1, sp.log(S.symbol) * SY.symbol, ReduceOp.SUM, Axis.ALL, Role.LOSS),
-        Reduce(C2, Y.symbol * shifted, ReduceOp.SUM, Axis.ALL, Role.LOSS),
+        Reduce(C1, w * sp.log(S.symbol) * SY.symbol, ReduceOp.SUM, Axis.ALL, Role.LOSS),
+        Reduce(C2, w * Y.symbol * shifted, ReduceOp.SUM, Axis.ALL, Role.LOSS),
         Map(
             C,
             (C1.symbol - C2.symbol) / n,
             Role.LOSS,
-            note(f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"),
+            note(
+                f"C = (1/n) sum_k {wk}C_k, "
+                f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"
+            )
+            if weighted
+            else note(f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"),
         ),
     ]
     P, D = Var(f"P{L}", Kind.TEMP, L), Var(f"D{L}", Kind.DELTA, L)
@@ -147,12 +158,12 @@ def _loss(spec: Spec, out: OutputMath) -> tuple[list[Statement], list[Statement]
         Map(P, E.symbol / S.symbol, Role.BACKWARD, note(f"P{L} = softmax(z{L}) = E{L} / S{L}")),
         Map(
             D,
-            delta / n,
+            w * delta / n,
             Role.BACKWARD,
             note(
                 f"delta{L} = dC_k/dz{L} = ",
                 out.delta.xreplace({lm.P: sp.Symbol(f"softmax{L}", real=True), lm.Y: sp.Symbol("y", real=True)}),
-                f"; D{L} = delta{L} / n, softmax{L} = softmax(z{L})",
+                f"; D{L} = {wdot}delta{L} / n, softmax{L} = softmax(z{L})",
             ),
         ),
     ]
@@ -218,16 +229,18 @@ def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]
 
 
 @lru_cache(maxsize=64)
-def derive(spec: Spec, symbolic_params: bool = False) -> Program:
+def derive(spec: Spec, symbolic_params: bool = False, weighted: bool = False) -> Program:
     """The layer-level program of a validated spec (cached: specs are frozen and hashable).
 
     ``symbolic_params`` keeps activation parameters (beta, mu, sigma, alpha, x_min, x_max, m, b)
-    as symbols: a program for reading (explain, report), never printed as code."""
+    as symbols: a program for reading (explain, report), never printed as code.
+    ``weighted``: the cost is the weighted mean C = Σ s_k C_k / Σ s_k over per-sample weights s
+    (the variable :data:`WEIGHTS`, w = n s / Σ s, which the backend binds; 1 when none are given)."""
     layers = layers_math(spec, symbolic_params)
     out = output_math(spec, symbolic_params)
     L = len(layers)
     forward = _forward(spec, layers)
-    loss, delta_out = _loss(spec, out)
+    loss, delta_out = _loss(spec, out, weighted)
     backward = _backward(spec, layers)
     if spec.l2:
         loss += _penalty(spec)
@@ -253,4 +266,4 @@ def derive(spec: Spec, symbolic_params: bool = False) -> Program:
     )
 
 
-__all__ = ["N", "derive", "inputs_of", "layer_vars"]
+__all__ = ["WEIGHTS", "N", "derive", "inputs_of", "layer_vars"]

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import sympy as sp
 
+from symprop.symbolic.bounded import optional
+
 
 def fold_numbers(expr: sp.Expr) -> sp.Expr:
     """Turn every non-integer numeric subexpression (1/2, sqrt(2)/sqrt(pi)) into one Float."""
@@ -67,11 +69,44 @@ MAX_OPS = 80  # a larger expression is kept as given: its candidates' CSEs would
 
 
 def choose_form(expr: sp.Expr, together: Sequence[sp.Expr] = ()) -> sp.Expr:
-    """Among equal forms of ``expr``, the cheapest by :func:`cost` when computed with ``together``."""
+    """Among equal forms of ``expr``, the cheapest by :func:`cost` when computed with ``together``.
+
+    Remembered up to a renaming of the variables: every layer of a deep net asks for the same
+    form of ``G*(1 - A**2)`` in its own names, and the search (factor, expand, a CSE per candidate)
+    runs once, not once per layer."""
     if expr.is_Atom or sp.count_ops(expr) > MAX_OPS:
         return expr
-    factored = sp.factor(expr)
-    forms = [expr, factored, *_sign_variants(factored), *_sign_variants(expr), sp.expand(expr)]
+    names = sorted(set().union(expr.free_symbols, *(t.free_symbols for t in together)), key=sp.default_sort_key)
+    canonical = {v: sp.Symbol(f"_form{i}", **v.assumptions0) for i, v in enumerate(names)}
+    key = (expr.xreplace(canonical), tuple(t.xreplace(canonical) for t in together))
+    known = _FORMS.get(key)
+    if known is not None:
+        return known.xreplace({c: v for v, c in canonical.items()})
+    chosen = _choose_form(expr, together)
+    if len(_FORMS) >= MAX_REMEMBERED:
+        _FORMS.clear()
+    _FORMS[key] = chosen.xreplace(canonical)
+    return chosen
+
+
+MAX_REMEMBERED = 4096
+_FORMS: dict[tuple[sp.Expr, tuple[sp.Expr, ...]], sp.Expr] = {}
+
+
+def _choose_form(expr: sp.Expr, together: Sequence[sp.Expr]) -> sp.Expr:
+    # factor and expand are bounded by size and time (symprop.symbolic.bounded): one given up is left out
+    what = f"the error term {sp.sstr(expr)[:60]}"
+    factored = optional(what, sp.factor, expr, size=expr)
+    expanded = optional(what, sp.expand, expr, size=expr)
+    if factored is None:
+        factored = expr
+    forms = [
+        expr,
+        factored,
+        *_sign_variants(factored),
+        *_sign_variants(expr),
+        *([expanded] if expanded is not None else []),
+    ]
     candidates = list(dict.fromkeys(forms))
     return min(candidates, key=lambda c: (cost([*together, c]), candidates.index(c)))
 

@@ -176,6 +176,9 @@ def grad_var(param: Var) -> Var:
 
 
 N = Var("n", Kind.COUNT)  # the batch size, known when the function runs (every backend reads it from here)
+# the sample weights scaled to mean 1, w_k = n s_k / sum_j s_j (a column; 1 when none are given), so
+# (1/n) sum_k w_k C_k = sum_k s_k C_k / sum_k s_k: the weighted mean with the program's 1/n unchanged
+WEIGHTS = Var("w", Kind.ROW)
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ class Program:
 
 __all__ = [
     "LAYER_VALUES",
+    "WEIGHTS",
     "AddBias",
     "Axis",
     "Function",

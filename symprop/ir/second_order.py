@@ -13,7 +13,9 @@ backward sweep:
 * a sum gives the sum of the R's; softmax's row maximum has R = 0 (the shift cancels exactly).
 
 Conventions at kinks, as for first derivatives: relu'' = 0, step'' = 0, |x|'' = 0 (every
-DiracDelta is dropped), so the product is exact away from the kinks.
+DiracDelta is dropped), so the product is exact away from the kinks.  An error term that is a
+constant (δ = 0 below a step layer, whose derivative is 0; δ = c for a loss linear in z) has
+R(D) = 0, written as an array of D's shape, so every gradient computed from it has its product.
 
 The generalized Gauss-Newton product G V = Jᵀ H_ℓ J V (``gnvp``) is the same sweep with the
 network's own second derivatives left out: at the output, R(δ) is l''(a)·f'(z)²·R(z) for a per-unit
@@ -34,6 +36,7 @@ from dataclasses import replace
 import sympy as sp
 
 from symprop.ir.program import (
+    LAYER_VALUES,
     AddBias,
     Function,
     Kind,
@@ -130,6 +133,12 @@ def _statement(s: Statement, r: _R, params: dict[sp.Symbol, Var], linear: bool =
                 continue
             terms.append(partial * rs)
         if not terms:
+            if isinstance(s, Map) and s.out.kind in LAYER_VALUES and s.out.kind is not Kind.A:
+                # a constant error term (δ = 0 below a step layer, δ = c for a loss linear in z):
+                # R(D) = 0, an array of D's shape, so every gradient computed from D has an R
+                out = r_var(s.out)
+                r.known[s.out.symbol] = out
+                return [Map(out, sp.Integer(0), role, note(f"R({s.out.name}) = 0: {s.out.name} is constant"))]
             return []
         out = r_var(s.out)
         r.known[s.out.symbol] = out

@@ -19,6 +19,7 @@ from dataclasses import replace
 import sympy as sp
 
 from symprop.ir.program import (
+    WEIGHTS,
     AddBias,
     Axis,
     Function,
@@ -105,7 +106,8 @@ class _Units:
 
     def delta_note(self, delta: Var, expr: sp.Expr) -> Note:
         """One neuron's chain-rule line, per sample (n = 1): the module's comment and explain's text."""
-        per_sample = expr.xreplace({N.symbol: sp.Integer(1)})
+        # per sample (n = 1) and unweighted (w = 1): the sample weight scales C_k, it is not part of dC_k/dz
+        per_sample = expr.xreplace({N.symbol: sp.Integer(1), WEIGHTS.symbol: sp.Integer(1)})
         head = f"{delta.name} = dC_k/dz{delta.layer}_{delta.unit} = "
         up = [f for f in sp.Mul.make_args(per_sample) if (v := self.units.get(f)) and v.kind is Kind.UPSTREAM]
         if not up:

@@ -20,7 +20,9 @@ import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from symprop.ir.names import bias, weight
@@ -37,6 +39,10 @@ SPEC_KEYS = ("name", "inputs", "loss", "loss_expr", "l2", "layers")
 OPTIONAL_KEYS = ("loss_expr", "l2")
 LAYER_KEYS = ("units", "activation")
 MAX_UNITS = 100_000
+# Total parameters: 10 million is 80 MB per float64 copy, and check, train and report hold several
+# copies (gradients, optimizer state, finite differences); 100,000 x 100,000 would be 74.5 GiB.
+MAX_PARAMS = 10_000_000
+MAX_PARAMS_ENV = "SYMPROP_MAX_PARAMS"  # raises (or lowers) MAX_PARAMS, e.g. SYMPROP_MAX_PARAMS=50000000
 MAX_SPEC_BYTES = 1 << 20  # 1 MiB: a spec is a few hundred bytes; bounds reading /dev/zero or a huge file
 # Packages generated modules import, or may import in other backends, and the generator's own: a
 # module with one of these names (or a standard-library name) would shadow it or be shadowed.
@@ -98,7 +104,9 @@ class Spec:
     l2: float = 0.0  # the L2 penalty λ: C = (1/n) Σ_k C_k + (λ/2) Σ_l ‖W^l‖² (weights, not biases)
     source: str = field(default="<spec>", compare=False)
 
-    @property
+    # computed once per spec (cached_property writes the instance's __dict__, which a frozen dataclass
+    # allows): the generator asks for them once per layer, which was quadratic in the number of layers
+    @cached_property
     def layer_sizes(self) -> tuple[int, ...]:
         return (self.inputs, *(layer.units for layer in self.layers))
 
@@ -106,8 +114,8 @@ class Spec:
     def outputs(self) -> int:
         return self.layers[-1].units
 
-    @property
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+    @cached_property
+    def _param_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {}
         sizes = self.layer_sizes
         for l in range(1, len(sizes)):
@@ -116,6 +124,11 @@ class Spec:
         return shapes
 
     @property
+    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        """``{"W1": (units, inputs), "b1": (units,), ...}``, read-only (computed once per spec)."""
+        return MappingProxyType(self._param_shapes)
+
+    @cached_property
     def n_params(self) -> int:
         return sum(math.prod(shape) for shape in self.param_shapes.values())
 
@@ -143,19 +156,23 @@ class Spec:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def _repr_html_(self) -> str:
-        """Jupyter: the network drawn as SVG, then the spec as TOML (every string escaped)."""
-        import html
-
+    def _repr_svg_(self) -> str:
+        """Jupyter: the network drawn as a self-contained SVG (its look in presentation attributes)."""
         from symprop.spec.diagram import LayerPicture, network_svg
 
         pictures = [LayerPicture(self.inputs, "inputs x")]
         pictures += [
             LayerPicture(layer.units, f"layer {l}", (layer.describe(),)) for l, layer in enumerate(self.layers, 1)
         ]
+        return network_svg(pictures, cost="C(a, y)")
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the network drawn as SVG, then the spec as TOML (every string escaped)."""
+        import html
+
         sizes = "-".join(map(str, self.layer_sizes))
         head = f"<p><b>{html.escape(self.name)}</b>: {sizes} network, loss {html.escape(self.loss)}</p>"
-        return f"<div>{head}{network_svg(pictures)}<pre>{html.escape(self.to_toml())}</pre></div>"
+        return f"<div>{head}{self._repr_svg_()}<pre>{html.escape(self.to_toml())}</pre></div>"
 
     def _repr_latex_(self) -> str:
         """Jupyter: the layer sizes with each activation over its arrow, and the loss."""
@@ -210,11 +227,13 @@ def _expression(text: Any, names: Sequence[str], where: str) -> str:
     """
     import sympy as sp
 
-    from symprop.spec.safe_expr import ExprError, canonical_text, parse_expr
+    from symprop.spec.safe_expr import ExprError, canonical_text, check_real, parse_expr
 
     variables = {name: sp.Symbol(name, real=True) for name in names}
     try:
-        return canonical_text(parse_expr(text, variables, where), variables, where)
+        expr = parse_expr(text, variables, where)
+        check_real(text, names, where)
+        return canonical_text(expr, variables, where)
     except ExprError as exc:
         raise SpecError(str(exc)) from None
 
@@ -324,6 +343,13 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
     if isinstance(l2, bool) or not isinstance(l2, int | float) or not math.isfinite(l2) or l2 < 0:
         raise SpecError(f"{source}: l2 must be a number >= 0 (the L2 penalty on the weights), got {l2!r}")
     spec = Spec(name, inputs, layers, loss, loss_expr, float(l2), source=source)
+    limit = max_params()
+    if spec.n_params > limit:
+        raise SpecError(
+            f"{source}: {spec.n_params:,} parameters is over the limit of {limit:,} (about {8 * limit / 1e6:,.0f} MB "
+            f"per float64 copy; check, train and report hold several); use smaller layers, or set "
+            f"{MAX_PARAMS_ENV} to raise the limit"
+        )
     if loss == "softmax_ce":
         if spec.outputs < 2:
             raise SpecError(
@@ -335,6 +361,17 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<spec>") -> Spec:
                 f"got {layers[-1].activation!r}"
             )
     return spec
+
+
+def max_params() -> int:
+    """MAX_PARAMS, or the value of the environment variable MAX_PARAMS_ENV (a positive integer)."""
+    text = os.environ.get(MAX_PARAMS_ENV)
+    if text is None:
+        return MAX_PARAMS
+    if not re.fullmatch(r"[1-9][0-9_]{0,17}", text.strip()):
+        shown = text if len(text) <= 40 and text.isprintable() else repr(text[:40]) + "..."
+        raise SpecError(f"{MAX_PARAMS_ENV}={shown} is not a positive integer; e.g. {MAX_PARAMS_ENV}=50000000")
+    return int(text.strip())
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -350,11 +387,57 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"{p}: not UTF-8 text; a spec is a TOML file") from None
     except OSError as exc:
         raise SpecError(f"{p}: cannot read ({exc.strerror})") from None
+    _check_toml_structure(text, p)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{p}: not valid TOML ({exc}); see the spec reference in the README") from None
+    except RecursionError:  # a guard: _check_toml_structure bounds the nesting tomllib recurses on
+        raise SpecError(f"{p}: nested too deeply for the TOML parser; a spec nests 2 levels") from None
     return spec_from_dict(data, source=str(p))
+
+
+MAX_TOML_NESTING = 16  # brackets and braces open at once; a spec needs 2 ([[layers]])
+MAX_TOML_KEY_PARTS = 16  # parts of one dotted key a.b.c; a spec needs 1 (tomllib is quadratic in them)
+# TOML's tokens as far as nesting and dotted keys go: the four kinds of strings and comments (skipped
+# whole, so brackets and dots inside them do not count), brackets, dots, key characters, the rest
+_TOML_TOKENS = re.compile(
+    r'"""(?:\\.|[^\\])*?""""{0,2}'
+    r"|'''.*?''''{0,2}"
+    r'|"(?:\\.|[^"\\\n])*"?'
+    r"|'[^'\n]*'?"
+    r"|#[^\n]*"
+    r"|(?P<open>[\[{])|(?P<close>[\]}])|(?P<dot>\.)|(?P<key>[A-Za-z0-9_-]+|[ \t]+)|(?P<other>.)",
+    re.DOTALL,
+)
+
+
+def _check_toml_structure(text: str, p: Path) -> None:
+    """Refuse structural bombs before tomllib sees them: nesting deeper than MAX_TOML_NESTING
+    (tomllib recurses once per level: RecursionError) and dotted keys of more than
+    MAX_TOML_KEY_PARTS parts (tomllib's time and memory grow with the square of their length:
+    100,000 parts take gigabytes).  Strings and comments are skipped as TOML defines them."""
+    depth = dots = 0
+    for match in _TOML_TOKENS.finditer(text):
+        kind = match.lastgroup
+        if kind == "open":
+            depth += 1
+            if depth > MAX_TOML_NESTING:
+                raise SpecError(
+                    f"{p}: brackets or braces nested more than {MAX_TOML_NESTING} deep; a spec nests 2 levels "
+                    "([[layers]] tables of plain values)"
+                )
+        elif kind == "close":
+            depth = max(depth - 1, 0)
+        elif kind == "dot":
+            dots += 1
+            if dots >= MAX_TOML_KEY_PARTS:
+                raise SpecError(
+                    f"{p}: a dotted key of more than {MAX_TOML_KEY_PARTS} parts (a.b.c...); a spec's keys are "
+                    "plain names"
+                )
+        if kind in ("open", "close", "other"):  # a key part (bare or quoted) or a dot continue a dotted key
+            dots = 0
 
 
 def _module_kind(name: str) -> str:

@@ -9,8 +9,9 @@ offending token named.
 The work SymPy does while building is bounded before it happens: the text is at most
 MAX_LENGTH characters and MAX_NODES syntax nodes, nested at most MAX_DEPTH deep; every constant
 subexpression is evaluated alongside (mpmath, 30 digits, never SymPy) and refused when it is
-complex, infinite, undefined or larger than float64 can hold (1.8e308); a power is refused when its
-estimated size (|exponent| * log10|base| digits) would pass that bound, before SymPy computes it,
+complex, infinite or undefined, or has more than 308 digits (above 1e308, below float64's largest,
+1.8e308); a power is refused when its estimated size (|exponent| * log10|base| digits) would pass
+that bound, before SymPy computes it,
 so ``((9**64)**64)**64*x`` is an error, not a run of minutes.  ``Heaviside``'s value at 0 must be
 a real constant and comparisons are between real values.
 """
@@ -18,23 +19,32 @@ a real constant and comparisons are between real values.
 from __future__ import annotations
 
 import ast
+import cmath
+import itertools
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import mpmath
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from symprop.symbolic.bounded import GaveUp, bounded
 from symprop.symbolic.functions import Heaviside
 
 MAX_LENGTH = 2000
 MAX_NODES = 400
 MAX_CONST_EXPONENT = 64
 MAX_DEPTH = 32
-MAX_CONST_LOG10 = 308  # no constant above float64's largest, 1.8e308 (sizes of powers are estimated in digits)
-TOO_LARGE = "is larger than 1.8e308, the largest float64; use smaller constants"
+MAX_CONST_LOG10 = 308  # no constant above 1e308: sizes are judged in digits (powers are estimated before computing)
+# The two limits a constant meets, each stated as it is checked: its size in digits (1e308), and the
+# float64 range (1.8e308) where a value is computed.  "'1.7e308' is larger than 1.8e308" was wrong.
+TOO_LARGE = (
+    f"is larger than 1e{MAX_CONST_LOG10} (constants may have at most {MAX_CONST_LOG10} digits, which keeps "
+    "them below float64's largest, 1.8e308); use smaller constants"
+)
+TOO_LARGE_FLOAT = "is larger than 1.8e308, the largest float64; use smaller constants"
 
 FUNCTIONS: Mapping[str, Callable[..., sp.Expr]] = {
     "exp": sp.exp,
@@ -130,6 +140,166 @@ def parse_expr(text: str, variables: Mapping[str, sp.Symbol], what: str) -> sp.E
     return result
 
 
+# Real probe points: a custom expression (and each part of it that depends on a variable) must be a
+# finite real number at one of them at least, or it is refused (sqrt(-x**2 - 1) is complex for every
+# real x; SymPy would carry the imaginary unit into the derivatives and fail there).
+PROBE_X = (0.0, 1e-3, 0.37, 1.0, 1.9, 3.1, 10.0, 1e3, 1e6, 1e15, 1e30)
+PROBE_POINTS = tuple(sorted({v for p in PROBE_X for v in (p, -p)}))
+PROBE_Y = (0.0, 0.3, 1.0, -1.0, 2.5)
+_NOT_REAL = (
+    "is not a real number for any real {names} (e.g. the square root or log of a negative number); "
+    "write an expression that is real for some inputs at least"
+)
+_NOT_FINITE = (
+    "is not a finite number for any {names} tried (it overflows float64 or divides by 0 everywhere); rescale it"
+)
+
+
+def _probe_grid(names: Sequence[str]) -> list[dict[str, float]]:
+    """The probe points: every x; for a loss, every a with each y (y = 0, 0.3, 1, -1, 2.5)."""
+    grids = [PROBE_Y if name == "y" else PROBE_POINTS for name in names]
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grids)]
+
+
+class _Undefined(Exception):
+    """A probe value that is not a finite number (overflow, division by 0, log(0))."""
+
+
+def _finite(value: complex) -> complex:
+    """``value``, with a real one's imaginary part +0.0 (no signed zero picks a side of a branch
+    cut: sqrt(-1 - 0j) is -1j); _Undefined if it is not finite."""
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        raise _Undefined
+    return complex(value.real, 0.0) if value.imag == 0 else value
+
+
+def _is_real(value: complex) -> bool:
+    return value.imag == 0 or abs(value.imag) <= 1e-12 * abs(value.real)
+
+
+def _probe_value(node: ast.AST, point: Mapping[str, float], out: dict[int, complex | None]) -> complex | None:
+    """The value of ``node`` at ``point`` in complex float arithmetic (None: undefined there);
+    every subtree's value is recorded in ``out`` by id. Iterative (post-order): deep input is fine."""
+    stack: list[tuple[ast.AST, bool]] = [(node, False)]
+    while stack:
+        current, ready = stack.pop()
+        if id(current) in out:
+            continue
+        children = _probe_children(current)
+        if not ready:
+            stack.append((current, True))
+            stack.extend((child, False) for child in children)
+            continue
+        args = [out.get(id(child)) for child in children]
+        try:
+            if any(a is None for a in args):
+                raise _Undefined
+            out[id(current)] = _finite(_probe_step(current, point, args))  # type: ignore[arg-type]
+        except (_Undefined, OverflowError, ZeroDivisionError, ValueError):
+            out[id(current)] = None
+    return out[id(node)]
+
+
+def _probe_children(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Name) and node.func.id == "Piecewise":
+            return [e for arg in node.args if isinstance(arg, ast.Tuple) for e in arg.elts[:1]]
+        return list(node.args)
+    return []
+
+
+def _probe_step(node: ast.AST, point: Mapping[str, float], args: list[complex]) -> complex:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+            raise _Undefined
+        return complex(float(node.value))
+    if isinstance(node, ast.Name):
+        constants = {"pi": math.pi, "E": math.e}
+        return complex(point[node.id] if node.id in point else constants[node.id])
+    if isinstance(node, ast.UnaryOp):
+        return -args[0] if isinstance(node.op, ast.USub) else args[0]
+    if isinstance(node, ast.BinOp):
+        left, right = args
+        if isinstance(node.op, ast.Pow):
+            if _is_real(left) and _is_real(right) and (left.real >= 0 or right.real.is_integer()):
+                if left.real == 0 and right.real < 0:
+                    raise _Undefined
+                return complex(math.pow(left.real, right.real))
+            return left**right
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Div):
+            return left / right
+        raise _Undefined
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id
+        if name == "Piecewise":  # the branches are judged on their own; the value: the first branch's
+            return args[0]
+        x = args[0]
+        if name == "abs":
+            return complex(abs(x))
+        if name == "Heaviside":
+            if not _is_real(x):
+                return complex(0, 1)  # a step of a non-real number is not real
+            return complex(1.0 if x.real > 0 else 0.0 if x.real < 0 else (args[1] if len(args) > 1 else 0.5))
+        if _is_real(x) and name in ("exp", "tanh", "sin", "cos"):
+            return complex(getattr(math, name)(x.real))
+        if _is_real(x) and name in ("sqrt", "log") and x.real > 0:
+            return complex(getattr(math, name)(x.real))
+        if name == "log" and x == 0:
+            raise _Undefined
+        funcs = {"exp": cmath.exp, "log": cmath.log, "tanh": cmath.tanh, "sqrt": cmath.sqrt, "sin": cmath.sin,
+                 "cos": cmath.cos}  # fmt: skip
+        return funcs[name](x)
+    raise _Undefined
+
+
+def check_real(text: str, names: Sequence[str], what: str) -> None:
+    """Refuse an expression (already accepted by :func:`parse_expr`) of which some part depending on
+    a variable is never a finite real number at the probe points (x from -1e30 to 1e30; a with
+    each of five y for a loss): ``sqrt(-x**2 - 1)``, ``log(-1 - x**2)``, ``sqrt(sin(x) - 2)``.
+    Parts that are real somewhere (``sqrt(x)``) are kept: NumPy gives NaN where they are not.
+    The innermost such part is named."""
+    tree = ast.parse(text.strip(), mode="eval")
+    variable = {
+        id(node) for node in ast.walk(tree) if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+    }
+    real: dict[int, bool] = {}
+    complex_seen: dict[int, bool] = {}
+    for point in _probe_grid(names):
+        values: dict[int, complex | None] = {}
+        _probe_value(tree.body, point, values)
+        for key, value in values.items():
+            real[key] = real.get(key, False) or (value is not None and _is_real(value))
+            complex_seen[key] = complex_seen.get(key, False) or (value is not None and not _is_real(value))
+    for node in _post_order(tree.body):
+        if id(node) not in variable or real.get(id(node), True):
+            continue
+        if all(real.get(id(child), True) for child in _probe_children(node) if id(child) in variable):
+            token = ast.get_source_segment(text.strip(), node) or type(node).__name__
+            problem = _NOT_REAL if complex_seen.get(id(node)) else _NOT_FINITE
+            raise ExprError(f"{what}: {token!r} {problem.format(names=' and '.join(names))}")
+
+
+def _post_order(node: ast.AST) -> list[ast.AST]:
+    """The subtrees of ``node`` that :func:`_probe_value` evaluates, children before parents."""
+    order: list[ast.AST] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        order.append(current)
+        stack.extend(_probe_children(current))
+    return order[::-1]
+
+
 def _depth(node: ast.AST) -> int:
     """Nesting depth of an expression tree (iterative: deep input cannot exhaust the stack)."""
     deepest = 0
@@ -209,9 +379,32 @@ def canonical_text(expr: sp.Expr, variables: Mapping[str, sp.Symbol], what: str)
         again = None
     # SymPy may rebuild the printed text differently (2*(u + 1) becomes 2*u + 2): equal in value
     # is what matters, since the canonical text is what every later stage reads
-    if again is None or (sp.srepr(again) != sp.srepr(expr) and sp.simplify(again - expr) != 0):
+    if again is None or (sp.srepr(again) != sp.srepr(expr) and not _same(again, expr, variables)):
         raise ExprError(f"{what}: {text!r} does not read back as the same expression; simplify it")
     return text
+
+
+def _same(a: sp.Expr, b: sp.Expr, variables: Mapping[str, sp.Symbol]) -> bool:
+    """a == b as functions: ``simplify(a - b) == 0`` where SymPy can tell within its size and time
+    bounds, else equal values (to 25 digits) at probe points where both are finite reals."""
+    difference = a - b
+    simplified = bounded(sp.simplify, difference, size=difference)
+    if not isinstance(simplified, GaveUp):
+        return bool(simplified == 0)
+    names = list(variables)
+    compared = 0
+    for point in _probe_grid(names)[::7]:
+        values = {variables[name]: sp.Float(v, 30) for name, v in point.items()}
+        try:
+            u, v = complex(a.xreplace(values).evalf(30)), complex(b.xreplace(values).evalf(30))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            continue
+        if not all(math.isfinite(w.real) and math.isfinite(w.imag) for w in (u, v)):
+            continue
+        if abs(u - v) > 1e-25 * max(1.0, abs(u)):
+            return False
+        compared += 1
+    return compared > 0
 
 
 class _Builder:
@@ -234,7 +427,7 @@ class _Builder:
             )
         value = ctx.mpf(value.real)
         if abs(value) > sys.float_info.max:
-            raise self.refuse(node, TOO_LARGE)
+            raise self.refuse(node, TOO_LARGE_FLOAT)
         return value
 
     def check_size(self, node: ast.AST, expr: sp.Expr) -> sp.Expr:
@@ -326,8 +519,8 @@ class _Builder:
             value = node.value
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise self.fail(node, "constant")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise self.fail(node, "non-finite number")
+            if isinstance(value, float) and not math.isfinite(value):  # a literal past float64 (1e999)
+                raise self.refuse(node, TOO_LARGE_FLOAT)
             return sp.Integer(value) if isinstance(value, int) else sp.Float(repr(value), 30)
         if isinstance(node, ast.Name):
             if node.id in self.variables:

@@ -24,7 +24,18 @@ from sympy.codegen.cfunctions import log1p
 
 Heaviside = sp.Heaviside
 CLIP_EPS = 2.220446049250313e-16  # float64 machine epsilon, as the emitted _clip01 uses for float64
-__all__ = ["CLIP_EPS", "Clip01", "Heaviside", "LogSumExp", "Relu", "Sigmoid", "Softplus", "drop_dirac", "log1p"]
+__all__ = [
+    "CLIP_EPS",
+    "Clip01",
+    "Heaviside",
+    "LogSumExp",
+    "Relu",
+    "Select",
+    "Sigmoid",
+    "Softplus",
+    "drop_dirac",
+    "log1p",
+]
 
 
 class _Elementwise(sp.Function):
@@ -99,6 +110,18 @@ class LogSumExp(sp.Function):
 
     def _eval_evalf(self, prec: int) -> sp.Expr:
         return sp.log(sp.Add(*[sp.exp(arg) for arg in self.args]))._eval_evalf(prec)
+
+
+class Select(sp.Function):
+    """``Select(u, condition, safe)``: u where ``condition`` holds, ``safe`` elsewhere, elementwise.
+
+    Guards the argument of a root, log, negative power or exp inside a Piecewise branch, which array
+    code evaluates on every element (see :func:`symprop.ir.optimize.guard_branches`).  An opaque
+    function, not a Piecewise: SymPy would fold a nested Piecewise with the branch's own condition
+    back into the unguarded form."""
+
+    nargs = 3
+    is_real = True
 
 
 def drop_dirac(expr: sp.Expr) -> sp.Expr:

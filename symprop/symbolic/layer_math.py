@@ -14,10 +14,7 @@ Nothing here knows about layer sizes.
 from __future__ import annotations
 
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
@@ -28,6 +25,7 @@ from sympy.calculus.util import function_range
 from symprop.spec import Layer, Spec, SpecError
 from symprop.spec.registry import ACTIVATIONS, LOSSES
 from symprop.spec.safe_expr import parse_expr
+from symprop.symbolic.bounded import optional
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, drop_dirac, log1p
 
 Z = sp.Symbol("z", real=True)
@@ -251,29 +249,33 @@ def in_terms_of_a(derivative: sp.Expr, f: sp.Expr, params: Mapping[sp.Symbol, fl
     """Rewrite a derivative in z using the saved activation a = f(z), if exact and not costlier.
 
     Bounded: a derivative of more than MAX_FORM_SEARCH_OPS operations (12 nested tanh) is kept
-    as derived, in z; the search (substitution, factoring, numeric probes) would take minutes."""
+    as derived, in z; the search (substitution, factoring, numeric probes) would take minutes.
+    Each SymPy step of the search is bounded by size and time (:mod:`symprop.symbolic.bounded`);
+    one given up leaves its candidate out."""
     d = drop_dirac(_sigmoid_symmetry(derivative))
     if sp.count_ops(d) > MAX_FORM_SEARCH_OPS:
         return d
+    what = f"the derivative {sp.sstr(d)[:60]}"
     candidates = [d]
     if f != Z:
-        subs = [d.subs(f, A)]
+        subs = [optional(what, d.subs, f, A)]
         # f = c*g(z) with a Float c (a gaussian's 1/(sigma*sqrt(2*pi))): subs misses g, so
         # replace g by a/c directly
         coeff, rest = f.as_independent(Z, as_Add=False)
         if coeff != 0 and rest != Z and rest.has(Z) and d.has(rest):
             subs.append(d.xreplace({rest: A / coeff}))
         for sub in subs:
-            if sub != d and _agrees(sub, d, f, params):
-                candidates += [sub, sp.factor(sub), sp.expand(sub)]
+            if sub is not None and sub != d and _agrees(sub, d, f, params):
+                candidates += [sub, optional(what, sp.factor, sub, size=sub), optional(what, sp.expand, sub, size=sub)]
     if sp.count_ops(d) <= 40:
-        simple = sp.simplify(d)
-        candidates.append(simple)
-        if f != Z:
-            sub = simple.subs(f, A)
-            if sub != simple and _agrees(sub, d, f, params):
-                candidates += [sub, sp.factor(sub)]
-    return min(candidates, key=_cost)
+        simple = optional(what, sp.simplify, d, size=d)
+        if simple is not None:
+            candidates.append(simple)
+            if f != Z:
+                sub = optional(what, simple.subs, f, A)
+                if sub is not None and sub != simple and _agrees(sub, d, f, params):
+                    candidates += [sub, optional(what, sp.factor, sub, size=sub)]
+    return min((c for c in candidates if c is not None), key=_cost)
 
 
 @dataclass(frozen=True)
@@ -326,33 +328,6 @@ class OutputMath:
     dloss_da: sp.Expr | None = None
 
 
-class _ProofTimeout(BaseException):  # a BaseException: SymPy's ``except Exception`` cannot swallow it
-    pass
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[bool]:
-    """Interrupt the block after ``seconds`` (SIGALRM; yields False where no timer is possible)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield False
-        return
-    if signal.getitimer(signal.ITIMER_REAL)[0] > 0:  # someone else's timer is running: leave it alone
-        yield False
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise _ProofTimeout
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield True
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-RANGE_PROOF_SECONDS = 5.0
 RANGE_PROOF_MAX_OPS = 80
 _RANGE_SLACK = 1e-12  # excursions this small are removed by the clip to [eps, 1 - eps] anyway
 
@@ -372,26 +347,24 @@ def _pieces(f: sp.Expr) -> list[tuple[sp.Expr, sp.Set]]:
 
 
 def _output_range_ok(f: sp.Expr) -> bool:
-    """Prove with SymPy (``function_range``, bounded in size and time) that f maps the reals into
-    [0, 1]; False when the range leaves it or cannot be established (then bce is refused)."""
+    """Prove with SymPy (``function_range``, bounded in size and time, in any thread) that f maps the
+    reals into [0, 1]; False when the range leaves it or cannot be established (then bce is refused)."""
     if sp.count_ops(f) > RANGE_PROOF_MAX_OPS:
         return False
+    return optional(f"the range of {sp.sstr(f)[:60]}", _range_in_unit, f, size=f) is True
+
+
+def _range_in_unit(f: sp.Expr) -> bool:
     unit = sp.Interval(-_RANGE_SLACK, 1 + _RANGE_SLACK)
-    try:
-        with _time_limit(RANGE_PROOF_SECONDS) as timed:
-            if not timed:
-                return False
-            for expr, where in _pieces(f):
-                if where is sp.S.EmptySet:
-                    continue
-                if isinstance(where, sp.FiniteSet):
-                    values = sp.FiniteSet(*[expr.subs(Z, point) for point in where])
-                else:
-                    values = function_range(expr, Z, where)
-                if values.is_subset(unit) is not True:
-                    return False
-    except (_ProofTimeout, NotImplementedError, ValueError, TypeError, AttributeError, RecursionError):
-        return False
+    for expr, where in _pieces(f):
+        if where is sp.S.EmptySet:
+            continue
+        if isinstance(where, sp.FiniteSet):
+            values = sp.FiniteSet(*[expr.subs(Z, point) for point in where])
+        else:
+            values = function_range(expr, Z, where)
+        if values.is_subset(unit) is not True:
+            return False
     return True
 
 
@@ -431,8 +404,8 @@ def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
         if _cost(chained) < _cost(delta) and _agrees(chained, delta_z, f, params):
             delta = chained
     dloss_da = sp.diff(per_unit_loss(spec), A)  # of the loss as defined, for showing the chain rule
-    if dloss_da.is_rational_function(A, Y):
-        dloss_da = sp.factor(dloss_da)  # 2*(a - y) rather than 2*a - 2*y
+    if dloss_da.is_rational_function(A, Y):  # 2*(a - y) rather than 2*a - 2*y
+        dloss_da = optional("the loss's derivative", sp.factor, dloss_da, size=dloss_da) or dloss_da
     return OutputMath(loss, delta, fused, clipped, fired, dloss_da)
 
 

@@ -234,7 +234,8 @@ def finite_difference(
 
 
 def _where(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}[{', '.join(map(str, index))}]"
+    """An entry named 1-based, as ``symprop explain --param`` reads it: W1[1,1] is W1's first entry."""
+    return f"{name}[{','.join(str(i + 1) for i in index)}]"
 
 
 def compare(

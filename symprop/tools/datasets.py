@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class TableOptions:
     label: str | None = None  # a column name or a 0-based index; None: the last column
     drop: tuple[str, ...] = ()
     delimiter: str | None = None  # None: sniffed
+    missing: str = "error"  # blank feature cells: "error", "drop" the rows, or impute the train "mean"
 
 
 @dataclass
@@ -91,6 +93,8 @@ class Dataset:
     y_mean: np.ndarray | None = None
     y_scale: np.ndarray | None = None
     label_name: str = ""
+    # --missing mean: the train-split mean of each feature, filled into its blank cells (raw units)
+    impute_means: np.ndarray | None = None
 
     @property
     def classification(self) -> bool:
@@ -177,6 +181,22 @@ def check_header(p: Path | str, header: Sequence[str], line: int | None = None) 
                 "rename one: column names must be unique"
             )
         first[key] = j
+
+
+MISSING_CELLS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+MISSING_CHOICES = ("error", "drop", "mean")
+
+
+def is_missing(cell: str) -> bool:
+    """A blank cell or a usual spelling of "no value" (NA, NaN, null, ?), case-insensitive."""
+    return cell.strip().lower() in MISSING_CELLS
+
+
+def _missing_error(p: Path, line: int, name: str) -> DataError:
+    return DataError(
+        f"{p} line {line}: column {quote(name)} is empty (a missing value); fill it, or train with --missing drop "
+        "(skip such rows) or --missing mean (fill in the train-split mean)"
+    )
 
 
 def _number(text: str) -> float | None:
@@ -311,24 +331,41 @@ def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
         if len(row) != width:
             raise DataError(f"{p} line {line}: {len(row)} fields, expected {width} as in the header")
     cols = pick_columns(p, header, options)
+    notes: list[str] = []
+    if options.missing != "error":  # rows whose label is missing cannot be used at all
+        kept = [(line, row) for line, row in data if not is_missing(row[cols.label])]
+        if len(kept) < len(data):
+            notes.append(f"dropped {len(data) - len(kept)} row(s) whose label is empty (--missing {options.missing})")
+        data = kept
+        if not data:
+            raise DataError(f"{p}: every row's label is empty; fill the label column {quote(header[cols.label])}")
     features = np.empty((len(data), len(cols.features)))
     transposed = list(zip(*(row for _, row in data), strict=True))
     for k, j in enumerate(cols.features):
+        cells = transposed[j]
+        blank = np.array([is_missing(cell) for cell in cells], dtype=bool)
+        if blank.any() and options.missing == "error":
+            raise _missing_error(p, data[int(np.argmax(blank))][0], header[j])
+        filled = [("nan" if b else cell) for cell, b in zip(cells, blank, strict=True)]
         try:
-            column = np.array(transposed[j], dtype=np.float64)
-            bad = np.flatnonzero(~np.isfinite(column))
+            column = np.array(filled, dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(column) & ~blank)
         except ValueError:
-            bad = np.array([i for i, cell in enumerate(transposed[j]) if _number(cell.strip()) is None])
+            bad = np.array([i for i, cell in enumerate(cells) if not blank[i] and _number(cell.strip()) is None])
             column = np.zeros(len(data))
         if bad.size:
             line, row = data[int(bad[0])]
             raise _feature_error(p, line, header[j], j, row[j].strip(), cols.label == width - 1 and j != width - 1)
+        column[blank] = np.nan
         features[:, k] = column
     labels: list[str] = []
     for line, row in data:
         label = row[cols.label].strip()
         if not label:
-            raise DataError(f"{p} line {line}: the label (column {quote(header[cols.label])}) is empty")
+            raise DataError(
+                f"{p} line {line}: the label (column {quote(header[cols.label])}) is empty; "
+                "fill it, or use --missing drop"
+            )
         if non_finite_label(label):
             raise DataError(
                 f"{p} line {line}: the label (column {quote(header[cols.label])}) is {quote(label)}, not a class or "
@@ -336,7 +373,8 @@ def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
             )
         labels.append(label)
     names = tuple(header[j] for j in cols.features)
-    return RawData(p.name, features, labels, names, label_name=header[cols.label], notes=_index_notes(features, names))
+    notes += _index_notes(np.nan_to_num(features), names)
+    return RawData(p.name, features, labels, names, label_name=header[cols.label], notes=notes)
 
 
 def _index_notes(features: np.ndarray, names: Sequence[str]) -> list[str]:
@@ -370,10 +408,16 @@ def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawDat
                 f"{p}: column {quote(header[j])} has type {column.type}, not numbers; features are numbers: "
                 f"drop it with --drop {_option_value(header[j], j)} or choose it as --label"
             ) from None
-        bad = np.flatnonzero(~np.isfinite(values))
+        blank = np.isnan(values)  # a null or NaN cell: a missing value
+        bad = np.flatnonzero(~np.isfinite(values) & ~blank)
         if bad.size:
             raise DataError(
                 f"{p} row {int(bad[0])}: column {quote(header[j])} is {values[bad[0]]}, not a finite number"
+            )
+        if blank.any() and options.missing == "error":
+            raise DataError(
+                f"{p} row {int(np.argmax(blank))}: column {quote(header[j])} is empty (a missing value); fill it, or "
+                "train with --missing drop (skip such rows) or --missing mean (fill in the train-split mean)"
             )
         features[:, k] = values
     labels = table.column(cols.label).to_pylist()
@@ -413,7 +457,7 @@ def is_table_path(name: str) -> bool:
 def load_raw(name: str, options: TableOptions | None = None) -> RawData:
     """The raw data for ``--data NAME``: a built-in name or a path ending in .csv or .parquet."""
     table = name.lower().endswith((".csv", ".parquet", ".pq"))
-    if options is not None and options != TableOptions() and not table:
+    if options is not None and (options.label, options.drop, options.delimiter) != (None, (), None) and not table:
         raise DataError(f"--label, --drop and --delimiter apply to CSV and Parquet files, not --data {name}")
     if name == "xor":
         return xor_raw()
@@ -507,13 +551,31 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
     return "classification", np.eye(len(classes))[codes], names
 
 
-def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded shuffle of range(n) cut into (train, test) indices."""
+def split_indices(
+    n: int, test_fraction: float, seed: int, strata: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded shuffle of range(n) cut into (train, test) indices.
+
+    ``strata`` (one class code per row): stratified, each class gives its share of the test rows
+    (the exact shares rounded down, the rows left over given to the largest remainders, ties to the
+    first class), so every split keeps the class proportions; the total is the unstratified one."""
     order = np.random.default_rng(seed).permutation(n)
     n_test = math.ceil(test_fraction * n - 1e-9)  # rounded up, as scikit-learn's train_test_split
     if n - n_test < 1:
         raise DataError(f"--test-fraction {test_fraction} leaves no training rows out of {n}; use a smaller fraction")
-    return order[n_test:], order[:n_test]
+    if strata is None:
+        return order[n_test:], order[:n_test]
+    classes, counts = np.unique(strata, return_counts=True)
+    exact = counts * n_test / n
+    share = np.floor(exact + 1e-9).astype(int)
+    left = n_test - int(share.sum())
+    for c in sorted(range(len(classes)), key=lambda c: (-(exact[c] - share[c]), c))[:left]:
+        share[c] += 1
+    is_test = np.zeros(n, dtype=bool)
+    shuffled = strata[order]
+    for c, k in zip(classes, share, strict=True):
+        is_test[order[shuffled == c][:k]] = True
+    return order[~is_test[order]], order[is_test[order]]
 
 
 def standardizer(X: np.ndarray, names: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -546,31 +608,75 @@ def load(
     validation_fraction: float = 0.0,
     options: TableOptions | None = None,
     scale_targets: bool = True,
+    stratify: bool = True,
 ) -> Dataset:
     """Load ``--data NAME``, encode it for ``spec``, split it and standardize features (and
-    regression targets, when ``scale_targets`` and the last layer is identity)."""
+    regression targets, when ``scale_targets`` and the last layer is identity).
+
+    Classification splits (test, then validation) are stratified unless ``stratify`` is False.
+    Blank feature cells (``options.missing``): rows dropped before the split, or filled with the
+    mean of the train split (``Dataset.impute_means``)."""
     if not 0 <= test_fraction < 1:
         raise DataError(f"--test-fraction must be in [0, 1), got {test_fraction}")
     if not 0 <= validation_fraction < 1:
         raise DataError(f"--validation-fraction must be in [0, 1), got {validation_fraction}")
     raw = load_raw(name, options)
+    missing = options.missing if options is not None else "error"
+    if missing not in MISSING_CHOICES:
+        raise DataError(f"--missing {quote(missing)}: use one of {', '.join(MISSING_CHOICES)}")
+    notes = list(raw.notes)
+    holes = np.isnan(raw.X).any(axis=1)
+    if missing == "drop" and holes.any():
+        keep = ~holes
+        if not keep.any():
+            raise DataError(f"{raw.name}: every row has a missing value; use --missing mean instead of drop")
+        notes.append(f"dropped {int(holes.sum())} of {holes.size} rows with missing values (--missing drop)")
+        raw = RawData(
+            raw.name,
+            raw.X[keep],
+            [label for label, k in zip(raw.labels, keep, strict=True) if k],
+            raw.feature_names,
+            raw.standardize,
+            raw.split,
+            raw.label_name,
+            raw.notes,
+        )
     task, Y, classes = encode(raw, spec)
     X = raw.X
-    notes = list(raw.notes)
+    strata = None
+    if task == "classification" and stratify:
+        strata = np.argmax(Y, axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(int)
     if raw.split:
-        train, test = split_indices(X.shape[0], test_fraction, seed)
+        train, test = split_indices(X.shape[0], test_fraction, seed, _strata_fit(strata, test_fraction))
         X_train, Y_train, X_test, Y_test = X[train], Y[train], X[test], Y[test]
+        strata = None if strata is None else strata[train]
     else:
         X_train, Y_train, X_test, Y_test = X, Y, X, Y
         notes.append(f"{raw.name} has {X.shape[0]} rows: train and test are all of them")
     X_val = Y_val = None
     if validation_fraction > 0:
-        keep, val = split_indices(X_train.shape[0], validation_fraction, seed + 1)
+        keep, val = split_indices(
+            X_train.shape[0], validation_fraction, seed + 1, _strata_fit(strata, validation_fraction)
+        )
         if val.size == 0:
             raise DataError(f"--validation-fraction {validation_fraction} leaves no validation rows; use a larger one")
         if keep.size == 0:
             raise DataError(f"--validation-fraction {validation_fraction} leaves no training rows; use a smaller one")
         X_train, Y_train, X_val, Y_val = X_train[keep], Y_train[keep], X_train[val], Y_train[val]
+    impute_means = None
+    if missing == "mean" and np.isnan(X).any():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            impute_means = np.nanmean(X_train, axis=0)
+        empty = np.flatnonzero(~np.isfinite(impute_means))
+        if empty.size:
+            name_j = raw.feature_names[int(empty[0])]
+            raise DataError(f"column {quote(name_j)} has no values in the train split; drop it with --drop")
+        count = int(np.isnan(X).sum())
+        X_train = np.where(np.isnan(X_train), impute_means, X_train)
+        X_test = np.where(np.isnan(X_test), impute_means, X_test)
+        X_val = None if X_val is None else np.where(np.isnan(X_val), impute_means, X_val)
+        notes.append(f"filled {count} missing value(s) with the train-split column means (--missing mean)")
     mean = scale = y_mean = y_scale = None
     if raw.standardize:
         mean, scale = standardizer(X_train, raw.feature_names)
@@ -608,7 +714,17 @@ def load(
         y_mean=y_mean,
         y_scale=y_scale,
         label_name=raw.label_name,
+        impute_means=impute_means,
     )
+
+
+def _strata_fit(strata: np.ndarray | None, fraction: float) -> np.ndarray | None:
+    """The strata, or None when a stratified split cannot give every class a row on both sides
+    (a class with a single row): then the split is plain, as scikit-learn would refuse it."""
+    if strata is None or fraction <= 0:
+        return None
+    counts = np.bincount(strata)
+    return strata if counts[counts > 0].min() >= 2 else None
 
 
 __all__ = [
@@ -619,6 +735,7 @@ __all__ = [
     "check_header",
     "csv_raw",
     "encode",
+    "is_missing",
     "is_table_path",
     "load",
     "load_raw",

@@ -126,7 +126,9 @@ class Encoding:
     seed: int
 
 
-def encode_partition(frame: Any, encoding: Encoding, number: int) -> Part:
+def encode_partition(frame: Any, encoding: Encoding, number: int, test: np.ndarray | None = None) -> Part:
+    """A partition's arrays; ``test`` (one bool per row) says which rows are held out, as decided
+    on the client for the whole file (the local engine's split); None: drawn per partition."""
     try:
         X = frame[list(encoding.features)].to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
@@ -144,8 +146,33 @@ def encode_partition(frame: Any, encoding: Encoding, number: int) -> Part:
         index = {k: i for i, k in enumerate(encoding.keys)}
         codes = np.array([index[k] for k in keys], dtype=np.int64)
         Y = codes.reshape(-1, 1).astype(np.float64) if encoding.outputs == 1 else np.eye(encoding.outputs)[codes]
-    test = np.random.default_rng([encoding.seed, number]).random(X.shape[0]) < encoding.test_fraction
+    if test is None:
+        test = np.random.default_rng([encoding.seed, number]).random(X.shape[0]) < encoding.test_fraction
+    if test.shape != (X.shape[0],):
+        raise DataError(f"partition {number} has {X.shape[0]} rows, but its split mask has {test.shape[0]}")
     return Part(X[~test], Y[~test], X[test], Y[test])
+
+
+def label_codes(frame: Any, encoding: Encoding) -> np.ndarray:
+    """The class number of each row of a partition (for a stratified split decided on the client)."""
+    labels = [str(v).strip() for v in frame[encoding.label].to_numpy()]
+    keys = [float(v) for v in labels] if encoding.numeric_keys else labels
+    index = {k: i for i, k in enumerate(encoding.keys)}
+    return np.array([index[k] for k in keys], dtype=np.int64)
+
+
+def split_masks(sizes: Sequence[int], encoding: Encoding, codes: np.ndarray | None, stratify: bool) -> list[np.ndarray]:
+    """The local engine's test split (:func:`symprop.tools.datasets.split_indices` over the rows in file
+    order, stratified by ``codes`` when given), cut into one mask per partition."""
+    from symprop.tools.datasets import _strata_fit, split_indices
+
+    n = int(sum(sizes))
+    strata = _strata_fit(codes, encoding.test_fraction) if stratify and codes is not None else None
+    _, test = split_indices(n, encoding.test_fraction, encoding.seed, strata)
+    is_test = np.zeros(n, dtype=bool)
+    is_test[test] = True
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return [is_test[offsets[k] : offsets[k + 1]] for k in range(len(sizes))]
 
 
 def moments(part: Part, which: str) -> tuple[int, np.ndarray, np.ndarray]:
@@ -479,12 +506,16 @@ def connect(scheduler: str | None, workers: int | None, timeout: float | None = 
             cluster.close()
 
 
-def read_frame(dd: Any, client: Any, data: str, delimiter: str | None) -> Any:
+def read_frame(dd: Any, client: Any, data: str, delimiter: str | None, partitions: int = 1) -> Any:
+    """The data as a Dask frame of about ``partitions`` partitions (CSV: blocks of total size /
+    partitions; Parquet: its row groups, repartitioned when fewer)."""
     import glob
+    import os
 
     lower = data.lower()
     if lower.endswith((".parquet", ".pq")) or Path(data).is_dir():
-        return dd.read_parquet(data)
+        frame = dd.read_parquet(data)
+        return frame if frame.npartitions == partitions else frame.repartition(npartitions=partitions)
     if not lower.endswith(".csv"):
         raise EngineError(
             f"--engine dask reads CSV files (a path or glob ending in .csv) or Parquet, not {quote(data)}"
@@ -497,7 +528,11 @@ def read_frame(dd: Any, client: Any, data: str, delimiter: str | None) -> Any:
         if delimiter is not None
         else client.submit(sniff_file, matches[0], pure=False).result(timeout=RESULT_TIMEOUT)
     )
-    return dd.read_csv(data, sep=used, skipinitialspace=True, encoding="utf-8-sig")
+    total = sum(os.path.getsize(m) for m in matches)
+    blocksize = max(1024, math.ceil(total / max(partitions, 1)) + 1)
+    frame = dd.read_csv(data, sep=used, skipinitialspace=True, blocksize=blocksize, encoding="utf-8-sig")
+    # blocks end at line ends, so their count can differ by one or two: repartition to exactly N
+    return frame if frame.npartitions == partitions else frame.repartition(npartitions=partitions)
 
 
 def encoding_for(
@@ -584,9 +619,12 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
         raise EngineError("--validation-fraction and --early-stopping are for --engine local only; drop them")
     if not 0 <= args.test_fraction < 1:
         raise DataError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    partitions = getattr(args, "partitions", None)
+    if partitions is not None and partitions < 1:
+        raise EngineError(f"--partitions must be an integer >= 1, got {partitions}")
     dd, distributed = _import_dask()
     out_dir = Path(args.out)
-    _, save_path, plot_path = product_outputs(out_dir / f"{spec.name}.py", args.save, args.plot)  # checked by train
+    _, save_path, plot_path, _ = product_outputs(out_dir / f"{spec.name}.py", args.save, args.plot)  # checked by train
     prepared = prepare_module(spec, out_dir, args.mode, force=args.force)
     source = prepared.source if prepared.source is not None else prepared.path.read_text(encoding="utf-8")
     keys = list(spec.param_shapes)
@@ -599,11 +637,22 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
     try:
         with _quiet_on_sigint(), connect(args.scheduler, args.workers, args.connect_timeout) as client:
             where = args.scheduler or f"LocalCluster of {args.workers or 2} worker processes on 127.0.0.1"
-            frame = read_frame(dd, client, args.data, args.delimiter)
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            wanted = partitions or n_workers  # default: one partition per worker
+            frame = read_frame(dd, client, args.data, args.delimiter, wanted)
             encoding, classes = encoding_for(dd, frame, spec, args.data, options, args.test_fraction, args.seed)
             delayed_parts = frame.to_delayed()
+            # the split is decided before training, over the rows in file order, exactly as --engine
+            # local decides it (same seed, same stratification): only row counts (and, for a
+            # stratified split, the class codes) come to the client
+            sizes = client.compute([distributed_delayed(len)(d) for d in delayed_parts], sync=True)
+            codes = None
+            if encoding.task == "classification" and getattr(args, "stratify", True):
+                each = client.compute([distributed_delayed(label_codes)(d, encoding) for d in delayed_parts], sync=True)
+                codes = np.concatenate(each) if each else np.empty(0, dtype=np.int64)
+            masks = split_masks(sizes, encoding, codes, getattr(args, "stratify", True))
             parts = client.compute(
-                [distributed_delayed(encode_partition)(d, encoding, i) for i, d in enumerate(delayed_parts)],
+                [distributed_delayed(encode_partition)(d, encoding, i, masks[i]) for i, d in enumerate(delayed_parts)],
                 retries=RETRIES,
             )
             mean, scale, n_rows = _stats(client, parts, "X", encoding.features)

@@ -200,7 +200,7 @@ def load_params(
     ):
         raise ParamsError(f"{option} {p}: impute_means must be {spec.inputs} finite numbers, one per feature")
     if stored is None:
-        say = notice or (lambda line: print(line, file=sys.stderr))
+        say = notice or (lambda line: print(safe_line(line), file=sys.stderr))
         say(
             safe_line(
                 f"symprop: notice: {option} {p} holds no spec hash (made by hand?); its shapes fit {spec.file_label}"

@@ -38,8 +38,13 @@ from symprop.tools.paramfile import ParamsError, Saved, load_params
 from symprop.tools.train import TrainError, commit, data_inputs, sayer
 
 
-def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> np.ndarray:
-    """The columns ``names`` of a CSV or Parquet file, as float64 (rows, len(names))."""
+def read_features(
+    path: str, names: tuple[str, ...], delimiter: str | None, means: np.ndarray | None = None
+) -> np.ndarray:
+    """The columns ``names`` of a CSV or Parquet file, as float64 (rows, len(names)).
+
+    A blank CSV cell takes ``means[j]`` (the train-split means saved by ``train --missing mean``);
+    without them it is an error naming the row and column."""
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         table = read_parquet(p)
@@ -58,7 +63,7 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
         if bad.size:
             raise DataError(f"{p} row {int(bad[0][0])}: column {quote(names[int(bad[0][1])])} is not a finite number")
         return X
-    from symprop.tools.datasets import _number, _read_rows
+    from symprop.tools.datasets import _number, _read_rows, is_missing
 
     rows, _ = _read_rows(p, delimiter)
     if not rows:
@@ -73,6 +78,13 @@ def read_features(path: str, names: tuple[str, ...], delimiter: str | None) -> n
             raise DataError(f"{p} line {line}: {len(row)} fields, expected {len(header)} as in the header")
         for j, col in enumerate(index):
             value = _number(row[col].strip())
+            if value is None and means is not None and is_missing(row[col]):
+                value = float(means[j])
+            elif value is None and is_missing(row[col]):
+                raise DataError(
+                    f"{p} line {line}: column {names[j]!r} is empty (a missing value); fill it, or predict with "
+                    "params trained with --missing mean (they carry the means to fill in)"
+                )
             if value is None:
                 raise DataError(
                     f"{p} line {line}: column {quote(names[j])} is {quote(row[col].strip())}, not a finite number"
@@ -177,9 +189,9 @@ def run_predict(
     if delimiter is not None and not data.lower().endswith(".csv"):
         raise TrainError(f"--delimiter applies to CSV files, not --data {show(data)}; drop it")
     out_dir = Path(out)
-    check_folder("--out", out_dir)
+    check_folder("--module-dir", out_dir)
     spec = load_spec(spec_path)
-    outputs = [Output("--out", out_dir / f"{spec.name}.py")]
+    outputs = [Output("--module-dir", out_dir / f"{spec.name}.py")]
     out_path = None if output is None else Path(output)
     if out_path is not None:
         outputs.append(Output("-o", out_path, is_predictions_csv, "predictions CSV"))
@@ -194,7 +206,7 @@ def run_predict(
             f"--params {show(params)} holds no feature_names, so predict cannot tell which columns to read; "
             "give the file train --save wrote"
         )
-    X = read_features(data, saved.feature_names, delimiter)
+    X = read_features(data, saved.feature_names, delimiter, saved.impute_means)
     prepared = prepare_module(spec, out_dir, mode, force=force)
     if prepared.note:
         print(safe_line(f"symprop: note: {prepared.note}"), file=sys.stderr)

@@ -17,6 +17,7 @@ from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.program import (
     LAYER_VALUES,
+    WEIGHTS,
     AddBias,
     Function,
     Map,
@@ -54,7 +55,12 @@ class ArrayApi(WholeArrays):
         if isinstance(s, AddBias):
             return [Line(f"{out} = {out} + {p.name(s.bias.symbol)}", note)]
         if isinstance(s, Map):
-            if s.expr.free_symbols <= {N.symbol} and s.out.kind in LAYER_VALUES:
+            if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.math_kind in LAYER_VALUES:
+                # a constant times the sample weights (a column, or 1.0): spread over the layer's units
+                shape = f"({p.need('n')}, {self.spec.layer_sizes[s.out.layer]})"
+                ones = f"xp.ones({shape}, dtype=X.dtype, device=X.device)"
+                return [Line(f"{out} = ({p.code(s.expr)}) * {ones}", note)]
+            if s.expr.free_symbols <= {N.symbol} and s.out.math_kind in LAYER_VALUES:
                 shape = f"({p.need('n')}, {self.spec.layer_sizes[s.out.layer]})"
                 value = p.code(s.expr)
                 return [Line(f"{out} = xp.full({shape}, {value}, dtype=X.dtype, device=X.device)", note)]

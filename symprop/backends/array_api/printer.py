@@ -63,17 +63,30 @@ class XpPrinter(ArrayPrinter):
     def comparison(self, h: sp.Heaviside) -> str:
         return self._print_Heaviside(h)
 
+    def _print_Select(self, expr: sp.Expr) -> str:
+        u, condition = self._print(expr.args[0]), self._print(expr.args[1])
+        return f"{self.fn('where')}({condition}, {u}, {self.fn('full_like')}({u}, {float(expr.args[2])!r}))"
+
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         *pieces, (last, cond) = expr.args
         if cond is not sp.true:
             raise ValueError("Piecewise without a final True branch")
         text = self._print(last)
         if last.is_number:
-            arrays = sorted(expr.free_symbols, key=sp.default_sort_key)
-            text = f"{self.fn('full_like')}({self._print(arrays[0])}, {text})"
+            # the shape, dtype and device of one of its arrays; not a temporary of the CSE, which may
+            # be a boolean condition (full_like of it would be boolean): then with X's dtype
+            arrays = sorted(expr.free_symbols, key=lambda a: (_is_temp(a), sp.default_sort_key(a)))
+            dtype = ", dtype=X.dtype" if _is_temp(arrays[0]) else ""
+            text = f"{self.fn('full_like')}({self._print(arrays[0])}, {text}{dtype})"
         for value, c in reversed(pieces):
             text = f"{self.fn('where')}({self._print(c)}, {self._print(value)}, {text})"
         return nan_guard(self, expr, text)
 
 
 __all__ = ["XpPrinter"]
+
+
+def _is_temp(symbol: sp.Basic) -> bool:
+    """A temporary of the CSE (t0, t1, ...): it may hold a boolean condition."""
+    name = str(symbol)
+    return name[:1] == "t" and name[1:].isdecimal()  # the CSE's names: t and a number

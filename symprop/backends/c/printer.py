@@ -159,6 +159,11 @@ class CPrinter(C99CodePrinter):
             text = f"({x} != {x} ? {x} : {text})"
         return text
 
+    def _print_Select(self, expr: sp.Expr) -> str:
+        """A guarded argument (symprop.symbolic.functions.Select): ``(condition ? u : safe)``."""
+        u, condition, safe = expr.args
+        return f"({self._print(condition)} ? {self._print(u)} : {self.lit(float(safe))})"
+
     def _branch(self, value: sp.Expr) -> str:
         """A Piecewise branch; constants as real literals, so no branch is an int."""
         return self.lit(float(value)) if value.is_number else self._print(value)

@@ -16,7 +16,21 @@ import sympy as sp
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_in
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir import program as ir
-from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Role, Statement, Var, reads
+from symprop.ir.program import (
+    WEIGHTS,
+    Function,
+    Granularity,
+    Kind,
+    LinearSum,
+    MatMul,
+    N,
+    Program,
+    Reduce,
+    Role,
+    Statement,
+    Var,
+    reads,
+)
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -26,6 +40,12 @@ DOCS = {
     "gnvp": "(C, grads, gv): gv[name] = (G V)[name], the generalized Gauss-Newton matrix of C times V (PSD).",
 }
 CURVATURE = ("hvp", "gnvp")  # the second-order functions: they take a direction V
+# the weighted program's docstrings: what the cost is with per-sample weights s
+WEIGHTED_DOC = {
+    "C = (1/n) * sum over the batch of C_k": "C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None)",
+    "the batch mean of the per-sample gradients": "C as in loss(params, X, Y, sample_weight)",
+    "dC/dname (the batch mean)": "dC/dname, C as in loss(..., sample_weight)",
+}
 
 
 class Style(Protocol):
@@ -82,7 +102,8 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret, p.needs)]
     for f in program.functions:
         split = splits[f.name]
-        got = ", ".join(p.name(v.symbol) if v in split.takes else "_" for v in returned)
+        taken = set(split.takes)  # a set: a tuple's `in` made this quadratic in the number of layers
+        got = ", ".join(p.name(v.symbol) if v in taken else "_" for v in returned)
         call = f"_forward({ctx}params, X)"
         lines = [Line(f"({got},) = {call}" if len(returned) == 1 else f"{got} = {call}")]
         p.needs = set()  # what this function's own lines use, recorded while they are printed
@@ -97,8 +118,16 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         ]
         if f.name in CURVATURE:
             prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
+        if WEIGHTS.symbol in symbols_read(split.own):  # the weighted program: w = n s / sum(s), or 1
+            args += ", sample_weight=None"
+            for old, new in WEIGHTED_DOC.items():
+                doc = doc.replace(old, new)
+            shape = "(-1,)" if program.granularity is Granularity.UNIT else "(-1, 1)"
+            prepare.append(Line(f"w = _weights({ctx}sample_weight, X, {shape})"))
         out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result, p.needs))
-    return tuple(out), helpers_in(p.helpers)  # recorded while the statements were printed
+    weighted = any(WEIGHTS.symbol in symbols_read(f.body) for f in program.functions)
+    # the helpers as recorded while the statements were printed
+    return tuple(out), helpers_in(p.helpers) + (("_weights",) if weighted else ())
 
 
 def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list[Line]:

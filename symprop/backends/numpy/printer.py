@@ -142,6 +142,11 @@ class ArrayPrinter(NumPyPrinter):
             text = f"{text}.astype({self.need('dtype')})"
         return nan_guard(self, expr, text)
 
+    def _print_Select(self, expr: sp.Expr) -> str:
+        """A guarded argument (see ``Select``): ``where(condition, u, safe)``."""
+        u, condition, safe = expr.args
+        return f"{self.fn('where')}({self._print(condition)}, {self._print(u)}, {float(safe)!r})"
+
     def _print_Relational(self, expr: sp.Basic) -> str:
         return relational(self._print(expr.lhs), expr.rel_op, self._print(expr.rhs))
 

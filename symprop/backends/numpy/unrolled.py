@@ -16,7 +16,20 @@ import sympy as sp
 from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.program import Function, Kind, LinearSum, Map, N, ParamRef, Program, Reduce, Statement, Var, param_var
+from symprop.ir.program import (
+    WEIGHTS,
+    Function,
+    Kind,
+    LinearSum,
+    Map,
+    N,
+    ParamRef,
+    Program,
+    Reduce,
+    Statement,
+    Var,
+    param_var,
+)
 
 MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add nothing to read
 
@@ -64,6 +77,10 @@ class Unrolled:
         if isinstance(s, LinearSum):
             return [Line(f"{out} = {linear_sum_code(s, p)}", s.note.render())]
         if isinstance(s, Map):
+            if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.kind is not Kind.COST:
+                # a constant times the sample weights (a vector, or 1.0): one value per row
+                ones = f"np.ones({p.need('n')}, dtype={p.need('dtype')})"
+                return [Line(f"{out} = ({p.code(s.expr)}) * {ones}", s.note.render())]
             if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
                 n, dtype = p.need("n"), p.need("dtype")
                 fill = (
@@ -73,7 +90,8 @@ class Unrolled:
             return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
         if isinstance(s, Reduce):
             factors = sp.Mul.make_args(s.expr)
-            if len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
+            # a dot product of two vectors (not of the weights, which may be the scalar 1.0)
+            if len(factors) == 2 and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors):
                 total = f"np.dot({', '.join(p.name(f) for f in factors)})"
             else:
                 total = f"np.sum({p.code(s.expr)})"

@@ -20,6 +20,7 @@ from symprop.backends.templating import Line
 from symprop.ir.forms import split_masks
 from symprop.ir.program import (
     LAYER_VALUES,
+    WEIGHTS,
     AddBias,
     Axis,
     Function,
@@ -49,14 +50,20 @@ class Vectorized(WholeArrays):
         self.spec = program.spec
         # G (the error sent down, D W) lives in the buffer of the δ it becomes
         # (only when the δ statement is its one reader: a Hessian-vector product reads G again)
+        # (one pass over the statements: counting per δ was quadratic in the number of layers)
         upstream = {s.out.symbol for s in program.statements() if s.out.kind is Kind.UPSTREAM}
-        readers = Counter(sym for f in program.functions for s in f.body for sym in reads(s) if sym in upstream)
+        readers: Counter[sp.Symbol] = Counter()  # statements reading each G, over all functions
+        functions_reading: Counter[sp.Symbol] = Counter()  # functions reading each G
+        for f in program.functions:
+            here = Counter(sym for s in f.body for sym in reads(s) if sym in upstream)
+            readers.update(here)
+            functions_reading.update(here.keys())
         self.alias: dict[sp.Symbol, str] = {
             sym: s.out.name
             for s in program.statements()
             if isinstance(s, Map) and s.out.kind is Kind.DELTA
             for sym in s.expr.free_symbols & upstream
-            if readers[sym] == sum(1 for f in program.functions if any(sym in reads(t) for t in f.body))
+            if readers[sym] == functions_reading[sym]
         }
 
         # pre-activations that nothing reads after their activation (f' is in terms of a): the
@@ -64,12 +71,12 @@ class Vectorized(WholeArrays):
         forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
         later = [s for f in program.functions for s in f.body[len(forward) :]]
         read = {sym for s in later for sym in reads(s)} | {v.symbol for f in program.functions for v in f.returns}
+        last_read = {sym: k for k, s in enumerate(forward) for sym in reads(s)}  # the last forward reader
         self.dead_after_forward: set[sp.Symbol] = set()
         for k, s in enumerate(forward):
             if isinstance(s, Map) and s.out.kind is Kind.A:
                 z = s.expr.args[0] if s.expr.args else None
-                after = {sym for t in forward[k + 1 :] for sym in reads(t)}
-                if isinstance(z, sp.Symbol) and z not in read and z not in after:
+                if isinstance(z, sp.Symbol) and z not in read and last_read.get(z, -1) <= k:
                     self.dead_after_forward.add(z)
 
     def printer(self, program: Program) -> ArrayPrinter:
@@ -99,8 +106,12 @@ class Vectorized(WholeArrays):
         raise TypeError(f"the vectorized backend prints no {type(s).__name__}")
 
     def map(self, s: Map, out: str, p: ArrayPrinter) -> list[Line]:
+        if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.kind in LAYER_VALUES:
+            # a constant times the sample weights (a column, or 1.0): spread over the layer's units
+            ones = f"np.ones({self.shape(s.out, p)}, dtype={p.need('dtype')})"
+            return [Line(f"{out} = ({p.code(s.expr)}) * {ones}", s.note.render())]
         if s.expr.free_symbols <= {N.symbol}:
-            if s.out.kind not in LAYER_VALUES:
+            if s.out.math_kind not in LAYER_VALUES:
                 return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
             fill = "np.zeros" if s.expr == 0 else "np.ones" if s.expr == 1 else None
             shape, dtype = self.shape(s.out, p), p.need("dtype")
@@ -131,7 +142,12 @@ class Vectorized(WholeArrays):
 
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
         factors = sp.Mul.make_args(s.expr)
-        if s.axis is Axis.ALL and len(factors) == 2 and all(isinstance(f, sp.Symbol) for f in factors):
+        # a dot product of two arrays (not of the weights, which may be the scalar 1.0)
+        if (
+            s.axis is Axis.ALL
+            and len(factors) == 2
+            and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors)
+        ):
             return self.reduction(s, p, "np", f"np.vdot({', '.join(p.name(f) for f in factors)})")
         return self.reduction(s, p, "np")
 
