@@ -16,21 +16,7 @@ import sympy as sp
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_in
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir import program as ir
-from symprop.ir.program import (
-    WEIGHTS,
-    Function,
-    Granularity,
-    Kind,
-    LinearSum,
-    MatMul,
-    N,
-    Program,
-    Reduce,
-    Role,
-    Statement,
-    Var,
-    reads,
-)
+from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -118,14 +104,14 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         ]
         if f.name in CURVATURE:
             prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
-        if WEIGHTS.symbol in symbols_read(split.own):  # the weighted program: w = n s / sum(s), or 1
+        if ir.WEIGHTS.symbol in symbols_read(split.own):  # the weighted program: w = n s / sum(s), or 1
             args += ", sample_weight=None"
             for old, new in WEIGHTED_DOC.items():
                 doc = doc.replace(old, new)
-            shape = "(-1,)" if program.granularity is Granularity.UNIT else "(-1, 1)"
+            shape = "(-1,)" if program.granularity is ir.Granularity.UNIT else "(-1, 1)"
             prepare.append(Line(f"w = _weights({ctx}sample_weight, X, {shape})"))
         out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result, p.needs))
-    weighted = any(WEIGHTS.symbol in symbols_read(f.body) for f in program.functions)
+    weighted = any(ir.WEIGHTS.symbol in symbols_read(f.body) for f in program.functions)
     # the helpers as recorded while the statements were printed
     return tuple(out), helpers_in(p.helpers) + (("_weights",) if weighted else ())
 
