@@ -139,17 +139,28 @@ def test_export_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: 
     assert np.load(good)["W1"].shape == (8, 4)  # the input is intact
 
 
-def test_export_onnx_without_the_module_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        import symprop.tools.onnx_export  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("symprop.tools.onnx_export is installed: its own tests cover --format onnx")
+def test_export_onnx_through_the_cli_equals_the_module(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's --format onnx writes a model that onnxruntime runs to the module's forward (float32:
+    1e-5 absolute on outputs of order 1, about 100 float32 ulps), and refuses a params file of another spec."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    params = random_problem(IRIS, 0)[0]
     path = tmp_path / "p.npz"
-    save_params(path, IRIS, random_problem(IRIS, 0)[0])
-    args = ["export", str(IRIS_TOML), "--params", str(path), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]
-    _refused(args, capsys, "onnx export is not installed in this build")
+    save_params(path, IRIS, params)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(IRIS_TOML), "--params", str(path), "--format", "onnx", "-o", str(out)]) == 0
+    capsys.readouterr()
+    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    X = np.random.default_rng(1).normal(size=(7, IRIS.inputs)).astype(np.float32)
+    (got,) = session.run(None, {session.get_inputs()[0].name: X})
+    want = module_for(IRIS).forward(params, X.astype(np.float64))
+    assert np.max(np.abs(got - want)) < 1e-5
+    xor = ROOT / "examples" / "xor.toml"
+    _refused(
+        ["export", str(xor), "--params", str(path), "--format", "onnx", "-o", str(tmp_path / "x.onnx")], capsys, "hash"
+    )
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_check_the_float_build_and_a_cross_compiler_in_cc(

@@ -85,7 +85,7 @@ def one_line_error(code: int, err: str) -> str:
 
 
 def train_args(cache: Path, *more: str) -> list[str]:
-    return ["train", "cls.toml", "--data", "cls.csv", "--epochs", "3", "--out", str(cache), *more]
+    return ["train", "cls.toml", "--data", "cls.csv", "--epochs", "3", "--module-dir", str(cache), *more]
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_a_data_folder_input_is_protected(work: Path, cache: Path, capsys: pytes
     table = pa.table({"f1": [1.0, 2.0, 3.0, 4.0], "f2": [1.0, 0.0, 1.0, 0.0], "f3": [0.0] * 4, "y": list("abca")})
     pq.write_table(table, folder / "part-0.parquet")
     before = snapshot(work)
-    args = ["train", "cls.toml", "--data", str(folder), "--epochs", "2", "--out", str(cache)]
+    args = ["train", "cls.toml", "--data", str(folder), "--epochs", "2", "--module-dir", str(cache)]
     code, _, err = cli([*args, "--plot", str(folder / "curve.png")], capsys)
     assert "inside the input folder" in one_line_error(code, err)
     assert snapshot(work) == before
@@ -159,7 +159,7 @@ def test_predict_output_never_replaces_an_input(
     _links(work)
     (work / "new.csv").write_text(blobs(6))
     before = snapshot(work)
-    base = ["predict", "cls.toml", "--params", "cls.npz", "--out", str(cache)]
+    base = ["predict", "cls.toml", "--params", "cls.npz", "--module-dir", str(cache)]
     for data, output in (
         ("new.csv", "new.csv"),
         ("new.csv", "cls.npz"),
@@ -202,7 +202,7 @@ def test_a_foreign_module_file_is_kept_unless_forced(work: Path, capsys: pytest.
     (work / "gen").mkdir()
     mine = work / "gen" / "cls.py"
     mine.write_text("print('mine')\n")
-    args = ["train", "cls.toml", "--data", "cls.csv", "--epochs", "2", "--out", "gen"]
+    args = ["train", "cls.toml", "--data", "cls.csv", "--epochs", "2", "--module-dir", "gen"]
     code, _, err = cli(args, capsys)
     assert "--force" in one_line_error(code, err)
     assert mine.read_text() == "print('mine')\n"
@@ -212,7 +212,7 @@ def test_predict_never_replaces_a_foreign_csv_unless_forced(
     work: Path, cache: Path, params: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (work / "new.csv").write_text(blobs(6))
-    base = ["predict", "cls.toml", "--params", "cls.npz", "--data", "new.csv", "--out", str(cache)]
+    base = ["predict", "cls.toml", "--params", "cls.npz", "--data", "new.csv", "--module-dir", str(cache)]
     for foreign in ("id,name\n1,x\n", "prediction_x\n1\n", ""):
         (work / "out.csv").write_text(foreign)
         code, _, err = cli([*base, "-o", "out.csv"], capsys)
@@ -231,7 +231,7 @@ def test_plot_title_is_plain_text(work: Path, cache: Path, capsys: pytest.Captur
 
     for name in ("bad$\\frac{$.csv", "x$^{$.csv", "a_{b}$$.csv", "$\\sqrt{}$.csv"):
         shutil.copy(work / "cls.csv", work / name)
-        args = ["train", "cls.toml", "--data", name, "--epochs", "2", "--out", str(cache)]
+        args = ["train", "cls.toml", "--data", name, "--epochs", "2", "--module-dir", str(cache)]
         code, _, err = cli([*args, "--save", "p.npz", "--plot", "c.png", "--force"], capsys)
         assert code == 0, (name, err)
         assert is_symprop_png(work / "c.png")
@@ -252,7 +252,7 @@ def test_a_failure_after_training_writes_nothing(
     monkeypatch.setattr(train_module, "render_plot", broken)
     gen = tmp_path_factory.mktemp("fresh")  # no cached module: it would be written too
     before = snapshot(work)
-    args = ["train", "cls.toml", "--data", "cls.csv", "--epochs", "2", "--out", str(gen)]
+    args = ["train", "cls.toml", "--data", "cls.csv", "--epochs", "2", "--module-dir", str(gen)]
     with pytest.raises(ValueError, match="injected"):
         main([*args, "--save", "p.npz", "--plot", "c.png"])
     assert snapshot(work) == before, "no params written"
@@ -294,8 +294,8 @@ def test_duplicate_column_names_are_refused_by_every_csv_reader(
         text = text.replace(",", ";")
     (work / "dup.csv").write_text(text, encoding="utf-8")
     for args in (
-        ["train", "cls.toml", "--data", "dup.csv", "--epochs", "2", "--out", str(cache)],
-        ["predict", "cls.toml", "--params", "cls.npz", "--data", "dup.csv", "--out", str(cache)],
+        ["train", "cls.toml", "--data", "dup.csv", "--epochs", "2", "--module-dir", str(cache)],
+        ["predict", "cls.toml", "--params", "cls.npz", "--data", "dup.csv", "--module-dir", str(cache)],
     ):
         code, out, err = cli(args, capsys)
         assert "twice" in one_line_error(code, err), args
@@ -319,7 +319,7 @@ def test_duplicate_column_names_are_refused_by_the_dask_engine(
     pq.write_table(pa.Table.from_arrays(columns, names=["f1", "f2", "f2", "y"]), work / "set" / "part.0.parquet")
     data += ["dup.parquet", "set"]
     for name in data:
-        args = ["train", "cls.toml", "--data", name, "--engine", "dask", "--solver", "lbfgs", "--out", str(cache)]
+        args = ["train", "cls.toml", "--data", name, "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
         code, _, err = cli([*args, "--epochs", "2"], capsys)
         assert "twice" in one_line_error(code, err), name
 
@@ -334,8 +334,8 @@ def test_duplicate_column_names_are_refused_in_parquet(
         table = pa.Table.from_arrays([*columns, pa.array(["red", "green", "blue", "red"])], names=names)
         pq.write_table(table, work / "dup.parquet")
         for args in (
-            ["train", "cls.toml", "--data", "dup.parquet", "--epochs", "2", "--out", str(cache)],
-            ["predict", "cls.toml", "--params", "cls.npz", "--data", "dup.parquet", "--out", str(cache)],
+            ["train", "cls.toml", "--data", "dup.parquet", "--epochs", "2", "--module-dir", str(cache)],
+            ["predict", "cls.toml", "--params", "cls.npz", "--data", "dup.parquet", "--module-dir", str(cache)],
         ):
             code, _, err = cli(args, capsys)
             assert "twice" in one_line_error(code, err), (names, args)
@@ -343,7 +343,7 @@ def test_duplicate_column_names_are_refused_in_parquet(
 
 def test_names_differing_in_case_are_two_columns(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (work / "case.csv").write_text(blobs(12, "a,A,b,colour"))
-    code, out, err = cli(["train", "cls.toml", "--data", "case.csv", "--epochs", "2", "--out", str(cache)], capsys)
+    code, out, err = cli(["train", "cls.toml", "--data", "case.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
     assert code == 0, err
     assert "features: a, A, b" in out
 
@@ -381,7 +381,7 @@ def test_non_finite_outputs_are_never_a_class(
     with np.errstate(all="ignore"):
         expected_finite = np.all(np.isfinite(_forward(saved, X)), axis=1)
     code, out, err = cli(
-        ["predict", "cls.toml", "--params", "bad.npz", "--data", "rows.csv", "--proba", "--out", str(cache)], capsys
+        ["predict", "cls.toml", "--params", "bad.npz", "--data", "rows.csv", "--proba", "--module-dir", str(cache)], capsys
     )
     assert code == 0, err
     rows = [line.split(",") for line in out.strip().splitlines()[1:]]
@@ -401,13 +401,13 @@ def test_non_finite_regression_outputs_are_left_empty(
     X = rng.normal(size=(20, 3))
     lines = ["a,b,c,y"] + [f"{r[0]:.5f},{r[1]:.5f},{r[2]:.5f},{r.sum() + 0.25:.5f}" for r in X]
     (work / "reg.csv").write_text("\n".join(lines) + "\n")
-    args = ["train", "reg.toml", "--data", "reg.csv", "--epochs", "2", "--out", str(cache), "--save", "reg.npz"]
+    args = ["train", "reg.toml", "--data", "reg.csv", "--epochs", "2", "--module-dir", str(cache), "--save", "reg.npz"]
     assert cli(args, capsys)[0] == 0
     saved = dict(np.load(work / "reg.npz"))
     saved["W2"] = np.full_like(saved["W2"], np.nan)
     np.savez(work / "nan.npz", **saved)
     code, out, err = cli(
-        ["predict", "reg.toml", "--params", "nan.npz", "--data", "reg.csv", "--out", str(cache)], capsys
+        ["predict", "reg.toml", "--params", "nan.npz", "--data", "reg.csv", "--module-dir", str(cache)], capsys
     )
     assert code == 0 and "20 of 20 rows" in err
     assert list(csv.reader(out.splitlines()))[1:] == [[""]] * 20  # one empty cell per row ('""' in CSV)
@@ -450,7 +450,7 @@ def test_hostile_npz_contents_are_one_line(
         else:
             np.savez(path, **content)
         code, out, err = cli(
-            ["predict", "cls.toml", "--params", str(path), "--data", "cls.csv", "--out", str(cache)], capsys
+            ["predict", "cls.toml", "--params", str(path), "--data", "cls.csv", "--module-dir", str(cache)], capsys
         )
         line = one_line_error(code, err)
         assert "--params" in line, name
@@ -466,7 +466,7 @@ BAD_ADDRESSES += ["127.0.0.1:99999", "tcp://:8786", "http://127.0.0.1:8786", "12
 def test_malformed_scheduler_addresses_are_one_line(
     address: str, work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["train", "cls.toml", "--data", "cls.csv", "--engine", "dask", "--solver", "lbfgs", "--out", str(cache)]
+    args = ["train", "cls.toml", "--data", "cls.csv", "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
     code, out, err = cli([*args, "--scheduler", address], capsys)
     line = one_line_error(code, err)
     assert "--scheduler" in line and "tcp://HOST:PORT" in line
@@ -522,7 +522,7 @@ def test_a_scheduler_that_is_silent_or_not_dask_ends_in_bounded_time(
     server, accepted = listener
     _serve(server, accepted, REPLIES[kind])
     port = server.getsockname()[1]
-    args = ["train", "cls.toml", "--data", "cls.csv", "--engine", "dask", "--solver", "lbfgs", "--out", str(cache)]
+    args = ["train", "cls.toml", "--data", "cls.csv", "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
     # the bound is the --connect-timeout; the outer limit below only keeps a regression from hanging the suite
     done: list[tuple[int, str, str]] = []
     thread = threading.Thread(
@@ -569,7 +569,7 @@ def test_show_escapes_and_cuts() -> None:
 def test_user_text_never_reaches_the_terminal_raw(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hostile_header = f"f1,{ESC}[2J{ESC}]0;pwned\x07,f3\x9b31m,colour"
     (work / "esc.csv").write_text(blobs(12, hostile_header, labels=(f"{ESC}[5mred", "green\x07", "blue")))
-    code, out, err = cli(["train", "cls.toml", "--data", "esc.csv", "--epochs", "2", "--out", str(cache)], capsys)
+    code, out, err = cli(["train", "cls.toml", "--data", "esc.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
     assert code == 0, err
     assert "\\x1b[2J" in out and "\\x9b" in out
     for text in (out, err):
@@ -578,9 +578,9 @@ def test_user_text_never_reaches_the_terminal_raw(work: Path, cache: Path, capsy
     name = f"{ESC}[31m.csv"
     (work / name).write_text(f"f1,f2,f3,colour\n1,2,{ESC}[1mX,a\n1,2,3,b\n")
     for args in (
-        ["train", "cls.toml", "--data", name, "--out", str(cache)],
-        ["train", "cls.toml", "--data", "cls.csv", "--label", f"{ESC}]0;x\x07", "--out", str(cache)],
-        ["train", "cls.toml", "--data", "cls.csv", "--delimiter", ESC, "--out", str(cache)],
+        ["train", "cls.toml", "--data", name, "--module-dir", str(cache)],
+        ["train", "cls.toml", "--data", "cls.csv", "--label", f"{ESC}]0;x\x07", "--module-dir", str(cache)],
+        ["train", "cls.toml", "--data", "cls.csv", "--delimiter", ESC, "--module-dir", str(cache)],
     ):
         code, out, err = cli(args, capsys)
         line = one_line_error(code, err)
@@ -593,11 +593,11 @@ def test_huge_values_are_cut_in_error_lines(work: Path, cache: Path, capsys: pyt
     (work / "name.csv").write_text(f"f1,f2,{big},colour\n1,2,x,a\n1,2,3,b\n")
     (work / "label.csv").write_text(f"f1,f2,f3,colour\n1,2,3,nan{big}\n1,2,3,b\n")
     for args in (
-        ["train", "cls.toml", "--data", "cell.csv", "--out", str(cache)],
-        ["train", "cls.toml", "--data", "name.csv", "--out", str(cache)],
-        ["train", "cls.toml", "--data", "cls.csv", "--label", big, "--out", str(cache)],
-        ["train", "cls.toml", "--data", "cls.csv", "--drop", big, "--out", str(cache)],
-        ["train", "cls.toml", "--data", big + ".csv", "--out", str(cache)],
+        ["train", "cls.toml", "--data", "cell.csv", "--module-dir", str(cache)],
+        ["train", "cls.toml", "--data", "name.csv", "--module-dir", str(cache)],
+        ["train", "cls.toml", "--data", "cls.csv", "--label", big, "--module-dir", str(cache)],
+        ["train", "cls.toml", "--data", "cls.csv", "--drop", big, "--module-dir", str(cache)],
+        ["train", "cls.toml", "--data", big + ".csv", "--module-dir", str(cache)],
     ):
         code, _, err = cli(args, capsys)
         line = one_line_error(code, err)
@@ -609,16 +609,16 @@ def test_a_utf8_bom_is_not_part_of_the_first_name(
     work: Path, cache: Path, params: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (work / "bom.csv").write_bytes(b"\xef\xbb\xbf" + blobs(12).encode())
-    code, out, err = cli(["train", "cls.toml", "--data", "bom.csv", "--epochs", "2", "--out", str(cache)], capsys)
+    code, out, err = cli(["train", "cls.toml", "--data", "bom.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
     assert code == 0, err
     assert "features: f1, f2, f3" in out
     (work / "bom_rows.csv").write_bytes(b"\xef\xbb\xbf" + b"f1,f2,f3\n0.1,0.2,0.3\n")
     code, out, err = cli(
-        ["predict", "cls.toml", "--params", "cls.npz", "--data", "bom_rows.csv", "--out", str(cache)], capsys
+        ["predict", "cls.toml", "--params", "cls.npz", "--data", "bom_rows.csv", "--module-dir", str(cache)], capsys
     )
     assert code == 0, err
     (work / "bom.toml").write_bytes(b"\xef\xbb\xbf" + CLS_SPEC.encode())
-    code, _, err = cli(["train", "bom.toml", "--data", "cls.csv", "--epochs", "2", "--out", str(cache)], capsys)
+    code, _, err = cli(["train", "bom.toml", "--data", "cls.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
     assert code == 0, err
 
 
@@ -629,7 +629,7 @@ def test_a_non_finite_label_is_refused(label: str, work: Path, cache: Path, caps
     lines[5] = lines[5].rsplit(",", 1)[0] + "," + label
     (work / "nan.csv").write_text("\n".join(lines) + "\n")
     for spec in ("cls.toml", "reg.toml"):
-        code, out, err = cli(["train", spec, "--data", "nan.csv", "--epochs", "2", "--out", str(cache)], capsys)
+        code, out, err = cli(["train", spec, "--data", "nan.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
         line = one_line_error(code, err)
         assert "line 6" in line and "'colour'" in line, line
         assert out == ""
@@ -641,7 +641,7 @@ def test_a_nan_label_in_parquet_is_refused(work: Path, cache: Path, capsys: pyte
     for labels in ([1.0, 2.0, float("nan"), 1.0], ["a", "b", "nan", "a"], [0.0, 1.0, float("inf"), 1.0]):
         table = pa.table({"f1": [1.0, 2.0, 3.0, 4.0], "f2": [0.0, 1.0, 0.0, 1.0], "f3": [1.0] * 4, "y": labels})
         pq.write_table(table, work / "nan.parquet")
-        code, _, err = cli(["train", "cls.toml", "--data", "nan.parquet", "--out", str(cache)], capsys)
+        code, _, err = cli(["train", "cls.toml", "--data", "nan.parquet", "--module-dir", str(cache)], capsys)
         assert "row 2" in one_line_error(code, err), labels
 
 
@@ -652,7 +652,7 @@ def test_a_nan_label_is_refused_by_the_dask_engine(work: Path, cache: Path, caps
     lines[7] = lines[7].rsplit(",", 1)[0] + ",-inf"
     (work / "nan.csv").write_text("\n".join(lines) + "\n")
     args = ["train", "cls.toml", "--data", "nan.csv", "--engine", "dask", "--workers", "1", "--solver", "lbfgs"]
-    code, _, err = cli([*args, "--epochs", "2", "--out", str(cache)], capsys)
+    code, _, err = cli([*args, "--epochs", "2", "--module-dir", str(cache)], capsys)
     line = one_line_error(code, err)
     assert "'colour'" in line and "NaN is never a class" in line
 
@@ -673,7 +673,7 @@ def test_predictions_csv_neutralises_hostile_class_names(
 ) -> None:
     hostile = ('=HYPERLINK("http://x")', "@SUM(1)", "-1")
     (work / "inj.csv").write_text(blobs(30, labels=hostile))
-    args = ["train", "cls.toml", "--data", "inj.csv", "--epochs", "2", "--out", str(cache), "--save", "inj.npz"]
+    args = ["train", "cls.toml", "--data", "inj.csv", "--epochs", "2", "--module-dir", str(cache), "--save", "inj.npz"]
     assert cli(args, capsys)[0] == 0
     code, _, err = cli(
         [
@@ -686,7 +686,7 @@ def test_predictions_csv_neutralises_hostile_class_names(
             "-o",
             "p.csv",
             "--proba",
-            "--out",
+            "--module-dir",
             str(cache),
         ],
         capsys,
@@ -707,16 +707,16 @@ def test_negative_regression_predictions_stay_numbers(
     X = rng.normal(size=(30, 3))
     lines = ["a,b,c,y"] + [f"{r[0]:.5f},{r[1]:.5f},{r[2]:.5f},{r.sum() - 5:.5f}" for r in X]
     (work / "neg.csv").write_text("\n".join(lines) + "\n")
-    args = ["train", "reg.toml", "--data", "neg.csv", "--epochs", "2", "--out", str(cache), "--save", "neg.npz"]
+    args = ["train", "reg.toml", "--data", "neg.csv", "--epochs", "2", "--module-dir", str(cache), "--save", "neg.npz"]
     assert cli(args, capsys)[0] == 0
-    code, out, _ = cli(["predict", "reg.toml", "--params", "neg.npz", "--data", "neg.csv", "--out", str(cache)], capsys)
+    code, out, _ = cli(["predict", "reg.toml", "--params", "neg.npz", "--data", "neg.csv", "--module-dir", str(cache)], capsys)
     values = [float(v) for v in out.splitlines()[1:]]
     assert code == 0 and any(v < 0 for v in values)
 
 
 # ----------------------------------------------------------------------- E27 --
 def test_an_edited_cached_module_is_regenerated(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["train", "cls.toml", "--data", "cls.csv", "--epochs", "2", "--out", "gen", "--save", "p.npz"]
+    args = ["train", "cls.toml", "--data", "cls.csv", "--epochs", "2", "--module-dir", "gen", "--save", "p.npz"]
     assert cli(args, capsys)[0] == 0
     module = work / "gen" / "cls.py"
     pristine = module.read_text()
@@ -734,7 +734,7 @@ def test_an_edited_cached_module_is_regenerated(work: Path, capsys: pytest.Captu
         assert "regenerating it" in out and "(generated," in out
         assert module.read_text() == pristine
     module.write_text(pristine + "\nraise SystemExit('edited')\n")
-    code, _, err = cli(["predict", "cls.toml", "--params", "p.npz", "--data", "cls.csv", "--out", "gen"], capsys)
+    code, _, err = cli(["predict", "cls.toml", "--params", "p.npz", "--data", "cls.csv", "--module-dir", "gen"], capsys)
     assert code == 0 and "regenerating it" in err
     assert module.read_text() == pristine
 
@@ -760,12 +760,12 @@ def test_ignored_options_are_refused(
     extra: list[str], work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = cli(
-        ["train", "cls.toml", "--data", "cls.csv", "--solver", "lbfgs", "--out", str(cache), *extra], capsys
+        ["train", "cls.toml", "--data", "cls.csv", "--solver", "lbfgs", "--module-dir", str(cache), *extra], capsys
     )
     one_line_error(code, err)
     assert out == ""
     if "--delimiter" in extra:
-        code, out, err = cli(["predict", "cls.toml", "--params", "x.npz", "--out", str(cache), *extra], capsys)
+        code, out, err = cli(["predict", "cls.toml", "--params", "x.npz", "--module-dir", str(cache), *extra], capsys)
         assert "--delimiter" in one_line_error(code, err)
 
 

@@ -491,7 +491,7 @@ def connect(scheduler: str | None, workers: int | None, timeout: float | None = 
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            silence_logs=40,
+            silence_logs=50,  # CRITICAL: a Ctrl-C must not print the workers' closed-stream errors (issue 22 E26)
         )
     client = distributed.Client(cluster)
     try:
