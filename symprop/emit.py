@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from symprop.backends.base import Backend
+from symprop.backends.base import Backend, BackendConfig
 from symprop.backends.registry import BACKENDS, TARGETS, modes
 from symprop.io import OutputError, check_output, write_atomic, write_atomic_with
 from symprop.ir.backprop import derive
@@ -75,19 +75,28 @@ def render_files(
     second_order: bool = False,
     inference_only: bool = False,
 ) -> dict[str, str]:
-    """Every file a backend writes for ``spec``, by name; ``options`` are the target's (C: ``real``);
+    """Every file a backend writes for ``spec``, by name; ``options`` are the target's own, as
+    text (C: ``real``), checked into its typed config (:class:`symprop.backends.base.BackendConfig`);
     ``inference_only``: the forward pass alone (no loss, gradient or training code)."""
     spec = validate(spec)  # custom expressions re-printed from SymPy: no raw user text below
     backend = backend_for(spec, mode, target)
-    program = program_for(spec, mode, target, second_order, inference_only)
-    if options:
-        unknown = sorted(set(options) - set(backend.options))
-        if unknown or backend.render_options is None:
-            raise SpecError(f"option {', '.join(unknown or sorted(options))} is not one of the {target} target's")
+    config = backend.config.from_options(target, options, second_order=second_order, inference_only=inference_only)
+    return _render(spec, backend, config, mode, target)
+
+
+def render_config(spec: Spec, config: BackendConfig, mode: str = "auto", target: str = "numpy") -> dict[str, str]:
+    """Every file a backend writes for ``spec`` under a typed ``config`` (``CConfig(real="float")``)."""
+    spec = validate(spec)
+    backend = backend_for(spec, mode, target)
+    if not isinstance(config, backend.config):
+        raise SpecError(f"a {type(config).__name__} is not the {target} target's config; use {backend.config.__name__}")
+    return _render(spec, backend, config, mode, target)
+
+
+def _render(spec: Spec, backend: Backend, config: BackendConfig, mode: str, target: str) -> dict[str, str]:
+    program = program_for(spec, mode, target, config.second_order, config.inference_only)
     try:
-        if options and backend.render_options is not None:
-            return backend.render_options(program, options)
-        return backend.render(program)
+        return backend.render(program, config)
     except SpecError:  # already one line naming the spec and the fix (a C name, a real type)
         raise
     except ValueError as exc:  # the printer refuses what it cannot print as valid code (an inf constant)
@@ -148,6 +157,7 @@ __all__ = [
     "generate",
     "program_for",
     "render",
+    "render_config",
     "render_files",
     "resolve_mode",
     "write_atomic",

@@ -60,6 +60,8 @@ FILE_MARKERS: dict[str, tuple[str, ...]] = {
 # text (and nothing else is special: brackets are literal); a pattern matches the whole id.
 TEST_MARKERS: dict[str, tuple[str, ...]] = {
     "test_security.py::test_hostile_expressions_never_reach_an_emitted_file*": ("c",),
+    "test_backend_contract.py::test_gradient_is_the_derivative_of_its_own_loss[c-*": ("c",),
+    "test_backend_contract.py::test_inference_only_has_forward_and_no_gradient[c]": ("c",),
 }
 # What is left out of the inner loop, and why. Chosen from per-test times measured on the 2-core
 # development machine (2026-11-30); CPU seconds of the test process, children not counted.

@@ -19,6 +19,7 @@ PACKAGE = ROOT / "symprop"
 # Each module (dotted, below symprop) with its rank; a module may import only lower ranks.
 RANKS = {
     "symbolic.functions": 0,
+    "ir.names": 0,  # parameter names (W1, b1, dW1, VW1), spelled once; the spec uses them too
     "symbolic.bounded": 0,  # size and time bounds on SymPy calls that can explode
     "spec.safe_expr": 1,
     "spec.diagram": 1,  # the network drawn as SVG (Jupyter reprs, the report); imports nothing
@@ -32,6 +33,7 @@ RANKS = {
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
+    "backends.printing": 7,  # what the array and C printers share (folds, Piecewise branches)
     "ir.interpret": 9,  # evaluates a program on NumPy arrays with the NumPy printer (one numeric path)
     "backends.templating": 8,
     "backends.base": 8,

@@ -319,7 +319,18 @@ def test_duplicate_column_names_are_refused_by_the_dask_engine(
     pq.write_table(pa.Table.from_arrays(columns, names=["f1", "f2", "f2", "y"]), work / "set" / "part.0.parquet")
     data += ["dup.parquet", "set"]
     for name in data:
-        args = ["train", "cls.toml", "--data", name, "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
+        args = [
+            "train",
+            "cls.toml",
+            "--data",
+            name,
+            "--engine",
+            "dask",
+            "--solver",
+            "lbfgs",
+            "--module-dir",
+            str(cache),
+        ]
         code, _, err = cli([*args, "--epochs", "2"], capsys)
         assert "twice" in one_line_error(code, err), name
 
@@ -343,7 +354,9 @@ def test_duplicate_column_names_are_refused_in_parquet(
 
 def test_names_differing_in_case_are_two_columns(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (work / "case.csv").write_text(blobs(12, "a,A,b,colour"))
-    code, out, err = cli(["train", "cls.toml", "--data", "case.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
+    code, out, err = cli(
+        ["train", "cls.toml", "--data", "case.csv", "--epochs", "2", "--module-dir", str(cache)], capsys
+    )
     assert code == 0, err
     assert "features: a, A, b" in out
 
@@ -381,7 +394,8 @@ def test_non_finite_outputs_are_never_a_class(
     with np.errstate(all="ignore"):
         expected_finite = np.all(np.isfinite(_forward(saved, X)), axis=1)
     code, out, err = cli(
-        ["predict", "cls.toml", "--params", "bad.npz", "--data", "rows.csv", "--proba", "--module-dir", str(cache)], capsys
+        ["predict", "cls.toml", "--params", "bad.npz", "--data", "rows.csv", "--proba", "--module-dir", str(cache)],
+        capsys,
     )
     assert code == 0, err
     rows = [line.split(",") for line in out.strip().splitlines()[1:]]
@@ -466,7 +480,18 @@ BAD_ADDRESSES += ["127.0.0.1:99999", "tcp://:8786", "http://127.0.0.1:8786", "12
 def test_malformed_scheduler_addresses_are_one_line(
     address: str, work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["train", "cls.toml", "--data", "cls.csv", "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
+    args = [
+        "train",
+        "cls.toml",
+        "--data",
+        "cls.csv",
+        "--engine",
+        "dask",
+        "--solver",
+        "lbfgs",
+        "--module-dir",
+        str(cache),
+    ]
     code, out, err = cli([*args, "--scheduler", address], capsys)
     line = one_line_error(code, err)
     assert "--scheduler" in line and "tcp://HOST:PORT" in line
@@ -522,7 +547,18 @@ def test_a_scheduler_that_is_silent_or_not_dask_ends_in_bounded_time(
     server, accepted = listener
     _serve(server, accepted, REPLIES[kind])
     port = server.getsockname()[1]
-    args = ["train", "cls.toml", "--data", "cls.csv", "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
+    args = [
+        "train",
+        "cls.toml",
+        "--data",
+        "cls.csv",
+        "--engine",
+        "dask",
+        "--solver",
+        "lbfgs",
+        "--module-dir",
+        str(cache),
+    ]
     # the bound is the --connect-timeout; the outer limit below only keeps a regression from hanging the suite
     done: list[tuple[int, str, str]] = []
     thread = threading.Thread(
@@ -569,7 +605,9 @@ def test_show_escapes_and_cuts() -> None:
 def test_user_text_never_reaches_the_terminal_raw(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hostile_header = f"f1,{ESC}[2J{ESC}]0;pwned\x07,f3\x9b31m,colour"
     (work / "esc.csv").write_text(blobs(12, hostile_header, labels=(f"{ESC}[5mred", "green\x07", "blue")))
-    code, out, err = cli(["train", "cls.toml", "--data", "esc.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
+    code, out, err = cli(
+        ["train", "cls.toml", "--data", "esc.csv", "--epochs", "2", "--module-dir", str(cache)], capsys
+    )
     assert code == 0, err
     assert "\\x1b[2J" in out and "\\x9b" in out
     for text in (out, err):
@@ -609,7 +647,9 @@ def test_a_utf8_bom_is_not_part_of_the_first_name(
     work: Path, cache: Path, params: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (work / "bom.csv").write_bytes(b"\xef\xbb\xbf" + blobs(12).encode())
-    code, out, err = cli(["train", "cls.toml", "--data", "bom.csv", "--epochs", "2", "--module-dir", str(cache)], capsys)
+    code, out, err = cli(
+        ["train", "cls.toml", "--data", "bom.csv", "--epochs", "2", "--module-dir", str(cache)], capsys
+    )
     assert code == 0, err
     assert "features: f1, f2, f3" in out
     (work / "bom_rows.csv").write_bytes(b"\xef\xbb\xbf" + b"f1,f2,f3\n0.1,0.2,0.3\n")
@@ -709,7 +749,9 @@ def test_negative_regression_predictions_stay_numbers(
     (work / "neg.csv").write_text("\n".join(lines) + "\n")
     args = ["train", "reg.toml", "--data", "neg.csv", "--epochs", "2", "--module-dir", str(cache), "--save", "neg.npz"]
     assert cli(args, capsys)[0] == 0
-    code, out, _ = cli(["predict", "reg.toml", "--params", "neg.npz", "--data", "neg.csv", "--module-dir", str(cache)], capsys)
+    code, out, _ = cli(
+        ["predict", "reg.toml", "--params", "neg.npz", "--data", "neg.csv", "--module-dir", str(cache)], capsys
+    )
     values = [float(v) for v in out.splitlines()[1:]]
     assert code == 0 and any(v < 0 for v in values)
 

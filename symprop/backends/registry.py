@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from symprop.backends.array_api.module import render_array_api
-from symprop.backends.base import Backend
+from symprop.backends.base import ArrayApiConfig, Backend, BackendConfig, CConfig, NumpyConfig
 from symprop.backends.c.module import render_c
 from symprop.backends.numpy.unrolled import MAX_PARAMS, render_unrolled
 from symprop.backends.numpy.vectorized import render_vectorized
 from symprop.ir.program import Granularity, Program
 
 
-def _python(render: Callable[[Program], str]) -> Callable[[Program], dict[str, str]]:
-    return lambda program: {f"{program.spec.name}.py": render(program)}
+def _python(render: Callable[[Program], str]) -> Callable[[Program, BackendConfig], dict[str, str]]:
+    """One ``<name>.py``; the Python targets' configs hold only the shared options, which
+    shaped the program already."""
+    return lambda program, config: {f"{program.spec.name}.py": render(program)}
+
+
+def _c(program: Program, config: CConfig) -> dict[str, str]:
+    return render_c(program, config.real)
 
 
 BACKENDS: Mapping[str, Backend] = {
@@ -23,6 +29,7 @@ BACKENDS: Mapping[str, Backend] = {
         Granularity.LAYER,
         _python(render_vectorized),
         "matrix code, one product per layer and direction, any size",
+        NumpyConfig,
         mode="vectorized",
         sample_weight=True,
     ),
@@ -32,6 +39,7 @@ BACKENDS: Mapping[str, Backend] = {
         Granularity.UNIT,
         _python(render_unrolled),
         f"one line per neuron, for reading (at most {MAX_PARAMS:,} parameters)",
+        NumpyConfig,
         max_params=MAX_PARAMS,
         mode="unrolled",
         sample_weight=True,
@@ -42,16 +50,16 @@ BACKENDS: Mapping[str, Backend] = {
         Granularity.LAYER,
         _python(render_array_api),
         "one module for any array-API namespace (NumPy, CuPy, PyTorch, JAX, Dask)",
+        ArrayApiConfig,
         sample_weight=True,
     ),
     "c": Backend(
         "c",
         "c",
         Granularity.LAYER,
-        lambda program: render_c(program),
+        _c,
         "C99 header and source: loops over one sample, no allocation, for on-device training",
-        render_options=lambda program, options: render_c(program, options.get("real", "double")),
-        options=("real",),
+        CConfig,
         suffixes=(".h", ".c"),
         second_order=False,
     ),

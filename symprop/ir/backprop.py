@@ -23,6 +23,7 @@ import sympy as sp
 
 from symprop.ir.forms import choose_form, split_masks
 from symprop.ir.program import (
+    WEIGHTS,
     AddBias,
     Axis,
     Function,
@@ -31,6 +32,7 @@ from symprop.ir.program import (
     LayerMath,
     Map,
     MatMul,
+    N,
     OutputMath,
     Program,
     Reduce,
@@ -38,15 +40,13 @@ from symprop.ir.program import (
     Role,
     Statement,
     Var,
+    bias_var,
+    grad_var,
     note,
+    weight_var,
 )
 from symprop.spec import Spec
 from symprop.symbolic import layer_math as lm
-
-N = Var("n", Kind.COUNT)  # the batch size, known when the function runs
-# the sample weights scaled to mean 1, w_k = n s_k / sum_j s_j (a column; 1 when none are given), so
-# (1/n) sum_k w_k C_k = sum_k s_k C_k / sum_k s_k: the weighted mean with the program's 1/n unchanged
-WEIGHTS = Var("w", Kind.ROW)
 
 
 def layer_vars(l: int) -> tuple[Var, Var]:
@@ -74,9 +74,8 @@ def layers_math(spec: Spec, symbolic: bool = False) -> tuple[LayerMath, ...]:
 def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
     if spec.loss == "softmax_ce":
         loss, _, _, _ = lm.softmax_math(spec.outputs)
-        return OutputMath(loss, lm.softmax_delta(spec.outputs), None, fused=True, clipped=False)
-    out = lm.output_math(spec, symbolic)
-    return OutputMath(out.loss, out.delta, out.dloss_da, out.fused, out.clipped)
+        return OutputMath(loss, lm.softmax_delta(spec.outputs), fused=True, clipped=False, rewrites=())
+    return lm.output_math(spec, symbolic)
 
 
 def rewrites_fired(spec: Spec) -> tuple[str, ...]:
@@ -91,7 +90,7 @@ def _forward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
     for lay in layers:
         l = lay.l
         Zl, Al = layer_vars(l)
-        W, b = Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)
+        W, b = weight_var(l), bias_var(l)
         prev = "x" if l == 1 else f"a{l - 1}"
         body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, note(f"z{l} = W{l} {prev} + b{l}")))
         body.append(AddBias(Zl, b, Role.FORWARD))
@@ -177,7 +176,7 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
     for l in range(L, 0, -1):
         D = Var(f"D{l}", Kind.DELTA, l)
         prev = "x" if l == 1 else f"a{l - 1}"
-        dW, db = Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)
+        dW, db = grad_var(weight_var(l)), grad_var(bias_var(l))
         text = note(f"dC/dW{l} = (1/n) sum_k delta{l} {prev}^T")
         body.append(MatMul(dW, D, inputs_of(l), True, False, Role.OUTPUT, text))
         body.append(
@@ -194,7 +193,7 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
             continue
         G = Var(f"G{l - 1}", Kind.UPSTREAM, l - 1)
         text = note(f"dC_k/da{l - 1} = W{l}^T delta{l}")
-        body.append(MatMul(G, D, Var(f"W{l}", Kind.WEIGHT, l), False, False, Role.BACKWARD, text))
+        body.append(MatMul(G, D, weight_var(l), False, False, Role.BACKWARD, text))
         Zm, Am = layer_vars(l - 1)
         rest, masks = split_masks(below.df.xreplace({lm.Z: Zm.symbol, lm.A: Am.symbol}))
         df = sp.Mul(choose_form(rest), *masks)
@@ -209,7 +208,7 @@ def _penalty(spec: Spec) -> list[Statement]:
     C = Var("C", Kind.COST)
     sums: list[Statement] = []
     for l in range(1, len(spec.layers) + 1):
-        W = Var(f"W{l}", Kind.WEIGHT, l)
+        W = weight_var(l)
         sums.append(Reduce(Var(f"R{l}", Kind.COST, l), W.symbol**2, ReduceOp.SUM, Axis.ALL, Role.LOSS))
     total = sp.Add(*[s.out.symbol for s in sums])
     text = note("C = (1/n) sum_k C_k + (l2/2) sum_l |W_l|^2, l2 = ", lam)
@@ -223,7 +222,7 @@ def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]
     for s in backward:
         out.append(s)
         if isinstance(s, MatMul) and s.out.kind is Kind.GRAD_W:
-            W = Var(f"W{s.out.layer}", Kind.WEIGHT, s.out.layer)
+            W = weight_var(s.out.layer)
             text = note(f"+ d/dW{s.out.layer} of the penalty: l2 * W{s.out.layer}")
             out.append(Map(s.out, s.out.symbol + lam * W.symbol, Role.OUTPUT, text))
     return out
@@ -248,13 +247,13 @@ def derive(spec: Spec, symbolic_params: bool = False, weighted: bool = False) ->
         backward = _penalty_gradients(spec, backward)
     C = Var("C", Kind.COST)
     _, AL = layer_vars(L)
-    grads = tuple(v for l in range(1, L + 1) for v in (Var(f"dW{l}", Kind.GRAD_W, l), Var(f"db{l}", Kind.GRAD_B, l)))
+    grads = tuple(grad_var(v) for l in range(1, L + 1) for v in (weight_var(l), bias_var(l)))
     functions = (
         Function("forward", tuple(forward), (AL,)),
         Function("loss", tuple(forward + loss), (C,)),
         Function("loss_and_grad", tuple(forward + loss + delta_out + backward), (C, *grads)),
     )
-    params = tuple(v for l in range(1, L + 1) for v in (Var(f"W{l}", Kind.WEIGHT, l), Var(f"b{l}", Kind.BIAS, l)))
+    params = tuple(v for l in range(1, L + 1) for v in (weight_var(l), bias_var(l)))
     return Program(
         spec,
         Granularity.LAYER,

@@ -32,6 +32,7 @@ import numpy as np
 import sympy as sp
 
 from symprop.backends.numpy.printer import ArrayPrinter
+from symprop.ir.names import bias
 from symprop.ir.program import (
     LAYER_VALUES,
     AddBias,
@@ -155,7 +156,7 @@ def _bind_units(program: Program, values: dict[str, Any], env: dict[sp.Symbol, A
 
 
 def _units(values: Mapping[str, Any], layer: int) -> int:
-    return int(np.shape(values[f"b{layer}"])[0])
+    return int(np.shape(values[bias(layer)])[0])
 
 
 def _step(s: Statement, env: dict[sp.Symbol, Any], values: dict[str, Any]) -> Any:

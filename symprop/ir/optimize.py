@@ -15,9 +15,8 @@ from dataclasses import replace
 
 import sympy as sp
 
-from symprop.ir.backprop import N
 from symprop.ir.forms import fold_numbers
-from symprop.ir.program import Function, Kind, Map, Program, Reduce, Role, Statement, Var
+from symprop.ir.program import Function, Kind, Map, N, Program, Reduce, Role, Statement, Var
 from symprop.symbolic.functions import Select, log1p
 
 

@@ -33,7 +33,9 @@ from functools import cached_property
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from symprop.ir.names import ParamRef, bias, grad_of, weight
 from symprop.spec import Spec
+from symprop.symbolic.layer_math import OutputMath  # the one record of the output's loss and error
 
 
 class Role(enum.Enum):
@@ -144,6 +146,40 @@ class Var:
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(self.name, real=True)
 
+    @property
+    def param(self) -> ParamRef:
+        """The parameter array a parameter, gradient or R of one belongs to (from kind and layer)."""
+        if self.math_kind not in (Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B):
+            raise ValueError(f"{self.name} is no parameter, gradient or R of one")
+        return ParamRef("W" if self.math_kind in (Kind.WEIGHT, Kind.GRAD_W) else "b", self.layer)
+
+
+def weight_var(l: int) -> Var:
+    """Wˡ, the weights of layer ``l``."""
+    return Var(weight(l), Kind.WEIGHT, l)
+
+
+def bias_var(l: int) -> Var:
+    """bˡ, the biases of layer ``l``."""
+    return Var(bias(l), Kind.BIAS, l)
+
+
+def param_var(name: str) -> Var:
+    """The variable of a parameter array named ``W1`` or ``b1``."""
+    ref = ParamRef.parse(name)
+    return weight_var(ref.layer) if ref.array == "W" else bias_var(ref.layer)
+
+
+def grad_var(param: Var) -> Var:
+    """∂C/∂Wˡ or ∂C/∂bˡ of a parameter array's variable."""
+    return Var(grad_of(param.name), Kind.GRAD_W if param.kind is Kind.WEIGHT else Kind.GRAD_B, param.layer)
+
+
+N = Var("n", Kind.COUNT)  # the batch size, known when the function runs (every backend reads it from here)
+# the sample weights scaled to mean 1, w_k = n s_k / sum_j s_j (a column; 1 when none are given), so
+# (1/n) sum_k w_k C_k = sum_k s_k C_k / sum_k s_k: the weighted mean with the program's 1/n unchanged
+WEIGHTS = Var("w", Kind.ROW)
+
 
 @dataclass(frozen=True)
 class MatMul:
@@ -232,22 +268,6 @@ class LayerMath:
 
 
 @dataclass(frozen=True)
-class OutputMath:
-    """The loss of one sample and the output error, as derived (scalar symbols a, z, y).
-
-    For softmax_ce, ``loss`` is in the row symbols of :mod:`symprop.symbolic.layer_math`
-    and ``delta`` in softmax's ``p``; ``dloss_da`` is None when loss and activation were
-    differentiated together in z (fused, or softmax).
-    """
-
-    loss: sp.Expr
-    delta: sp.Expr
-    dloss_da: sp.Expr | None
-    fused: bool
-    clipped: bool
-
-
-@dataclass(frozen=True)
 class Program:
     spec: Spec
     granularity: Granularity
@@ -272,6 +292,7 @@ class Program:
 
 __all__ = [
     "LAYER_VALUES",
+    "WEIGHTS",
     "AddBias",
     "Axis",
     "Function",
@@ -281,15 +302,21 @@ __all__ = [
     "LinearSum",
     "Map",
     "MatMul",
+    "N",
     "Note",
     "OutputMath",
+    "ParamRef",
     "Program",
     "Reduce",
     "ReduceOp",
     "Role",
     "Statement",
     "Var",
+    "bias_var",
     "formula",
+    "grad_var",
     "note",
+    "param_var",
     "reads",
+    "weight_var",
 ]

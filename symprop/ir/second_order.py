@@ -181,7 +181,8 @@ def _curvature(program: Program, gauss_newton: bool) -> Function:
 def _ggn_output(program: Program, s: Map, r: _R) -> Statement:
     """R(D^L) of the generalized Gauss-Newton matrix for a per-unit loss on an activation:
     l''(a) f'(z)^2 R(z) / n, positive semi-definite when l is convex in a (mse, sse, bce)."""
-    from symprop.ir.backprop import N, layer_vars
+    from symprop.ir.backprop import layer_vars
+    from symprop.ir.program import N
     from symprop.symbolic import layer_math as lm
 
     L = len(program.spec.layers)

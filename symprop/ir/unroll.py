@@ -18,8 +18,8 @@ from dataclasses import replace
 
 import sympy as sp
 
-from symprop.ir.backprop import WEIGHTS, N
 from symprop.ir.program import (
+    WEIGHTS,
     AddBias,
     Axis,
     Function,
@@ -28,6 +28,7 @@ from symprop.ir.program import (
     LinearSum,
     Map,
     MatMul,
+    N,
     Note,
     Program,
     Reduce,
@@ -149,7 +150,7 @@ def _matmul(s: MatMul, bias: Var | None, u: _Units) -> list[Statement]:
         for j in range(1, u.count(s.left) + 1):
             for i in range(1, u.count(s.right) + 1):
                 product = sp.Mul(u.unit(s.left, j).symbol, u.unit(s.right, i).symbol, evaluate=False)
-                label = f"dC/d{s.out.name[1:]}[{j},{i}]"
+                label = f"dC/d{s.out.param.label}[{j},{i}]"
                 text = note(f"{label} = (1/n) sum_k dC_k/dz{s.left.layer}_{j} * {u.unit(s.right, i).name}")
                 out.append(Reduce(u.entry(s.out, (j - 1, i - 1)), product, ReduceOp.SUM, Axis.BATCH, s.role, note=text))
     else:
@@ -176,7 +177,7 @@ def _elementwise(s: Map | Reduce, u: _Units) -> list[Statement]:
                 s,
                 out=u.entry(s.out, (j - 1,)),
                 expr=u.at(s.expr, j),
-                note=note(f"dC/d{s.out.name[1:]}[{j}] = (1/n) sum_k dC_k/dz{s.out.layer}_{j}"),
+                note=note(f"dC/d{s.out.param.label}[{j}] = (1/n) sum_k dC_k/dz{s.out.layer}_{j}"),
             )
             for j in range(1, u.width(s.expr) + 1)
         ]
@@ -214,8 +215,7 @@ def _function(f: Function, u: _Units) -> Function:
     returns: list[Var] = []
     for v in f.returns:
         if v.math_kind in (Kind.GRAD_W, Kind.GRAD_B):
-            key = ("W" if v.math_kind is Kind.GRAD_W else "b") + str(v.layer)
-            returns += [u.entry(v, index) for index in _indices(u.spec.param_shapes[key])]
+            returns += [u.entry(v, index) for index in _indices(u.spec.param_shapes[v.param.label])]
         elif u.per_unit(v):
             returns += [u.unit(v, j) for j in range(1, u.count(v) + 1)]
         else:

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from symprop.ir.names import bias, weight
 from symprop.spec.registry import ACTIVATIONS, LOSSES
 
 ParamValue = float | str
@@ -118,8 +119,8 @@ class Spec:
         shapes: dict[str, tuple[int, ...]] = {}
         sizes = self.layer_sizes
         for l in range(1, len(sizes)):
-            shapes[f"W{l}"] = (sizes[l], sizes[l - 1])
-            shapes[f"b{l}"] = (sizes[l],)
+            shapes[weight(l)] = (sizes[l], sizes[l - 1])
+            shapes[bias(l)] = (sizes[l],)
         return shapes
 
     @property

@@ -12,11 +12,21 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from symprop.backends.array_api.printer import XpPrinter
-from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
+from symprop.backends.numpy.module import WholeArrays, render
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import WEIGHTS, N
-from symprop.ir.program import LAYER_VALUES, AddBias, Axis, Function, Map, MatMul, Program, Reduce, ReduceOp, Statement
+from symprop.ir.program import (
+    LAYER_VALUES,
+    WEIGHTS,
+    AddBias,
+    Function,
+    Map,
+    MatMul,
+    N,
+    Program,
+    Reduce,
+    Statement,
+)
 
 
 class ArrayApi(WholeArrays):
@@ -47,11 +57,11 @@ class ArrayApi(WholeArrays):
         if isinstance(s, Map):
             if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.math_kind in LAYER_VALUES:
                 # a constant times the sample weights (a column, or 1.0): spread over the layer's units
-                shape = f"(n, {self.spec.layer_sizes[s.out.layer]})"
+                shape = f"({p.need('n')}, {self.spec.layer_sizes[s.out.layer]})"
                 ones = f"xp.ones({shape}, dtype=X.dtype, device=X.device)"
                 return [Line(f"{out} = ({p.code(s.expr)}) * {ones}", note)]
             if s.expr.free_symbols <= {N.symbol} and s.out.math_kind in LAYER_VALUES:
-                shape = f"(n, {self.spec.layer_sizes[s.out.layer]})"
+                shape = f"({p.need('n')}, {self.spec.layer_sizes[s.out.layer]})"
                 value = p.code(s.expr)
                 return [Line(f"{out} = xp.full({shape}, {value}, dtype=X.dtype, device=X.device)", note)]
             return [Line(f"{out} = {p.code(s.expr)}", note)]
@@ -60,21 +70,13 @@ class ArrayApi(WholeArrays):
         raise TypeError(f"the array-api backend prints no {type(s).__name__}")
 
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
-        body = p.code(s.expr)
-        if s.axis is Axis.ALL:
-            total = f"xp.sum({body})"
-        elif s.axis is Axis.UNITS:
-            fn = "xp.max" if s.op is ReduceOp.MAX else "xp.sum"
-            total = f"{fn}({body}, axis=1, keepdims=True)"
-        else:
-            total = f"xp.sum({body}, axis=0)"
-        return scaled(total, s.scale, p)
+        return self.reduction(s, p, "xp")
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         first = p.name(f.returns[0].symbol)
         if f.name in ("forward", "loss"):
             return [], first
-        grads = ", ".join(f'"{param_name(v)[1:]}": {p.name(v.symbol)}' for v in f.returns[1:])
+        grads = ", ".join(f'"{v.param.label}": {p.name(v.symbol)}' for v in f.returns[1:])
         return [Line(f"grads = {{{grads}}}")], f"{first}, grads"
 
 

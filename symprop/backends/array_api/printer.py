@@ -14,12 +14,11 @@ What the array API standard lacks, or forbids, is printed in standard terms:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import sympy as sp
 
-from symprop.backends.numpy.printer import ArrayPrinter, nan_guard
+from symprop.backends.numpy.printer import HELPERS, ArrayPrinter, nan_guard
 from symprop.symbolic.functions import Clip01, Relu, Sigmoid, Softplus
 
 
@@ -28,10 +27,10 @@ class XpPrinter(ArrayPrinter):
         super().__init__(names, module)
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return f"_sigmoid({self.module}, {self._print(expr.args[0])})"
+        return f"{self.helper(HELPERS[Sigmoid])}({self.module}, {self._print(expr.args[0])})"
 
     def _print_Clip01(self, expr: Clip01) -> str:
-        return f"_clip01({self.module}, {self._print(expr.args[0])})"
+        return f"{self.helper(HELPERS[Clip01])}({self.module}, {self._print(expr.args[0])})"
 
     def _print_Relu(self, expr: Relu) -> str:
         return f"{self.fn('clip')}({self._print(expr.args[0])}, min=0.0)"
@@ -89,4 +88,5 @@ __all__ = ["XpPrinter"]
 
 def _is_temp(symbol: sp.Basic) -> bool:
     """A temporary of the CSE (t0, t1, ...): it may hold a boolean condition."""
-    return re.fullmatch(r"t\d+", str(symbol)) is not None
+    name = str(symbol)
+    return name[:1] == "t" and name[1:].isdecimal()  # the CSE's names: t and a number

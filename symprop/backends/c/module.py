@@ -36,7 +36,6 @@ import sympy as sp
 from symprop import __version__
 from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_used
 from symprop.backends.templating import environment
-from symprop.ir.backprop import N
 from symprop.ir.program import (
     LAYER_VALUES,
     AddBias,
@@ -45,7 +44,9 @@ from symprop.ir.program import (
     Kind,
     Map,
     MatMul,
+    N,
     Note,
+    ParamRef,
     Program,
     Reduce,
     ReduceOp,
@@ -568,11 +569,11 @@ class _Builder:
             loop.append(
                 f"for (size_t j = 0; j < {self.upper}_N_OUTPUTS; ++j) out[k * {self.upper}_N_OUTPUTS + j] = {A}[j];"
             )
-        used = _code_only("\n".join(loop + after))
+        used = _names_in(loop + after)
         pointers = [
             f"const {self.real} *{name} = params + {self.upper}_OFF_{name.upper()};"
             for name in self.spec.param_shapes
-            if _word(used, name)
+            if name in used
         ]
         if f.name == "loss_and_grad":
             pointers += [
@@ -582,12 +583,12 @@ class _Builder:
             f"{self.real} *{s.name} = work + {s.offset};"
             + (f"  /* shares the slot of {s.shares} */" if s.shares else "")
             for s in sorted(slots.values(), key=lambda s: (s.offset, s.made, s.name))
-            if _word(used, s.name)
+            if s.name in used
         ]
         if gsum is not None:
             pointers.append(f"{self.real} *gsum = work + {gsum.offset};  /* the totals of the blocks before */")
         before: list[str] = []
-        if _word(used, "rn"):
+        if "rn" in used:
             before.append(f"const {self.real} rn = ({self.real})n;")
         if _word(used, "inv_n"):
             before.append(f"const {self.real} inv_n = {self.p.lit(1.0)} / ({self.real})n;")
@@ -642,7 +643,7 @@ class _Builder:
                 + (" in blocks of ceil(sqrt(n)) samples (see the header)." if self.blocked else "."),
             )
             xy = [f"const {r} *X = x + k * {U}_N_INPUTS;"]
-            if _word(used, "Y"):
+            if "Y" in used:
                 xy.append(f"const {r} *Y = y + k * {U}_N_OUTPUTS;")
             if peel:
                 first = [f"const {r} *X = x;", *([f"const {r} *Y = y;"] if _word(used, "Y") else []), *head, *first]
@@ -801,7 +802,7 @@ class _Builder:
 
     def size_of(self, name: str) -> int:
         """Entries of a parameter or gradient array (``W1``, ``dW1``, ``b2``)."""
-        shape = self.spec.param_shapes[name[1:] if name.startswith("d") else name]
+        shape = self.spec.param_shapes[ParamRef.parse(name).label]
         return shape[0] * (shape[1] if len(shape) > 1 else 1)
 
     def matmul(self, st: _Step, widths: Mapping[sp.Symbol, int]) -> list[str]:
@@ -831,7 +832,7 @@ class _Builder:
                 "}",
             ]
         if s.out.kind is Kind.GRAD_W:  # dW += Dᵀ A, one sample
-            rows, cols = self.spec.param_shapes[s.out.name[1:]]
+            rows, cols = self.spec.param_shapes[s.out.param.label]
             D, A = s.left.name, s.right.name
             dW = s.out.name
 
@@ -1048,13 +1049,16 @@ def _reads(s: Statement | None) -> frozenset[sp.Symbol]:
     return frozenset() if s is None else reads(s)
 
 
-def _code_only(source: str) -> str:
-    """``source`` without its block comments."""
-    return re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
-
-
-def _word(code: str, word: str) -> bool:
-    return re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", code) is not None
+def _names_in(lines: Sequence[str]) -> frozenset[str]:
+    """The identifiers a function's code uses (not in its ``/* */`` comments, not after a ``.``):
+    which pointers, ``rn`` and ``Y`` to declare.  The statements are written by many methods
+    here, so this one tokenization stands where a recording printer would."""
+    code, pieces, start = "\n".join(lines), [], 0
+    while (begin := code.find("/*", start)) >= 0 and (end := code.find("*/", begin + 2)) >= 0:
+        pieces.append(code[start:begin])
+        start = end + 2
+    pieces.append(code[start:])
+    return frozenset(re.findall(r"(?<![\w.])[A-Za-z_]\w*", " ".join(pieces)))
 
 
 def build(program: Program, real_type: str = "double") -> CContext:

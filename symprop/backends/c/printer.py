@@ -31,6 +31,7 @@ import sympy as sp
 from sympy.codegen.ast import float32, float64, real
 from sympy.printing.c import C99CodePrinter
 
+from symprop.backends.printing import branches, compared_symbols, dirac_refused, fold_calls, relational, sorted_args
 from symprop.ir.forms import fold_numbers
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
@@ -47,16 +48,6 @@ HELPERS: Mapping[type, str] = {
     sp.Max: "spr_max",
     sp.Min: "spr_min",
 }
-
-
-def compared_symbols(expr: sp.Piecewise) -> list[sp.Symbol]:
-    """The numeric symbols that the conditions of ``expr`` compare (not a bare boolean symbol, a
-    CSE'd comparison), in a fixed order: what a NaN guard tests (as the NumPy printer's)."""
-    found: set[sp.Symbol] = set()
-    for _, cond in expr.args:
-        for rel in cond.atoms(sp.core.relational.Relational):
-            found |= {s for s in rel.free_symbols if isinstance(s, sp.Symbol)}
-    return sorted(found, key=sp.default_sort_key, reverse=True)
 
 
 def helpers_used(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
@@ -88,7 +79,9 @@ class CPrinter(C99CodePrinter):
         if real_type not in REALS:
             raise ValueError(f"unknown real type {real_type!r}; use double or float")
         alias = float32 if real_type == "float" else float64
-        super().__init__({"type_aliases": {real: alias}, "allow_unknown_functions": False})
+        # the one-argument helpers print as calls by name, from the table (SymPy's user_functions)
+        calls = {cls.__name__: HELPERS[cls] for cls in (Sigmoid, Softplus, Relu, Clip01)}
+        super().__init__({"type_aliases": {real: alias}, "allow_unknown_functions": False, "user_functions": calls})
         self.real_type = real_type
         self.names: Mapping[sp.Symbol, str] = {}
 
@@ -135,38 +128,18 @@ class CPrinter(C99CodePrinter):
             return f"{self.fn('sqrt')}({self._print(base)})"
         return f"{self.fn('pow')}({self._print(base)}, {self._print(sp.Float(exp) if exp.is_Integer else exp)})"
 
-    def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return f"spr_sigmoid({self._print(expr.args[0])})"
-
-    def _print_Softplus(self, expr: Softplus) -> str:
-        return f"spr_softplus({self._print(expr.args[0])})"
-
-    def _print_Relu(self, expr: Relu) -> str:
-        return f"spr_relu({self._print(expr.args[0])})"
-
-    def _print_Clip01(self, expr: Clip01) -> str:
-        return f"spr_clip01({self._print(expr.args[0])})"
-
     def _print_LogSumExp(self, expr: LogSumExp) -> str:
-        args = [self._print(a) for a in expr.args]
-        text = args[0]
-        for arg in args[1:]:
-            text = f"spr_logaddexp({text}, {arg})"
-        return text
+        return fold_calls("spr_logaddexp", [self._print(a) for a in expr.args])
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         h0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
         return f"spr_heaviside({self._print(expr.args[0])}, {self.lit(float(h0))})"
 
     def _print_DiracDelta(self, expr: sp.Expr) -> str:
-        raise ValueError("DiracDelta reached the printer; derivatives of steps must be dropped first")
+        raise dirac_refused()
 
     def _nested_helper(self, name: str, expr: sp.Expr) -> str:
-        args = sorted(expr.args, key=sp.default_sort_key)
-        text = self._print(args[0])
-        for arg in args[1:]:
-            text = f"{name}({text}, {self._print(arg)})"
-        return text
+        return fold_calls(name, [self._print(a) for a in sorted_args(expr)])
 
     def _print_Max(self, expr: sp.Max) -> str:
         return self._nested_helper("spr_max", expr)  # not fmax: fmax(NaN, x) is x, NumPy's maximum is NaN
@@ -175,9 +148,7 @@ class CPrinter(C99CodePrinter):
         return self._nested_helper("spr_min", expr)
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        *pieces, (last, cond) = expr.args
-        if cond is not sp.true:
-            raise ValueError("Piecewise without a final True branch")
+        pieces, last = branches(expr)
         text = self._branch(last)
         for value, c in reversed(pieces):
             text = f"({self._print(c)} ? {self._branch(value)} : {text})"
@@ -203,8 +174,7 @@ class CPrinter(C99CodePrinter):
         return f"({x} > {zero} ? {self.lit(1.0)} : ({x} < {zero} ? {self.lit(-1.0)} : ({x} == {zero} ? {zero} : {x})))"
 
     def _print_Relational(self, expr: sp.Basic) -> str:
-        op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
-        return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
+        return relational(self._print(expr.lhs), expr.rel_op, self._print(expr.rhs))
 
     def _print_And(self, expr: sp.Basic) -> str:
         return "(" + " && ".join(self._print(a) for a in expr.args) + ")"

@@ -7,30 +7,16 @@ backend supplies a :class:`Style`: how variables are named and how each statemen
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import sympy as sp
 
-from symprop.backends.numpy.printer import ArrayPrinter, helpers_used
+from symprop.backends.numpy.printer import ArrayPrinter, helpers_in
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
-from symprop.ir.backprop import WEIGHTS, N
-from symprop.ir.program import (
-    Function,
-    Granularity,
-    Kind,
-    LinearSum,
-    Map,
-    MatMul,
-    Program,
-    Reduce,
-    Role,
-    Statement,
-    Var,
-    reads,
-)
+from symprop.ir import program as ir
+from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Role, Statement, Var, reads
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -59,7 +45,9 @@ class Style(Protocol):
 
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]: ...
 
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]: ...
+    def unpack(
+        self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol], p: ArrayPrinter
+    ) -> list[Line]: ...
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]: ...
 
@@ -92,20 +80,21 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
     takes = {v for split in splits.values() for v in split.takes}
     returned = tuple(dict.fromkeys(s.out for s in forward if s.out in takes))
     body = _lines(forward, style, p)
-    head = style.unpack(program, forward, set())
+    head = style.unpack(program, forward, set(), p)
     ret = ", ".join(p.name(v.symbol) for v in returned)
     ret = f"({ret},)" if len(returned) == 1 else ret
     doc = "The forward pass: the values the other functions use."
     ctx = style.context
-    out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret)]
+    out = [_finish("_forward", f"{ctx}params, X", doc, [], head + body, ret, p.needs)]
     for f in program.functions:
         split = splits[f.name]
         taken = set(split.takes)  # a set: a tuple's `in` made this quadratic in the number of layers
         got = ", ".join(p.name(v.symbol) if v in taken else "_" for v in returned)
         call = f"_forward({ctx}params, X)"
         lines = [Line(f"({got},) = {call}" if len(returned) == 1 else f"{got} = {call}")]
+        p.needs = set()  # what this function's own lines use, recorded while they are printed
         own = _lines(split.own, style, p)
-        lines += style.unpack(program, split.own, {v.symbol for v in returned})
+        lines += style.unpack(program, split.own, {v.symbol for v in returned}, p)
         lines += _unpack_direction(program, split.own)
         result_lines, result = _outputs(f, style, p)
         args = {"forward": "params, X", "hvp": "params, X, Y, V", "gnvp": "params, X, Y, V"}.get(f.name, "params, X, Y")
@@ -115,23 +104,23 @@ def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...],
         ]
         if f.name in CURVATURE:
             prepare.append(Line(f"V = _direction({ctx}V, X.dtype)"))
-        if WEIGHTS.symbol in symbols_read(split.own):  # the weighted program: w = n s / sum(s), or 1
+        if ir.WEIGHTS.symbol in symbols_read(split.own):  # the weighted program: w = n s / sum(s), or 1
             args += ", sample_weight=None"
             for old, new in WEIGHTED_DOC.items():
                 doc = doc.replace(old, new)
-            shape = "(-1,)" if program.granularity is Granularity.UNIT else "(-1, 1)"
+            shape = "(-1,)" if program.granularity is ir.Granularity.UNIT else "(-1, 1)"
             prepare.append(Line(f"w = _weights({ctx}sample_weight, X, {shape})"))
-        out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result))
-    exprs = [s.expr for s in program.statements() if isinstance(s, Map | Reduce)]
-    weighted = any(WEIGHTS.symbol in symbols_read(f.body) for f in program.functions)
-    return tuple(out), helpers_used(exprs) + (("_weights",) if weighted else ())
+        out.append(_finish(f.name, args, doc, prepare + lines, own + result_lines, result, p.needs))
+    weighted = any(ir.WEIGHTS.symbol in symbols_read(f.body) for f in program.functions)
+    # the helpers as recorded while the statements were printed
+    return tuple(out), helpers_in(p.helpers) + (("_weights",) if weighted else ())
 
 
 def _unpack_direction(program: Program, statements: Sequence[Statement]) -> list[Line]:
     """``VW1 = V["W1"]`` for the direction arrays a Hessian-vector product reads."""
     used = symbols_read(statements)
-    names = [f"V{v.name}" for v in program.params if not v.index]  # entries: the unrolled style's job
-    return [Line(f'{name} = V["{name[1:]}"]') for name in names if sp.Symbol(name, real=True) in used]
+    refs = [v.param for v in program.params if not v.index]  # entries: the unrolled style's job
+    return [Line(f'{r.direction} = V["{r.label}"]') for r in refs if sp.Symbol(r.direction, real=True) in used]
 
 
 def _outputs(f: Function, style: Style, p: ArrayPrinter) -> tuple[list[Line], str]:
@@ -150,20 +139,18 @@ def _lines(statements: Sequence[Statement], style: Style, p: ArrayPrinter) -> li
     return [line for s in statements for line in style.statement(s, p)]
 
 
-def _finish(name: str, args: str, doc: str, head: list[Line], body: list[Line], result: str) -> FunctionCode:
-    """Bind ``dtype`` and ``n`` where the lines use them (after ``_prepare``), then return ``result``."""
+def _finish(
+    name: str, args: str, doc: str, head: list[Line], body: list[Line], result: str, needs: set[str]
+) -> FunctionCode:
+    """Bind ``dtype`` and ``n`` where the printer recorded them as used (after ``_prepare``),
+    then return ``result``."""
     lines = head[1:] + body  # head[0] is the call of _prepare (none in _forward)
     binds = []
-    if any(_word(line.code, "dtype") for line in lines):
+    if "dtype" in needs:
         binds.append(Line("dtype = X.dtype"))
-    if any(_word(line.code, "n") for line in lines):
+    if "n" in needs:
         binds.append(Line("n = X.shape[0]"))
     return FunctionCode(name, args, doc, (*head[:1], *binds, *lines, Line(f"return {result}")))
-
-
-def _word(code: str, word: str) -> bool:
-    """``word`` occurs in ``code`` as a whole name (not inside another name or a string)."""
-    return re.search(rf"(?<![\w.\"']){word}(?![\w\"'])", code) is not None
 
 
 def render(program: Program, style: Style, folder: str = "numpy") -> str:
@@ -176,10 +163,24 @@ def render(program: Program, style: Style, folder: str = "numpy") -> str:
 class WholeArrays:
     """What the styles that print one array per layer variable share (vectorized, array-api)."""
 
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+    def unpack(
+        self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol], p: ArrayPrinter
+    ) -> list[Line]:
         """``W1 = params["W1"]`` for each parameter array the statements read (but ``skip``)."""
         used = symbols_read(statements) - skip
         return [Line(f'{param_name(v)} = params["{param_name(v)}"]') for v in program.params if v.symbol in used]
+
+    def reduction(self, s: Reduce, p: ArrayPrinter, xp: str, whole: str = "") -> str:
+        """``scale * op(expr)`` over the statement's axis with array module ``xp``; ``whole``, if
+        given, is the code of the sum over everything (NumPy's ``vdot`` of a product)."""
+        if s.axis is ir.Axis.ALL:
+            total = whole or f"{xp}.sum({p.code(s.expr)})"
+        elif s.axis is ir.Axis.UNITS:
+            fn = f"{xp}.max" if s.op is ir.ReduceOp.MAX else f"{xp}.sum"
+            total = f"{fn}({p.code(s.expr)}, axis=1, keepdims=True)"
+        else:
+            total = f"{xp}.sum({p.code(s.expr)}, axis=0)"
+        return scaled(total, s.scale, p)
 
     def matmul(self, s: MatMul, p: ArrayPrinter) -> Line:
         left = p.name(s.left.symbol) + (".T" if s.left_t else "")
@@ -190,14 +191,18 @@ class WholeArrays:
 def param_name(v: Var) -> str:
     """``W1`` for the array, ``W1[0, 2]`` for an entry (names of parameters, gradients and their R
     arrays in code)."""
-    names = {Kind.WEIGHT: "W", Kind.BIAS: "b", Kind.GRAD_W: "dW", Kind.GRAD_B: "db"}
-    base = names[v.kind] + str(v.layer) if v.kind in names else (v.array or v.name)
+    if v.kind in (Kind.WEIGHT, Kind.BIAS):
+        base = v.param.label
+    elif v.kind in (Kind.GRAD_W, Kind.GRAD_B):
+        base = v.param.grad
+    else:
+        base = v.array or v.name
     return f"{base}[{', '.join(map(str, v.index))}]" if v.index else base
 
 
 def param_key(v: Var) -> str:
     """The params key a gradient (or its R, the product H V) belongs to: ``W1``, ``b2``."""
-    return ("W" if v.math_kind in (Kind.GRAD_W, Kind.WEIGHT) else "b") + str(v.layer)
+    return v.param.label
 
 
 def is_entry(v: Var) -> bool:
@@ -209,7 +214,7 @@ def scaled(total: str, scale: sp.Expr, p: ArrayPrinter) -> str:
     if scale == 1:
         return total
     if scale == 1 / N.symbol:
-        return f"{total} / n"
+        return f"{total} / {p.need('n')}"
     return f"{total} * {p.code(scale)}"
 
 

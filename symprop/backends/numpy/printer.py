@@ -12,12 +12,14 @@ here rather than inherited from SymPy's ``NumPyPrinter``:
 * ``Relu`` is ``maximum(x, 0.0)``; ``Softplus`` is ``logaddexp(0.0, x)``; ``Max`` of
   several arrays nests ``maximum``;
 * ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers ``_sigmoid``,
-  ``_clip01``, ``_logsumexp`` that a module defines when it uses them (:func:`helpers_used`);
+  ``_clip01``, ``_logsumexp`` that a module defines when it uses them (recorded in
+  :attr:`ArrayPrinter.helpers` as they are printed);
 * ``Piecewise`` prints as nested ``where``; when every branch is a constant it is cast
   with ``.astype(dtype)``: emitted functions bind ``dtype`` to the computation's dtype.
 
-Symbol names come from one mapping given at construction; the printer holds no state
-that changes while it prints.
+Symbol names come from one mapping given at construction.  While it prints, the printer
+records in :attr:`ArrayPrinter.needs` the names the code uses that a function must bind
+(``n``, ``dtype``; SymPy's ``@requires`` pattern), so nobody searches the printed text.
 """
 
 from __future__ import annotations
@@ -29,15 +31,16 @@ from typing import Any
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
+from symprop.backends.printing import branches, compared_symbols, dirac_refused, fold_calls, relational, sorted_args
 from symprop.ir.forms import fold_numbers
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
 HELPERS: Mapping[type, str] = {Sigmoid: "_sigmoid", Clip01: "_clip01", LogSumExp: "_logsumexp"}
 
 
-def helpers_used(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
-    """The module helpers that printing ``exprs`` calls, in a fixed order."""
-    found = {name for e in exprs for cls, name in HELPERS.items() if e.has(cls)}
+def helpers_in(printed: Iterable[str]) -> tuple[str, ...]:
+    """The module helpers among the ``printed`` names, in a fixed order (the module's)."""
+    found = set(printed)
     return tuple(name for name in HELPERS.values() if name in found)
 
 
@@ -48,6 +51,18 @@ class ArrayPrinter(NumPyPrinter):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.names = dict(names)
         self.module = module
+        self.needs: set[str] = set()  # names printed so far (the caller empties it per function)
+        self.helpers: set[str] = set()  # module helpers called so far (the whole module's)
+
+    def helper(self, name: str) -> str:
+        """``name``, a module helper (``_sigmoid``), recorded as called."""
+        self.helpers.add(name)
+        return name
+
+    def need(self, name: str) -> str:
+        """``name``, recorded as used (for names the callers write themselves: ``n``, ``dtype``)."""
+        self.needs.add(name)
+        return name
 
     def code(self, expr: sp.Expr) -> str:
         if isinstance(expr, sp.Symbol):
@@ -56,7 +71,7 @@ class ArrayPrinter(NumPyPrinter):
 
     def name(self, symbol: sp.Symbol) -> str:
         """A variable's name in the code (cheaper than printing a lone symbol)."""
-        return self.names.get(symbol, symbol.name)
+        return self.need(self.names.get(symbol, symbol.name))
 
     def fn(self, name: str) -> str:
         return f"{self.module}.{name}"
@@ -78,7 +93,7 @@ class ArrayPrinter(NumPyPrinter):
         return str(super()._print(expr, **kwargs))
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
-        return self.names.get(expr, expr.name)
+        return self.name(expr)
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         if expr.exp == -1:
@@ -86,13 +101,13 @@ class ArrayPrinter(NumPyPrinter):
         return str(super()._print_Pow(expr, rational=rational))
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return f"_sigmoid({self._print(expr.args[0])})"
+        return f"{self.helper(HELPERS[Sigmoid])}({self._print(expr.args[0])})"
 
     def _print_Clip01(self, expr: Clip01) -> str:
-        return f"_clip01({self._print(expr.args[0])})"
+        return f"{self.helper(HELPERS[Clip01])}({self._print(expr.args[0])})"
 
     def _print_LogSumExp(self, expr: LogSumExp) -> str:
-        return f"_logsumexp({', '.join(self._print(a) for a in expr.args)})"
+        return f"{self.helper(HELPERS[LogSumExp])}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_Softplus(self, expr: Softplus) -> str:
         return f"{self.fn('logaddexp')}(0.0, {self._print(expr.args[0])})"
@@ -101,18 +116,14 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.fn('maximum')}({self._print(expr.args[0])}, 0.0)"
 
     def _print_Max(self, expr: sp.Max) -> str:
-        args = sorted(expr.args, key=sp.default_sort_key)
-        text = self._print(args[0])
-        for arg in args[1:]:
-            text = f"{self.fn('maximum')}({text}, {self._print(arg)})"
-        return text
+        return fold_calls(self.fn("maximum"), [self._print(a) for a in sorted_args(expr)])
 
     def _print_Heaviside(self, expr: sp.Heaviside) -> str:
         h0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
         return f"{self.fn('heaviside')}({self._print(expr.args[0])}, {float(h0)!r})"
 
     def _print_DiracDelta(self, expr: sp.Expr) -> str:
-        raise ValueError("DiracDelta reached the printer; derivatives of steps must be dropped first")
+        raise dirac_refused()
 
     def _print_Abs(self, expr: sp.Abs) -> str:
         return f"{self.fn('abs')}({self._print(expr.args[0])})"
@@ -121,16 +132,14 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.fn('log1p')}({self._print(expr.args[0])})"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        *pieces, (last, cond) = expr.args
-        if cond is not sp.true:
-            raise ValueError("Piecewise without a final True branch")
+        pieces, last = branches(expr)
         text = self._print(last)
         for value, c in reversed(pieces):
             text = f"{self.fn('where')}({self._print(c)}, {self._print(value)}, {text})"
         if all(v.is_number for v, _ in expr.args):
             # every branch is a constant: where() would make float64 (or int); keep the
             # computation's dtype, which every emitted function binds to the name `dtype`
-            text = f"{text}.astype(dtype)"
+            text = f"{text}.astype({self.need('dtype')})"
         return nan_guard(self, expr, text)
 
     def _print_Select(self, expr: sp.Expr) -> str:
@@ -139,22 +148,11 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.fn('where')}({self._print(condition)}, {self._print(u)}, {float(safe)!r})"
 
     def _print_Relational(self, expr: sp.Basic) -> str:
-        op = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}[expr.rel_op]
-        return f"({self._print(expr.lhs)} {op} {self._print(expr.rhs)})"
+        return relational(self._print(expr.lhs), expr.rel_op, self._print(expr.rhs))
 
     def comparison(self, h: sp.Heaviside) -> str:
         """Heaviside(u, 0) as ``(u > 0)``, Heaviside(u, 1) as ``(u >= 0)``: a boolean mask."""
         return f"({self._print(h.args[0])} {'>' if h.args[1] == 0 else '>='} 0)"
-
-
-def compared_symbols(expr: sp.Piecewise) -> list[sp.Symbol]:
-    """The (numeric) symbols that the conditions of ``expr`` compare, in a fixed order; a bare
-    boolean symbol (a CSE'd comparison) is not one of them."""
-    found: set[sp.Symbol] = set()
-    for _, cond in expr.args:
-        for rel in cond.atoms(sp.core.relational.Relational):
-            found |= {s for s in rel.free_symbols if isinstance(s, sp.Symbol)}
-    return sorted(found, key=sp.default_sort_key, reverse=True)
 
 
 def nan_guard(p: ArrayPrinter, expr: sp.Expr, text: str) -> str:
@@ -166,4 +164,4 @@ def nan_guard(p: ArrayPrinter, expr: sp.Expr, text: str) -> str:
     return text
 
 
-__all__ = ["HELPERS", "ArrayPrinter", "compared_symbols", "helpers_used", "nan_guard"]
+__all__ = ["HELPERS", "ArrayPrinter", "compared_symbols", "helpers_in", "nan_guard"]

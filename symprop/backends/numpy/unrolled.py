@@ -16,8 +16,20 @@ import sympy as sp
 from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import WEIGHTS, N
-from symprop.ir.program import Function, Kind, LinearSum, Map, Program, Reduce, Statement, Var
+from symprop.ir.program import (
+    WEIGHTS,
+    Function,
+    Kind,
+    LinearSum,
+    Map,
+    N,
+    ParamRef,
+    Program,
+    Reduce,
+    Statement,
+    Var,
+    param_var,
+)
 
 MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add nothing to read
 
@@ -37,15 +49,15 @@ class Unrolled:
             v = Var(f"y{j}", Kind.TARGET, unit=j)
             self.vars[v.symbol] = v
         for name, shape in spec.param_shapes.items():  # whole arrays (the L2 penalty reads them)
-            v = Var(name, Kind.WEIGHT if name[0] == "W" else Kind.BIAS, int(name[1:]))
+            v = param_var(name)
             self.vars[v.symbol] = v
             for index in np.ndindex(*shape):  # the entries of a second-order direction V
                 d = Var(
-                    f"V{name}_" + "_".join(str(i + 1) for i in index),
+                    f"{v.param.direction}_" + "_".join(str(i + 1) for i in index),
                     Kind.DIRECTION,
                     v.layer,
                     index=index,
-                    array="V" + name,
+                    array=v.param.direction,
                 )
                 self.vars[d.symbol] = d
         for s in program.statements():
@@ -67,9 +79,13 @@ class Unrolled:
         if isinstance(s, Map):
             if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.kind is not Kind.COST:
                 # a constant times the sample weights (a vector, or 1.0): one value per row
-                return [Line(f"{out} = ({p.code(s.expr)}) * np.ones(n, dtype=dtype)", s.note.render())]
+                ones = f"np.ones({p.need('n')}, dtype={p.need('dtype')})"
+                return [Line(f"{out} = ({p.code(s.expr)}) * {ones}", s.note.render())]
             if s.expr.free_symbols <= {N.symbol} and s.out.kind is not Kind.COST:
-                fill = "np.zeros(n, dtype=dtype)" if s.expr == 0 else f"np.full(n, {p.code(s.expr)}, dtype=dtype)"
+                n, dtype = p.need("n"), p.need("dtype")
+                fill = (
+                    f"np.zeros({n}, dtype={dtype})" if s.expr == 0 else f"np.full({n}, {p.code(s.expr)}, dtype={dtype})"
+                )
                 return [Line(f"{out} = {fill}", s.note.render())]
             return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
         if isinstance(s, Reduce):
@@ -82,7 +98,9 @@ class Unrolled:
             return [Line(f"{out} = {scaled(total, s.scale, p)}", s.note.render())]
         raise TypeError(f"the unrolled backend prints no {type(s).__name__}")
 
-    def unpack(self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol]) -> list[Line]:
+    def unpack(
+        self, program: Program, statements: Sequence[Statement], skip: set[sp.Symbol], p: ArrayPrinter
+    ) -> list[Line]:
         used = symbols_read(statements) - skip
         for s in statements:
             if isinstance(s, LinearSum):
@@ -90,15 +108,18 @@ class Unrolled:
         known = [self.vars[sym] for sym in used if sym in self.vars]
         params = {param_name(_array_of(v)) for v in known if v.kind in (Kind.WEIGHT, Kind.BIAS)}
         lines = [Line(f'{name} = params["{name}"]') for name in program.spec.param_shapes if name in params]
-        directions = dict.fromkeys(sorted(v.array for v in known if v.kind is Kind.DIRECTION and v.index))
-        lines += [Line(f'{name} = V["{name[1:]}"]') for name in directions]
+        directions = {v.array: ParamRef.parse(v.array).label for v in known if v.kind is Kind.DIRECTION and v.index}
+        lines += [Line(f'{name} = V["{directions[name]}"]') for name in sorted(directions)]
         inputs = sorted((v for v in known if v.kind in (Kind.INPUT, Kind.TARGET)), key=_order)
         lines += [Line(f"{v.name} = {'X' if v.kind is Kind.INPUT else 'Y'}[:, {(v.unit or 1) - 1}]") for v in inputs]
         # the arrays whose entries these statements write: gradients, and their R (H V)
         written = dict.fromkeys((s.out.array, param_key(s.out)) for s in statements if is_entry(s.out))
         order = list(program.spec.param_shapes)
         written = dict.fromkeys(sorted(written, key=lambda w: (order.index(w[1]), w[0].startswith("R"), w[0])))
-        lines += [Line(f"{array} = np.empty({program.spec.param_shapes[key]}, dtype=dtype)") for array, key in written]
+        lines += [
+            Line(f"{array} = np.empty({program.spec.param_shapes[key]}, dtype={p.need('dtype')})")
+            for array, key in written
+        ]
         return lines
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
@@ -107,8 +128,8 @@ class Unrolled:
         cost = f"float({p.name(f.returns[0].symbol)})"
         if f.name == "loss":
             return [], cost
-        arrays = dict.fromkeys(param_name(_array_of(v)) for v in f.returns[1:])
-        grads = ", ".join(f'"{name[1:]}": {name}' for name in arrays)
+        arrays = dict.fromkeys((v.param.label, param_name(_array_of(v))) for v in f.returns[1:])
+        grads = ", ".join(f'"{key}": {name}' for key, name in arrays)
         return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
 
 

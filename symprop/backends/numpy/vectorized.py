@@ -14,22 +14,22 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import WholeArrays, param_name, render, scaled
+from symprop.backends.numpy.module import WholeArrays, render
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
-from symprop.ir.backprop import WEIGHTS, N
 from symprop.ir.forms import split_masks
 from symprop.ir.program import (
     LAYER_VALUES,
+    WEIGHTS,
     AddBias,
     Axis,
     Function,
     Kind,
     Map,
     MatMul,
+    N,
     Program,
     Reduce,
-    ReduceOp,
     Role,
     Statement,
     Var,
@@ -85,8 +85,8 @@ class Vectorized(WholeArrays):
     def name(self, v: Var, p: ArrayPrinter) -> str:
         return p.name(v.symbol)
 
-    def shape(self, v: Var) -> str:
-        return f"(n, {self.spec.layer_sizes[v.layer]})"
+    def shape(self, v: Var, p: ArrayPrinter) -> str:
+        return f"({p.need('n')}, {self.spec.layer_sizes[v.layer]})"
 
     def statement(self, s: Statement, p: ArrayPrinter) -> list[Line]:
         out = self.name(s.out, p)
@@ -108,13 +108,14 @@ class Vectorized(WholeArrays):
     def map(self, s: Map, out: str, p: ArrayPrinter) -> list[Line]:
         if WEIGHTS.symbol in s.expr.free_symbols <= {N.symbol, WEIGHTS.symbol} and s.out.kind in LAYER_VALUES:
             # a constant times the sample weights (a column, or 1.0): spread over the layer's units
-            return [Line(f"{out} = ({p.code(s.expr)}) * np.ones({self.shape(s.out)}, dtype=dtype)", s.note.render())]
+            ones = f"np.ones({self.shape(s.out, p)}, dtype={p.need('dtype')})"
+            return [Line(f"{out} = ({p.code(s.expr)}) * {ones}", s.note.render())]
         if s.expr.free_symbols <= {N.symbol}:
             if s.out.math_kind not in LAYER_VALUES:
                 return [Line(f"{out} = {p.code(s.expr)}", s.note.render())]
             fill = "np.zeros" if s.expr == 0 else "np.ones" if s.expr == 1 else None
-            shape = self.shape(s.out)
-            code = f"{fill}({shape}, dtype=dtype)" if fill else f"np.full({shape}, {p.code(s.expr)}, dtype=dtype)"
+            shape, dtype = self.shape(s.out, p), p.need("dtype")
+            code = f"{fill}({shape}, dtype={dtype})" if fill else f"np.full({shape}, {p.code(s.expr)}, dtype={dtype})"
             return [Line(f"{out} = {code}", s.note.render())]
         factors = sp.Mul.make_args(s.expr)
         inplace = [f for f in factors if f in self.alias and self.alias[f] == out]
@@ -140,19 +141,15 @@ class Vectorized(WholeArrays):
         return isinstance(arg, sp.Symbol) and arg in self.dead_after_forward
 
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
-        if s.axis is Axis.ALL:
-            factors = sp.Mul.make_args(s.expr)
-            # a dot product of two arrays (not of the weights, which may be the scalar 1.0)
-            if len(factors) == 2 and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors):
-                total = f"np.vdot({', '.join(p.name(f) for f in factors)})"
-            else:
-                total = f"np.sum({p.code(s.expr)})"
-        elif s.axis is Axis.UNITS:
-            fn = "np.max" if s.op is ReduceOp.MAX else "np.sum"
-            total = f"{fn}({p.code(s.expr)}, axis=1, keepdims=True)"
-        else:
-            total = f"np.sum({p.code(s.expr)}, axis=0)"
-        return scaled(total, s.scale, p)
+        factors = sp.Mul.make_args(s.expr)
+        # a dot product of two arrays (not of the weights, which may be the scalar 1.0)
+        if (
+            s.axis is Axis.ALL
+            and len(factors) == 2
+            and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors)
+        ):
+            return self.reduction(s, p, "np", f"np.vdot({', '.join(p.name(f) for f in factors)})")
+        return self.reduction(s, p, "np")
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
         if f.name == "forward":
@@ -160,7 +157,7 @@ class Vectorized(WholeArrays):
         cost = f"float({self.name(f.returns[0], p)})"
         if f.name == "loss":
             return [], cost
-        grads = ", ".join(f'"{param_name(v)[1:]}": {self.name(v, p)}' for v in f.returns[1:])
+        grads = ", ".join(f'"{v.param.label}": {self.name(v, p)}' for v in f.returns[1:])
         return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
 
 
