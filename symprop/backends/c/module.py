@@ -590,7 +590,7 @@ class _Builder:
         before: list[str] = []
         if "rn" in used:
             before.append(f"const {self.real} rn = ({self.real})n;")
-        if _word(used, "inv_n"):
+        if "inv_n" in used:
             before.append(f"const {self.real} inv_n = {self.p.lit(1.0)} / ({self.real})n;")
         before += [f"{self.real} {name} = {self.p.lit(0.0)};" for name in accum]
         head = [f"{self.real} {', '.join(scalars)};"] if scalars else []
@@ -646,7 +646,7 @@ class _Builder:
             if "Y" in used:
                 xy.append(f"const {r} *Y = y + k * {U}_N_OUTPUTS;")
             if peel:
-                first = [f"const {r} *X = x;", *([f"const {r} *Y = y;"] if _word(used, "Y") else []), *head, *first]
+                first = [f"const {r} *X = x;", *([f"const {r} *Y = y;"] if "Y" in used else []), *head, *first]
         checks = [f"if ({nulls}) return {U}_ERR_NULL;", size_check, *overlap_checks(U, arrays, outputs)]
         loop = xy + head + loop
         if f.name != "forward" and self.blocked:
