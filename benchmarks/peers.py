@@ -580,13 +580,15 @@ def rows_of(spec: Spec, dtype: Any, n: int, contenders: list[Contender]) -> list
 
 
 def config_contenders(
-    spec: Spec, dtype: Any, n: int, large: bool, clibs: dict[Any, CLibrary]
+    spec: Spec, dtype: Any, n: int, large: bool, clibs: dict[Any, CLibrary], c_only: bool = False
 ) -> tuple[list[Contender], Result]:
     p64, X64, Y64 = problem(spec, n)
     ref_mod = load_module(source(spec), f"{spec.name}_ref")
     ref = numpy_results(lambda: ref_mod.loss_and_grad(p64, X64, Y64))()
     params = {k: v.astype(dtype) for k, v in p64.items()}
     X, Y = X64.astype(dtype), Y64.astype(dtype)
+    if c_only:  # symprop's C and CasADi's alone (the small nets; the reference still checks them)
+        return c_contenders(clibs[(spec.name, dtype)], params, X, Y), ref
     out = numpy_contenders(spec, params, X, Y)
     if large:
         out += array_api_contenders(spec, params, X, Y)
@@ -773,6 +775,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--write", action="store_true", help="write the docs section and plot even with --quick")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--c-only",
+        action="store_true",
+        help="the small nets' C contenders alone (symprop C, CasADi SX, MX); prints only",
+    )
     parser.add_argument("--keep-blas-env", action="store_true", help="do not remove OPENBLAS_CORETYPE/L2_SIZE")
     args = parser.parse_args(argv)
     reps = args.reps or (5 if args.quick else 31)
@@ -780,6 +787,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = [int(b) for b in args.batches.split(",")]
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     specs = [(s, True) for s in LARGE] * ("large" in args.nets) + [(s, False) for s in SMALL] * ("small" in args.nets)
+    if args.c_only:
+        specs = [(s, large) for s, large in specs if not large]
+        args.no_write = True  # a part of the table: the docs section stays whole
     env = environment()
     print("\n".join(env), flush=True)
     t_start = time.perf_counter()
@@ -795,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         for dt in dtypes:
             for n in batches:
                 where = f"{label(spec)} {np.dtype(dt).name} n={n}"
-                contenders, ref = config_contenders(spec, dt, n, large, clibs)
+                contenders, ref = config_contenders(spec, dt, n, large, clibs, args.c_only)
                 run_config(contenders, ref, TOL[dt], reps, block_s, where)
                 new = rows_of(spec, dt, n, contenders)
                 rows += new

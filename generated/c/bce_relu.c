@@ -34,11 +34,14 @@ static inline bce_relu_real spr_heaviside(bce_relu_real x, bce_relu_real h0)
 }
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa <= pb ? pb - pa < n_a * sizeof(bce_relu_real) : pa - pb < n_b * sizeof(bce_relu_real);
+    const size_t s_a = n_a * sizeof(bce_relu_real), s_b = n_b * sizeof(bce_relu_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
@@ -63,10 +66,10 @@ int bce_relu_forward(const bce_relu_real *BCE_RELU_RESTRICT params, const bce_re
     if (params == NULL || x == NULL || out == NULL || work == NULL) return BCE_RELU_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(bce_relu_real) / (BCE_RELU_N_INPUTS > BCE_RELU_N_OUTPUTS ? BCE_RELU_N_INPUTS : BCE_RELU_N_OUTPUTS)) return BCE_RELU_ERR_SIZE;
     if (spr_overlap(params, BCE_RELU_N_PARAMS, out, n * BCE_RELU_N_OUTPUTS)
-        || spr_overlap(params, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)
-        || spr_overlap(x, n * BCE_RELU_N_INPUTS, out, n * BCE_RELU_N_OUTPUTS)
-        || spr_overlap(x, n * BCE_RELU_N_INPUTS, work, BCE_RELU_WORK_SIZE)
-        || spr_overlap(out, n * BCE_RELU_N_OUTPUTS, work, BCE_RELU_WORK_SIZE)) return BCE_RELU_ERR_OVERLAP;
+        | spr_overlap(params, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)
+        | spr_overlap(x, n * BCE_RELU_N_INPUTS, out, n * BCE_RELU_N_OUTPUTS)
+        | spr_overlap(x, n * BCE_RELU_N_INPUTS, work, BCE_RELU_WORK_SIZE)
+        | spr_overlap(out, n * BCE_RELU_N_OUTPUTS, work, BCE_RELU_WORK_SIZE)) return BCE_RELU_ERR_OVERLAP;
     const bce_relu_real *W1 = params + BCE_RELU_OFF_W1;
     const bce_relu_real *b1 = params + BCE_RELU_OFF_B1;
     const bce_relu_real *W2 = params + BCE_RELU_OFF_W2;
@@ -78,21 +81,19 @@ int bce_relu_forward(const bce_relu_real *BCE_RELU_RESTRICT params, const bce_re
     for (size_t k = 0; k < n; ++k) {
         const bce_relu_real *X = x + k * BCE_RELU_N_INPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 4; ++j) {
-            bce_relu_real z = b1[j];
-            for (size_t i = 0; i < 2; ++i) z += W1[j * 2 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        Z1[3] = b1[3] + W1[6] * X[0] + W1[7] * X[1];
         /* a1 = f1(z1) = Relu(z1) */
-        for (size_t j = 0; j < 4; ++j) A1[j] = spr_relu(Z1[j]);
+        A1[0] = spr_relu(Z1[0]);
+        A1[1] = spr_relu(Z1[1]);
+        A1[2] = spr_relu(Z1[2]);
+        A1[3] = spr_relu(Z1[3]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 1; ++j) {
-            bce_relu_real z = b2[j];
-            for (size_t i = 0; i < 4; ++i) z += W2[j * 4 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2] + W2[3] * A1[3];
         /* a2 = f2(z2) = Sigmoid(z2) */
-        for (size_t j = 0; j < 1; ++j) A2[j] = spr_sigmoid(Z2[j]);
+        A2[0] = spr_sigmoid(Z2[0]);
         for (size_t j = 0; j < BCE_RELU_N_OUTPUTS; ++j) out[k * BCE_RELU_N_OUTPUTS + j] = A2[j];
     }
     return 0;
@@ -105,17 +106,17 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return BCE_RELU_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(bce_relu_real) / (BCE_RELU_N_INPUTS > BCE_RELU_N_OUTPUTS ? BCE_RELU_N_INPUTS : BCE_RELU_N_OUTPUTS)) return BCE_RELU_ERR_SIZE;
     if (spr_overlap(params, BCE_RELU_N_PARAMS, loss, 1)
-        || spr_overlap(params, BCE_RELU_N_PARAMS, grad, BCE_RELU_N_PARAMS)
-        || spr_overlap(params, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)
-        || spr_overlap(x, n * BCE_RELU_N_INPUTS, loss, 1)
-        || spr_overlap(x, n * BCE_RELU_N_INPUTS, grad, BCE_RELU_N_PARAMS)
-        || spr_overlap(x, n * BCE_RELU_N_INPUTS, work, BCE_RELU_WORK_SIZE)
-        || spr_overlap(y, n * BCE_RELU_N_OUTPUTS, loss, 1)
-        || spr_overlap(y, n * BCE_RELU_N_OUTPUTS, grad, BCE_RELU_N_PARAMS)
-        || spr_overlap(y, n * BCE_RELU_N_OUTPUTS, work, BCE_RELU_WORK_SIZE)
-        || spr_overlap(loss, 1, grad, BCE_RELU_N_PARAMS)
-        || spr_overlap(loss, 1, work, BCE_RELU_WORK_SIZE)
-        || spr_overlap(grad, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)) return BCE_RELU_ERR_OVERLAP;
+        | spr_overlap(params, BCE_RELU_N_PARAMS, grad, BCE_RELU_N_PARAMS)
+        | spr_overlap(params, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)
+        | spr_overlap(x, n * BCE_RELU_N_INPUTS, loss, 1)
+        | spr_overlap(x, n * BCE_RELU_N_INPUTS, grad, BCE_RELU_N_PARAMS)
+        | spr_overlap(x, n * BCE_RELU_N_INPUTS, work, BCE_RELU_WORK_SIZE)
+        | spr_overlap(y, n * BCE_RELU_N_OUTPUTS, loss, 1)
+        | spr_overlap(y, n * BCE_RELU_N_OUTPUTS, grad, BCE_RELU_N_PARAMS)
+        | spr_overlap(y, n * BCE_RELU_N_OUTPUTS, work, BCE_RELU_WORK_SIZE)
+        | spr_overlap(loss, 1, grad, BCE_RELU_N_PARAMS)
+        | spr_overlap(loss, 1, work, BCE_RELU_WORK_SIZE)
+        | spr_overlap(grad, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)) return BCE_RELU_ERR_OVERLAP;
     const bce_relu_real *W1 = params + BCE_RELU_OFF_W1;
     const bce_relu_real *b1 = params + BCE_RELU_OFF_B1;
     const bce_relu_real *W2 = params + BCE_RELU_OFF_W2;
@@ -130,51 +131,106 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
     bce_relu_real *Z2 = work + 8;
     bce_relu_real *A2 = work + 9;
     bce_relu_real *D2 = work + 9;  /* shares the slot of A2 */
-    for (size_t k = 0; k < BCE_RELU_N_PARAMS; ++k) grad[k] = 0.0;
     const bce_relu_real rn = (bce_relu_real)n;
+    const bce_relu_real inv_n = 1.0 / (bce_relu_real)n;
     bce_relu_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const bce_relu_real *X = x;
+        const bce_relu_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        Z1[3] = b1[3] + W1[6] * X[0] + W1[7] * X[1];
+        /* a1 = f1(z1) = Relu(z1) */
+        A1[0] = spr_relu(Z1[0]);
+        A1[1] = spr_relu(Z1[1]);
+        A1[2] = spr_relu(Z1[2]);
+        A1[3] = spr_relu(Z1[3]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2] + W2[3] * A1[3];
+        /* a2 = f2(z2) = Sigmoid(z2) */
+        A2[0] = spr_sigmoid(Z2[0]);
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 - y)*Softplus(z2) */
+        C += Y[0]*spr_softplus(-Z2[0]) + (1 - Y[0])*spr_softplus(Z2[0]);
+        /* delta2 = dC_k/dz2 = a2 - y; D2 = dC/dZ2 = delta2 / n */
+        D2[0] = inv_n*(A2[0] - Y[0]);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        dW2[1] = D2[0] * A1[1];
+        dW2[2] = D2[0] * A1[2];
+        dW2[3] = D2[0] * A1[3];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0) */
+        D1[0] = (D2[0] * W2[0])*spr_heaviside(Z1[0], 0.0);
+        D1[1] = (D2[0] * W2[1])*spr_heaviside(Z1[1], 0.0);
+        D1[2] = (D2[0] * W2[2])*spr_heaviside(Z1[2], 0.0);
+        D1[3] = (D2[0] * W2[3])*spr_heaviside(Z1[3], 0.0);
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        dW1[1] = D1[0] * X[1];
+        dW1[2] = D1[1] * X[0];
+        dW1[3] = D1[1] * X[1];
+        dW1[4] = D1[2] * X[0];
+        dW1[5] = D1[2] * X[1];
+        dW1[6] = D1[3] * X[0];
+        dW1[7] = D1[3] * X[1];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+        db1[1] = D1[1];
+        db1[2] = D1[2];
+        db1[3] = D1[3];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const bce_relu_real *X = x + k * BCE_RELU_N_INPUTS;
         const bce_relu_real *Y = y + k * BCE_RELU_N_OUTPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 4; ++j) {
-            bce_relu_real z = b1[j];
-            for (size_t i = 0; i < 2; ++i) z += W1[j * 2 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        Z1[3] = b1[3] + W1[6] * X[0] + W1[7] * X[1];
         /* a1 = f1(z1) = Relu(z1) */
-        for (size_t j = 0; j < 4; ++j) A1[j] = spr_relu(Z1[j]);
+        A1[0] = spr_relu(Z1[0]);
+        A1[1] = spr_relu(Z1[1]);
+        A1[2] = spr_relu(Z1[2]);
+        A1[3] = spr_relu(Z1[3]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 1; ++j) {
-            bce_relu_real z = b2[j];
-            for (size_t i = 0; i < 4; ++i) z += W2[j * 4 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2] + W2[3] * A1[3];
         /* a2 = f2(z2) = Sigmoid(z2) */
-        for (size_t j = 0; j < 1; ++j) A2[j] = spr_sigmoid(Z2[j]);
+        A2[0] = spr_sigmoid(Z2[0]);
         /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 - y)*Softplus(z2) */
-        for (size_t j = 0; j < 1; ++j) C += Y[j]*spr_softplus(-Z2[j]) + (1 - Y[j])*spr_softplus(Z2[j]);
+        C += Y[0]*spr_softplus(-Z2[0]) + (1 - Y[0])*spr_softplus(Z2[0]);
         /* delta2 = dC_k/dz2 = a2 - y; D2 = dC/dZ2 = delta2 / n */
-        for (size_t j = 0; j < 1; ++j) D2[j] = (A2[j] - Y[j])/rn;
+        D2[0] = inv_n*(A2[0] - Y[0]);
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
-        for (size_t j = 0; j < 1; ++j) {
-            for (size_t i = 0; i < 4; ++i) dW2[j * 4 + i] += D2[j] * A1[i];
-        }
+        dW2[0] += D2[0] * A1[0];
+        dW2[1] += D2[0] * A1[1];
+        dW2[2] += D2[0] * A1[2];
+        dW2[3] += D2[0] * A1[3];
         /* dC/db2 = (1/n) sum_k delta2 */
-        for (size_t j = 0; j < 1; ++j) db2[j] += D2[j];
+        db2[0] += D2[0];
         /* dC_k/da1 = W2^T delta2 */
-        for (size_t i = 0; i < 4; ++i) {
-            bce_relu_real g = 0.0;
-            for (size_t j = 0; j < 1; ++j) g += D2[j] * W2[j * 4 + i];
-            /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0) */
-            D1[i] = g*spr_heaviside(Z1[i], 0.0);
-        }
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0) */
+        D1[0] = (D2[0] * W2[0])*spr_heaviside(Z1[0], 0.0);
+        D1[1] = (D2[0] * W2[1])*spr_heaviside(Z1[1], 0.0);
+        D1[2] = (D2[0] * W2[2])*spr_heaviside(Z1[2], 0.0);
+        D1[3] = (D2[0] * W2[3])*spr_heaviside(Z1[3], 0.0);
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
-        for (size_t j = 0; j < 4; ++j) {
-            for (size_t i = 0; i < 2; ++i) dW1[j * 2 + i] += D1[j] * X[i];
-        }
+        dW1[0] += D1[0] * X[0];
+        dW1[1] += D1[0] * X[1];
+        dW1[2] += D1[1] * X[0];
+        dW1[3] += D1[1] * X[1];
+        dW1[4] += D1[2] * X[0];
+        dW1[5] += D1[2] * X[1];
+        dW1[6] += D1[3] * X[0];
+        dW1[7] += D1[3] * X[1];
         /* dC/db1 = (1/n) sum_k delta1 */
-        for (size_t j = 0; j < 4; ++j) db1[j] += D1[j];
+        db1[0] += D1[0];
+        db1[1] += D1[1];
+        db1[2] += D1[2];
+        db1[3] += D1[3];
     }
     C = C/rn;
     *loss = C;
@@ -230,11 +286,11 @@ int bce_relu_adam_step(bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_r
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return BCE_RELU_ERR_ARG;
     if (spr_overlap(params, BCE_RELU_N_PARAMS, grad, BCE_RELU_N_PARAMS)
-        || spr_overlap(params, BCE_RELU_N_PARAMS, m, BCE_RELU_N_PARAMS)
-        || spr_overlap(params, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)
-        || spr_overlap(grad, BCE_RELU_N_PARAMS, m, BCE_RELU_N_PARAMS)
-        || spr_overlap(grad, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)
-        || spr_overlap(m, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)) return BCE_RELU_ERR_OVERLAP;
+        | spr_overlap(params, BCE_RELU_N_PARAMS, m, BCE_RELU_N_PARAMS)
+        | spr_overlap(params, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)
+        | spr_overlap(grad, BCE_RELU_N_PARAMS, m, BCE_RELU_N_PARAMS)
+        | spr_overlap(grad, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)
+        | spr_overlap(m, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)) return BCE_RELU_ERR_OVERLAP;
     {
         const bce_relu_real step = lr / (1.0 - pow(beta1, (bce_relu_real)t));  /* lr / (1 - beta1^t) */
         const bce_relu_real root = sqrt(1.0 - pow(beta2, (bce_relu_real)t));  /* sqrt(1 - beta2^t) */

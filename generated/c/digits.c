@@ -16,11 +16,14 @@ static inline digits_real spr_sigmoid(digits_real x)
 }
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa <= pb ? pb - pa < n_a * sizeof(digits_real) : pa - pb < n_b * sizeof(digits_real);
+    const size_t s_a = n_a * sizeof(digits_real), s_b = n_b * sizeof(digits_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
@@ -45,10 +48,10 @@ int digits_forward(const digits_real *DIGITS_RESTRICT params, const digits_real 
     if (params == NULL || x == NULL || out == NULL || work == NULL) return DIGITS_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(digits_real) / (DIGITS_N_INPUTS > DIGITS_N_OUTPUTS ? DIGITS_N_INPUTS : DIGITS_N_OUTPUTS)) return DIGITS_ERR_SIZE;
     if (spr_overlap(params, DIGITS_N_PARAMS, out, n * DIGITS_N_OUTPUTS)
-        || spr_overlap(params, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)
-        || spr_overlap(x, n * DIGITS_N_INPUTS, out, n * DIGITS_N_OUTPUTS)
-        || spr_overlap(x, n * DIGITS_N_INPUTS, work, DIGITS_WORK_SIZE)
-        || spr_overlap(out, n * DIGITS_N_OUTPUTS, work, DIGITS_WORK_SIZE)) return DIGITS_ERR_OVERLAP;
+        | spr_overlap(params, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)
+        | spr_overlap(x, n * DIGITS_N_INPUTS, out, n * DIGITS_N_OUTPUTS)
+        | spr_overlap(x, n * DIGITS_N_INPUTS, work, DIGITS_WORK_SIZE)
+        | spr_overlap(out, n * DIGITS_N_OUTPUTS, work, DIGITS_WORK_SIZE)) return DIGITS_ERR_OVERLAP;
     const digits_real *W1 = params + DIGITS_OFF_W1;
     const digits_real *b1 = params + DIGITS_OFF_B1;
     const digits_real *W2 = params + DIGITS_OFF_W2;
@@ -86,17 +89,17 @@ int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return DIGITS_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(digits_real) / (DIGITS_N_INPUTS > DIGITS_N_OUTPUTS ? DIGITS_N_INPUTS : DIGITS_N_OUTPUTS)) return DIGITS_ERR_SIZE;
     if (spr_overlap(params, DIGITS_N_PARAMS, loss, 1)
-        || spr_overlap(params, DIGITS_N_PARAMS, grad, DIGITS_N_PARAMS)
-        || spr_overlap(params, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)
-        || spr_overlap(x, n * DIGITS_N_INPUTS, loss, 1)
-        || spr_overlap(x, n * DIGITS_N_INPUTS, grad, DIGITS_N_PARAMS)
-        || spr_overlap(x, n * DIGITS_N_INPUTS, work, DIGITS_WORK_SIZE)
-        || spr_overlap(y, n * DIGITS_N_OUTPUTS, loss, 1)
-        || spr_overlap(y, n * DIGITS_N_OUTPUTS, grad, DIGITS_N_PARAMS)
-        || spr_overlap(y, n * DIGITS_N_OUTPUTS, work, DIGITS_WORK_SIZE)
-        || spr_overlap(loss, 1, grad, DIGITS_N_PARAMS)
-        || spr_overlap(loss, 1, work, DIGITS_WORK_SIZE)
-        || spr_overlap(grad, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)) return DIGITS_ERR_OVERLAP;
+        | spr_overlap(params, DIGITS_N_PARAMS, grad, DIGITS_N_PARAMS)
+        | spr_overlap(params, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)
+        | spr_overlap(x, n * DIGITS_N_INPUTS, loss, 1)
+        | spr_overlap(x, n * DIGITS_N_INPUTS, grad, DIGITS_N_PARAMS)
+        | spr_overlap(x, n * DIGITS_N_INPUTS, work, DIGITS_WORK_SIZE)
+        | spr_overlap(y, n * DIGITS_N_OUTPUTS, loss, 1)
+        | spr_overlap(y, n * DIGITS_N_OUTPUTS, grad, DIGITS_N_PARAMS)
+        | spr_overlap(y, n * DIGITS_N_OUTPUTS, work, DIGITS_WORK_SIZE)
+        | spr_overlap(loss, 1, grad, DIGITS_N_PARAMS)
+        | spr_overlap(loss, 1, work, DIGITS_WORK_SIZE)
+        | spr_overlap(grad, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)) return DIGITS_ERR_OVERLAP;
     const digits_real *W1 = params + DIGITS_OFF_W1;
     const digits_real *b1 = params + DIGITS_OFF_B1;
     const digits_real *W2 = params + DIGITS_OFF_W2;
@@ -115,6 +118,7 @@ int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits
     digits_real *D2 = work + 42;  /* shares the slot of P2 */
     for (size_t k = 0; k < DIGITS_N_PARAMS; ++k) grad[k] = 0.0;
     const digits_real rn = (digits_real)n;
+    const digits_real inv_n = 1.0 / (digits_real)n;
     digits_real C_lse = 0.0;
     digits_real C_yz = 0.0;
     for (size_t k = 0; k < n; ++k) {
@@ -153,11 +157,9 @@ int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits
         /* P2 = softmax(z2) = E2 / S2 */
         for (size_t j = 0; j < 10; ++j) P2[j] = E2[j]/S2;
         /* delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2) */
-        for (size_t j = 0; j < 10; ++j) D2[j] = (P2[j]*SY - Y[j])/rn;
+        for (size_t j = 0; j < 10; ++j) D2[j] = inv_n*(P2[j]*SY - Y[j]);
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
-        for (size_t j = 0; j < 10; ++j) {
-            for (size_t i = 0; i < 32; ++i) dW2[j * 32 + i] += D2[j] * A1[i];
-        }
+        for (size_t j = 0; j < 10; ++j) for (size_t i = 0; i < 32; ++i) dW2[j * 32 + i] += D2[j] * A1[i];
         /* dC/db2 = (1/n) sum_k delta2 */
         for (size_t j = 0; j < 10; ++j) db2[j] += D2[j];
         /* dC_k/da1 = W2^T delta2 */
@@ -168,9 +170,7 @@ int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits
             D1[i] = A1[i]*g*(1 - A1[i]);
         }
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
-        for (size_t j = 0; j < 32; ++j) {
-            for (size_t i = 0; i < 64; ++i) dW1[j * 64 + i] += D1[j] * X[i];
-        }
+        for (size_t j = 0; j < 32; ++j) for (size_t i = 0; i < 64; ++i) dW1[j * 64 + i] += D1[j] * X[i];
         /* dC/db1 = (1/n) sum_k delta1 */
         for (size_t j = 0; j < 32; ++j) db1[j] += D1[j];
     }
@@ -229,11 +229,11 @@ int digits_adam_step(digits_real *DIGITS_RESTRICT params, const digits_real *DIG
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return DIGITS_ERR_ARG;
     if (spr_overlap(params, DIGITS_N_PARAMS, grad, DIGITS_N_PARAMS)
-        || spr_overlap(params, DIGITS_N_PARAMS, m, DIGITS_N_PARAMS)
-        || spr_overlap(params, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)
-        || spr_overlap(grad, DIGITS_N_PARAMS, m, DIGITS_N_PARAMS)
-        || spr_overlap(grad, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)
-        || spr_overlap(m, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)) return DIGITS_ERR_OVERLAP;
+        | spr_overlap(params, DIGITS_N_PARAMS, m, DIGITS_N_PARAMS)
+        | spr_overlap(params, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)
+        | spr_overlap(grad, DIGITS_N_PARAMS, m, DIGITS_N_PARAMS)
+        | spr_overlap(grad, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)
+        | spr_overlap(m, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)) return DIGITS_ERR_OVERLAP;
     {
         const digits_real step = lr / (1.0 - pow(beta1, (digits_real)t));  /* lr / (1 - beta1^t) */
         const digits_real root = sqrt(1.0 - pow(beta2, (digits_real)t));  /* sqrt(1 - beta2^t) */

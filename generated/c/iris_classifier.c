@@ -6,11 +6,14 @@
 #include "iris_classifier.h"
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa <= pb ? pb - pa < n_a * sizeof(iris_classifier_real) : pa - pb < n_b * sizeof(iris_classifier_real);
+    const size_t s_a = n_a * sizeof(iris_classifier_real), s_b = n_b * sizeof(iris_classifier_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
@@ -35,10 +38,10 @@ int iris_classifier_forward(const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT
     if (params == NULL || x == NULL || out == NULL || work == NULL) return IRIS_CLASSIFIER_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(iris_classifier_real) / (IRIS_CLASSIFIER_N_INPUTS > IRIS_CLASSIFIER_N_OUTPUTS ? IRIS_CLASSIFIER_N_INPUTS : IRIS_CLASSIFIER_N_OUTPUTS)) return IRIS_CLASSIFIER_ERR_SIZE;
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, out, n * IRIS_CLASSIFIER_N_OUTPUTS)
-        || spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)
-        || spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, out, n * IRIS_CLASSIFIER_N_OUTPUTS)
-        || spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
-        || spr_overlap(out, n * IRIS_CLASSIFIER_N_OUTPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)) return IRIS_CLASSIFIER_ERR_OVERLAP;
+        | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)
+        | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, out, n * IRIS_CLASSIFIER_N_OUTPUTS)
+        | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
+        | spr_overlap(out, n * IRIS_CLASSIFIER_N_OUTPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)) return IRIS_CLASSIFIER_ERR_OVERLAP;
     const iris_classifier_real *W1 = params + IRIS_CLASSIFIER_OFF_W1;
     const iris_classifier_real *b1 = params + IRIS_CLASSIFIER_OFF_B1;
     const iris_classifier_real *W2 = params + IRIS_CLASSIFIER_OFF_W2;
@@ -50,11 +53,7 @@ int iris_classifier_forward(const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT
     for (size_t k = 0; k < n; ++k) {
         const iris_classifier_real *X = x + k * IRIS_CLASSIFIER_N_INPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 8; ++j) {
-            iris_classifier_real z = b1[j];
-            for (size_t i = 0; i < 4; ++i) z += W1[j * 4 + i] * X[i];
-            Z1[j] = z;
-        }
+        for (size_t j = 0; j < 8; ++j) Z1[j] = b1[j] + W1[j * 4] * X[0] + W1[j * 4 + 1] * X[1] + W1[j * 4 + 2] * X[2] + W1[j * 4 + 3] * X[3];
         /* a1 = f1(z1) = tanh(z1) */
         for (size_t j = 0; j < 8; ++j) A1[j] = tanh(Z1[j]);
         /* z2 = W2 a1 + b2 */
@@ -76,17 +75,17 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RE
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return IRIS_CLASSIFIER_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(iris_classifier_real) / (IRIS_CLASSIFIER_N_INPUTS > IRIS_CLASSIFIER_N_OUTPUTS ? IRIS_CLASSIFIER_N_INPUTS : IRIS_CLASSIFIER_N_OUTPUTS)) return IRIS_CLASSIFIER_ERR_SIZE;
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, loss, 1)
-        || spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, grad, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)
-        || spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, loss, 1)
-        || spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, grad, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
-        || spr_overlap(y, n * IRIS_CLASSIFIER_N_OUTPUTS, loss, 1)
-        || spr_overlap(y, n * IRIS_CLASSIFIER_N_OUTPUTS, grad, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(y, n * IRIS_CLASSIFIER_N_OUTPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
-        || spr_overlap(loss, 1, grad, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(loss, 1, work, IRIS_CLASSIFIER_WORK_SIZE)
-        || spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)) return IRIS_CLASSIFIER_ERR_OVERLAP;
+        | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, grad, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)
+        | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, loss, 1)
+        | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, grad, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
+        | spr_overlap(y, n * IRIS_CLASSIFIER_N_OUTPUTS, loss, 1)
+        | spr_overlap(y, n * IRIS_CLASSIFIER_N_OUTPUTS, grad, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(y, n * IRIS_CLASSIFIER_N_OUTPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
+        | spr_overlap(loss, 1, grad, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(loss, 1, work, IRIS_CLASSIFIER_WORK_SIZE)
+        | spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)) return IRIS_CLASSIFIER_ERR_OVERLAP;
     const iris_classifier_real *W1 = params + IRIS_CLASSIFIER_OFF_W1;
     const iris_classifier_real *b1 = params + IRIS_CLASSIFIER_OFF_B1;
     const iris_classifier_real *W2 = params + IRIS_CLASSIFIER_OFF_W2;
@@ -105,6 +104,7 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RE
     iris_classifier_real *D2 = work + 11;  /* shares the slot of P2 */
     for (size_t k = 0; k < IRIS_CLASSIFIER_N_PARAMS; ++k) grad[k] = 0.0;
     const iris_classifier_real rn = (iris_classifier_real)n;
+    const iris_classifier_real inv_n = 1.0 / (iris_classifier_real)n;
     iris_classifier_real C_lse = 0.0;
     iris_classifier_real C_yz = 0.0;
     for (size_t k = 0; k < n; ++k) {
@@ -112,11 +112,7 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RE
         const iris_classifier_real *Y = y + k * IRIS_CLASSIFIER_N_OUTPUTS;
         iris_classifier_real M2, S2, SY;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 8; ++j) {
-            iris_classifier_real z = b1[j];
-            for (size_t i = 0; i < 4; ++i) z += W1[j * 4 + i] * X[i];
-            Z1[j] = z;
-        }
+        for (size_t j = 0; j < 8; ++j) Z1[j] = b1[j] + W1[j * 4] * X[0] + W1[j * 4 + 1] * X[1] + W1[j * 4 + 2] * X[2] + W1[j * 4 + 3] * X[3];
         /* a1 = f1(z1) = tanh(z1) */
         for (size_t j = 0; j < 8; ++j) A1[j] = tanh(Z1[j]);
         /* z2 = W2 a1 + b2 */
@@ -128,38 +124,48 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RE
         /* a2 = f2(z2) = z2 (A2 is Z2: no copy) */
         /* softmax cross-entropy; M2 = max_j z2_j */
         M2 = Z2[0];
-        for (size_t j = 1; j < 3; ++j) M2 = (Z2[j] > M2 || Z2[j] != Z2[j]) ? Z2[j] : M2;
-        for (size_t j = 0; j < 3; ++j) t0[j] = -M2 + Z2[j];
+        M2 = (Z2[1] > M2 || Z2[1] != Z2[1]) ? Z2[1] : M2;
+        M2 = (Z2[2] > M2 || Z2[2] != Z2[2]) ? Z2[2] : M2;
+        t0[0] = -M2 + Z2[0];
+        t0[1] = -M2 + Z2[1];
+        t0[2] = -M2 + Z2[2];
         /* E2 = exp(z2 - M2): no overflow */
-        for (size_t j = 0; j < 3; ++j) E2[j] = exp(t0[j]);
+        E2[0] = exp(t0[0]);
+        E2[1] = exp(t0[1]);
+        E2[2] = exp(t0[2]);
         /* log(S2) = LSE(z2) - M2 */
-        S2 = 0.0;
-        for (size_t j = 0; j < 3; ++j) S2 += E2[j];
+        S2 = E2[0] + E2[1] + E2[2];
         /* SY = sum_j y_j */
-        SY = 0.0;
-        for (size_t j = 0; j < 3; ++j) SY += Y[j];
+        SY = Y[0] + Y[1] + Y[2];
         C_lse += SY*log(S2);
-        for (size_t j = 0; j < 3; ++j) C_yz += Y[j]*t0[j];
+        C_yz += Y[0]*t0[0];
+        C_yz += Y[1]*t0[1];
+        C_yz += Y[2]*t0[2];
         /* P2 = softmax(z2) = E2 / S2 */
-        for (size_t j = 0; j < 3; ++j) P2[j] = E2[j]/S2;
+        P2[0] = E2[0]/S2;
+        P2[1] = E2[1]/S2;
+        P2[2] = E2[2]/S2;
         /* delta2 = dC_k/dz2 = softmax2*sy - y; D2 = delta2 / n, softmax2 = softmax(z2) */
-        for (size_t j = 0; j < 3; ++j) D2[j] = (P2[j]*SY - Y[j])/rn;
+        D2[0] = inv_n*(P2[0]*SY - Y[0]);
+        D2[1] = inv_n*(P2[1]*SY - Y[1]);
+        D2[2] = inv_n*(P2[2]*SY - Y[2]);
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
-        for (size_t j = 0; j < 3; ++j) {
-            for (size_t i = 0; i < 8; ++i) dW2[j * 8 + i] += D2[j] * A1[i];
-        }
+        for (size_t i = 0; i < 8; ++i) dW2[i] += D2[0] * A1[i];
+        for (size_t i = 0; i < 8; ++i) dW2[8 + i] += D2[1] * A1[i];
+        for (size_t i = 0; i < 8; ++i) dW2[16 + i] += D2[2] * A1[i];
         /* dC/db2 = (1/n) sum_k delta2 */
-        for (size_t j = 0; j < 3; ++j) db2[j] += D2[j];
+        db2[0] += D2[0];
+        db2[1] += D2[1];
+        db2[2] += D2[2];
         /* dC_k/da1 = W2^T delta2 */
-        for (size_t i = 0; i < 8; ++i) {
-            iris_classifier_real g = 0.0;
-            for (size_t j = 0; j < 3; ++j) g += D2[j] * W2[j * 8 + i];
-            /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = 1 - a1**2 */
-            D1[i] = g*(1 - A1[i]*A1[i]);
-        }
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = 1 - a1**2 */
+        for (size_t i = 0; i < 8; ++i) D1[i] = (D2[0] * W2[i] + D2[1] * W2[8 + i] + D2[2] * W2[16 + i])*(1 - A1[i]*A1[i]);
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
         for (size_t j = 0; j < 8; ++j) {
-            for (size_t i = 0; i < 4; ++i) dW1[j * 4 + i] += D1[j] * X[i];
+            dW1[j * 4] += D1[j] * X[0];
+            dW1[j * 4 + 1] += D1[j] * X[1];
+            dW1[j * 4 + 2] += D1[j] * X[2];
+            dW1[j * 4 + 3] += D1[j] * X[3];
         }
         /* dC/db1 = (1/n) sum_k delta1 */
         for (size_t j = 0; j < 8; ++j) db1[j] += D1[j];
@@ -219,11 +225,11 @@ int iris_classifier_adam_step(iris_classifier_real *IRIS_CLASSIFIER_RESTRICT par
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return IRIS_CLASSIFIER_ERR_ARG;
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, grad, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, m, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, m, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)
-        || spr_overlap(m, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)) return IRIS_CLASSIFIER_ERR_OVERLAP;
+        | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, m, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, m, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)
+        | spr_overlap(m, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)) return IRIS_CLASSIFIER_ERR_OVERLAP;
     {
         const iris_classifier_real step = lr / (1.0 - pow(beta1, (iris_classifier_real)t));  /* lr / (1 - beta1^t) */
         const iris_classifier_real root = sqrt(1.0 - pow(beta2, (iris_classifier_real)t));  /* sqrt(1 - beta2^t) */

@@ -16,11 +16,14 @@ static inline textbook_real spr_sigmoid(textbook_real x)
 }
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa <= pb ? pb - pa < n_a * sizeof(textbook_real) : pa - pb < n_b * sizeof(textbook_real);
+    const size_t s_a = n_a * sizeof(textbook_real), s_b = n_b * sizeof(textbook_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
@@ -45,10 +48,10 @@ int textbook_forward(const textbook_real *TEXTBOOK_RESTRICT params, const textbo
     if (params == NULL || x == NULL || out == NULL || work == NULL) return TEXTBOOK_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(textbook_real) / (TEXTBOOK_N_INPUTS > TEXTBOOK_N_OUTPUTS ? TEXTBOOK_N_INPUTS : TEXTBOOK_N_OUTPUTS)) return TEXTBOOK_ERR_SIZE;
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, out, n * TEXTBOOK_N_OUTPUTS)
-        || spr_overlap(params, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)
-        || spr_overlap(x, n * TEXTBOOK_N_INPUTS, out, n * TEXTBOOK_N_OUTPUTS)
-        || spr_overlap(x, n * TEXTBOOK_N_INPUTS, work, TEXTBOOK_WORK_SIZE)
-        || spr_overlap(out, n * TEXTBOOK_N_OUTPUTS, work, TEXTBOOK_WORK_SIZE)) return TEXTBOOK_ERR_OVERLAP;
+        | spr_overlap(params, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)
+        | spr_overlap(x, n * TEXTBOOK_N_INPUTS, out, n * TEXTBOOK_N_OUTPUTS)
+        | spr_overlap(x, n * TEXTBOOK_N_INPUTS, work, TEXTBOOK_WORK_SIZE)
+        | spr_overlap(out, n * TEXTBOOK_N_OUTPUTS, work, TEXTBOOK_WORK_SIZE)) return TEXTBOOK_ERR_OVERLAP;
     const textbook_real *W1 = params + TEXTBOOK_OFF_W1;
     const textbook_real *b1 = params + TEXTBOOK_OFF_B1;
     const textbook_real *W2 = params + TEXTBOOK_OFF_W2;
@@ -60,21 +63,13 @@ int textbook_forward(const textbook_real *TEXTBOOK_RESTRICT params, const textbo
     for (size_t k = 0; k < n; ++k) {
         const textbook_real *X = x + k * TEXTBOOK_N_INPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 1; ++j) {
-            textbook_real z = b1[j];
-            for (size_t i = 0; i < 1; ++i) z += W1[j * 1 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0];
         /* a1 = f1(z1) = Sigmoid(z1) */
-        for (size_t j = 0; j < 1; ++j) A1[j] = spr_sigmoid(Z1[j]);
+        A1[0] = spr_sigmoid(Z1[0]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 1; ++j) {
-            textbook_real z = b2[j];
-            for (size_t i = 0; i < 1; ++i) z += W2[j * 1 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0];
         /* a2 = f2(z2) = Sigmoid(z2) */
-        for (size_t j = 0; j < 1; ++j) A2[j] = spr_sigmoid(Z2[j]);
+        A2[0] = spr_sigmoid(Z2[0]);
         for (size_t j = 0; j < TEXTBOOK_N_OUTPUTS; ++j) out[k * TEXTBOOK_N_OUTPUTS + j] = A2[j];
     }
     return 0;
@@ -87,17 +82,17 @@ int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const 
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return TEXTBOOK_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(textbook_real) / (TEXTBOOK_N_INPUTS > TEXTBOOK_N_OUTPUTS ? TEXTBOOK_N_INPUTS : TEXTBOOK_N_OUTPUTS)) return TEXTBOOK_ERR_SIZE;
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, loss, 1)
-        || spr_overlap(params, TEXTBOOK_N_PARAMS, grad, TEXTBOOK_N_PARAMS)
-        || spr_overlap(params, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)
-        || spr_overlap(x, n * TEXTBOOK_N_INPUTS, loss, 1)
-        || spr_overlap(x, n * TEXTBOOK_N_INPUTS, grad, TEXTBOOK_N_PARAMS)
-        || spr_overlap(x, n * TEXTBOOK_N_INPUTS, work, TEXTBOOK_WORK_SIZE)
-        || spr_overlap(y, n * TEXTBOOK_N_OUTPUTS, loss, 1)
-        || spr_overlap(y, n * TEXTBOOK_N_OUTPUTS, grad, TEXTBOOK_N_PARAMS)
-        || spr_overlap(y, n * TEXTBOOK_N_OUTPUTS, work, TEXTBOOK_WORK_SIZE)
-        || spr_overlap(loss, 1, grad, TEXTBOOK_N_PARAMS)
-        || spr_overlap(loss, 1, work, TEXTBOOK_WORK_SIZE)
-        || spr_overlap(grad, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)) return TEXTBOOK_ERR_OVERLAP;
+        | spr_overlap(params, TEXTBOOK_N_PARAMS, grad, TEXTBOOK_N_PARAMS)
+        | spr_overlap(params, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)
+        | spr_overlap(x, n * TEXTBOOK_N_INPUTS, loss, 1)
+        | spr_overlap(x, n * TEXTBOOK_N_INPUTS, grad, TEXTBOOK_N_PARAMS)
+        | spr_overlap(x, n * TEXTBOOK_N_INPUTS, work, TEXTBOOK_WORK_SIZE)
+        | spr_overlap(y, n * TEXTBOOK_N_OUTPUTS, loss, 1)
+        | spr_overlap(y, n * TEXTBOOK_N_OUTPUTS, grad, TEXTBOOK_N_PARAMS)
+        | spr_overlap(y, n * TEXTBOOK_N_OUTPUTS, work, TEXTBOOK_WORK_SIZE)
+        | spr_overlap(loss, 1, grad, TEXTBOOK_N_PARAMS)
+        | spr_overlap(loss, 1, work, TEXTBOOK_WORK_SIZE)
+        | spr_overlap(grad, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)) return TEXTBOOK_ERR_OVERLAP;
     const textbook_real *W1 = params + TEXTBOOK_OFF_W1;
     const textbook_real *b1 = params + TEXTBOOK_OFF_B1;
     const textbook_real *W2 = params + TEXTBOOK_OFF_W2;
@@ -113,52 +108,64 @@ int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const 
     textbook_real *A2 = work + 1;  /* shares the slot of Z2 */
     textbook_real *D2 = work + 1;  /* shares the slot of A2 */
     textbook_real *t0 = work + 2;
-    for (size_t k = 0; k < TEXTBOOK_N_PARAMS; ++k) grad[k] = 0.0;
     const textbook_real rn = (textbook_real)n;
+    const textbook_real inv_n = 1.0 / (textbook_real)n;
     textbook_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const textbook_real *X = x;
+        const textbook_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0];
+        /* a1 = f1(z1) = Sigmoid(z1) */
+        A1[0] = spr_sigmoid(Z1[0]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0];
+        /* a2 = f2(z2) = Sigmoid(z2) */
+        A2[0] = spr_sigmoid(Z2[0]);
+        t0[0] = A2[0] - Y[0];
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2 */
+        C += t0[0]*t0[0];
+        /* delta2 = dC_k/dz2 = 2*a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n */
+        D2[0] = 2*A2[0]*inv_n*t0[0]*(1 - A2[0]);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = a1*(1 - a1) */
+        D1[0] = A1[0]*(D2[0] * W2[0])*(1 - A1[0]);
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const textbook_real *X = x + k * TEXTBOOK_N_INPUTS;
         const textbook_real *Y = y + k * TEXTBOOK_N_OUTPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 1; ++j) {
-            textbook_real z = b1[j];
-            for (size_t i = 0; i < 1; ++i) z += W1[j * 1 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0];
         /* a1 = f1(z1) = Sigmoid(z1) */
-        for (size_t j = 0; j < 1; ++j) A1[j] = spr_sigmoid(Z1[j]);
+        A1[0] = spr_sigmoid(Z1[0]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 1; ++j) {
-            textbook_real z = b2[j];
-            for (size_t i = 0; i < 1; ++i) z += W2[j * 1 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0];
         /* a2 = f2(z2) = Sigmoid(z2) */
-        for (size_t j = 0; j < 1; ++j) A2[j] = spr_sigmoid(Z2[j]);
-        for (size_t j = 0; j < 1; ++j) t0[j] = A2[j] - Y[j];
+        A2[0] = spr_sigmoid(Z2[0]);
+        t0[0] = A2[0] - Y[0];
         /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2 */
-        for (size_t j = 0; j < 1; ++j) C += t0[j]*t0[j];
+        C += t0[0]*t0[0];
         /* delta2 = dC_k/dz2 = 2*a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n */
-        for (size_t j = 0; j < 1; ++j) D2[j] = 2*A2[j]*t0[j]*(1 - A2[j])/rn;
+        D2[0] = 2*A2[0]*inv_n*t0[0]*(1 - A2[0]);
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
-        for (size_t j = 0; j < 1; ++j) {
-            for (size_t i = 0; i < 1; ++i) dW2[j * 1 + i] += D2[j] * A1[i];
-        }
+        dW2[0] += D2[0] * A1[0];
         /* dC/db2 = (1/n) sum_k delta2 */
-        for (size_t j = 0; j < 1; ++j) db2[j] += D2[j];
+        db2[0] += D2[0];
         /* dC_k/da1 = W2^T delta2 */
-        for (size_t i = 0; i < 1; ++i) {
-            textbook_real g = 0.0;
-            for (size_t j = 0; j < 1; ++j) g += D2[j] * W2[j * 1 + i];
-            /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = a1*(1 - a1) */
-            D1[i] = A1[i]*g*(1 - A1[i]);
-        }
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = a1*(1 - a1) */
+        D1[0] = A1[0]*(D2[0] * W2[0])*(1 - A1[0]);
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
-        for (size_t j = 0; j < 1; ++j) {
-            for (size_t i = 0; i < 1; ++i) dW1[j * 1 + i] += D1[j] * X[i];
-        }
+        dW1[0] += D1[0] * X[0];
         /* dC/db1 = (1/n) sum_k delta1 */
-        for (size_t j = 0; j < 1; ++j) db1[j] += D1[j];
+        db1[0] += D1[0];
     }
     C = C/rn;
     *loss = C;
@@ -214,11 +221,11 @@ int textbook_adam_step(textbook_real *TEXTBOOK_RESTRICT params, const textbook_r
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return TEXTBOOK_ERR_ARG;
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, grad, TEXTBOOK_N_PARAMS)
-        || spr_overlap(params, TEXTBOOK_N_PARAMS, m, TEXTBOOK_N_PARAMS)
-        || spr_overlap(params, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)
-        || spr_overlap(grad, TEXTBOOK_N_PARAMS, m, TEXTBOOK_N_PARAMS)
-        || spr_overlap(grad, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)
-        || spr_overlap(m, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)) return TEXTBOOK_ERR_OVERLAP;
+        | spr_overlap(params, TEXTBOOK_N_PARAMS, m, TEXTBOOK_N_PARAMS)
+        | spr_overlap(params, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)
+        | spr_overlap(grad, TEXTBOOK_N_PARAMS, m, TEXTBOOK_N_PARAMS)
+        | spr_overlap(grad, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)
+        | spr_overlap(m, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)) return TEXTBOOK_ERR_OVERLAP;
     {
         const textbook_real step = lr / (1.0 - pow(beta1, (textbook_real)t));  /* lr / (1 - beta1^t) */
         const textbook_real root = sqrt(1.0 - pow(beta2, (textbook_real)t));  /* sqrt(1 - beta2^t) */

@@ -16,11 +16,14 @@ static inline xor_real spr_sigmoid(xor_real x)
 }
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa <= pb ? pb - pa < n_a * sizeof(xor_real) : pa - pb < n_b * sizeof(xor_real);
+    const size_t s_a = n_a * sizeof(xor_real), s_b = n_b * sizeof(xor_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
@@ -45,10 +48,10 @@ int xor_forward(const xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRIC
     if (params == NULL || x == NULL || out == NULL || work == NULL) return XOR_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(xor_real) / (XOR_N_INPUTS > XOR_N_OUTPUTS ? XOR_N_INPUTS : XOR_N_OUTPUTS)) return XOR_ERR_SIZE;
     if (spr_overlap(params, XOR_N_PARAMS, out, n * XOR_N_OUTPUTS)
-        || spr_overlap(params, XOR_N_PARAMS, work, XOR_WORK_SIZE)
-        || spr_overlap(x, n * XOR_N_INPUTS, out, n * XOR_N_OUTPUTS)
-        || spr_overlap(x, n * XOR_N_INPUTS, work, XOR_WORK_SIZE)
-        || spr_overlap(out, n * XOR_N_OUTPUTS, work, XOR_WORK_SIZE)) return XOR_ERR_OVERLAP;
+        | spr_overlap(params, XOR_N_PARAMS, work, XOR_WORK_SIZE)
+        | spr_overlap(x, n * XOR_N_INPUTS, out, n * XOR_N_OUTPUTS)
+        | spr_overlap(x, n * XOR_N_INPUTS, work, XOR_WORK_SIZE)
+        | spr_overlap(out, n * XOR_N_OUTPUTS, work, XOR_WORK_SIZE)) return XOR_ERR_OVERLAP;
     const xor_real *W1 = params + XOR_OFF_W1;
     const xor_real *b1 = params + XOR_OFF_B1;
     const xor_real *W2 = params + XOR_OFF_W2;
@@ -60,21 +63,17 @@ int xor_forward(const xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRIC
     for (size_t k = 0; k < n; ++k) {
         const xor_real *X = x + k * XOR_N_INPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 3; ++j) {
-            xor_real z = b1[j];
-            for (size_t i = 0; i < 2; ++i) z += W1[j * 2 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
         /* a1 = f1(z1) = Sigmoid(2*z1) */
-        for (size_t j = 0; j < 3; ++j) A1[j] = spr_sigmoid(2*Z1[j]);
+        A1[0] = spr_sigmoid(2*Z1[0]);
+        A1[1] = spr_sigmoid(2*Z1[1]);
+        A1[2] = spr_sigmoid(2*Z1[2]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 1; ++j) {
-            xor_real z = b2[j];
-            for (size_t i = 0; i < 3; ++i) z += W2[j * 3 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
         /* a2 = f2(z2) = Sigmoid(z2) */
-        for (size_t j = 0; j < 1; ++j) A2[j] = spr_sigmoid(Z2[j]);
+        A2[0] = spr_sigmoid(Z2[0]);
         for (size_t j = 0; j < XOR_N_OUTPUTS; ++j) out[k * XOR_N_OUTPUTS + j] = A2[j];
     }
     return 0;
@@ -87,17 +86,17 @@ int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_R
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return XOR_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(xor_real) / (XOR_N_INPUTS > XOR_N_OUTPUTS ? XOR_N_INPUTS : XOR_N_OUTPUTS)) return XOR_ERR_SIZE;
     if (spr_overlap(params, XOR_N_PARAMS, loss, 1)
-        || spr_overlap(params, XOR_N_PARAMS, grad, XOR_N_PARAMS)
-        || spr_overlap(params, XOR_N_PARAMS, work, XOR_WORK_SIZE)
-        || spr_overlap(x, n * XOR_N_INPUTS, loss, 1)
-        || spr_overlap(x, n * XOR_N_INPUTS, grad, XOR_N_PARAMS)
-        || spr_overlap(x, n * XOR_N_INPUTS, work, XOR_WORK_SIZE)
-        || spr_overlap(y, n * XOR_N_OUTPUTS, loss, 1)
-        || spr_overlap(y, n * XOR_N_OUTPUTS, grad, XOR_N_PARAMS)
-        || spr_overlap(y, n * XOR_N_OUTPUTS, work, XOR_WORK_SIZE)
-        || spr_overlap(loss, 1, grad, XOR_N_PARAMS)
-        || spr_overlap(loss, 1, work, XOR_WORK_SIZE)
-        || spr_overlap(grad, XOR_N_PARAMS, work, XOR_WORK_SIZE)) return XOR_ERR_OVERLAP;
+        | spr_overlap(params, XOR_N_PARAMS, grad, XOR_N_PARAMS)
+        | spr_overlap(params, XOR_N_PARAMS, work, XOR_WORK_SIZE)
+        | spr_overlap(x, n * XOR_N_INPUTS, loss, 1)
+        | spr_overlap(x, n * XOR_N_INPUTS, grad, XOR_N_PARAMS)
+        | spr_overlap(x, n * XOR_N_INPUTS, work, XOR_WORK_SIZE)
+        | spr_overlap(y, n * XOR_N_OUTPUTS, loss, 1)
+        | spr_overlap(y, n * XOR_N_OUTPUTS, grad, XOR_N_PARAMS)
+        | spr_overlap(y, n * XOR_N_OUTPUTS, work, XOR_WORK_SIZE)
+        | spr_overlap(loss, 1, grad, XOR_N_PARAMS)
+        | spr_overlap(loss, 1, work, XOR_WORK_SIZE)
+        | spr_overlap(grad, XOR_N_PARAMS, work, XOR_WORK_SIZE)) return XOR_ERR_OVERLAP;
     const xor_real *W1 = params + XOR_OFF_W1;
     const xor_real *b1 = params + XOR_OFF_B1;
     const xor_real *W2 = params + XOR_OFF_W2;
@@ -113,52 +112,94 @@ int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_R
     xor_real *A2 = work + 3;  /* shares the slot of Z2 */
     xor_real *D2 = work + 3;  /* shares the slot of A2 */
     xor_real *t0 = work + 4;
-    for (size_t k = 0; k < XOR_N_PARAMS; ++k) grad[k] = 0.0;
     const xor_real rn = (xor_real)n;
+    const xor_real inv_n = 1.0 / (xor_real)n;
     xor_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const xor_real *X = x;
+        const xor_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        /* a1 = f1(z1) = Sigmoid(2*z1) */
+        A1[0] = spr_sigmoid(2*Z1[0]);
+        A1[1] = spr_sigmoid(2*Z1[1]);
+        A1[2] = spr_sigmoid(2*Z1[2]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
+        /* a2 = f2(z2) = Sigmoid(z2) */
+        A2[0] = spr_sigmoid(Z2[0]);
+        t0[0] = A2[0] - Y[0];
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2/2 */
+        C += 0.5*t0[0]*t0[0];
+        /* delta2 = dC_k/dz2 = a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n */
+        D2[0] = A2[0]*inv_n*t0[0]*(1 - A2[0]);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        dW2[1] = D2[0] * A1[1];
+        dW2[2] = D2[0] * A1[2];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = 2*a1*(1 - a1) */
+        D1[0] = 2*A1[0]*(D2[0] * W2[0])*(1 - A1[0]);
+        D1[1] = 2*A1[1]*(D2[0] * W2[1])*(1 - A1[1]);
+        D1[2] = 2*A1[2]*(D2[0] * W2[2])*(1 - A1[2]);
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        dW1[1] = D1[0] * X[1];
+        dW1[2] = D1[1] * X[0];
+        dW1[3] = D1[1] * X[1];
+        dW1[4] = D1[2] * X[0];
+        dW1[5] = D1[2] * X[1];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+        db1[1] = D1[1];
+        db1[2] = D1[2];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const xor_real *X = x + k * XOR_N_INPUTS;
         const xor_real *Y = y + k * XOR_N_OUTPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 3; ++j) {
-            xor_real z = b1[j];
-            for (size_t i = 0; i < 2; ++i) z += W1[j * 2 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
         /* a1 = f1(z1) = Sigmoid(2*z1) */
-        for (size_t j = 0; j < 3; ++j) A1[j] = spr_sigmoid(2*Z1[j]);
+        A1[0] = spr_sigmoid(2*Z1[0]);
+        A1[1] = spr_sigmoid(2*Z1[1]);
+        A1[2] = spr_sigmoid(2*Z1[2]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 1; ++j) {
-            xor_real z = b2[j];
-            for (size_t i = 0; i < 3; ++i) z += W2[j * 3 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
         /* a2 = f2(z2) = Sigmoid(z2) */
-        for (size_t j = 0; j < 1; ++j) A2[j] = spr_sigmoid(Z2[j]);
-        for (size_t j = 0; j < 1; ++j) t0[j] = A2[j] - Y[j];
+        A2[0] = spr_sigmoid(Z2[0]);
+        t0[0] = A2[0] - Y[0];
         /* C = (1/n) sum_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = (a2 - y)**2/2 */
-        for (size_t j = 0; j < 1; ++j) C += 0.5*t0[j]*t0[j];
+        C += 0.5*t0[0]*t0[0];
         /* delta2 = dC_k/dz2 = a2*(1 - a2)*(a2 - y); D2 = dC/dZ2 = delta2 / n */
-        for (size_t j = 0; j < 1; ++j) D2[j] = A2[j]*t0[j]*(1 - A2[j])/rn;
+        D2[0] = A2[0]*inv_n*t0[0]*(1 - A2[0]);
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
-        for (size_t j = 0; j < 1; ++j) {
-            for (size_t i = 0; i < 3; ++i) dW2[j * 3 + i] += D2[j] * A1[i];
-        }
+        dW2[0] += D2[0] * A1[0];
+        dW2[1] += D2[0] * A1[1];
+        dW2[2] += D2[0] * A1[2];
         /* dC/db2 = (1/n) sum_k delta2 */
-        for (size_t j = 0; j < 1; ++j) db2[j] += D2[j];
+        db2[0] += D2[0];
         /* dC_k/da1 = W2^T delta2 */
-        for (size_t i = 0; i < 3; ++i) {
-            xor_real g = 0.0;
-            for (size_t j = 0; j < 1; ++j) g += D2[j] * W2[j * 3 + i];
-            /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = 2*a1*(1 - a1) */
-            D1[i] = 2*A1[i]*g*(1 - A1[i]);
-        }
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = 2*a1*(1 - a1) */
+        D1[0] = 2*A1[0]*(D2[0] * W2[0])*(1 - A1[0]);
+        D1[1] = 2*A1[1]*(D2[0] * W2[1])*(1 - A1[1]);
+        D1[2] = 2*A1[2]*(D2[0] * W2[2])*(1 - A1[2]);
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
-        for (size_t j = 0; j < 3; ++j) {
-            for (size_t i = 0; i < 2; ++i) dW1[j * 2 + i] += D1[j] * X[i];
-        }
+        dW1[0] += D1[0] * X[0];
+        dW1[1] += D1[0] * X[1];
+        dW1[2] += D1[1] * X[0];
+        dW1[3] += D1[1] * X[1];
+        dW1[4] += D1[2] * X[0];
+        dW1[5] += D1[2] * X[1];
         /* dC/db1 = (1/n) sum_k delta1 */
-        for (size_t j = 0; j < 3; ++j) db1[j] += D1[j];
+        db1[0] += D1[0];
+        db1[1] += D1[1];
+        db1[2] += D1[2];
     }
     C = C/rn;
     *loss = C;
@@ -214,11 +255,11 @@ int xor_adam_step(xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT gr
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return XOR_ERR_ARG;
     if (spr_overlap(params, XOR_N_PARAMS, grad, XOR_N_PARAMS)
-        || spr_overlap(params, XOR_N_PARAMS, m, XOR_N_PARAMS)
-        || spr_overlap(params, XOR_N_PARAMS, v, XOR_N_PARAMS)
-        || spr_overlap(grad, XOR_N_PARAMS, m, XOR_N_PARAMS)
-        || spr_overlap(grad, XOR_N_PARAMS, v, XOR_N_PARAMS)
-        || spr_overlap(m, XOR_N_PARAMS, v, XOR_N_PARAMS)) return XOR_ERR_OVERLAP;
+        | spr_overlap(params, XOR_N_PARAMS, m, XOR_N_PARAMS)
+        | spr_overlap(params, XOR_N_PARAMS, v, XOR_N_PARAMS)
+        | spr_overlap(grad, XOR_N_PARAMS, m, XOR_N_PARAMS)
+        | spr_overlap(grad, XOR_N_PARAMS, v, XOR_N_PARAMS)
+        | spr_overlap(m, XOR_N_PARAMS, v, XOR_N_PARAMS)) return XOR_ERR_OVERLAP;
     {
         const xor_real step = lr / (1.0 - pow(beta1, (xor_real)t));  /* lr / (1 - beta1^t) */
         const xor_real root = sqrt(1.0 - pow(beta2, (xor_real)t));  /* sqrt(1 - beta2^t) */

@@ -22,11 +22,14 @@ static inline zoo_real spr_softplus(zoo_real x)
 }
 
 /* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers
- * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */
+ * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned
+ * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff
+ * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */
 static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)
 {
     const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
-    return pa <= pb ? pb - pa < n_a * sizeof(zoo_real) : pa - pb < n_b * sizeof(zoo_real);
+    const size_t s_a = n_a * sizeof(zoo_real), s_b = n_b * sizeof(zoo_real);
+    return pb - pa + (s_b - 1) < s_a + (s_b - 1);
 }
 
 /* splitmix64 (Steele, Lea and Flood, 2014): one 64-bit state, exact in uint64_t on any target,
@@ -51,10 +54,10 @@ int zoo_forward(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRIC
     if (params == NULL || x == NULL || out == NULL || work == NULL) return ZOO_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(zoo_real) / (ZOO_N_INPUTS > ZOO_N_OUTPUTS ? ZOO_N_INPUTS : ZOO_N_OUTPUTS)) return ZOO_ERR_SIZE;
     if (spr_overlap(params, ZOO_N_PARAMS, out, n * ZOO_N_OUTPUTS)
-        || spr_overlap(params, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)
-        || spr_overlap(x, n * ZOO_N_INPUTS, out, n * ZOO_N_OUTPUTS)
-        || spr_overlap(x, n * ZOO_N_INPUTS, work, ZOO_WORK_SIZE)
-        || spr_overlap(out, n * ZOO_N_OUTPUTS, work, ZOO_WORK_SIZE)) return ZOO_ERR_OVERLAP;
+        | spr_overlap(params, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)
+        | spr_overlap(x, n * ZOO_N_INPUTS, out, n * ZOO_N_OUTPUTS)
+        | spr_overlap(x, n * ZOO_N_INPUTS, work, ZOO_WORK_SIZE)
+        | spr_overlap(out, n * ZOO_N_OUTPUTS, work, ZOO_WORK_SIZE)) return ZOO_ERR_OVERLAP;
     const zoo_real *W1 = params + ZOO_OFF_W1;
     const zoo_real *b1 = params + ZOO_OFF_B1;
     const zoo_real *W2 = params + ZOO_OFF_W2;
@@ -78,45 +81,37 @@ int zoo_forward(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRIC
     for (size_t k = 0; k < n; ++k) {
         const zoo_real *X = x + k * ZOO_N_INPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 3; ++j) {
-            zoo_real z = b1[j];
-            for (size_t i = 0; i < 2; ++i) z += W1[j * 2 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
         /* a1 = f1(z1) = 0.625*sqrt(2)*exp(-0.78125*z1**2)/sqrt(pi) */
-        for (size_t j = 0; j < 3; ++j) A1[j] = 0.49867785050179086*exp(-0.78125*Z1[j]*Z1[j]);
+        A1[0] = 0.49867785050179086*exp(-0.78125*Z1[0]*Z1[0]);
+        A1[1] = 0.49867785050179086*exp(-0.78125*Z1[1]*Z1[1]);
+        A1[2] = 0.49867785050179086*exp(-0.78125*Z1[2]*Z1[2]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 3; ++j) {
-            zoo_real z = b2[j];
-            for (size_t i = 0; i < 3; ++i) z += W2[j * 3 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
+        Z2[1] = b2[1] + W2[3] * A1[0] + W2[4] * A1[1] + W2[5] * A1[2];
+        Z2[2] = b2[2] + W2[6] * A1[0] + W2[7] * A1[1] + W2[8] * A1[2];
         /* a2 = f2(z2) = z2/(Abs(z2) + 1) */
-        for (size_t j = 0; j < 3; ++j) A2[j] = Z2[j]/(fabs(Z2[j]) + 1);
+        A2[0] = Z2[0]/(fabs(Z2[0]) + 1);
+        A2[1] = Z2[1]/(fabs(Z2[1]) + 1);
+        A2[2] = Z2[2]/(fabs(Z2[2]) + 1);
         /* z3 = W3 a2 + b3 */
-        for (size_t j = 0; j < 2; ++j) {
-            zoo_real z = b3[j];
-            for (size_t i = 0; i < 3; ++i) z += W3[j * 3 + i] * A2[i];
-            Z3[j] = z;
-        }
+        Z3[0] = b3[0] + W3[0] * A2[0] + W3[1] * A2[1] + W3[2] * A2[2];
+        Z3[1] = b3[1] + W3[3] * A2[0] + W3[4] * A2[1] + W3[5] * A2[2];
         /* a3 = f3(z3) = Piecewise((0.1*z3, z3 <= 0), (z3, True)) */
-        for (size_t j = 0; j < 2; ++j) A3[j] = (Z3[j] != Z3[j] ? Z3[j] : ((Z3[j] <= 0) ? 0.1*Z3[j] : Z3[j]));
+        A3[0] = (Z3[0] != Z3[0] ? Z3[0] : ((Z3[0] <= 0) ? 0.1*Z3[0] : Z3[0]));
+        A3[1] = (Z3[1] != Z3[1] ? Z3[1] : ((Z3[1] <= 0) ? 0.1*Z3[1] : Z3[1]));
         /* z4 = W4 a3 + b4 */
-        for (size_t j = 0; j < 2; ++j) {
-            zoo_real z = b4[j];
-            for (size_t i = 0; i < 2; ++i) z += W4[j * 2 + i] * A3[i];
-            Z4[j] = z;
-        }
+        Z4[0] = b4[0] + W4[0] * A3[0] + W4[1] * A3[1];
+        Z4[1] = b4[1] + W4[2] * A3[0] + W4[3] * A3[1];
         /* a4 = f4(z4) = Softplus(z4) */
-        for (size_t j = 0; j < 2; ++j) A4[j] = spr_softplus(Z4[j]);
+        A4[0] = spr_softplus(Z4[0]);
+        A4[1] = spr_softplus(Z4[1]);
         /* z5 = W5 a4 + b5 */
-        for (size_t j = 0; j < 1; ++j) {
-            zoo_real z = b5[j];
-            for (size_t i = 0; i < 2; ++i) z += W5[j * 2 + i] * A4[i];
-            Z5[j] = z;
-        }
+        Z5[0] = b5[0] + W5[0] * A4[0] + W5[1] * A4[1];
         /* a5 = f5(z5) = Piecewise((0, z5 <= -2), (z5/4 + 1/2, z5 < 2), (1, True)) */
-        for (size_t j = 0; j < 1; ++j) A5[j] = (Z5[j] != Z5[j] ? Z5[j] : ((Z5[j] <= -2) ? 0.0 : ((Z5[j] < 2) ? 0.25*Z5[j] + 0.5 : 1.0)));
+        A5[0] = (Z5[0] != Z5[0] ? Z5[0] : ((Z5[0] <= -2) ? 0.0 : ((Z5[0] < 2) ? 0.25*Z5[0] + 0.5 : 1.0)));
         for (size_t j = 0; j < ZOO_N_OUTPUTS; ++j) out[k * ZOO_N_OUTPUTS + j] = A5[j];
     }
     return 0;
@@ -129,17 +124,17 @@ int zoo_loss_and_grad(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_R
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return ZOO_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(zoo_real) / (ZOO_N_INPUTS > ZOO_N_OUTPUTS ? ZOO_N_INPUTS : ZOO_N_OUTPUTS)) return ZOO_ERR_SIZE;
     if (spr_overlap(params, ZOO_N_PARAMS, loss, 1)
-        || spr_overlap(params, ZOO_N_PARAMS, grad, ZOO_N_PARAMS)
-        || spr_overlap(params, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)
-        || spr_overlap(x, n * ZOO_N_INPUTS, loss, 1)
-        || spr_overlap(x, n * ZOO_N_INPUTS, grad, ZOO_N_PARAMS)
-        || spr_overlap(x, n * ZOO_N_INPUTS, work, ZOO_WORK_SIZE)
-        || spr_overlap(y, n * ZOO_N_OUTPUTS, loss, 1)
-        || spr_overlap(y, n * ZOO_N_OUTPUTS, grad, ZOO_N_PARAMS)
-        || spr_overlap(y, n * ZOO_N_OUTPUTS, work, ZOO_WORK_SIZE)
-        || spr_overlap(loss, 1, grad, ZOO_N_PARAMS)
-        || spr_overlap(loss, 1, work, ZOO_WORK_SIZE)
-        || spr_overlap(grad, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)) return ZOO_ERR_OVERLAP;
+        | spr_overlap(params, ZOO_N_PARAMS, grad, ZOO_N_PARAMS)
+        | spr_overlap(params, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)
+        | spr_overlap(x, n * ZOO_N_INPUTS, loss, 1)
+        | spr_overlap(x, n * ZOO_N_INPUTS, grad, ZOO_N_PARAMS)
+        | spr_overlap(x, n * ZOO_N_INPUTS, work, ZOO_WORK_SIZE)
+        | spr_overlap(y, n * ZOO_N_OUTPUTS, loss, 1)
+        | spr_overlap(y, n * ZOO_N_OUTPUTS, grad, ZOO_N_PARAMS)
+        | spr_overlap(y, n * ZOO_N_OUTPUTS, work, ZOO_WORK_SIZE)
+        | spr_overlap(loss, 1, grad, ZOO_N_PARAMS)
+        | spr_overlap(loss, 1, work, ZOO_WORK_SIZE)
+        | spr_overlap(grad, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)) return ZOO_ERR_OVERLAP;
     const zoo_real *W1 = params + ZOO_OFF_W1;
     const zoo_real *b1 = params + ZOO_OFF_B1;
     const zoo_real *W2 = params + ZOO_OFF_W2;
@@ -178,117 +173,226 @@ int zoo_loss_and_grad(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_R
     zoo_real *t0 = work + 21;  /* shares the slot of A5 */
     zoo_real *t1 = work + 22;
     zoo_real *t2 = work + 23;
-    for (size_t k = 0; k < ZOO_N_PARAMS; ++k) grad[k] = 0.0;
     const zoo_real rn = (zoo_real)n;
+    const zoo_real inv_n = 1.0 / (zoo_real)n;
     zoo_real C = 0.0;
-    for (size_t k = 0; k < n; ++k) {
+    { /* the first sample writes the gradient (=): nothing to zero, nothing to load */
+        const zoo_real *X = x;
+        const zoo_real *Y = y;
+        /* z1 = W1 x + b1 */
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
+        /* a1 = f1(z1) = 0.625*sqrt(2)*exp(-0.78125*z1**2)/sqrt(pi) */
+        A1[0] = 0.49867785050179086*exp(-0.78125*Z1[0]*Z1[0]);
+        A1[1] = 0.49867785050179086*exp(-0.78125*Z1[1]*Z1[1]);
+        A1[2] = 0.49867785050179086*exp(-0.78125*Z1[2]*Z1[2]);
+        /* z2 = W2 a1 + b2 */
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
+        Z2[1] = b2[1] + W2[3] * A1[0] + W2[4] * A1[1] + W2[5] * A1[2];
+        Z2[2] = b2[2] + W2[6] * A1[0] + W2[7] * A1[1] + W2[8] * A1[2];
+        /* a2 = f2(z2) = z2/(Abs(z2) + 1) */
+        A2[0] = Z2[0]/(fabs(Z2[0]) + 1);
+        A2[1] = Z2[1]/(fabs(Z2[1]) + 1);
+        A2[2] = Z2[2]/(fabs(Z2[2]) + 1);
+        /* z3 = W3 a2 + b3 */
+        Z3[0] = b3[0] + W3[0] * A2[0] + W3[1] * A2[1] + W3[2] * A2[2];
+        Z3[1] = b3[1] + W3[3] * A2[0] + W3[4] * A2[1] + W3[5] * A2[2];
+        /* a3 = f3(z3) = Piecewise((0.1*z3, z3 <= 0), (z3, True)) */
+        A3[0] = (Z3[0] != Z3[0] ? Z3[0] : ((Z3[0] <= 0) ? 0.1*Z3[0] : Z3[0]));
+        A3[1] = (Z3[1] != Z3[1] ? Z3[1] : ((Z3[1] <= 0) ? 0.1*Z3[1] : Z3[1]));
+        /* z4 = W4 a3 + b4 */
+        Z4[0] = b4[0] + W4[0] * A3[0] + W4[1] * A3[1];
+        Z4[1] = b4[1] + W4[2] * A3[0] + W4[3] * A3[1];
+        /* a4 = f4(z4) = Softplus(z4) */
+        A4[0] = spr_softplus(Z4[0]);
+        A4[1] = spr_softplus(Z4[1]);
+        /* z5 = W5 a4 + b5 */
+        Z5[0] = b5[0] + W5[0] * A4[0] + W5[1] * A4[1];
+        /* a5 = f5(z5) = Piecewise((0, z5 <= -2), (z5/4 + 1/2, z5 < 2), (1, True)) */
+        A5[0] = (Z5[0] != Z5[0] ? Z5[0] : ((Z5[0] <= -2) ? 0.0 : ((Z5[0] < 2) ? 0.25*Z5[0] + 0.5 : 1.0)));
+        t0[0] = A5[0] - Y[0];
+        t1[0] = fabs(t0[0]);
+        t2[0] = ((t1[0] <= 1) ? 1.0 : 0.0);
+        /* C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y) <= 1), (Abs(a5 - y) - 0.5, True)) */
+        C += (t2[0] ? 0.5*t0[0]*t0[0] : t1[0] - 0.5);
+        /* delta5 = dC_k/dz5 = Piecewise((a5 - y, Abs(a5 - y) <= 1), (sign(a5 - y), True))*Piecewise((0, z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = delta5 / n */
+        D5[0] = inv_n*(t2[0] ? t0[0] : (t0[0] > 0.0 ? 1.0 : (t0[0] < 0.0 ? -1.0 : (t0[0] == 0.0 ? 0.0 : t0[0]))))*(Z5[0] != Z5[0] ? Z5[0] : ((Z5[0] <= -2) ? 0.0 : ((Z5[0] < 2) ? 0.25 : 0.0)));
+        /* dC/dW5 = (1/n) sum_k delta5 a4^T */
+        dW5[0] = D5[0] * A4[0];
+        dW5[1] = D5[0] * A4[1];
+        /* dC/db5 = (1/n) sum_k delta5 */
+        db5[0] = D5[0];
+        /* dC_k/da4 = W5^T delta5 */
+        /* delta4 = dC_k/da4 * f4'(z4), f4'(z4) = Sigmoid(z4) */
+        D4[0] = (D5[0] * W5[0])*spr_sigmoid(Z4[0]);
+        D4[1] = (D5[0] * W5[1])*spr_sigmoid(Z4[1]);
+        /* dC/dW4 = (1/n) sum_k delta4 a3^T */
+        dW4[0] = D4[0] * A3[0];
+        dW4[1] = D4[0] * A3[1];
+        dW4[2] = D4[1] * A3[0];
+        dW4[3] = D4[1] * A3[1];
+        /* dC/db4 = (1/n) sum_k delta4 */
+        db4[0] = D4[0];
+        db4[1] = D4[1];
+        /* dC_k/da3 = W4^T delta4 */
+        /* delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True)) */
+        D3[0] = (D4[0] * W4[0] + D4[1] * W4[2])*(Z3[0] != Z3[0] ? Z3[0] : ((Z3[0] <= 0) ? 0.1 : 1.0));
+        D3[1] = (D4[0] * W4[1] + D4[1] * W4[3])*(Z3[1] != Z3[1] ? Z3[1] : ((Z3[1] <= 0) ? 0.1 : 1.0));
+        /* dC/dW3 = (1/n) sum_k delta3 a2^T */
+        dW3[0] = D3[0] * A2[0];
+        dW3[1] = D3[0] * A2[1];
+        dW3[2] = D3[0] * A2[2];
+        dW3[3] = D3[1] * A2[0];
+        dW3[4] = D3[1] * A2[1];
+        dW3[5] = D3[1] * A2[2];
+        /* dC/db3 = (1/n) sum_k delta3 */
+        db3[0] = D3[0];
+        db3[1] = D3[1];
+        /* dC_k/da2 = W3^T delta3 */
+        /* delta2 = dC_k/da2 * f2'(z2), f2'(z2) = -(a2*sign(z2) - 1)/(Abs(z2) + 1) */
+        D2[0] = (D3[0] * W3[0] + D3[1] * W3[3])*(-A2[0]*(Z2[0] > 0.0 ? 1.0 : (Z2[0] < 0.0 ? -1.0 : (Z2[0] == 0.0 ? 0.0 : Z2[0]))) + 1)/(fabs(Z2[0]) + 1);
+        D2[1] = (D3[0] * W3[1] + D3[1] * W3[4])*(-A2[1]*(Z2[1] > 0.0 ? 1.0 : (Z2[1] < 0.0 ? -1.0 : (Z2[1] == 0.0 ? 0.0 : Z2[1]))) + 1)/(fabs(Z2[1]) + 1);
+        D2[2] = (D3[0] * W3[2] + D3[1] * W3[5])*(-A2[2]*(Z2[2] > 0.0 ? 1.0 : (Z2[2] < 0.0 ? -1.0 : (Z2[2] == 0.0 ? 0.0 : Z2[2]))) + 1)/(fabs(Z2[2]) + 1);
+        /* dC/dW2 = (1/n) sum_k delta2 a1^T */
+        dW2[0] = D2[0] * A1[0];
+        dW2[1] = D2[0] * A1[1];
+        dW2[2] = D2[0] * A1[2];
+        dW2[3] = D2[1] * A1[0];
+        dW2[4] = D2[1] * A1[1];
+        dW2[5] = D2[1] * A1[2];
+        dW2[6] = D2[2] * A1[0];
+        dW2[7] = D2[2] * A1[1];
+        dW2[8] = D2[2] * A1[2];
+        /* dC/db2 = (1/n) sum_k delta2 */
+        db2[0] = D2[0];
+        db2[1] = D2[1];
+        db2[2] = D2[2];
+        /* dC_k/da1 = W2^T delta2 */
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = -1.5625*a1*z1 */
+        D1[0] = -1.5625*A1[0]*(D2[0] * W2[0] + D2[1] * W2[3] + D2[2] * W2[6])*Z1[0];
+        D1[1] = -1.5625*A1[1]*(D2[0] * W2[1] + D2[1] * W2[4] + D2[2] * W2[7])*Z1[1];
+        D1[2] = -1.5625*A1[2]*(D2[0] * W2[2] + D2[1] * W2[5] + D2[2] * W2[8])*Z1[2];
+        /* dC/dW1 = (1/n) sum_k delta1 x^T */
+        dW1[0] = D1[0] * X[0];
+        dW1[1] = D1[0] * X[1];
+        dW1[2] = D1[1] * X[0];
+        dW1[3] = D1[1] * X[1];
+        dW1[4] = D1[2] * X[0];
+        dW1[5] = D1[2] * X[1];
+        /* dC/db1 = (1/n) sum_k delta1 */
+        db1[0] = D1[0];
+        db1[1] = D1[1];
+        db1[2] = D1[2];
+    }
+    for (size_t k = 1; k < n; ++k) {
         const zoo_real *X = x + k * ZOO_N_INPUTS;
         const zoo_real *Y = y + k * ZOO_N_OUTPUTS;
         /* z1 = W1 x + b1 */
-        for (size_t j = 0; j < 3; ++j) {
-            zoo_real z = b1[j];
-            for (size_t i = 0; i < 2; ++i) z += W1[j * 2 + i] * X[i];
-            Z1[j] = z;
-        }
+        Z1[0] = b1[0] + W1[0] * X[0] + W1[1] * X[1];
+        Z1[1] = b1[1] + W1[2] * X[0] + W1[3] * X[1];
+        Z1[2] = b1[2] + W1[4] * X[0] + W1[5] * X[1];
         /* a1 = f1(z1) = 0.625*sqrt(2)*exp(-0.78125*z1**2)/sqrt(pi) */
-        for (size_t j = 0; j < 3; ++j) A1[j] = 0.49867785050179086*exp(-0.78125*Z1[j]*Z1[j]);
+        A1[0] = 0.49867785050179086*exp(-0.78125*Z1[0]*Z1[0]);
+        A1[1] = 0.49867785050179086*exp(-0.78125*Z1[1]*Z1[1]);
+        A1[2] = 0.49867785050179086*exp(-0.78125*Z1[2]*Z1[2]);
         /* z2 = W2 a1 + b2 */
-        for (size_t j = 0; j < 3; ++j) {
-            zoo_real z = b2[j];
-            for (size_t i = 0; i < 3; ++i) z += W2[j * 3 + i] * A1[i];
-            Z2[j] = z;
-        }
+        Z2[0] = b2[0] + W2[0] * A1[0] + W2[1] * A1[1] + W2[2] * A1[2];
+        Z2[1] = b2[1] + W2[3] * A1[0] + W2[4] * A1[1] + W2[5] * A1[2];
+        Z2[2] = b2[2] + W2[6] * A1[0] + W2[7] * A1[1] + W2[8] * A1[2];
         /* a2 = f2(z2) = z2/(Abs(z2) + 1) */
-        for (size_t j = 0; j < 3; ++j) A2[j] = Z2[j]/(fabs(Z2[j]) + 1);
+        A2[0] = Z2[0]/(fabs(Z2[0]) + 1);
+        A2[1] = Z2[1]/(fabs(Z2[1]) + 1);
+        A2[2] = Z2[2]/(fabs(Z2[2]) + 1);
         /* z3 = W3 a2 + b3 */
-        for (size_t j = 0; j < 2; ++j) {
-            zoo_real z = b3[j];
-            for (size_t i = 0; i < 3; ++i) z += W3[j * 3 + i] * A2[i];
-            Z3[j] = z;
-        }
+        Z3[0] = b3[0] + W3[0] * A2[0] + W3[1] * A2[1] + W3[2] * A2[2];
+        Z3[1] = b3[1] + W3[3] * A2[0] + W3[4] * A2[1] + W3[5] * A2[2];
         /* a3 = f3(z3) = Piecewise((0.1*z3, z3 <= 0), (z3, True)) */
-        for (size_t j = 0; j < 2; ++j) A3[j] = (Z3[j] != Z3[j] ? Z3[j] : ((Z3[j] <= 0) ? 0.1*Z3[j] : Z3[j]));
+        A3[0] = (Z3[0] != Z3[0] ? Z3[0] : ((Z3[0] <= 0) ? 0.1*Z3[0] : Z3[0]));
+        A3[1] = (Z3[1] != Z3[1] ? Z3[1] : ((Z3[1] <= 0) ? 0.1*Z3[1] : Z3[1]));
         /* z4 = W4 a3 + b4 */
-        for (size_t j = 0; j < 2; ++j) {
-            zoo_real z = b4[j];
-            for (size_t i = 0; i < 2; ++i) z += W4[j * 2 + i] * A3[i];
-            Z4[j] = z;
-        }
+        Z4[0] = b4[0] + W4[0] * A3[0] + W4[1] * A3[1];
+        Z4[1] = b4[1] + W4[2] * A3[0] + W4[3] * A3[1];
         /* a4 = f4(z4) = Softplus(z4) */
-        for (size_t j = 0; j < 2; ++j) A4[j] = spr_softplus(Z4[j]);
+        A4[0] = spr_softplus(Z4[0]);
+        A4[1] = spr_softplus(Z4[1]);
         /* z5 = W5 a4 + b5 */
-        for (size_t j = 0; j < 1; ++j) {
-            zoo_real z = b5[j];
-            for (size_t i = 0; i < 2; ++i) z += W5[j * 2 + i] * A4[i];
-            Z5[j] = z;
-        }
+        Z5[0] = b5[0] + W5[0] * A4[0] + W5[1] * A4[1];
         /* a5 = f5(z5) = Piecewise((0, z5 <= -2), (z5/4 + 1/2, z5 < 2), (1, True)) */
-        for (size_t j = 0; j < 1; ++j) A5[j] = (Z5[j] != Z5[j] ? Z5[j] : ((Z5[j] <= -2) ? 0.0 : ((Z5[j] < 2) ? 0.25*Z5[j] + 0.5 : 1.0)));
-        for (size_t j = 0; j < 1; ++j) t0[j] = A5[j] - Y[j];
-        for (size_t j = 0; j < 1; ++j) t1[j] = fabs(t0[j]);
-        for (size_t j = 0; j < 1; ++j) t2[j] = ((t1[j] <= 1) ? 1.0 : 0.0);
+        A5[0] = (Z5[0] != Z5[0] ? Z5[0] : ((Z5[0] <= -2) ? 0.0 : ((Z5[0] < 2) ? 0.25*Z5[0] + 0.5 : 1.0)));
+        t0[0] = A5[0] - Y[0];
+        t1[0] = fabs(t0[0]);
+        t2[0] = ((t1[0] <= 1) ? 1.0 : 0.0);
         /* C = (1/n) sum_k C_k, C_k = sum_j l(a5_j, z5_j, y_j), l = Piecewise(((a5 - y)**2/2, Abs(a5 - y) <= 1), (Abs(a5 - y) - 0.5, True)) */
-        for (size_t j = 0; j < 1; ++j) C += (t2[j] ? 0.5*t0[j]*t0[j] : t1[j] - 0.5);
+        C += (t2[0] ? 0.5*t0[0]*t0[0] : t1[0] - 0.5);
         /* delta5 = dC_k/dz5 = Piecewise((a5 - y, Abs(a5 - y) <= 1), (sign(a5 - y), True))*Piecewise((0, z5 <= -2), (1/4, z5 < 2), (0, True)); D5 = dC/dZ5 = delta5 / n */
-        for (size_t j = 0; j < 1; ++j) D5[j] = (t2[j] ? t0[j] : (t0[j] > 0.0 ? 1.0 : (t0[j] < 0.0 ? -1.0 : (t0[j] == 0.0 ? 0.0 : t0[j]))))*(Z5[j] != Z5[j] ? Z5[j] : ((Z5[j] <= -2) ? 0.0 : ((Z5[j] < 2) ? 0.25 : 0.0)))/rn;
+        D5[0] = inv_n*(t2[0] ? t0[0] : (t0[0] > 0.0 ? 1.0 : (t0[0] < 0.0 ? -1.0 : (t0[0] == 0.0 ? 0.0 : t0[0]))))*(Z5[0] != Z5[0] ? Z5[0] : ((Z5[0] <= -2) ? 0.0 : ((Z5[0] < 2) ? 0.25 : 0.0)));
         /* dC/dW5 = (1/n) sum_k delta5 a4^T */
-        for (size_t j = 0; j < 1; ++j) {
-            for (size_t i = 0; i < 2; ++i) dW5[j * 2 + i] += D5[j] * A4[i];
-        }
+        dW5[0] += D5[0] * A4[0];
+        dW5[1] += D5[0] * A4[1];
         /* dC/db5 = (1/n) sum_k delta5 */
-        for (size_t j = 0; j < 1; ++j) db5[j] += D5[j];
+        db5[0] += D5[0];
         /* dC_k/da4 = W5^T delta5 */
-        for (size_t i = 0; i < 2; ++i) {
-            zoo_real g = 0.0;
-            for (size_t j = 0; j < 1; ++j) g += D5[j] * W5[j * 2 + i];
-            /* delta4 = dC_k/da4 * f4'(z4), f4'(z4) = Sigmoid(z4) */
-            D4[i] = g*spr_sigmoid(Z4[i]);
-        }
+        /* delta4 = dC_k/da4 * f4'(z4), f4'(z4) = Sigmoid(z4) */
+        D4[0] = (D5[0] * W5[0])*spr_sigmoid(Z4[0]);
+        D4[1] = (D5[0] * W5[1])*spr_sigmoid(Z4[1]);
         /* dC/dW4 = (1/n) sum_k delta4 a3^T */
-        for (size_t j = 0; j < 2; ++j) {
-            for (size_t i = 0; i < 2; ++i) dW4[j * 2 + i] += D4[j] * A3[i];
-        }
+        dW4[0] += D4[0] * A3[0];
+        dW4[1] += D4[0] * A3[1];
+        dW4[2] += D4[1] * A3[0];
+        dW4[3] += D4[1] * A3[1];
         /* dC/db4 = (1/n) sum_k delta4 */
-        for (size_t j = 0; j < 2; ++j) db4[j] += D4[j];
+        db4[0] += D4[0];
+        db4[1] += D4[1];
         /* dC_k/da3 = W4^T delta4 */
-        for (size_t i = 0; i < 2; ++i) {
-            zoo_real g = 0.0;
-            for (size_t j = 0; j < 2; ++j) g += D4[j] * W4[j * 2 + i];
-            /* delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True)) */
-            D3[i] = g*(Z3[i] != Z3[i] ? Z3[i] : ((Z3[i] <= 0) ? 0.1 : 1.0));
-        }
+        /* delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True)) */
+        D3[0] = (D4[0] * W4[0] + D4[1] * W4[2])*(Z3[0] != Z3[0] ? Z3[0] : ((Z3[0] <= 0) ? 0.1 : 1.0));
+        D3[1] = (D4[0] * W4[1] + D4[1] * W4[3])*(Z3[1] != Z3[1] ? Z3[1] : ((Z3[1] <= 0) ? 0.1 : 1.0));
         /* dC/dW3 = (1/n) sum_k delta3 a2^T */
-        for (size_t j = 0; j < 2; ++j) {
-            for (size_t i = 0; i < 3; ++i) dW3[j * 3 + i] += D3[j] * A2[i];
-        }
+        dW3[0] += D3[0] * A2[0];
+        dW3[1] += D3[0] * A2[1];
+        dW3[2] += D3[0] * A2[2];
+        dW3[3] += D3[1] * A2[0];
+        dW3[4] += D3[1] * A2[1];
+        dW3[5] += D3[1] * A2[2];
         /* dC/db3 = (1/n) sum_k delta3 */
-        for (size_t j = 0; j < 2; ++j) db3[j] += D3[j];
+        db3[0] += D3[0];
+        db3[1] += D3[1];
         /* dC_k/da2 = W3^T delta3 */
-        for (size_t i = 0; i < 3; ++i) {
-            zoo_real g = 0.0;
-            for (size_t j = 0; j < 2; ++j) g += D3[j] * W3[j * 3 + i];
-            /* delta2 = dC_k/da2 * f2'(z2), f2'(z2) = -(a2*sign(z2) - 1)/(Abs(z2) + 1) */
-            D2[i] = g*(-A2[i]*(Z2[i] > 0.0 ? 1.0 : (Z2[i] < 0.0 ? -1.0 : (Z2[i] == 0.0 ? 0.0 : Z2[i]))) + 1)/(fabs(Z2[i]) + 1);
-        }
+        /* delta2 = dC_k/da2 * f2'(z2), f2'(z2) = -(a2*sign(z2) - 1)/(Abs(z2) + 1) */
+        D2[0] = (D3[0] * W3[0] + D3[1] * W3[3])*(-A2[0]*(Z2[0] > 0.0 ? 1.0 : (Z2[0] < 0.0 ? -1.0 : (Z2[0] == 0.0 ? 0.0 : Z2[0]))) + 1)/(fabs(Z2[0]) + 1);
+        D2[1] = (D3[0] * W3[1] + D3[1] * W3[4])*(-A2[1]*(Z2[1] > 0.0 ? 1.0 : (Z2[1] < 0.0 ? -1.0 : (Z2[1] == 0.0 ? 0.0 : Z2[1]))) + 1)/(fabs(Z2[1]) + 1);
+        D2[2] = (D3[0] * W3[2] + D3[1] * W3[5])*(-A2[2]*(Z2[2] > 0.0 ? 1.0 : (Z2[2] < 0.0 ? -1.0 : (Z2[2] == 0.0 ? 0.0 : Z2[2]))) + 1)/(fabs(Z2[2]) + 1);
         /* dC/dW2 = (1/n) sum_k delta2 a1^T */
-        for (size_t j = 0; j < 3; ++j) {
-            for (size_t i = 0; i < 3; ++i) dW2[j * 3 + i] += D2[j] * A1[i];
-        }
+        dW2[0] += D2[0] * A1[0];
+        dW2[1] += D2[0] * A1[1];
+        dW2[2] += D2[0] * A1[2];
+        dW2[3] += D2[1] * A1[0];
+        dW2[4] += D2[1] * A1[1];
+        dW2[5] += D2[1] * A1[2];
+        dW2[6] += D2[2] * A1[0];
+        dW2[7] += D2[2] * A1[1];
+        dW2[8] += D2[2] * A1[2];
         /* dC/db2 = (1/n) sum_k delta2 */
-        for (size_t j = 0; j < 3; ++j) db2[j] += D2[j];
+        db2[0] += D2[0];
+        db2[1] += D2[1];
+        db2[2] += D2[2];
         /* dC_k/da1 = W2^T delta2 */
-        for (size_t i = 0; i < 3; ++i) {
-            zoo_real g = 0.0;
-            for (size_t j = 0; j < 3; ++j) g += D2[j] * W2[j * 3 + i];
-            /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = -1.5625*a1*z1 */
-            D1[i] = -1.5625*A1[i]*g*Z1[i];
-        }
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = -1.5625*a1*z1 */
+        D1[0] = -1.5625*A1[0]*(D2[0] * W2[0] + D2[1] * W2[3] + D2[2] * W2[6])*Z1[0];
+        D1[1] = -1.5625*A1[1]*(D2[0] * W2[1] + D2[1] * W2[4] + D2[2] * W2[7])*Z1[1];
+        D1[2] = -1.5625*A1[2]*(D2[0] * W2[2] + D2[1] * W2[5] + D2[2] * W2[8])*Z1[2];
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
-        for (size_t j = 0; j < 3; ++j) {
-            for (size_t i = 0; i < 2; ++i) dW1[j * 2 + i] += D1[j] * X[i];
-        }
+        dW1[0] += D1[0] * X[0];
+        dW1[1] += D1[0] * X[1];
+        dW1[2] += D1[1] * X[0];
+        dW1[3] += D1[1] * X[1];
+        dW1[4] += D1[2] * X[0];
+        dW1[5] += D1[2] * X[1];
         /* dC/db1 = (1/n) sum_k delta1 */
-        for (size_t j = 0; j < 3; ++j) db1[j] += D1[j];
+        db1[0] += D1[0];
+        db1[1] += D1[1];
+        db1[2] += D1[2];
     }
     C = C/rn;
     *loss = C;
@@ -353,11 +457,11 @@ int zoo_adam_step(zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT gr
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return ZOO_ERR_ARG;
     if (spr_overlap(params, ZOO_N_PARAMS, grad, ZOO_N_PARAMS)
-        || spr_overlap(params, ZOO_N_PARAMS, m, ZOO_N_PARAMS)
-        || spr_overlap(params, ZOO_N_PARAMS, v, ZOO_N_PARAMS)
-        || spr_overlap(grad, ZOO_N_PARAMS, m, ZOO_N_PARAMS)
-        || spr_overlap(grad, ZOO_N_PARAMS, v, ZOO_N_PARAMS)
-        || spr_overlap(m, ZOO_N_PARAMS, v, ZOO_N_PARAMS)) return ZOO_ERR_OVERLAP;
+        | spr_overlap(params, ZOO_N_PARAMS, m, ZOO_N_PARAMS)
+        | spr_overlap(params, ZOO_N_PARAMS, v, ZOO_N_PARAMS)
+        | spr_overlap(grad, ZOO_N_PARAMS, m, ZOO_N_PARAMS)
+        | spr_overlap(grad, ZOO_N_PARAMS, v, ZOO_N_PARAMS)
+        | spr_overlap(m, ZOO_N_PARAMS, v, ZOO_N_PARAMS)) return ZOO_ERR_OVERLAP;
     {
         const zoo_real step = lr / (1.0 - pow(beta1, (zoo_real)t));  /* lr / (1 - beta1^t) */
         const zoo_real root = sqrt(1.0 - pow(beta2, (zoo_real)t));  /* sqrt(1 - beta2^t) */

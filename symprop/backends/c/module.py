@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -152,6 +152,48 @@ ERRORS = (  # the return codes of every function, documented in the header
 )
 BATCH_KINDS = {Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B, Kind.COST, Kind.COUNT}
 INDENT = "    "
+UNROLL = 4  # loops of at most this many iterations are printed one line per index: gcc -O2 keeps
+# short loops rolled, and a 1-3-iteration loop costs its counter and branch in every sample
+
+
+PEEL_PARAMS = 64  # nets with at most this many parameters peel the first sample out of the loop:
+# it writes the gradient with = (no zeroing pass, no load of a just-zeroed entry). On 2-3-1 at n = 1
+# that is a tenth of a call; on wider nets it would double the loop's code for nothing measurable.
+
+
+def each(var: str, count: int, line: Callable[[str], str], start: int = 0) -> list[str]:
+    """``for (var = start; var < count) line(var)``, or ``line(index)`` once per index when short."""
+    if count - start <= UNROLL:
+        return [line(str(v)) for v in range(start, count)]
+    return [f"for (size_t {var} = {start}; {var} < {count}; ++{var}) {line(var)}"]
+
+
+def at(row: str, cols: int, col: str) -> str:
+    """The index ``row * cols + col`` of a row-major array, folded where the parts are numbers."""
+    if row.isdigit() and col.isdigit():
+        return str(int(row) * cols + int(col))
+    head = f"{row} * {cols}" if not row.isdigit() else (str(int(row) * cols) if int(row) else "")
+    if col == "0" and head:
+        return head
+    return f"{head} + {col}" if head else col
+
+
+INV_N = sp.Symbol("inv_n", positive=True)  # 1/n, computed once: a sample's δ multiplies, no division
+
+
+def per_sample(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with its divisions by n as products with ``inv_n`` (a division costs ~15 cycles a sample)."""
+    return expr.subs(N.symbol, 1 / INV_N)
+
+
+def nan_max(value: str, out: str) -> str:
+    """``value`` if it beats ``out`` or is NaN (NaN wins), else ``out``."""
+    return f"({value} > {out} || {value} != {value}) ? {value} : {out}"
+
+
+def dot(terms: list[str], init: str | None) -> str:
+    """``init + t0 + t1 + ...`` summed left to right as the rolled loop did (no leading 0)."""
+    return " + ".join(([init] if init is not None else []) + terms)
 
 
 def c_comment(text: str) -> str:
@@ -211,6 +253,7 @@ class Block:
     after: tuple[str, ...]  # after the loop
     work: tuple[Slot, ...]
     work_size: int
+    first: tuple[str, ...] = ()  # the first sample, peeled: it writes the gradient (the loop starts at 1)
 
 
 @dataclass(frozen=True)
@@ -328,6 +371,7 @@ class _Builder:
         self.spec = program.spec
         self.p = CPrinter(real_type)
         self.blocked = real_type == "float"
+        self.first = False  # printing the peeled first sample (gradient written with =)
         self.real = f"{self.spec.name}_real"
         self.upper = self.spec.name.upper()
         self.x, self.y = Var("X", Kind.INPUT), Var("Y", Kind.TARGET)
@@ -505,12 +549,21 @@ class _Builder:
         self.declared_after = set()
         loop: list[str] = []
         after: list[str] = []
+        self.first = False
         for st in steps:
             lines = self.step(st, widths, scalars, accum, after)
             if st.post:
                 after += lines
             else:
                 loop += lines
+        peel = f.name == "loss_and_grad" and self.spec.n_params <= PEEL_PARAMS
+        first: list[str] = []
+        if peel:  # the same statements once more, each gradient entry written (=), not accumulated (+=)
+            self.first = True
+            for st in steps:
+                if not st.post:
+                    first += self.step(st, widths, {}, {}, [])
+            self.first = False
         if f.name == "forward":
             A = f.returns[0].name
             loop.append(
@@ -537,6 +590,8 @@ class _Builder:
         before: list[str] = []
         if "rn" in used:
             before.append(f"const {self.real} rn = ({self.real})n;")
+        if "inv_n" in used:
+            before.append(f"const {self.real} inv_n = {self.p.lit(1.0)} / ({self.real})n;")
         before += [f"{self.real} {name} = {self.p.lit(0.0)};" for name in accum]
         head = [f"{self.real} {', '.join(scalars)};"] if scalars else []
         U, R, r = self.upper, f"{self.upper}_RESTRICT", self.real
@@ -560,7 +615,8 @@ class _Builder:
                 doc += ("The outputs are logits: apply softmax for probabilities.",)
             xy = [f"const {r} *X = x + k * {U}_N_INPUTS;"]
         else:
-            before.insert(0, f"for (size_t k = 0; k < {U}_N_PARAMS; ++k) grad[k] = {self.p.lit(0.0)};")
+            if not peel:
+                before.insert(0, f"for (size_t k = 0; k < {U}_N_PARAMS; ++k) grad[k] = {self.p.lit(0.0)};")
             C = f.returns[0].name
             if self.blocked:
                 before += self.block_start(accum)
@@ -589,6 +645,8 @@ class _Builder:
             xy = [f"const {r} *X = x + k * {U}_N_INPUTS;"]
             if "Y" in used:
                 xy.append(f"const {r} *Y = y + k * {U}_N_OUTPUTS;")
+            if peel:
+                first = [f"const {r} *X = x;", *([f"const {r} *Y = y;"] if "Y" in used else []), *head, *first]
         checks = [f"if ({nulls}) return {U}_ERR_NULL;", size_check, *overlap_checks(U, arrays, outputs)]
         loop = xy + head + loop
         if f.name != "forward" and self.blocked:
@@ -604,6 +662,7 @@ class _Builder:
             tuple(after),
             tuple(sorted([*slots.values(), *([gsum] if gsum else [])], key=lambda s: (s.offset, s.made, s.name))),
             size,
+            tuple(first),
         )
 
     # ------------------------------------------------- float: blocked sums --
@@ -639,9 +698,15 @@ class _Builder:
             *(f"{name} += {name}_sum;" for name in accum),
         ]
 
+    @property
+    def acc(self) -> str:
+        """How a sample's gradient term enters grad: = in the peeled first sample, else +=."""
+        return "=" if self.first else "+="
+
     def names(self, widths: Mapping[sp.Symbol, int], index: str) -> dict[sp.Symbol, str]:
         names = {sym: f"{sym.name}[{index}]" for sym, w in widths.items() if w > 0}
         names[N.symbol] = "rn"
+        names[INV_N] = "inv_n"
         return names
 
     def comment(self, note: Note | str) -> list[str]:
@@ -665,28 +730,35 @@ class _Builder:
             return self.once_lines(s, accum)
         if isinstance(s, Map):
             w = widths.get(s.out.symbol, 0)
+            expr = per_sample(s.expr)
             if w == 0:
                 scalars[out] = None
-                return [*self.comment(s.note), f"{out} = {p.code(s.expr, self.names(widths, 'j'))};"]
+                return [*self.comment(s.note), f"{out} = {p.code(expr, self.names(widths, 'j'))};"]
             if isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
                 text = s.note.render()
                 return self.comment(text + (" " if text else "") + f"({out} is {s.expr.name}: no copy)")
-            code = p.code(s.expr, self.names(widths, "j"))
-            return [*self.comment(s.note), f"for (size_t j = 0; j < {w}; ++j) {out}[j] = {code};"]
+            return [
+                *self.comment(s.note),
+                *each("j", w, lambda j: f"{out}[{j}] = {p.code(expr, self.names(widths, j))};"),
+            ]
         if isinstance(s, Reduce):
             w = self.expr_width(s.expr, widths)
-            code = p.code(s.expr, self.names(widths, "j"))
+
+            def code_at(j: str, expr: sp.Expr = s.expr) -> str:
+                return p.code(per_sample(expr), self.names(widths, j))
+
+            code = code_at("j")
             note = self.comment(s.note)
             if s.axis is Axis.UNITS:
                 scalars[out] = None
                 if s.op is ReduceOp.MAX:
-                    first = p.code(s.expr, self.names(widths, "0"))
                     return [
                         *note,
-                        f"{out} = {first};",
-                        f"for (size_t j = 1; j < {w}; ++j) "
-                        f"{out} = ({code} > {out} || {code} != {code}) ? {code} : {out};",  # NaN wins
+                        f"{out} = {code_at('0')};",
+                        *each("j", w, lambda j: f"{out} = {nan_max(code_at(j), out)};", 1),
                     ]
+                if w <= UNROLL:
+                    return [*note, f"{out} = {dot([code_at(str(j)) for j in range(w)], None)};"]
                 return [*note, f"{out} = {p.lit(0.0)};", f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
             if s.axis is Axis.ALL:
                 accum[out] = None
@@ -694,10 +766,10 @@ class _Builder:
                     after.append(f"{out} = {p.code(s.scale * sp.Symbol(out, real=True), self.names(widths, 'j'))};")
                 if w == 0:
                     return [*note, f"{out} += {code};"]
-                return [*note, f"for (size_t j = 0; j < {w}; ++j) {out} += {code};"]
+                return [*note, *each("j", w, lambda j: f"{out} += {code_at(j)};")]
             # Axis.BATCH: one gradient entry per unit, summed over the samples
-            code = p.code(s.expr * s.scale, self.names(widths, "j"))
-            return [*note, f"for (size_t j = 0; j < {w}; ++j) {s.out.name}[j] += {code};"]
+            scaled = s.expr * s.scale
+            return [*note, *each("j", w, lambda j: f"{out}[{j}] {self.acc} {code_at(j, scaled)};")]
         raise TypeError(f"the C backend prints no {type(s).__name__}")
 
     def once_lines(self, s: Statement, accum: dict[str, None]) -> list[str]:
@@ -741,7 +813,16 @@ class _Builder:
         if s.out.kind is Kind.Z:  # Z = A Wᵀ + b
             rows, cols = self.spec.param_shapes[s.right.name]
             A, W = s.left.name, s.right.name
-            init = f"{st.bias.name}[j]" if st.bias is not None else zero
+            bias = st.bias
+
+            if cols <= UNROLL:  # one line a row: Z[j] = b[j] + W[j * cols] * A[0] + ...
+
+                def row(j: str) -> str:
+                    terms = [f"{W}[{at(j, cols, str(i))}] * {A}[{i}]" for i in range(cols)]
+                    return f"{s.out.name}[{j}] = {dot(terms, f'{bias.name}[{j}]' if bias is not None else None)};"
+
+                return [*self.comment(s.note), *each("j", rows, row)]
+            init = f"{bias.name}[j]" if bias is not None else zero
             return [
                 *self.comment(s.note),
                 f"for (size_t j = 0; j < {rows}; ++j) {{",
@@ -753,12 +834,41 @@ class _Builder:
         if s.out.kind is Kind.GRAD_W:  # dW += Dᵀ A, one sample
             rows, cols = self.spec.param_shapes[s.out.param.label]
             D, A = s.left.name, s.right.name
-            inner = f"for (size_t i = 0; i < {cols}; ++i) {s.out.name}[j * {cols} + i] += {D}[j] * {A}[i];"
-            return [*self.comment(s.note), f"for (size_t j = 0; j < {rows}; ++j) {{", INDENT + inner, "}"]
+            dW = s.out.name
+
+            def inner(j: str) -> list[str]:
+                return each("i", cols, lambda i: f"{dW}[{at(j, cols, i)}] {self.acc} {D}[{j}] * {A}[{i}];")
+
+            if rows <= UNROLL:
+                return [*self.comment(s.note), *(line for j in range(rows) for line in inner(str(j)))]
+            body = inner("j")
+            if len(body) == 1:
+                return [*self.comment(s.note), f"for (size_t j = 0; j < {rows}; ++j) {body[0]}"]
+            return [
+                *self.comment(s.note),
+                f"for (size_t j = 0; j < {rows}; ++j) {{",
+                *(INDENT + line for line in body),
+                "}",
+            ]
         if s.out.kind is Kind.UPSTREAM:  # G = D W (fused with the δ map after it, or stored)
             rows, cols = self.spec.param_shapes[s.right.name]
             D, W = s.left.name, s.right.name
             lines = self.comment(s.note)
+            if rows <= UNROLL:  # the short sum in place of g: G[i] = D[0] * W[i] + D[1] * W[cols + i] ...
+
+                def total(i: str) -> str:
+                    return dot([f"{D}[{j}] * {W}[{at(str(j), cols, i)}]" for j in range(rows)], None)
+
+                if st.fused is None:
+                    return [*lines, *each("i", cols, lambda i: f"{s.out.name}[{i}] = {total(i)};")]
+                fused = st.fused
+
+                def fused_line(i: str) -> str:
+                    names = self.names(widths, i)
+                    names[s.out.symbol] = f"({total(i)})"
+                    return f"{fused.out.name}[{i}] = {p.code(fused.expr, names)};"
+
+                return [*lines, *self.comment(fused.note), *each("i", cols, fused_line)]
             lines += [
                 f"for (size_t i = 0; i < {cols}; ++i) {{",
                 f"{INDENT}{self.real} g = {zero};",
@@ -780,20 +890,23 @@ def overlap_checks(upper: str, arrays: Mapping[str, str], outputs: Sequence[str]
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if a in outputs or b in outputs]
     tests = [f"spr_overlap({a}, {arrays[a]}, {b}, {arrays[b]})" for a, b in pairs]
     lines = [f"if ({tests[0]}"]
-    lines += [f"{INDENT}|| {t}" for t in tests[1:]]
+    lines += [f"{INDENT}| {t}" for t in tests[1:]]  # | not ||: every test is cheap, no branch each
     lines[-1] += f") return {upper}_ERR_OVERLAP;"
     return lines
 
 
 def overlap_helper(real_name: str) -> str:
-    """The C helper behind :func:`overlap_checks`: addresses compared as integers, no overflow."""
+    """The C helper behind :func:`overlap_checks`: addresses compared as integers, one comparison."""
     return (
         "/* do the n_a reals at a and the n_b reals at b share a byte?  Addresses compared as integers\n"
-        " * (uintptr_t): comparing pointers into different arrays with < is undefined in C. */\n"
+        " * (uintptr_t): comparing pointers into different arrays with < is undefined in C.  One unsigned\n"
+        " * comparison: they overlap iff -s_b < pb - pa < s_a (sizes s in bytes, n_a, n_b >= 1), i.e. iff\n"
+        " * pb - pa + s_b - 1 < s_a + s_b - 1 modulo 2^bits, exact while both arrays lie in the address space. */\n"
         f"static inline int spr_overlap(const void *a, size_t n_a, const void *b, size_t n_b)\n"
         "{\n"
         "    const uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;\n"
-        f"    return pa <= pb ? pb - pa < n_a * sizeof({real_name}) : pa - pb < n_b * sizeof({real_name});\n"
+        f"    const size_t s_a = n_a * sizeof({real_name}), s_b = n_b * sizeof({real_name});\n"
+        "    return pb - pa + (s_b - 1) < s_a + (s_b - 1);\n"
         "}"
     )
 
