@@ -76,6 +76,17 @@ SLOW: dict[str, str] = {
     "test_properties.py::*": "25 random networks, each derived and checked against finite differences in every mode",
     "test_train.py::*": "trains on real data sets; some runs in fresh interpreters",
     "test_harness.py::*": "runs pytest three times in subprocesses",
+    # whole files added in the 2026-11-30 round, each heavy as a whole (to be split into fast and slow tests)
+    "test_redteam_tools.py::*": "trains through the CLI, starts Dask clusters and hostile scheduler sockets",
+    "test_practitioner.py::*": "trains through the CLI on real data sets",
+    "test_sklearn.py::*": "scikit-learn's check_estimator: dozens of fits per estimator",
+    "test_c_kit.py::*": "compiles C for many specs, cross-compiles for a Cortex-M4",
+    "test_c_examples.py::*": "make: host, arm-none-eabi and armhf builds, qemu-arm runs",
+    "test_export.py::*": "compiles exported C params and runs onnxruntime",
+    "test_onnx_export.py::*": "an ONNX model per activation and example, run in onnxruntime",
+    "test_limits.py::*": "derives networks of thousands of layers and SymPy expressions at their bounds",
+    "test_tutorial.py::*": "executes the tutorial notebook in a Jupyter kernel",
+    "test_repr_browser.py::*": "renders the notebook reprs in Chromium",
     # single tests
     "test_cli.py::test_generate_writes_a_module_that_imports": _SUBPROCESS,
     "test_cli.py::test_check_prints_a_table_and_the_max_error": _SUBPROCESS,
