@@ -37,6 +37,7 @@ from symprop.explain.notation import (
     latex_lines,
     latex_name,
     legend,
+    markdown_math,
     note_latex,
     note_parts,
     prose_latex,
@@ -714,9 +715,9 @@ def _render_markdown(ex: Explanation, printers: Printers) -> str:
     for s in ex.sections:
         out += ["", f"## {s.title}"]
         out += [x for note in s.notes for x in ("", f"Note: {note}.")]
-        out += [x for _, latex in s.vector for x in ("", f"$${_markdown_math(latex)}$$")]
+        out += [x for _, latex in s.vector for x in ("", f"$${markdown_math(latex)}$$")]
         for eq in s.equations:
-            out += ["", f"$${_markdown_math(f'{lhs_latex(eq)} = {rhs_latex(eq, printers)}')}$$"]
+            out += ["", f"$${markdown_math(f'{lhs_latex(eq)} = {rhs_latex(eq, printers)}')}$$"]
             if eq.note:
                 out += ["", _markdown_note(eq.note)]
     return "\n".join(out) + "\n"
@@ -726,29 +727,8 @@ def _markdown_note(note: str) -> str:
     """A note as Markdown: words as they are (Markdown punctuation escaped), math as ``$...$``."""
     parts = []
     for kind, text in note_parts(note):
-        parts.append(re.sub(r"([*_`\\\[\]<>])", r"\\\1", text) if kind == "text" else f"${_markdown_math(text)}$")
+        parts.append(re.sub(r"([*_`\\\[\]<>])", r"\\\1", text) if kind == "text" else f"${markdown_math(text)}$")
     return "".join(parts)
-
-
-# Markdown renderers may treat a backslash before punctuation as an escape even inside
-# math (GitHub drops the backslash of \{ in $...$), so no backslash-punctuation is emitted.
-_MARKDOWN_SAFE: tuple[tuple[str, str], ...] = (
-    (r"\\", r"\cr "),
-    (r"\,", r"\ "),
-    (r"\:", r"\ "),
-    (r"\;", r"\ "),
-    (r"\!", ""),
-    (r"\{", r"\lbrace "),
-    (r"\}", r"\rbrace "),
-    (r"\|", r"\Vert "),
-)
-
-
-def _markdown_math(latex: str) -> str:
-    """One display formula for ``$$...$$`` on one line, without backslash-punctuation pairs."""
-    for old, new in _MARKDOWN_SAFE:
-        latex = latex.replace(old, new)
-    return latex
 
 
 def explain(

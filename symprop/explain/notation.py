@@ -60,6 +60,7 @@ __all__ = [
     "latex_lines",
     "latex_name",
     "legend",
+    "markdown_math",
     "mathml_lines",
     "note_latex",
     "note_parts",
@@ -1130,3 +1131,24 @@ def mathml_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = 70) -
     if current:
         lines.append("".join(current))
     return lines
+
+
+# Markdown renderers may treat a backslash before punctuation as an escape even inside
+# math (GitHub drops the backslash of \{ in $...$), so no backslash-punctuation is emitted.
+_MARKDOWN_SAFE: tuple[tuple[str, str], ...] = (
+    (r"\\", r"\cr "),
+    (r"\,", r"\ "),
+    (r"\:", r"\ "),
+    (r"\;", r"\ "),
+    (r"\!", ""),
+    (r"\{", r"\lbrace "),
+    (r"\}", r"\rbrace "),
+    (r"\|", r"\Vert "),
+)
+
+
+def markdown_math(latex: str) -> str:
+    """One display formula for ``$$...$$`` on one line, without backslash-punctuation pairs."""
+    for old, new in _MARKDOWN_SAFE:
+        latex = latex.replace(old, new)
+    return latex

@@ -36,6 +36,7 @@ from symprop.explain.notation import (
     Partial,
     Printers,
     latex_pieces,
+    markdown_math,
     prose_latex,
     short_float,
     tidy,
@@ -677,23 +678,8 @@ def render_markdown(bs: Sequence[Block], digits: int = DEFAULT_DIGITS) -> str:
         for r in b.rows:
             rel = r" \leftarrow " if r.arrow else " = "
             line = f.lhs(r) + rel + " = ".join(f.terms(s) for s in r.sides)
-            out += ["", f"$${_md(line)}$$"]
+            out += ["", f"$${markdown_math(line)}$$"]
     return "\n".join(out) + "\n"
-
-
-def _md(latex: str) -> str:
-    for old, new in (
-        (r"\\", r"\cr "),
-        (r"\,", r"\ "),
-        (r"\:", r"\ "),
-        (r"\;", r"\ "),
-        (r"\!", ""),
-        (r"\{", r"\lbrace "),
-        (r"\}", r"\rbrace "),
-        (r"\|", r"\Vert "),
-    ):
-        latex = latex.replace(old, new)
-    return latex
 
 
 def render_html(bs: Sequence[Block], digits: int = DEFAULT_DIGITS) -> str:
