@@ -6,8 +6,10 @@ NET is one of benchmarks.peers' nets (mnist_sigmoid, mnist_relu, net_2_3_1, net_
 net_64_64_64_10). Save the module before the change (``symprop generate`` or ``render``), make the
 change, save it again, and pass both files. A file whose ``MODE`` is ``array-api`` runs on torch
 tensors (--on numpy: NumPy arrays). Same method as benchmarks.peers (one thread, agreement first, interleaved, CPU time,
-medians); prints each version's time, NEW/OLD, and each version over JAX jit and PyTorch eager:
-the numbers a commit message quotes.
+medians); prints each version's time, NEW/OLD, and each version over JAX jit, PyTorch eager and (on
+the 784-256-128-10 nets) the GEMM floor, every ratio with the interquartile range of its paired
+per-repetition ratios: the numbers a commit message quotes. --peers picks the peers (none: the
+versions alone).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from benchmarks.peers import (  # noqa: E402
     SMALL,
     TOL,
     Contender,
+    gemm_floor,
     jax_contender,
     numpy_results,
     problem,
@@ -64,6 +67,12 @@ def version(path: Path, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndar
     return Contender(path.name, python_block(run), numpy_results(run), True)
 
 
+def ratio(times: dict[str, np.ndarray], a: str, b: str) -> str:
+    """a/b as the ratio of the medians, with the interquartile range of the paired per-repetition ratios."""
+    q1, q3 = np.percentile(times[a] / times[b], [25, 75])
+    return f"{np.median(times[a]) / np.median(times[b]):.3f} ({q1:.2f}-{q3:.2f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("net", choices=[s.name for s in (*LARGE, *SMALL)])
@@ -73,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--block-ms", type=float, default=4.0)
     parser.add_argument("--on", choices=("numpy", "torch"), default="torch", help="arrays for array-api modules")
+    parser.add_argument("--peers", default="jax,torch,floor", help="any of jax, torch, floor (large nets); none")
     args = parser.parse_args(argv)
     spec = {s.name: s for s in (*LARGE, *SMALL)}[args.net]
     ref_module = load_module(source(spec), "reference")
@@ -83,16 +93,20 @@ def main(argv: list[str] | None = None) -> int:
             params = {k: v.astype(dt) for k, v in p64.items()}
             X, Y = X64.astype(dt), Y64.astype(dt)
             contenders = [version(path, params, X, Y, args.on) for path in args.modules]
-            peers = [jax_contender(spec, params, X, Y), torch_contender(spec, params, X, Y)]
+            peers = [jax_contender(spec, params, X, Y)] if "jax" in args.peers else []
+            peers += [torch_contender(spec, params, X, Y)] if "torch" in args.peers else []
+            if "floor" in args.peers and spec in LARGE:
+                floor = python_block(gemm_floor(spec, params, X))
+                peers.append(Contender("GEMM floor", floor, lambda r=ref: r, False))  # type: ignore[misc]
             run_config(contenders + peers, ref, TOL[dt], args.reps, args.block_ms / 1e3, f"{args.net} n={n}")
-            med = {c.name: float(np.median(c.times)) for c in contenders + peers}
+            times = {c.name: np.array(c.times) for c in contenders + peers}
+
             base = contenders[0].name
-            line = f"{np.dtype(dt).name} n={n:<4d} " + " ".join(f"{k} {v * 1e6:,.1f} us;" for k, v in med.items())
-            line += " | " + " ".join(f"{c.name}/{base} {med[c.name] / med[base]:.3f}" for c in contenders[1:])
-            line += " | " + " ".join(
-                f"{c.name}: {med[c.name] / med['JAX jit']:.2f}x JAX, {med[c.name] / med['PyTorch eager']:.2f}x torch"
-                for c in contenders
-            )
+            line = f"{np.dtype(dt).name} n={n:<4d} "
+            line += " ".join(f"{k} {np.median(v) * 1e6:,.1f} us;" for k, v in times.items())
+            line += " | " + " ".join(f"{c.name}/{base} {ratio(times, c.name, base)}" for c in contenders[1:])
+            for c in contenders if peers else []:
+                line += f" | {c.name}: " + ", ".join(f"{ratio(times, c.name, p.name)} {p.name}" for p in peers)
             print(line, flush=True)
     return 0
 
