@@ -47,22 +47,16 @@ PARAM_SHAPES = {
 
 
 def _sigmoid(x, out=None):
-    """1/(1+exp(-x)), into `out` if given. float32: 0.5*tanh(x/2) + 0.5, which NumPy computes in
-    about half the time of exp + reciprocal (benchmarks/sigmoid.py); its absolute error stays
-    within float32's eps/2 (6e-8), so values far below that (x < -9) lose relative accuracy.
-    float64: exp + reciprocal (tanh is slower there), correctly rounded even in the tail; exp(-x)
-    overflows to inf for x below about -709, giving exactly 0.0: that overflow is silenced."""
-    if x.dtype == np.float32:
-        s = np.multiply(x, 0.5, out=out)
-        np.tanh(s, out=s)
-        s *= 0.5
-        s += 0.5
-        return s
+    """1/(1+exp(-x)), into `out` if given: exp(-x), +1, then 1/s, in one buffer, accurate to a
+    few ulp even in the left tail. 1/s as np.divide(1.0, s), which measured faster than
+    np.reciprocal in both dtypes, and the whole faster than the float32 tanh form
+    0.5*tanh(x/2) + 0.5 on AVX2 (benchmarks/sigmoid.py). exp(-x) overflows to inf for x below
+    about -88 (float32) or -709 (float64), giving exactly 0.0: that overflow is silenced."""
     with np.errstate(over="ignore"):
         s = np.negative(x, out=out)
         np.exp(s, out=s)
     s += 1.0
-    return np.reciprocal(s, out=s)
+    return np.divide(1.0, s, out=s)
 
 
 def _weights(sample_weight, X, shape):
