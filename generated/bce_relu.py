@@ -178,6 +178,7 @@ def loss(params, X, Y, sample_weight=None):
 def loss_and_grad(params, X, Y, sample_weight=None):
     """(C, grads): grads[name] = dC/dname, C as in loss(params, X, Y, sample_weight)."""
     params, X, Y = _prepare(params, X, Y)
+    dtype = X.dtype
     n = X.shape[0]
     w = _weights(sample_weight, X, (-1, 1))
     Z1, A1, Z2, A2 = _forward(params, X)
@@ -190,7 +191,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = np.dot(D2.T, A1)
     # dC/db2 = (1/n) sum_k delta2
-    db2 = np.sum(D2, axis=0)
+    db2 = np.dot(np.ones(n, dtype), D2)
     # dC_k/da1 = W2^T delta2
     D1 = D2 @ W2
     # delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0)
@@ -198,6 +199,6 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW1 = (1/n) sum_k delta1 x^T
     dW1 = np.dot(D1.T, X)
     # dC/db1 = (1/n) sum_k delta1
-    db1 = np.sum(D1, axis=0)
+    db1 = np.dot(np.ones(n, dtype), D1)
     grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
     return float(C), grads

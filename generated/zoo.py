@@ -251,7 +251,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW5 = (1/n) sum_k delta5 a4^T
     dW5 = np.dot(D5.T, A4)
     # dC/db5 = (1/n) sum_k delta5
-    db5 = np.sum(D5, axis=0)
+    db5 = np.dot(np.ones(n, dtype), D5)
     # dC_k/da4 = W5^T delta5
     D4 = D5 @ W5
     # delta4 = dC_k/da4 * f4'(z4), f4'(z4) = Sigmoid(z4)
@@ -259,7 +259,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW4 = (1/n) sum_k delta4 a3^T
     dW4 = np.dot(D4.T, A3)
     # dC/db4 = (1/n) sum_k delta4
-    db4 = np.sum(D4, axis=0)
+    db4 = np.dot(np.ones(n, dtype), D4)
     # dC_k/da3 = W4^T delta4
     D3 = D4 @ W4
     # delta3 = dC_k/da3 * f3'(z3), f3'(z3) = Piecewise((0.1, z3 <= 0), (1, True))
@@ -267,7 +267,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW3 = (1/n) sum_k delta3 a2^T
     dW3 = np.dot(D3.T, A2)
     # dC/db3 = (1/n) sum_k delta3
-    db3 = np.sum(D3, axis=0)
+    db3 = np.dot(np.ones(n, dtype), D3)
     # dC_k/da2 = W3^T delta3
     D2 = D3 @ W3
     # delta2 = dC_k/da2 * f2'(z2), f2'(z2) = -(a2*sign(z2) - 1)/(Abs(z2) + 1)
@@ -276,7 +276,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW2 = (1/n) sum_k delta2 a1^T
     dW2 = np.dot(D2.T, A1)
     # dC/db2 = (1/n) sum_k delta2
-    db2 = np.sum(D2, axis=0)
+    db2 = np.dot(np.ones(n, dtype), D2)
     # dC_k/da1 = W2^T delta2
     D1 = D2 @ W2
     # delta1 = dC_k/da1 * f1'(z1), f1'(z1) = -1.5625*a1*z1
@@ -287,7 +287,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC/dW1 = (1/n) sum_k delta1 x^T
     dW1 = np.dot(D1.T, X)
     # dC/db1 = (1/n) sum_k delta1
-    db1 = np.sum(D1, axis=0)
+    db1 = np.dot(np.ones(n, dtype), D1)
     grads = (
         {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3, "W4": dW4, "b4": db4,
         "W5": dW5, "b5": db5}

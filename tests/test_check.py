@@ -145,7 +145,7 @@ def test_exact_gradient_passes_on_a_784_wide_net() -> None:
 
 # The generated source lines each mistake is injected into (exactly one occurrence each).
 DEEP_MUTANTS = {
-    "wrong factor 1.001": ("db1 = np.sum(D1, axis=0)", "db1 = 1.001*np.sum(D1, axis=0)"),
+    "wrong factor 1.001": ("db1 = np.dot(np.ones(n, dtype), D1)", "db1 = 1.001*np.dot(np.ones(n, dtype), D1)"),
     "wrong sign": ("dW2 = np.dot(D2.T, A1)", "dW2 = -np.dot(D2.T, A1)"),
     "missing term (- y)": ("D3 = w*(P3*SY - Y)/n", "D3 = w*(P3*SY)/n"),
     "missing factor (relu mask)": ("    D1 *= (Z1 > 0)\n", "\n"),
@@ -186,7 +186,7 @@ def test_an_injected_factor_fails_on_the_784_wide_net() -> None:
 def test_tol_decides_between_pass_and_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 1e-4 error in the gradient: caught at the default 1e-5, accepted at --tol 1e-3."""
     spec, source = source_of(STEEP)
-    broken = mutated(source, "db1 = np.sum(D1, axis=0)", "db1 = 1.0001*np.sum(D1, axis=0)")
+    broken = mutated(source, "db1 = np.dot(np.ones(n, dtype), D1)", "db1 = 1.0001*np.dot(np.ones(n, dtype), D1)")
     assert not compare(broken, spec, seeds=(0,)).passed
     assert compare(broken, spec, seeds=(0,), tol=1e-3).passed
     path = write(tmp_path, STEEP)

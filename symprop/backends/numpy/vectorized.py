@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symprop.backends.numpy.module import WholeArrays, render
+from symprop.backends.numpy.module import WholeArrays, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.forms import split_masks
@@ -149,6 +149,11 @@ class Vectorized(WholeArrays):
             and all(isinstance(f, sp.Symbol) and f != WEIGHTS.symbol for f in factors)
         ):
             return self.reduction(s, p, "np", f"np.vdot({', '.join(p.name(f) for f in factors)})")
+        if s.axis is Axis.BATCH and isinstance(s.expr, sp.Symbol):
+            # a bias gradient, the column sums of D, as the product ones(n) D: OpenBLAS's GEMV takes
+            # 6 us for 256 x 256 float32 where np.sum(D, axis=0) takes 19-27 us (and never more at n < 256)
+            ones = f"np.ones({p.need('n')}, {p.need('dtype')})"
+            return scaled(f"np.dot({ones}, {p.name(s.expr)})", s.scale, p)
         return self.reduction(s, p, "np")
 
     def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
