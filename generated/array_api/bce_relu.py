@@ -216,7 +216,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # dC_k/da1 = W2^T delta2
     G1 = D2 @ W2
     # delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0)
-    D1 = G1*xp.where(xp.isnan(Z1), Z1, xp.astype(Z1 > 0, Z1.dtype))
+    D1 = G1*xp.ceil(xp.clip(Z1, min=0.0, max=1.0))
     # dC/dW1 = (1/n) sum_k delta1 x^T
     dW1 = _t_matmul(xp, D1, X)
     # dC/db1 = (1/n) sum_k delta1
