@@ -670,10 +670,11 @@ class _Builder:
         """Before the loop: the totals (gsum in work, one scalar per cost) and the block length."""
         zero = self.p.lit(0.0)
         return [
-            f"for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) gsum[q] = {zero};",
             *(f"{self.real} {name}_sum = {zero};" for name in accum),
             "size_t block = 1; /* ceil(sqrt(n)) samples a block, without overflow */",
             "while (block < n / block) ++block;",
+            "/* a block ends before the last sample only if block < n: else gsum stays unused (n <= 2) */",
+            f"if (block < n) for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) gsum[q] = {zero};",
         ]
 
     def block_end(self, accum: Mapping[str, None]) -> list[str]:
@@ -694,7 +695,7 @@ class _Builder:
         """After the loop: the last block's partial sums plus the totals of the others."""
         return [
             "/* the last block's partial sums plus the totals of the blocks before it */",
-            f"for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) grad[q] += gsum[q];",
+            f"if (block < n) for (size_t q = 0; q < {self.upper}_N_PARAMS; ++q) grad[q] += gsum[q];",
             *(f"{name} += {name}_sum;" for name in accum),
         ]
 
