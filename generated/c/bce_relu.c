@@ -182,6 +182,9 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
         db1[1] = D1[1];
         db1[2] = D1[2];
         db1[3] = D1[3];
+        #if defined(__GNUC__) /* a compiler barrier: the loop loads the parameters itself */
+        __asm__ __volatile__("" ::: "memory");
+        #endif
     }
     for (size_t k = 1; k < n; ++k) {
         const bce_relu_real *X = x + k * BCE_RELU_N_INPUTS;

@@ -138,6 +138,9 @@ int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const 
         dW1[0] = D1[0] * X[0];
         /* dC/db1 = (1/n) sum_k delta1 */
         db1[0] = D1[0];
+        #if defined(__GNUC__) /* a compiler barrier: the loop loads the parameters itself */
+        __asm__ __volatile__("" ::: "memory");
+        #endif
     }
     for (size_t k = 1; k < n; ++k) {
         const textbook_real *X = x + k * TEXTBOOK_N_INPUTS;

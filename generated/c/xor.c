@@ -157,6 +157,9 @@ int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_R
         db1[0] = D1[0];
         db1[1] = D1[1];
         db1[2] = D1[2];
+        #if defined(__GNUC__) /* a compiler barrier: the loop loads the parameters itself */
+        __asm__ __volatile__("" ::: "memory");
+        #endif
     }
     for (size_t k = 1; k < n; ++k) {
         const xor_real *X = x + k * XOR_N_INPUTS;

@@ -284,6 +284,9 @@ int zoo_loss_and_grad(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_R
         db1[0] = D1[0];
         db1[1] = D1[1];
         db1[2] = D1[2];
+        #if defined(__GNUC__) /* a compiler barrier: the loop loads the parameters itself */
+        __asm__ __volatile__("" ::: "memory");
+        #endif
     }
     for (size_t k = 1; k < n; ++k) {
         const zoo_real *X = x + k * ZOO_N_INPUTS;
