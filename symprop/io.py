@@ -327,6 +327,21 @@ def _check_place(option: str, path: Path) -> None:
         raise OutputError(f"{option} {show(path)}: the file is not writable; choose another path")
 
 
+def data_inputs(data: str, option: str = "--data") -> list[tuple[str, Path]]:
+    """The files (or Parquet folder) a ``--data`` value reads, as (option, path), for
+    :func:`check_outputs`' inputs: none for a built-in set's name, every match of a glob (the
+    Dask engine reads globs)."""
+    import glob
+
+    try:
+        found = [Path(m) for m in sorted(glob.glob(data))] if glob.has_magic(data) else []
+        if Path(data).exists():
+            found.append(Path(data))
+    except (OSError, ValueError):  # a name the OS refuses (too long, NUL): the reader says so
+        return []
+    return [(option, p) for p in found]
+
+
 def check_output(path: Path, force: bool = False, option: str = "-o") -> None:
     """Refuse (``OutputError``) a module path symprop must not write, before any work is done."""
     check_outputs([Output(option, path)], force=force)
@@ -429,6 +444,7 @@ __all__ = [
     "check_outputs",
     "csv_cell",
     "csv_text",
+    "data_inputs",
     "is_generated_module",
     "is_symprop_png",
     "quote",

@@ -7,7 +7,7 @@ The parameters are scikit-learn's, with the same names and defaults; ``spec=`` (
 layers, activations and loss.  ``fit`` builds the spec for the data's shape, takes its module from
 a cache keyed by the spec hash (in memory, then on disk: ``$SYMPROP_CACHE`` or
 ``~/.cache/symprop/modules``, so a cached fit imports neither SymPy nor the generator), and
-trains it with :func:`symprop.tools.train.train`.
+trains it with :func:`symprop.tools.loop.train`.
 
 The L2 penalty follows scikit-learn: each batch's cost gets ``alpha/(2 n_batch) Σ‖W‖²``, added
 here around the module (so the module, and its cache entry, do not depend on the batch size).
@@ -30,8 +30,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from symprop.ir.names import bias, weight
 from symprop.spec import Layer, Spec, SpecError, load_spec
-from symprop.tools.train import TrainError, prepare_module, train
+from symprop.tools.loop import TrainError, train
+from symprop.tools.modcache import prepare_module
+from symprop.tools.targets import one_hot
 
 # scikit-learn's activation names -> symprop's
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -221,8 +224,8 @@ class _SympropMLP(BaseEstimator):
             self.validation_scores_ = list(history.val_metric)
             self.best_validation_score_ = max(history.val_metric) if history.val_metric else None
         n_layers = len(spec.layers)
-        self.coefs_ = [self.params_[f"W{l}"].T.copy() for l in range(1, n_layers + 1)]
-        self.intercepts_ = [self.params_[f"b{l}"].copy() for l in range(1, n_layers + 1)]
+        self.coefs_ = [self.params_[weight(l)].T.copy() for l in range(1, n_layers + 1)]
+        self.intercepts_ = [self.params_[bias(l)].copy() for l in range(1, n_layers + 1)]
         self.n_layers_ = n_layers + 1
         self.n_outputs_ = spec.outputs
         if self.n_iter_ >= self.max_iter and not history.stop_reason and self.solver != "lbfgs":
@@ -264,12 +267,9 @@ class SympropClassifier(ClassifierMixin, _SympropMLP):
             spec = self._build_spec(X.shape[1], k, "softmax_ce")
         except (SpecError, TrainError) as exc:
             raise _as_error(exc) from None
-        if spec.outputs == 1 and k == 2:
-            Y = codes.reshape(-1, 1).astype(np.float64)
-        elif spec.outputs == k:
-            Y = np.eye(k)[codes]
-        else:
+        if spec.outputs != k and not (spec.outputs == 1 and k == 2):
             raise ValueError(f"spec {spec.name!r} has {spec.outputs} outputs, but y has {k} classes")
+        Y = one_hot(codes, spec.outputs)
         self.spec_ = spec
         self.out_activation_ = "softmax" if spec.loss == "softmax_ce" else spec.layers[-1].activation
         try:

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from symprop.spec import Spec
+from symprop.tools.loader import load_module as load_module  # re-exported: tests and benchmarks use it
 
 TOLERANCE = 1e-5
 # A float build (C target, --c-real float): its gradient is float32 arithmetic, compared norm-wise
@@ -63,14 +64,6 @@ FLOAT_TOLERANCE = 1e-3
 STEP = 1e-4
 NOISE = 64.0
 EPS = float(np.finfo(np.float64).eps)
-
-
-def load_module(source: str, name: str) -> types.ModuleType:
-    """Execute generated source (our own output, never user text) as a fresh module."""
-    module = types.ModuleType(name)
-    module.__file__ = f"<symprop generated {name}>"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
-    return module
 
 
 def float_results(module: types.ModuleType) -> types.SimpleNamespace:

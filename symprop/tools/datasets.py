@@ -51,6 +51,7 @@ import numpy as np
 
 from symprop.io import quote
 from symprop.spec import Spec
+from symprop.tools.targets import Classes, class_codes, one_hot
 
 BUILTIN = ("xor", "digits", "iris")
 REGRESSION_LOSSES = ("mse", "sse", "custom")
@@ -475,25 +476,11 @@ def load_raw(name: str, options: TableOptions | None = None) -> RawData:
 
 
 # ----------------------------------------------------------------- encoding --
-def _class_keys(labels: Sequence[Any]) -> list[Any]:
-    """One key per label: the number when every label is a number (so "1" and "1.0" are one
-    class, sorted numerically), else the text (sorted as text)."""
-    numbers = [_number(str(label)) for label in labels]
-    if all(v is not None for v in numbers):
-        return numbers
-    return [str(label) for label in labels]
-
-
-def _class_name(key: Any) -> str:
-    if isinstance(key, float):
-        return str(int(key)) if key.is_integer() else repr(key)
-    return str(key)
-
-
-def _is_regression(raw: RawData, spec: Spec) -> bool:
+def is_regression(labels: Sequence[Any], spec: Spec) -> bool:
+    """Are these labels regression targets for ``spec`` (see the module doc)?"""
     if spec.loss not in REGRESSION_LOSSES:
         return False
-    values = [_number(str(label)) for label in raw.labels]
+    values = [_number(str(label)) for label in labels]
     if any(v is None for v in values):
         return False
     fractional = any(v is not None and not float(v).is_integer() for v in values)
@@ -522,7 +509,7 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
             f"({shown}; label {quote(raw.label_name)}); set inputs = {raw.X.shape[1]} in the spec, or choose the label "
             "with --label and ignore columns with --drop"
         )
-    if _is_regression(raw, spec):
+    if is_regression(raw.labels, spec):
         if spec.outputs != 1:
             raise DataError(
                 f"{_where(spec)}: {raw.name} has one numeric label column (regression), but the last layer has "
@@ -530,25 +517,20 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
             )
         Y = np.array([float(str(label)) for label in raw.labels]).reshape(-1, 1)
         return "regression", Y, ()
-    keys = _class_keys(raw.labels)
-    classes = sorted(set(keys))
-    names = tuple(_class_name(c) for c in classes)
-    if len(classes) < 2:
+    classes = Classes.of(raw.labels)
+    names, k = classes.names, len(classes.keys)
+    if k < 2:
         raise DataError(
-            f"{raw.name}: the label column has one class ({quote(names[0])}) in all {len(keys)} rows; "
+            f"{raw.name}: the label column has one class ({quote(names[0])}) in all {len(raw.labels)} rows; "
             "classification needs at least two"
         )
-    index = {key: i for i, key in enumerate(classes)}
-    codes = np.array([index[key] for key in keys])
-    if spec.outputs == 1 and len(classes) == 2:
-        return "classification", codes.reshape(-1, 1).astype(np.float64), names
-    if spec.outputs != len(classes):
-        two = " (or units = 1 for a single 0/1 output)" if len(classes) == 2 and spec.loss != "softmax_ce" else ""
+    if spec.outputs != k and not (spec.outputs == 1 and k == 2):
+        two = " (or units = 1 for a single 0/1 output)" if k == 2 and spec.loss != "softmax_ce" else ""
         raise DataError(
-            f"{_where(spec)}: {raw.name} has {len(classes)} classes, but the last layer has units = {spec.outputs}; "
-            f"set units = {len(classes)} in the last [[layers]] table{two}"
+            f"{_where(spec)}: {raw.name} has {k} classes, but the last layer has units = {spec.outputs}; "
+            f"set units = {k} in the last [[layers]] table{two}"
         )
-    return "classification", np.eye(len(classes))[codes], names
+    return "classification", one_hot(classes.codes(raw.labels), spec.outputs), names
 
 
 def split_indices(
@@ -645,7 +627,7 @@ def load(
     X = raw.X
     strata = None
     if task == "classification" and stratify:
-        strata = np.argmax(Y, axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(int)
+        strata = class_codes(Y)
     if raw.split:
         train, test = split_indices(X.shape[0], test_fraction, seed, _strata_fit(strata, test_fraction))
         X_train, Y_train, X_test, Y_test = X[train], Y[train], X[test], Y[test]

@@ -32,10 +32,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from symprop.io import Output, check_folder, check_outputs, csv_text, quote, safe_line, safe_text, show
+from symprop.io import Output, check_folder, check_outputs, csv_text, data_inputs, quote, safe_line, safe_text, show
 from symprop.tools.datasets import DataError, check_header, read_parquet
+from symprop.tools.loop import TrainError
+from symprop.tools.modcache import commit, prepare_module
 from symprop.tools.paramfile import ParamsError, Saved, load_params
-from symprop.tools.train import TrainError, commit, data_inputs, sayer
+from symprop.tools.progress import sayer
+from symprop.tools.targets import class_codes
 
 
 def read_features(
@@ -131,7 +134,7 @@ def predict_table(
     if saved.classes:
         n = len(saved.classes)
         safe = np.where(finite[:, None], outputs, 0.0)
-        codes = (safe[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(safe, axis=1)
+        codes = class_codes(safe)
         if proba:
             probs = probabilities(safe, loss, n)
             header += [f"proba_{c}" for c in saved.classes]
@@ -183,7 +186,6 @@ def run_predict(
     """``symprop predict``: check the output paths, load the spec, module, params and data, predict,
     write the CSV (to ``output`` atomically, or to standard output)."""
     from symprop.spec import load_spec
-    from symprop.tools.train import prepare_module
 
     stream = stdout if stdout is not None else sys.stdout
     if delimiter is not None and not data.lower().endswith(".csv"):
