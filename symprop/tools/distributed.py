@@ -56,7 +56,6 @@ from symprop.tools.datasets import (
     is_regression,
     non_finite_label,
     pick_columns,
-    sniff_delimiter,
 )
 from symprop.tools.loader import cached_module
 from symprop.tools.loop import (
@@ -72,6 +71,7 @@ from symprop.tools.loop import (
 from symprop.tools.modcache import Products, prepare_module
 from symprop.tools.plotting import loss_label, render_plot
 from symprop.tools.progress import Progress, sayer, short_list
+from symprop.tools.tables import check_table_header, is_parquet_path, sniff_file
 from symprop.tools.targets import Classes, one_hot
 
 RETRIES = 2
@@ -264,48 +264,20 @@ def add_scores(a: Scores, b: Scores) -> Scores:
     return Scores(*(x + y for x, y in zip(vars(a).values(), vars(b).values(), strict=True)))
 
 
-def sniff_file(path: str) -> str:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return sniff_delimiter(handle.read(65536))
-
-
 def check_csv_headers(data: str, delimiter: str | None) -> None:
-    """Refuse, before any cluster starts, a CSV (each file a glob matches here) or Parquet file whose
-    header names a column twice: pandas would silently rename the second ``a`` to ``a.1``."""
-    import csv
+    """Refuse, before any cluster starts, a CSV (each file a glob matches here) or Parquet file (a file,
+    or the files of a data-set folder) whose header names a column twice: pandas would silently
+    rename the second ``a`` to ``a.1``."""
     import glob
 
-    if data.lower().endswith((".parquet", ".pq")) or Path(data).is_dir():
-        _check_parquet_headers(data)
-        return
-    if not data.lower().endswith(".csv"):
-        return
-    for path in sorted(glob.glob(data)):
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as handle:
-                sample = handle.read(65536)
-        except (OSError, UnicodeDecodeError):
-            continue  # the reader reports it
-        used = delimiter if delimiter is not None else sniff_delimiter(sample)
-        rows = [row for row in csv.reader(sample.splitlines(), delimiter=used) if row]
-        if rows:
-            check_header(path, rows[0], 1)
-
-
-def _check_parquet_headers(data: str) -> None:
-    """The same check on each Parquet file's schema (a file, or the files of a data-set folder)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        return  # the reader names the missing package
     p = Path(data)
-    files = sorted(q for q in p.rglob("*") if q.suffix.lower() in (".parquet", ".pq")) if p.is_dir() else [p]
+    files: list[str | Path] = []
+    if is_parquet_path(data) or p.is_dir():
+        files += sorted(q for q in p.rglob("*") if is_parquet_path(q)) if p.is_dir() else [p]
+    elif data.lower().endswith(".csv"):
+        files += sorted(glob.glob(data))
     for path in files:
-        try:
-            names = pq.read_schema(path).names
-        except (OSError, ValueError):
-            continue  # the reader reports it
-        check_header(path, [str(n) for n in names])
+        check_table_header(path, delimiter)
 
 
 # ------------------------------------------------------------- client side --
@@ -499,7 +471,7 @@ def read_frame(dd: Any, client: Any, data: str, delimiter: str | None, partition
     import os
 
     lower = data.lower()
-    if lower.endswith((".parquet", ".pq")) or Path(data).is_dir():
+    if is_parquet_path(data) or Path(data).is_dir():
         frame = dd.read_parquet(data)
         return frame if frame.npartitions == partitions else frame.repartition(npartitions=partitions)
     if not lower.endswith(".csv"):
