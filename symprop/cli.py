@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from symprop import __version__
 from symprop.io import OutputError, quote, safe_line
@@ -334,6 +335,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _worked(args: argparse.Namespace) -> dict[str, Any]:
+    """The options explain and report share: the worked example's numbers and how they print."""
+    return {
+        "digits": args.digits,
+        "symbolic_params": args.symbolic_params,
+        "values": args.params,
+        "sample": args.sample,
+        "lr": args.lr,
+        "seed": args.at,
+    }
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from symprop.explain import ExplainError, explain
     from symprop.explain.worked import WorkedError
@@ -346,14 +359,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             param=args.param,
             expand=args.expand,
             collapse=args.collapse,
-            digits=args.digits,
             standalone=args.standalone,
-            symbolic_params=args.symbolic_params,
             second=args.second_order,
-            values=args.params,
-            sample=args.sample,
-            lr=args.lr,
-            seed=args.at,
+            **_worked(args),
         )
     except (ExplainError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
@@ -370,16 +378,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     try:
-        text = report(
-            spec,
-            args.param,
-            seed=args.at,
-            digits=args.digits,
-            symbolic_params=args.symbolic_params,
-            values=args.params,
-            sample=args.sample,
-            lr=args.lr,
-        )
+        text = report(spec, args.param, **_worked(args))
     except (ExplainError, ReportError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
     return _write_text(Path(args.out), text, spec.name + ".html")

@@ -180,6 +180,19 @@ def safe_text(text: str) -> str:
     return "\n".join(_escaped(line) for line in text.split("\n"))
 
 
+# ------------------------------------------------------------- reading inputs --
+def read_problem(path: Path, exc: OSError | UnicodeDecodeError, *, missing: str, folder: str, not_text: str) -> str:
+    """One line for an input text file that could not be read: ``PATH: no such file; <missing>``,
+    ``PATH: is a directory; <folder>``, ``PATH: not UTF-8 text; <not_text>``, or the OS's reason."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such file; {missing}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a directory; {folder}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{path}: not UTF-8 text; {not_text}"
+    return f"{path}: cannot read ({exc.strerror})"
+
+
 # ------------------------------------------------------------------ CSV cells --
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -448,6 +461,7 @@ __all__ = [
     "is_generated_module",
     "is_symprop_png",
     "quote",
+    "read_problem",
     "remove_stale_temp_files",
     "safe_line",
     "safe_text",

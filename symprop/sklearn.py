@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,18 @@ from symprop.tools.targets import one_hot
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 SOLVERS = ("adam", "sgd", "lbfgs")
 _MODULES: dict[str, Any] = {}
+# The numeric parameters: (name, test, what to give), checked in this order at fit.
+_NUMBER_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("alpha", lambda v: isinstance(v, int | float) and bool(v >= 0), "give a number >= 0"),
+    ("max_iter", lambda v: isinstance(v, int | np.integer) and bool(v >= 1), "give an integer >= 1"),
+    ("learning_rate_init", lambda v: isinstance(v, int | float) and bool(v > 0), "give a number > 0"),
+    (
+        "batch_size",
+        lambda v: v == "auto" or (isinstance(v, int | np.integer) and bool(v >= 1)),
+        "give 'auto' or an integer >= 1",
+    ),
+    ("validation_fraction", lambda v: bool(0 < v < 1), "give a number in (0, 1)"),
+)
 
 
 def cache_dir() -> Path:
@@ -135,16 +147,10 @@ class _SympropMLP(BaseEstimator):
             raise ValueError(f"solver={self.solver!r}: use one of {', '.join(SOLVERS)}")
         if self.spec is None and self.activation not in ACTIVATIONS:
             raise ValueError(f"activation={self.activation!r}: use one of {', '.join(ACTIVATIONS)}")
-        if not (isinstance(self.alpha, int | float) and self.alpha >= 0):
-            raise ValueError(f"alpha={self.alpha!r}: give a number >= 0")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter={self.max_iter!r}: give an integer >= 1")
-        if not (isinstance(self.learning_rate_init, int | float) and self.learning_rate_init > 0):
-            raise ValueError(f"learning_rate_init={self.learning_rate_init!r}: give a number > 0")
-        if self.batch_size != "auto" and not (isinstance(self.batch_size, int | np.integer) and self.batch_size >= 1):
-            raise ValueError(f"batch_size={self.batch_size!r}: give 'auto' or an integer >= 1")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction={self.validation_fraction!r}: give a number in (0, 1)")
+        for name, ok, what in _NUMBER_CHECKS:
+            value = getattr(self, name)
+            if not ok(value):
+                raise ValueError(f"{name}={value!r}: {what}")
 
     def _hidden(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes

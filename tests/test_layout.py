@@ -53,7 +53,7 @@ RANKS = {
     "explain.notation": 12,
     "tools.loader": 0,  # generated source -> module: the one exec in symprop
     "tools.tables": 1,  # the one table reader (CSV, Parquet): a header and checked numeric columns
-    "tools.targets": 0,  # class labels <-> one-hot targets, for every training path
+    "tools.targets": 2,  # class labels <-> one-hot targets, for every training path
     "tools.options": 0,  # the train options, listed once (TrainArgs); the CLI's parser reads them
     "tools.check": 12,
     "tools.datasets": 12,

@@ -414,6 +414,21 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 @contextmanager
+def _session(client: Any, *closing: Any) -> Iterator[Any]:
+    """Yield ``client``; on any error (a Ctrl-C too) silence the cluster's logs first; at the end close
+    the client, then whatever else ``closing`` holds (the LocalCluster), ignoring errors in closing."""
+    try:
+        yield client
+    except BaseException:
+        _quiet_dask_logs()
+        raise
+    finally:
+        for thing in (client, *closing):
+            with suppress(Exception):
+                thing.close()
+
+
+@contextmanager
 def connect(scheduler: str | None, workers: int | None, timeout: float | None = None) -> Iterator[Any]:
     _, distributed = _import_dask()
     if scheduler is not None:
@@ -430,14 +445,8 @@ def connect(scheduler: str | None, workers: int | None, timeout: float | None = 
             _quiet_dask_logs()
             detail = show(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise EngineError(f"--scheduler {quote(scheduler)}: cannot connect ({detail}); check the address") from None
-        try:
-            yield client
-        except BaseException:
-            _quiet_dask_logs()
-            raise
-        finally:
-            with suppress(Exception):
-                client.close()
+        with _session(client) as joined:
+            yield joined
         return
     n = 2 if workers is None else workers
     if n < 1:
@@ -451,17 +460,8 @@ def connect(scheduler: str | None, workers: int | None, timeout: float | None = 
             dashboard_address=None,
             silence_logs=50,  # CRITICAL: a Ctrl-C must not print the workers' closed-stream errors (issue 22 E26)
         )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    except BaseException:
-        _quiet_dask_logs()
-        raise
-    finally:
-        with suppress(Exception):
-            client.close()
-        with suppress(Exception):
-            cluster.close()
+    with _session(distributed.Client(cluster), cluster) as local:
+        yield local
 
 
 def read_frame(dd: Any, client: Any, data: str, delimiter: str | None, partitions: int = 1) -> Any:
@@ -552,7 +552,7 @@ def _stats(client: Any, parts: list[Any], which: str, names: Sequence[str]) -> t
 def run_dask(args: Any, spec: Spec, use: Any, stream: IO[str]) -> int:
     """``symprop train --engine dask`` (``args``: the TrainArgs, already checked by symprop.tools.train,
     as have the output paths; ``use``: the solver, epochs, learning rate and momentum chosen)."""
-    from symprop.tools.paramfile import params_bytes
+    from symprop.tools.paramfile import Saved, params_bytes
 
     solver, epochs, lr, momentum = use.solver, use.epochs, use.lr, use.momentum
     if solver not in ("lbfgs", "sgd"):
@@ -692,7 +692,7 @@ def run_dask(args: Any, spec: Spec, use: Any, stream: IO[str]) -> int:
         saved = fold_standardization(raw_params, mean, scale)
         products.add(
             save_path,
-            params_bytes(spec, saved, classes, encoding.features),
+            params_bytes(spec, Saved(saved, classes, encoding.features)),
             f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)",
         )
     if plot_path is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,30 +49,40 @@ def per_class_scores(matrix: np.ndarray) -> dict[str, list[float]]:
 
 
 @dataclass
+class Split:
+    """The scores of one split: the module's cost, and accuracy (classification) or the true mean
+    squared error and R² (regression); None where not computed."""
+
+    loss: float | None = None
+    accuracy: float | None = None
+    mse: float | None = None
+    r2: float | None = None
+
+    @property
+    def rmse(self) -> float | None:
+        return None if self.mse is None else math.sqrt(self.mse)
+
+
+@dataclass
 class Report:
     """The final scores, in the data's own units (regression targets unstandardized).
 
-    Regression: ``*_loss`` is the module's cost (for ``mse``, ½·MSE summed over outputs), and
-    ``*_mse``, ``*_rmse``, ``*_r2`` are the true mean squared error, its root and R².
+    Regression: ``loss`` is the module's cost (for ``mse``, ½·MSE summed over outputs), and
+    ``mse``, ``rmse``, ``r2`` are the true mean squared error, its root and R².
     Classification: accuracy, and on the test split the confusion matrix (rows true, columns
     predicted, in class order) with per-class precision, recall and F1."""
 
     classification: bool
-    train_loss: float
-    train_accuracy: float | None = None
-    test_accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    test_loss: float | None = None
-    test_rmse: float | None = None
-    test_r2: float | None = None
-    test_mse: float | None = None
-    train_mse: float | None = None
-    train_r2: float | None = None
-    val_mse: float | None = None
-    val_r2: float | None = None
+    train: Split
+    validation: Split = field(default_factory=Split)
+    test: Split = field(default_factory=Split)
     confusion_matrix: np.ndarray | None = None
     classes: tuple[str, ...] = ()
+
+    @property
+    def train_loss(self) -> float:
+        assert self.train.loss is not None
+        return self.train.loss
 
     @classmethod
     def of(cls, module: Any, params: Params, dataset: Any) -> Report:
@@ -80,87 +90,68 @@ class Report:
         if dataset.y_mean is not None:
             raw_params = fold_targets(params, dataset.y_mean, dataset.y_scale)
         raw = dataset.raw_targets
-        report = cls(dataset.classification, module.loss(raw_params, dataset.X_train, raw(dataset.Y_train)))
-        report.classes = tuple(dataset.classes)
 
-        def regression(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
-            outputs = module.forward(raw_params, X)
-            return float(np.mean((outputs - Y) ** 2)), r2_score(outputs, Y)
-
-        if dataset.X_val is not None:
-            report.val_loss = module.loss(raw_params, dataset.X_val, raw(dataset.Y_val))
+        def split(X: np.ndarray, Y: np.ndarray) -> Split:
+            Y_raw = raw(Y)
+            scores = Split(loss=module.loss(raw_params, X, Y_raw))
             if dataset.classification:
-                report.val_accuracy = accuracy(module.forward(params, dataset.X_val), dataset.Y_val)
+                scores.accuracy = accuracy(module.forward(params, X), Y)
             else:
-                report.val_mse, report.val_r2 = regression(dataset.X_val, raw(dataset.Y_val))
-        if dataset.classification:
-            report.train_accuracy = accuracy(module.forward(params, dataset.X_train), dataset.Y_train)
-        else:
-            report.train_mse, report.train_r2 = regression(dataset.X_train, raw(dataset.Y_train))
+                outputs = module.forward(raw_params, X)
+                scores.mse, scores.r2 = float(np.mean((outputs - Y_raw) ** 2)), r2_score(outputs, Y_raw)
+            return scores
+
+        report = cls(dataset.classification, split(dataset.X_train, dataset.Y_train), classes=tuple(dataset.classes))
+        if dataset.X_val is not None:
+            report.validation = split(dataset.X_val, dataset.Y_val)
         if dataset.X_test.shape[0] == 0:
             return report
+        report.test = split(dataset.X_test, dataset.Y_test)
         if dataset.classification:
             outputs = module.forward(params, dataset.X_test)
-            report.test_accuracy = accuracy(outputs, dataset.Y_test)
-            report.test_loss = module.loss(params, dataset.X_test, dataset.Y_test)
             k = max(len(dataset.classes), 2)
             report.confusion_matrix = confusion(class_codes(dataset.Y_test), class_codes(outputs), k)
-        else:
-            Y = raw(dataset.Y_test)
-            report.test_loss = module.loss(raw_params, dataset.X_test, Y)
-            report.test_mse, report.test_r2 = regression(dataset.X_test, Y)
-            report.test_rmse = math.sqrt(report.test_mse)
         return report
 
     def section(self, split: str) -> dict[str, Any] | None:
         """The scores of one split (train, validation, test) for the metrics JSON; None if it has none."""
-        loss = {"train": self.train_loss, "validation": self.val_loss, "test": self.test_loss}[split]
-        if loss is None and split != "test":
+        scores = {"train": self.train, "validation": self.validation, "test": self.test}[split]
+        if scores.loss is None or (scores.accuracy if self.classification else scores.mse) is None:
             return None
-        out: dict[str, Any] = {"loss": loss}
-        if self.classification:
-            acc = {"train": self.train_accuracy, "validation": self.val_accuracy, "test": self.test_accuracy}[split]
-            if acc is None:
-                return None
-            out["accuracy"] = acc
-            if split == "test" and self.confusion_matrix is not None:
-                out["confusion_matrix"] = self.confusion_matrix.tolist()
-                scores = per_class_scores(self.confusion_matrix)
-                out["per_class"] = {
-                    name: {key: scores[key][i] for key in ("precision", "recall", "f1", "support")}
-                    for i, name in enumerate(self.classes or tuple(map(str, range(len(scores["f1"])))))
-                }
-                out["macro_f1"] = float(np.mean(scores["f1"]))
+        out: dict[str, Any] = {"loss": scores.loss}
+        if not self.classification:
+            out.update(mse=scores.mse, rmse=scores.rmse, r2=scores.r2)
             return out
-        mse = {"train": self.train_mse, "validation": self.val_mse, "test": self.test_mse}[split]
-        r2 = {"train": self.train_r2, "validation": self.val_r2, "test": self.test_r2}[split]
-        if mse is None:
-            return None
-        out.update(mse=mse, rmse=math.sqrt(mse), r2=r2)
+        out["accuracy"] = scores.accuracy
+        if split == "test" and self.confusion_matrix is not None:
+            out["confusion_matrix"] = self.confusion_matrix.tolist()
+            per_class = per_class_scores(self.confusion_matrix)
+            out["per_class"] = {
+                name: {key: per_class[key][i] for key in ("precision", "recall", "f1", "support")}
+                for i, name in enumerate(self.classes or tuple(map(str, range(len(per_class["f1"])))))
+            }
+            out["macro_f1"] = float(np.mean(per_class["f1"]))
         return out
 
     def lines(self, loss_name: str = "", classes: Sequence[str] = ()) -> list[str]:
-        label = "loss"
         out = []
         if not self.classification and loss_name in ("mse", "sse"):
             what = "1/2 (a - y)^2" if loss_name == "mse" else "(a - y)^2"
             out.append(f"loss: the {loss_name} cost, {what} summed over outputs, mean over rows; mse is the true MSE")
-        out.append(f"train {label}: {self.train_loss:.10g}")
-        if self.val_loss is not None:
-            out.append(f"validation {label}: {self.val_loss:.6g}")
-        if self.train_accuracy is not None:
-            out.append(f"train accuracy: {self.train_accuracy:.4f}")
-        if self.val_accuracy is not None:
-            out.append(f"validation accuracy: {self.val_accuracy:.4f}")
-        if self.test_accuracy is not None:
-            out.append(f"test accuracy: {self.test_accuracy:.4f}")
+        out.append(f"train loss: {self.train_loss:.10g}")
+        if self.validation.loss is not None:
+            out.append(f"validation loss: {self.validation.loss:.6g}")
+        for name, scores in (("train", self.train), ("validation", self.validation), ("test", self.test)):
+            if scores.accuracy is not None:
+                out.append(f"{name} accuracy: {scores.accuracy:.4f}")
         if self.confusion_matrix is not None:
             out += self.confusion_lines(tuple(classes) or self.classes)
-        if not self.classification and self.test_mse is not None:
-            out.append(f"test {label}: {self.test_loss:.6g}")
-            out.append(f"test mse: {self.test_mse:.6g}")
-            out.append(f"test rmse: {self.test_rmse:.6g}")
-            out.append(f"test r2: {self.test_r2:.4f}")
+        test = self.test
+        if not self.classification and test.mse is not None:
+            out.append(f"test loss: {test.loss:.6g}")
+            out.append(f"test mse: {test.mse:.6g}")
+            out.append(f"test rmse: {test.rmse:.6g}")
+            out.append(f"test r2: {test.r2:.4f}")
         return out
 
     def confusion_lines(self, classes: Sequence[str]) -> list[str]:
@@ -185,4 +176,4 @@ class Report:
         return out
 
 
-__all__ = ["Report", "balanced_weights", "confusion", "per_class_scores"]
+__all__ = ["Report", "Split", "balanced_weights", "confusion", "per_class_scores"]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from symprop.io import quote
+from symprop.io import quote, read_problem
 
 BUILTIN = ("xor", "digits", "iris")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -115,16 +115,12 @@ def read_rows(p: Path, delimiter: str | None) -> tuple[list[tuple[int, list[str]
             used = delimiter if delimiter is not None else sniff_delimiter(sample)
             handle.seek(0)
             rows = list(csv.reader(handle, delimiter=used))
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file; give a CSV path or one of {', '.join(BUILTIN)}") from None
-    except IsADirectoryError:
-        raise DataError(f"{p}: is a directory; give the path of a .csv file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: not UTF-8 text; a data file is a CSV with a header row") from None
     except csv.Error as exc:
         raise DataError(f"{p}: not a valid CSV ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        missing = f"give a CSV path or one of {', '.join(BUILTIN)}"
+        folder, not_text = "give the path of a .csv file", "a data file is a CSV with a header row"
+        raise DataError(read_problem(p, exc, missing=missing, folder=folder, not_text=not_text)) from None
     return [(i, row) for i, row in enumerate(rows, start=1) if row and any(cell.strip() for cell in row)], used
 
 

@@ -11,25 +11,18 @@ the scikit-learn classifier, ``predict`` and the scores).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+from symprop.tools.tables import number
 
 
 def label_keys(labels: Sequence[Any]) -> list[Any]:
     """One key per label: the number when every label is a number, else the text."""
-    numbers = [_number(str(label)) for label in labels]
+    numbers = [number(str(label)) for label in labels]
     if all(v is not None for v in numbers):
         return numbers
     return [str(label) for label in labels]

@@ -44,7 +44,7 @@ from symprop.tools.loop import (
 )
 from symprop.tools.modcache import Prepared, Products, commit, ensure_module, header, prepare_module
 from symprop.tools.options import TrainArgs
-from symprop.tools.paramfile import is_params_file, params_bytes
+from symprop.tools.paramfile import Saved, is_params_file, params_bytes
 from symprop.tools.plotting import loss_label, plot_available, render_plot, save_plot
 from symprop.tools.progress import Progress, sayer, short_list
 from symprop.tools.scores import Report, balanced_weights, confusion, per_class_scores
@@ -345,7 +345,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
             notes.append("with the train-split means --missing mean filled in")
         products.add(
             save_path,
-            params_bytes(spec, saved, dataset.classes, dataset.feature_names, dataset.impute_means),
+            params_bytes(spec, Saved(saved, dataset.classes, dataset.feature_names, impute_means=dataset.impute_means)),
             f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""),
         )
     if plot_path is not None:
