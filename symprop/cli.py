@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from symprop import __version__
-from symprop.io import OutputError, quote, safe_line
+from symprop.io import OutputError, check_not_file_name, check_not_folder, quote, safe_line
 from symprop.spec import Spec, SpecError, load_spec
 from symprop.tools.options import TrainArgs
 from symprop.tools.options import add_arguments as add_train_arguments
@@ -39,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+# generate -o names a folder: one of these suffixes names a file instead (a typo), refused
+GENERATE_NOT_FOLDERS = (".py", ".h", ".c", ".csv", ".npz", ".json", ".onnx")
 # Commands that run a cached module: their parser does not import the generator for help texts.
 LIGHT_COMMANDS = ("train", "predict")
 
@@ -201,9 +203,7 @@ def _warn_gradients(spec: Spec) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from symprop.emit import backend_for, write_files
 
-    folder = Path(args.out)
-    if not folder.exists() and folder.suffix.lower() in (".py", ".h", ".c", ".csv", ".npz", ".json", ".onnx"):
-        raise UsageError(f"-o {args.out}: looks like a file name, but generate writes into a folder; give a folder")
+    check_not_file_name("-o", Path(args.out), "generate writes into a folder; give a folder", GENERATE_NOT_FOLDERS)
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
     if args.c_real is not None and args.target != "c":
@@ -387,8 +387,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _write_text(path: Path, text: str, example: str) -> int:
     from symprop.io import write_atomic
 
-    if path.is_dir():
-        raise UsageError(f"-o {path}: is a folder; give a file name, e.g. -o {path / example}")
+    check_not_folder("-o", path, example)
     try:
         write_atomic(path, text)
     except OSError as exc:

@@ -307,14 +307,39 @@ FILE_SUFFIXES = (
 def check_folder(option: str, path: Path) -> None:
     """Refuse a folder option (``--module-dir``) that is a file, lies under a file, cannot be written,
     or does not exist yet and is named like a file (``preds.csv``)."""
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {show(path)}: is a file; give a folder for the generated module")
-    if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:
-        raise OutputError(
-            f"{option} {show(path)}: looks like a file name, but {option} is a folder (the generated module goes in "
-            "it); for the product use -o/--output"
-        )
+    check_not_file(option, path, "the generated module")
+    check_not_file_name(
+        option, path, f"{option} is a folder (the generated module goes in it); for the product use -o/--output"
+    )
     _check_parent(option, path if path.exists() else path.parent, path)
+
+
+def check_not_file(option: str, path: Path, contents: str) -> None:
+    """Refuse a folder option that names an existing file: it is to hold ``contents``."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {show(path)}: is a file; give a folder for {contents}")
+
+
+def check_not_file_name(option: str, path: Path, fix: str, suffixes: Sequence[str] = FILE_SUFFIXES) -> None:
+    """Refuse a folder option that does not exist yet and is named like a file (``preds.csv``): a typo
+    would create a folder of that name (issue 18)."""
+    if not path.exists() and path.suffix.lower() in suffixes:
+        raise OutputError(f"{option} {show(path)}: looks like a file name, but {fix}")
+
+
+def check_not_folder(option: str, path: Path, example: str) -> None:
+    """Refuse a file option that names a folder; the fix names ``example`` inside it."""
+    if path.is_dir():
+        raise OutputError(f"{option} {show(path)}: is a folder; give a file name, e.g. {option} {show(path / example)}")
+
+
+def check_not_input(option: str, path: Path, input_option: str, input_path: Path) -> None:
+    """Refuse an output that is the input file ``input_option`` (by resolved path or inode)."""
+    if _same_file(path, input_path):
+        raise OutputError(
+            f"{option} {show(path)} is the {input_option} file; choose another {option} "
+            "(an output never replaces an input)"
+        )
 
 
 def _check_parent(option: str, folder: Path, shown: Path) -> None:
@@ -453,6 +478,10 @@ __all__ = [
     "OutputError",
     "Transaction",
     "check_folder",
+    "check_not_file",
+    "check_not_file_name",
+    "check_not_folder",
+    "check_not_input",
     "check_output",
     "check_outputs",
     "csv_cell",
