@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from symprop.ir.names import bias, weight
+from symprop.ir.names import ParamRef, bias, weight
 from symprop.tools.solvers import (
     NEWTON_SOLVERS,
     SCIPY_METHODS,
@@ -418,7 +418,7 @@ def fold_standardization(params: Params, mean: np.ndarray, scale: np.ndarray) ->
 def fold_targets(params: Params, y_mean: np.ndarray, y_scale: np.ndarray) -> Params:
     """Params whose (identity) last layer gives raw targets: with y_used = (y - y_mean)/y_scale,
     y = y_scale (W_L a + b_L) + y_mean = (y_scale W_L) a + (y_scale b_L + y_mean)."""
-    last = sum(1 for k in params if k.startswith("W"))
+    last = max(ref.layer for ref in map(ParamRef.parse, params))
     out = {k: v.copy() for k, v in params.items()}
     out[weight(last)] = params[weight(last)] * y_scale[:, np.newaxis]
     out[bias(last)] = params[bias(last)] * y_scale + y_mean

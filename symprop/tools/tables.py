@@ -151,8 +151,8 @@ def read_parquet(p: Path) -> Any:
 # ------------------------------------------------------------------- table --
 @dataclass(frozen=True)
 class Numbers:
-    """One column parsed: float64 ``values`` (NaN where ``blank``), and the rows in ``bad`` whose
-    cell is neither blank nor a finite number."""
+    """One column parsed: float64 ``values`` (NaN where ``blank`` and, in a CSV, where ``bad``), and
+    the rows in ``bad`` whose cell is neither blank nor a finite number."""
 
     values: np.ndarray
     blank: np.ndarray
@@ -207,9 +207,10 @@ class Table:
         try:
             column = np.array(filled, dtype=np.float64)
             bad = np.flatnonzero(~np.isfinite(column) & ~blank)
-        except ValueError:
-            bad = np.array([i for i, cell in enumerate(cells) if not blank[i] and number(cell.strip()) is None])
-            column = np.zeros(len(cells))
+        except ValueError:  # some cell is not a number: parse them one by one (NaN where bad)
+            parsed = [None if b else number(cell.strip()) for cell, b in zip(cells, blank, strict=True)]
+            bad = np.array([i for i, v in enumerate(parsed) if v is None and not blank[i]])
+            column = np.array([np.nan if v is None else v for v in parsed], dtype=np.float64)
         column[blank] = np.nan
         return Numbers(column, blank, bad.astype(np.int64))
 
