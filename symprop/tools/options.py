@@ -27,6 +27,12 @@ def _option(default: Any, *flags: str, **argparse_keywords: Any) -> Any:
     return field(default=default, metadata={"flags": flags, "argparse": argparse_keywords})
 
 
+def _switch(flag: str, help: str, default: bool = False) -> Any:
+    """A boolean TrainArgs field set by a flag without a value: ``--x`` turns on what is off by
+    default, ``--no-x`` turns off what is on."""
+    return _option(default, flag, action="store_false" if default else "store_true", help=help)
+
+
 @dataclass(frozen=True)
 class TrainArgs:
     """Everything ``symprop train`` was asked to do (the CLI's options, defaults not yet applied:
@@ -56,9 +62,7 @@ class TrainArgs:
         None, "--batch-size", type=int, help="rows per gradient step, sgd and adam (default 32; xor 4)"
     )
     momentum: float | None = _option(None, "--momentum", type=float, help="sgd momentum in [0, 1) (default 0; xor 0.9)")
-    nesterov: bool = _option(
-        False, "--nesterov", action="store_true", help="sgd: Nesterov momentum (needs --momentum > 0)"
-    )
+    nesterov: bool = _switch("--nesterov", "sgd: Nesterov momentum (needs --momentum > 0)")
     lr_schedule: str = _option(
         "constant",
         "--lr-schedule",
@@ -70,9 +74,7 @@ class TrainArgs:
     validation_fraction: float = _option(
         0.0, "--validation-fraction", type=float, help="share of the train split kept for validation"
     )
-    early_stopping: bool = _option(
-        False, "--early-stopping", action="store_true", help="stop when the validation loss stalls; keep the best"
-    )
+    early_stopping: bool = _switch("--early-stopping", "stop when the validation loss stalls; keep the best")
     patience: int = _option(10, "--patience", type=int, help="epochs without improvement before stopping (default 10)")
     label: str | None = _option(
         None, "--label", metavar="COLUMN", help="label column: name or 0-based index (default: the last)"
@@ -108,21 +110,14 @@ class TrainArgs:
         metavar="SECONDS",
         help="dask --scheduler: seconds to connect and get the scheduler's handshake (default 10)",
     )
-    force: bool = _option(
-        False,
-        "--force",
-        action="store_true",
-        help="replace existing --save, --plot or module files symprop did not write",
-    )
+    force: bool = _switch("--force", "replace existing --save, --plot or module files symprop did not write")
     partitions: int | None = _option(
         None, "--partitions", type=int, help="dask: partitions of the rows (default: one per worker)"
     )
     class_weight: str | None = _option(
         None, "--class-weight", choices=("balanced",), help="weigh classes n / (classes * count), as scikit-learn's"
     )
-    stratify: bool = _option(
-        True, "--no-stratify", action="store_false", help="classification: split without stratifying"
-    )
+    stratify: bool = _switch("--no-stratify", "classification: split without stratifying", default=True)
     missing: str = _option(
         "error",
         "--missing",
