@@ -300,9 +300,9 @@ def _delimiter(value: str | None) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from symprop.tools.datasets import DataError
     from symprop.tools.loop import Failed, TrainError
     from symprop.tools.solvers import SolverError
+    from symprop.tools.tables import DataError
     from symprop.tools.train import run_args
 
     try:
@@ -315,9 +315,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from symprop.tools.datasets import DataError
     from symprop.tools.loop import TrainError
     from symprop.tools.predict import run_predict
+    from symprop.tools.tables import DataError
 
     try:
         return run_predict(

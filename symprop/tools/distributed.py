@@ -49,14 +49,7 @@ import numpy as np
 
 from symprop.io import quote, show
 from symprop.spec import Spec
-from symprop.tools.datasets import (
-    DataError,
-    TableOptions,
-    check_header,
-    is_regression,
-    non_finite_label,
-    pick_columns,
-)
+from symprop.tools.datasets import is_regression, non_finite_label
 from symprop.tools.loader import cached_module
 from symprop.tools.loop import (
     Diverged,
@@ -71,7 +64,15 @@ from symprop.tools.loop import (
 from symprop.tools.modcache import Products, prepare_module
 from symprop.tools.plotting import loss_label, render_plot
 from symprop.tools.progress import Progress, sayer, short_list
-from symprop.tools.tables import check_table_header, is_parquet_path, sniff_file
+from symprop.tools.tables import (
+    DataError,
+    TableOptions,
+    check_header,
+    check_table_header,
+    is_parquet_path,
+    pick_columns,
+    sniff_file,
+)
 from symprop.tools.targets import Classes, one_hot
 
 RETRIES = 2

@@ -196,7 +196,8 @@ def check_ignored_options(args: TrainArgs, solver: str) -> None:
 
 def _run(args: TrainArgs, stream: IO[str]) -> int:
     from symprop.spec import load_spec
-    from symprop.tools.datasets import TableOptions, load
+    from symprop.tools.datasets import load
+    from symprop.tools.tables import TableOptions
 
     use = chosen(args)
     solver, epochs, lr, batch_size, momentum = use.solver, use.epochs, use.lr, use.batch_size, use.momentum
