@@ -29,7 +29,8 @@ RANKS = {
     "symbolic.layer_math": 4,  # scalar math of one neuron: f, f', the loss and its δ
     "ir.program": 5,  # the IR's types
     "ir.forms": 5,
-    "ir.backprop": 6,  # the layer program from the spec
+    "ir.backprop": 6,
+    "ir.memory": 6,  # liveness, fusion, in place and slots: the analyses every backend reads  # the layer program from the spec
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program

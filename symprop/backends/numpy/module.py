@@ -7,7 +7,7 @@ backend supplies a :class:`Style`: how variables are named and how each statemen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,7 +16,8 @@ import sympy as sp
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_in
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir import program as ir
-from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Role, Statement, Var, reads
+from symprop.ir.memory import forward_values, shared_forward, symbols_read
+from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Statement, Var
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -60,23 +61,12 @@ class Split:
     own: tuple[Statement, ...]
 
 
-def symbols_read(statements: Iterable[Statement]) -> set[sp.Symbol]:
-    return {sym for s in statements for sym in reads(s)}
-
-
-def _split(f: Function, forward: Sequence[Statement]) -> Split:
-    own = f.body[len(forward) :]
-    if tuple(f.body[: len(forward)]) != tuple(forward):
-        raise ValueError(f"{f.name} does not start with the forward pass")
-    needed = symbols_read(own) | {v.symbol for v in f.returns}
-    return Split(tuple(dict.fromkeys(s.out for s in forward if s.out.symbol in needed)), own)
-
-
 def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...], tuple[str, ...]]:
     """The module's functions (``_forward`` first) and the helpers they call."""
     p = style.printer(program)
-    forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
-    splits = {f.name: _split(f, forward) for f in program.functions}
+    forward = shared_forward(program)
+    takes_of = forward_values(program)  # what each function needs of the forward pass (the IR's liveness)
+    splits = {f.name: Split(takes_of[f.name], f.body[len(forward) :]) for f in program.functions}
     takes = {v for split in splits.values() for v in split.takes}
     returned = tuple(dict.fromkeys(s.out for s in forward if s.out in takes))
     body = _lines(forward, style, p)
@@ -235,5 +225,4 @@ __all__ = [
     "param_name",
     "render",
     "scaled",
-    "symbols_read",
 ]

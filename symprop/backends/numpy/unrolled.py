@@ -13,9 +13,10 @@ from types import MappingProxyType
 import numpy as np
 import sympy as sp
 
-from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
+from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
+from symprop.ir.memory import symbols_read
 from symprop.ir.program import (
     WEIGHTS,
     Function,
