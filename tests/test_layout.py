@@ -133,3 +133,23 @@ def test_every_package_ships_in_the_wheel() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     present = {".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)) for p in PACKAGE.rglob("__init__.py")}
     assert present <= listed, sorted(present - listed)
+
+
+def test_every_template_ships_in_the_wheel() -> None:
+    """Every file under templates/ matches pyproject.toml's package-data for ``symprop.templates``
+    (matched as setuptools globs it: part by part, ``*`` never crossing a ``/``), so the wheel
+    carries it; the Python targets share one set, templates/python/."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    globs = [pattern.split("/") for pattern in patterns["symprop.templates"]]
+    folder = ROOT / "templates"
+    files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
+    assert any(parts[0] == "python" for parts in files)
+    for parts in files:
+        shipped = any(
+            len(glob) == len(parts) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, glob, strict=True))
+            for glob in globs
+        )
+        assert shipped, f"templates/{'/'.join(parts)} is not in the wheel's package-data"

@@ -104,6 +104,12 @@ class ModuleContext:
     helpers: tuple[str, ...]
     functions: tuple[FunctionCode, ...]
     n_params: int
+    target: str = "numpy"  # the runtime (BACKENDS' target): the one switch of templates/python/
+
+    @property
+    def array_api(self) -> bool:
+        """The array-API target: its text where templates/python/ differs from the NumPy modes'."""
+        return self.target == "array-api"
 
 
 def loss_formula(program: Program) -> str:
@@ -149,7 +155,7 @@ def check_module(source: str, docstring: str) -> str:
 
 
 def module_context(
-    program: Program, mode: str, helpers: tuple[str, ...], functions: tuple[FunctionCode, ...]
+    program: Program, mode: str, helpers: tuple[str, ...], functions: tuple[FunctionCode, ...], target: str = "numpy"
 ) -> ModuleContext:
     spec = program.spec
     return ModuleContext(
@@ -171,6 +177,7 @@ def module_context(
         helpers=helpers,
         functions=functions,
         n_params=spec.n_params,
+        target=target,
     )
 
 

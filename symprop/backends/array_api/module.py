@@ -31,6 +31,7 @@ from symprop.ir.program import (
 
 class ArrayApi(WholeArrays):
     mode = "array-api"
+    target = "array-api"
     context = "xp, "
     docs: Mapping[str, str] = MappingProxyType(
         {
@@ -81,7 +82,7 @@ class ArrayApi(WholeArrays):
 
 
 def render_array_api(program: Program) -> str:
-    return render(program, ArrayApi(program), folder="array_api")
+    return render(program, ArrayApi(program))
 
 
 __all__ = ["ArrayApi", "render_array_api"]

@@ -39,6 +39,7 @@ class Style(Protocol):
     """One backend's naming and printing of statements."""
 
     mode: str
+    target: str  # the runtime, as in BACKENDS: "numpy" or "array-api" (the templates' one switch)
     context: str  # what _prepare returns before params, X, Y and _forward takes first ("" or "xp, ")
     docs: Mapping[str, str]  # docstrings that differ from DOCS
 
@@ -143,11 +144,12 @@ def _finish(
     return FunctionCode(name, args, doc, (*head[:1], *binds, *lines, Line(f"return {result}")))
 
 
-def render(program: Program, style: Style, folder: str = "numpy") -> str:
-    """The module: ``templates/<folder>/module.py.jinja`` with the style's functions."""
+def render(program: Program, style: Style) -> str:
+    """The module: ``templates/python/module.py.jinja`` (one template set for every Python target)
+    with the style's functions."""
     funcs, helpers = functions(program, style)
-    m: ModuleContext = module_context(program, style.mode, helpers, funcs)
-    return render_python(f"{folder}/module.py.jinja", f"{folder}/_docstring.txt.jinja", m)
+    m: ModuleContext = module_context(program, style.mode, helpers, funcs, style.target)
+    return render_python("python/module.py.jinja", "python/_docstring.txt.jinja", m)
 
 
 class WholeArrays:

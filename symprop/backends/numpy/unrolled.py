@@ -37,6 +37,7 @@ MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add not
 
 class Unrolled:
     mode = "unrolled"
+    target = "numpy"
     context = ""
     docs: Mapping[str, str] = MappingProxyType({})
 

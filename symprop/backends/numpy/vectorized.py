@@ -40,6 +40,7 @@ UFUNCS = (Sigmoid, Relu, Softplus, sp.tanh, sp.exp, sp.sin, sp.cos, sp.Abs)
 
 class Vectorized(WholeArrays):
     mode = "vectorized"
+    target = "numpy"
     context = ""
     docs: Mapping[str, str] = MappingProxyType({})
 
