@@ -34,9 +34,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symprop import __version__
 from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_used
-from symprop.backends.templating import environment
+from symprop.backends.templating import Header, environment, header_fields
 from symprop.ir.memory import Slot, Step, expr_width, fuse, sample_layout
 from symprop.ir.program import (
     AddBias,
@@ -228,12 +227,18 @@ def check_comment_safe(source: str) -> str:
 
 
 @dataclass(frozen=True)
-class Block:
-    """A C function: signature, checks, declarations and body, as lines (structure for templates)."""
+class CFunction:
+    """A function of the C source, as the header declares it: name, signature, doc lines."""
 
     name: str
     signature: str
     doc: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Block(CFunction):
+    """A function of the layer program: checks, declarations and body, as lines (structure for templates)."""
+
     checks: tuple[str, ...]
     pointers: tuple[str, ...]
     before: tuple[str, ...]  # before the loop over samples
@@ -245,12 +250,9 @@ class Block:
 
 
 @dataclass(frozen=True)
-class KitFunction:
-    """A function of the on-device kit (init, optimizers): its doc, signature and body lines."""
+class KitFunction(CFunction):
+    """A function of the on-device kit (init, optimizers): its body lines."""
 
-    name: str
-    signature: str
-    doc: tuple[str, ...]
     body: tuple[str, ...]
 
 
@@ -269,29 +271,18 @@ class ArrayInfo:
 
 
 @dataclass(frozen=True)
-class CContext:
+class CContext(Header):
     """Everything the C templates need; plain data only."""
 
-    name: str
     upper: str
     real: str
     real_bytes: int
-    version: str
-    spec_hash: str
-    sizes_text: str
-    activations_text: str
-    loss: str
-    inputs: int
-    outputs: int
-    n_params: int
     work_size: int
     min_work: int
     params: tuple[ArrayInfo, ...]
-    spec_lines: tuple[str, ...]
     helpers: tuple[str, ...]
     functions: tuple[Block, ...]
     guard: str = ""
-    layer_sizes: tuple[int, ...] = ()
     logits: bool = False
     training: bool = True
     blocked: bool = False  # float: the batch sums accumulate in blocks of ceil(sqrt(n)) samples
@@ -898,26 +889,16 @@ def build(program: Program, real_type: str = "double") -> CContext:
         helpers += [SPLITMIX, uniform_helper(real_type, real_name)]
     blocked = training and b.blocked
     return CContext(
-        name=spec.name,
+        **header_fields(program, c_comment),
         upper=spec.name.upper(),
         real=real_type,
         real_bytes=4 if real_type == "float" else 8,
-        version=__version__,
-        spec_hash=spec.hash(),
-        sizes_text="-".join(map(str, spec.layer_sizes)),
-        activations_text=c_comment(" -> ".join(layer.label for layer in program.layers)),
-        loss=c_comment(spec.loss),
-        inputs=spec.inputs,
-        outputs=spec.outputs,
-        n_params=spec.n_params,
         work_size=max(1, *(blk.work_size for blk in blocks)),
         min_work=(2 if training else 1) * sum(spec.layer_sizes[1:]) + (spec.n_params if blocked else 0),
         params=params,
-        spec_lines=tuple(c_comment(line) for line in spec.to_toml().rstrip("\n").split("\n")),
         helpers=tuple(helpers),
         functions=blocks,
         guard=f"SYMPROP_{spec.name.upper()}_{spec.hash().upper()}_H",
-        layer_sizes=tuple(spec.layer_sizes),
         logits=spec.loss == "softmax_ce",
         training=training,
         blocked=blocked,

@@ -174,6 +174,20 @@ class WholeArrays:
             total = f"{xp}.sum({p.code(s.expr)}, axis=0)"
         return scaled(total, s.scale, p)
 
+    def cost(self, name: str) -> str:
+        """How a function returns the cost ``name``: a Python float (the array-API keeps an array)."""
+        return f"float({name})"
+
+    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
+        """``forward``'s output; the cost; or (cost, grads) with ``grads = {"W1": dW1, ...}``."""
+        first = p.name(f.returns[0].symbol)
+        if f.name == "forward":
+            return [], first
+        if f.name == "loss":
+            return [], self.cost(first)
+        grads = ", ".join(f'"{v.param.label}": {p.name(v.symbol)}' for v in f.returns[1:])
+        return [Line(f"grads = {{{grads}}}")], f"{self.cost(first)}, grads"
+
     def matmul(self, s: MatMul, p: ArrayPrinter) -> Line:
         left = p.name(s.left.symbol) + (".T" if s.left_t else "")
         right = p.name(s.right.symbol) + (".T" if s.right_t else "")

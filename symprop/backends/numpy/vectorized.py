@@ -23,7 +23,6 @@ from symprop.ir.program import (
     WEIGHTS,
     AddBias,
     Axis,
-    Function,
     Map,
     MatMul,
     N,
@@ -122,15 +121,6 @@ class Vectorized(WholeArrays):
         ):
             return self.reduction(s, p, "np", f"np.vdot({', '.join(p.name(f) for f in factors)})")
         return self.reduction(s, p, "np")
-
-    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
-        if f.name == "forward":
-            return [], self.name(f.returns[0], p)
-        cost = f"float({self.name(f.returns[0], p)})"
-        if f.name == "loss":
-            return [], cost
-        grads = ", ".join(f'"{v.param.label}": {self.name(v, p)}' for v in f.returns[1:])
-        return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
 
 
 def render_vectorized(program: Program) -> str:
