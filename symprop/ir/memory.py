@@ -10,7 +10,8 @@ A backend asks these questions of the IR instead of answering them itself:
   down ``G = D W`` with the map right after it when that map is G's one reader (G never stored);
 * **in place** — which activation map may write over its pre-activation (:func:`overwritable`:
   nothing reads Z afterwards in any function), and which error sent down may be computed straight
-  into the buffer of the δ it becomes (:func:`computed_into`: the δ map is G's one reader);
+  into the buffer of the δ it becomes (:func:`computed_into`: G is read once, no later than δ is
+  written);
 * **slots** — a first-fit layout of one sample's vectors in a workspace (:func:`sample_layout`):
   a slot is reused once its vector is dead, an elementwise map writes over an input it reads for
   the last time, and an identity map (``A = Z``) shares its input's slot.
