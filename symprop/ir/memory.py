@@ -21,6 +21,7 @@ A backend asks these questions of the IR instead of answering them itself:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,26 +160,39 @@ def computed_into(program: Program) -> dict[sp.Symbol, Var]:
     G's symbol -> that δ, when in every function G is read at most once (a Hessian-vector product
     reads G again: then G keeps its own buffer) and the buffer holds nothing else meanwhile."""
     upstream = {s.out.symbol for s in program.statements() if s.out.kind is Kind.UPSTREAM}
+    uses = [_uses(f.body) for f in program.functions]  # one pass per function: linear in the layers
     return {
         g: s.out
         for s in program.statements()
         if isinstance(s, Map) and s.out.kind is Kind.DELTA
         for g in s.expr.free_symbols & upstream
-        if all(_may_share(f.body, g, s.out.symbol) for f in program.functions)
+        if all(_may_share(read, written, g, s.out.symbol) for read, written in uses)
     }
 
 
-def _may_share(body: Sequence[Statement], g: sp.Symbol, d: sp.Symbol) -> bool:
-    """May G live in d's buffer in ``body``: G read at most once, no later than d is written
-    (once), and d read only after that write?"""
-    reads_g = [k for k, s in enumerate(body) if g in reads(s)]
-    writes_d = [k for k, s in enumerate(body) if s.out.symbol == d]
-    written = writes_d[0] if writes_d else len(body)
+def _uses(body: Sequence[Statement]) -> tuple[dict[sp.Symbol, list[int]], dict[sp.Symbol, list[int]]]:
+    """Where each symbol is read, and where it is written, in ``body`` (positions, in order)."""
+    read: dict[sp.Symbol, list[int]] = {}
+    written: dict[sp.Symbol, list[int]] = {}
+    for k, s in enumerate(body):
+        for sym in reads(s):
+            read.setdefault(sym, []).append(k)
+        written.setdefault(s.out.symbol, []).append(k)
+    return read, written
+
+
+def _may_share(
+    read: Mapping[sp.Symbol, list[int]], written: Mapping[sp.Symbol, list[int]], g: sp.Symbol, d: sp.Symbol
+) -> bool:
+    """May G live in d's buffer: G read at most once, no later than d is written (once), and d
+    read only after that write?"""
+    reads_g, writes_d = read.get(g, []), written.get(d, [])
+    first = writes_d[0] if writes_d else math.inf
     return (
         len(reads_g) <= 1
         and len(writes_d) <= 1
-        and all(k <= written for k in reads_g)
-        and all(k > written for k, s in enumerate(body) if d in reads(s))
+        and all(k <= first for k in reads_g)
+        and all(k > first for k in read.get(d, []))
     )
 
 
