@@ -29,7 +29,8 @@ RANKS = {
     "symbolic.layer_math": 4,  # scalar math of one neuron: f, f', the loss and its δ
     "ir.program": 5,  # the IR's types
     "ir.forms": 5,
-    "ir.backprop": 6,  # the layer program from the spec
+    "ir.backprop": 6,
+    "ir.memory": 6,  # liveness, fusion, in place and slots: the analyses every backend reads  # the layer program from the spec
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
@@ -140,3 +141,23 @@ def test_every_package_ships_in_the_wheel() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     present = {".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)) for p in PACKAGE.rglob("__init__.py")}
     assert present <= listed, sorted(present - listed)
+
+
+def test_every_template_ships_in_the_wheel() -> None:
+    """Every file under templates/ matches pyproject.toml's package-data for ``symprop.templates``
+    (matched as setuptools globs it: part by part, ``*`` never crossing a ``/``), so the wheel
+    carries it; the Python targets share one set, templates/python/."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    globs = [pattern.split("/") for pattern in patterns["symprop.templates"]]
+    folder = ROOT / "templates"
+    files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
+    assert any(parts[0] == "python" for parts in files)
+    for parts in files:
+        shipped = any(
+            len(glob) == len(parts) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, glob, strict=True))
+            for glob in globs
+        )
+        assert shipped, f"templates/{'/'.join(parts)} is not in the wheel's package-data"
