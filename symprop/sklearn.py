@@ -30,6 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from symprop.ir.names import bias, weight
 from symprop.spec import Layer, Spec, SpecError, load_spec
 from symprop.tools.train import TrainError, prepare_module, train
 
@@ -221,8 +222,8 @@ class _SympropMLP(BaseEstimator):
             self.validation_scores_ = list(history.val_metric)
             self.best_validation_score_ = max(history.val_metric) if history.val_metric else None
         n_layers = len(spec.layers)
-        self.coefs_ = [self.params_[f"W{l}"].T.copy() for l in range(1, n_layers + 1)]
-        self.intercepts_ = [self.params_[f"b{l}"].copy() for l in range(1, n_layers + 1)]
+        self.coefs_ = [self.params_[weight(l)].T.copy() for l in range(1, n_layers + 1)]
+        self.intercepts_ = [self.params_[bias(l)].copy() for l in range(1, n_layers + 1)]
         self.n_layers_ = n_layers + 1
         self.n_outputs_ = spec.outputs
         if self.n_iter_ >= self.max_iter and not history.stop_reason and self.solver != "lbfgs":

@@ -21,6 +21,7 @@ import numpy as np
 
 from symprop import __version__
 from symprop.io import write_atomic_with
+from symprop.ir.names import bias, weight
 from symprop.spec import Spec
 from symprop.tools.paramfile import Saved
 
@@ -180,12 +181,12 @@ def build_model(spec: Spec, saved: Saved) -> Any:
     g = _Graph()
     current = "X"
     for l, layer in enumerate(spec.layers, start=1):
-        for key in (f"W{l}", f"b{l}"):
+        for key in (weight(l), bias(l)):
             value = np.asarray(saved.params[key], dtype=np.float64)
             if not np.all(np.isfinite(value.astype(np.float32))):
                 raise OnnxExportError(f"params {key} holds values that are not finite in float32; retrain or fix them")
             g.array(key, value)
-        z = g.node("Gemm", [current, f"W{l}", f"b{l}"], transB=1)
+        z = g.node("Gemm", [current, weight(l), bias(l)], transB=1)
         f = lm.activation_math(layer).f
         current = _to_onnx(f, lm.Z, z, g, f"layer {l} ({layer.activation})")
     if current == "X" or not g.nodes:

@@ -44,6 +44,7 @@ from symprop.io import (
     write_atomic,
     write_atomic_with,
 )
+from symprop.ir.names import bias, weight
 from symprop.modes import resolve_mode
 from symprop.spec import Spec
 from symprop.tools.paramfile import is_params_file, params_bytes
@@ -578,8 +579,8 @@ def fold_targets(params: Params, y_mean: np.ndarray, y_scale: np.ndarray) -> Par
     y = y_scale (W_L a + b_L) + y_mean = (y_scale W_L) a + (y_scale b_L + y_mean)."""
     last = sum(1 for k in params if k.startswith("W"))
     out = {k: v.copy() for k, v in params.items()}
-    out[f"W{last}"] = params[f"W{last}"] * y_scale[:, np.newaxis]
-    out[f"b{last}"] = params[f"b{last}"] * y_scale + y_mean
+    out[weight(last)] = params[weight(last)] * y_scale[:, np.newaxis]
+    out[bias(last)] = params[bias(last)] * y_scale + y_mean
     return out
 
 
