@@ -34,7 +34,7 @@ Invariant: every printer prints the same expression; nothing here evaluates user
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -44,10 +44,23 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
-from sympy.printing.str import StrPrinter
 
 from symprop.ir.names import Kind, ParamRef
-from symprop.ir.notes import C_K, Act, BatchMean, Hadamard, Note, Op, Partial, Ref, ascii_name, ref
+from symprop.ir.notes import (
+    ASCII_BASE,
+    BATCH_BASE,
+    C_K,
+    Act,
+    BatchMean,
+    Hadamard,
+    Note,
+    NotePrinter,
+    Op,
+    Partial,
+    Ref,
+    ascii_name,
+    ref,
+)
 from symprop.symbolic.functions import Relu, Sigmoid, Softplus, log1p
 
 DEFAULT_DIGITS = 6
@@ -114,17 +127,9 @@ _GREEK_LATEX = {
 _BOUNDS = {"x_min": "min", "x_max": "max"}
 # the base letter of each kind in the printed math (a batch array is upper case: Z, A, D)
 _BASE = {
-    Kind.INPUT: "x",
-    Kind.TARGET: "y",
-    Kind.WEIGHT: "W",
-    Kind.BIAS: "b",
-    Kind.Z: "z",
-    Kind.A: "a",
-    Kind.DELTA: "δ",
-    Kind.COUNT: "n",
-    Kind.COST: "C",
-}  # a row value or temporary prints as its name (w_k, M2)
-_BATCH_BASE = {Kind.INPUT: "X", Kind.TARGET: "Y", Kind.Z: "Z", Kind.A: "A", Kind.DELTA: "D", Kind.UPSTREAM: "G"}
+    k: ASCII_BASE[k] for k in (Kind.INPUT, Kind.TARGET, Kind.WEIGHT, Kind.BIAS, Kind.Z, Kind.A, Kind.COST, Kind.COUNT)
+}
+_BASE[Kind.DELTA] = "δ"  # a row value or temporary prints as its name (w_k, M2)
 _LATEX_BASE = {"δ": r"\delta"}
 
 
@@ -142,7 +147,7 @@ def ref_parts(r: Ref, scalar: bool = False) -> NameParts | None:
     """How a reference prints, from its kind, layer and units (None: no table entry, print its name).
 
     ``scalar``: the scalar view of a one-unit chain, w², z², δ² with no unit index or transpose."""
-    base = (_BATCH_BASE if r.batch else _BASE).get(r.kind)
+    base = (BATCH_BASE if r.batch else _BASE).get(r.kind)
     if base is None:
         return None
     if scalar and r.kind is Kind.WEIGHT:
@@ -395,64 +400,56 @@ def _spaced(run: Sequence[Any], inner: str) -> str:
     return " " * ascii_.startswith(" ") + inner + " " * (ascii_.endswith(" ") and len(ascii_.strip()) > 0)
 
 
+def _print_note(
+    n: str | Note,
+    p: Printers | None,
+    math: Callable[[Sequence[Any], Printers], str],
+    words: Callable[[str], str],
+    sep: str = "",
+) -> str:
+    """One printer of notes: each run of math by ``math``, each run of words by ``words``."""
+    p = p or Printers()
+    return sep.join(math(run, p) if is_math else words(_words(run)) for is_math, run in _as_note(n).runs())
+
+
 def note_text(n: str | Note, p: Printers | None = None) -> str:
     """A note as text: words as they are, math in the text printer (operators in ASCII)."""
-    p = p or Printers()
-    return "".join(_math_text(run, p) if math else _words(run) for math, run in _as_note(n).runs())
+    return _print_note(n, p, _math_text, str)
 
 
 def note_latex(n: str | Note, p: Printers | None = None) -> str:
     """A note for LaTeX text mode: words escaped, math in ``$...$``."""
-    p = p or Printers()
-    out = []
-    for math, run in _as_note(n).runs():
-        out.append(_spaced(run, f"${_math_latex(run, p)}$") if math else _words(run).translate(_LATEX_WORDS))
-    return "".join(out)
+    return _print_note(
+        n, p, lambda run, q: _spaced(run, f"${_math_latex(run, q)}$"), lambda w: w.translate(_LATEX_WORDS)
+    )
 
 
 def note_math_latex(n: str | Note, p: Printers | None = None) -> str:
     """A note as display math: math as is, words in ``\\text{...}``."""
-    p = p or Printers()
-    out = []
-    for math, run in _as_note(n).runs():
-        out.append(_math_latex(run, p) if math else rf"\text{{{_words(run).translate(_LATEX_WORDS)}}}")
-    return " ".join(out)
+    return _print_note(n, p, _math_latex, lambda w: rf"\text{{{w.translate(_LATEX_WORDS)}}}", " ")
 
 
 def note_markdown(n: str | Note, p: Printers | None = None) -> str:
     """A note as Markdown: words with Markdown punctuation escaped, math as ``$...$``."""
-    p = p or Printers()
-    out = []
-    for math, run in _as_note(n).runs():
-        if math:
-            out.append(_spaced(run, f"${markdown_math(_math_latex(run, p))}$"))
-        else:
-            out.append(_words(run).translate(_MARKDOWN_WORDS))
-    return "".join(out)
+    return _print_note(
+        n,
+        p,
+        lambda run, q: _spaced(run, f"${markdown_math(_math_latex(run, q))}$"),
+        lambda w: w.translate(_MARKDOWN_WORDS),
+    )
 
 
 def note_html(n: str | Note, p: Printers | None = None) -> str:
     """A note as HTML: words escaped, math as inline MathML."""
-    p = p or Printers()
-    out = []
-    for math, run in _as_note(n).runs():
-        if math:
-            out.append(_spaced(run, f"<math><mrow>{_math_mathml(run, p)}</mrow></math>"))
-        else:
-            out.append(html.escape(_words(run)))
-    return "".join(out)
+    return _print_note(
+        n, p, lambda run, q: _spaced(run, f"<math><mrow>{_math_mathml(run, q)}</mrow></math>"), html.escape
+    )
 
 
 def note_mathml(n: str | Note, p: Printers | None = None) -> str:
     """A note as MathML content (an ``<mrow>``): words in ``<mtext>``."""
-    p = p or Printers()
-    out = []
-    for math, run in _as_note(n).runs():
-        if math:
-            out.append(_math_mathml(run, p))
-        else:
-            out.append(f"<mtext>{html.escape(_words(run)).replace(' ', chr(160))}</mtext>")
-    return "<mrow>" + "".join(out) + "</mrow>"
+    words = _print_note(n, p, _math_mathml, lambda w: f"<mtext>{html.escape(w).replace(' ', chr(160))}</mtext>")
+    return f"<mrow>{words}</mrow>"
 
 
 # ------------------------------------------------------------------------ printers --
@@ -471,11 +468,11 @@ def _lse_vector(expr: sp.Basic) -> tuple[str, int] | None:
     return str(first.layer), len(args)
 
 
-class TextPrinter(StrPrinter):
+class TextPrinter(NotePrinter):
     """Plain text in textbook notation; symbols keep symprop's names (``a2_j``, ``dC_k/da1_2``)."""
 
     _default_settings: ClassVar[dict[str, Any]] = {
-        **StrPrinter._default_settings,
+        **NotePrinter._default_settings,
         "digits": DEFAULT_DIGITS,
         "scalar": False,
     }
@@ -538,24 +535,11 @@ class TextPrinter(StrPrinter):
         head = f"Σ_{{{self._print(var)}={self._print(low)}..{self._print(high)}}}"
         return f"{head} {self.parenthesize(body, PRECEDENCE['Mul'])}"
 
-    def _print_Partial(self, expr: sp.Basic) -> str:
-        return f"d{self._print(expr.args[0])}/d{self._print(expr.args[1])}"
-
     def _print_Hadamard(self, expr: sp.Basic) -> str:
         return " ⊙ ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
 
     def _print_BatchMean(self, expr: sp.Basic) -> str:
         return f"(1/n) Σ_k {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"
-
-    def _print_Act(self, expr: sp.Basic) -> str:
-        l, order, arg = expr.args
-        return f"f{l}{chr(39) * int(order)}({self._print(arg)})"
-
-    def _print_Deriv(self, expr: sp.Basic) -> str:
-        return f"d/d{self._print(expr.args[0])}"
-
-    def _print_Ell(self, expr: sp.Basic) -> str:
-        return "l" + (f"({', '.join(self._print(a) for a in expr.args)})" if expr.args else "")
 
 
 _LABEL_SIGNS = str.maketrans({"*": "·", "-": "−"})
