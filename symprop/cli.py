@@ -15,10 +15,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from symprop import __version__
-from symprop.io import OutputError, quote, safe_line
+from symprop.io import OutputError, check_not_file_name, check_not_folder, quote, safe_line
 from symprop.spec import Spec, SpecError, load_spec
+from symprop.tools.options import TrainArgs
+from symprop.tools.options import add_arguments as add_train_arguments
 
 
 class UsageError(Exception):
@@ -36,6 +39,8 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+# generate -o names a folder: one of these suffixes names a file instead (a typo), refused
+GENERATE_NOT_FOLDERS = (".py", ".h", ".c", ".csv", ".npz", ".json", ".onnx")
 # Commands that run a cached module: their parser does not import the generator for help texts.
 LIGHT_COMMANDS = ("train", "predict")
 
@@ -127,77 +132,7 @@ def _parser(light: bool = False) -> argparse.ArgumentParser:
 
     # -- train / predict (symprop.tools) --
     trn = sub.add_parser("train", help="train a spec's generated module (sgd, adam or lbfgs; locally or on Dask)")
-    trn.add_argument("spec", help="path of a TOML spec")
-    trn.add_argument(
-        "--data", required=True, help="xor, digits, iris (scikit-learn's bundled data), PATH.csv or PATH.parquet"
-    )
-    trn.add_argument(
-        "--solver",
-        choices=("sgd", "adam", "lbfgs", "newton-cg", "trust-krylov"),
-        help="optimizer (default adam; xor sgd); newton-cg and trust-krylov use the module's Hessian-vector products",
-    )
-    trn.add_argument("--epochs", type=int, help="passes over the train split; lbfgs: max iterations (default 200)")
-    trn.add_argument("--lr", type=float, help="learning rate (default: adam 0.001, sgd 0.1; xor 2)")
-    trn.add_argument("--batch-size", type=int, help="rows per gradient step, sgd and adam (default 32; xor 4)")
-    trn.add_argument("--momentum", type=float, help="sgd momentum in [0, 1) (default 0; xor 0.9)")
-    trn.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum (needs --momentum > 0)")
-    trn.add_argument(
-        "--lr-schedule",
-        default="constant",
-        choices=("constant", "invscaling", "adaptive"),
-        help="sgd learning-rate schedule, as scikit-learn's (default constant)",
-    )
-    trn.add_argument("--seed", type=int, default=0, help="seed of the init, split and shuffles (default 0)")
-    trn.add_argument("--test-fraction", type=float, default=0.25, help="share of rows held out (default 0.25)")
-    trn.add_argument(
-        "--validation-fraction", type=float, default=0.0, help="share of the train split kept for validation"
-    )
-    trn.add_argument(
-        "--early-stopping", action="store_true", help="stop when the validation loss stalls; keep the best"
-    )
-    trn.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping (default 10)")
-    trn.add_argument("--label", metavar="COLUMN", help="label column: name or 0-based index (default: the last)")
-    trn.add_argument("--drop", metavar="COL[,COL...]", help="columns to ignore: names or 0-based indices")
-    trn.add_argument("--delimiter", metavar="CHAR", help="CSV delimiter (default: sniffed; 'tab' for a tab)")
-    trn.add_argument(
-        "-o",
-        "--output",
-        "--save",
-        dest="save",
-        metavar="PARAMS.npz",
-        help="write the trained params file (with the spec hash, classes, feature names)",
-    )
-    trn.add_argument("--plot", metavar="CURVE.png", help="write a PNG of the loss and metric per epoch")
-    trn.add_argument(
-        "--module-dir", dest="out", default=".symprop", metavar="DIR", help="folder of the generated module (.symprop)"
-    )
-    trn.add_argument("--mode", default="auto", help="generator mode: auto (default), vectorized or unrolled")
-    trn.add_argument("--engine", default="local", choices=("local", "dask"), help="where to train (default local)")
-    trn.add_argument("--scheduler", metavar="ADDRESS", help="dask: join this scheduler (default: a LocalCluster)")
-    trn.add_argument("--workers", type=int, help="dask: worker processes of the LocalCluster (default 2)")
-    trn.add_argument(
-        "--connect-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="dask --scheduler: seconds to connect and get the scheduler's handshake (default 10)",
-    )
-    trn.add_argument(
-        "--force", action="store_true", help="replace existing --save, --plot or module files symprop did not write"
-    )
-    trn.add_argument("--partitions", type=int, help="dask: partitions of the rows (default: one per worker)")
-    trn.add_argument(
-        "--class-weight", choices=("balanced",), help="weigh classes n / (classes * count), as scikit-learn's"
-    )
-    trn.add_argument(
-        "--no-stratify", dest="stratify", action="store_false", help="classification: split without stratifying"
-    )
-    trn.add_argument(
-        "--missing",
-        default="error",
-        choices=("error", "drop", "mean"),
-        help="blank feature cells: error (default), drop the rows, or fill the train-split mean",
-    )
-    trn.add_argument("--metrics-json", metavar="PATH.json", help="write the history and final metrics as JSON")
+    add_train_arguments(trn)  # one argument per TrainArgs field (symprop/tools/options.py)
 
     prd = sub.add_parser("predict", help="apply params saved by 'train --save' to the rows of a CSV or Parquet file")
     prd.add_argument("spec", help="path of the TOML spec the params were trained for")
@@ -268,9 +203,7 @@ def _warn_gradients(spec: Spec) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from symprop.emit import backend_for, write_files
 
-    folder = Path(args.out)
-    if not folder.exists() and folder.suffix.lower() in (".py", ".h", ".c", ".csv", ".npz", ".json", ".onnx"):
-        raise UsageError(f"-o {args.out}: looks like a file name, but generate writes into a folder; give a folder")
+    check_not_file_name("-o", Path(args.out), "generate writes into a folder; give a folder", GENERATE_NOT_FOLDERS)
     spec = load_spec(args.spec)
     backend = backend_for(spec, args.mode, args.target)
     if args.c_real is not None and args.target != "c":
@@ -298,7 +231,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     import math
 
     from symprop.emit import backend_for, render
-    from symprop.tools.check import TOLERANCE, compare, float_results, format_report, load_module
+    from symprop.tools.check import TOLERANCE, compare, float_results, format_report
+    from symprop.tools.loader import load_module
 
     tol = TOLERANCE if args.tol is None else args.tol
     if args.points < 1:
@@ -366,45 +300,13 @@ def _delimiter(value: str | None) -> str | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from symprop.tools.datasets import DataError
+    from symprop.tools.loop import Failed, TrainError
     from symprop.tools.solvers import SolverError
-    from symprop.tools.train import Failed, TrainError, run
+    from symprop.tools.tables import DataError
+    from symprop.tools.train import run_args
 
-    drop = tuple(c.strip() for c in args.drop.split(",") if c.strip()) if args.drop else ()
     try:
-        return run(
-            args.spec,
-            args.data,
-            solver=args.solver,
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            momentum=args.momentum,
-            nesterov=args.nesterov,
-            lr_schedule=args.lr_schedule,
-            seed=args.seed,
-            test_fraction=args.test_fraction,
-            validation_fraction=args.validation_fraction,
-            early_stopping=args.early_stopping,
-            patience=args.patience,
-            label=args.label,
-            drop=drop,
-            delimiter=_delimiter(args.delimiter),
-            save=args.save,
-            plot=args.plot,
-            out=args.out,
-            mode=args.mode,
-            engine=args.engine,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            connect_timeout=args.connect_timeout,
-            force=args.force,
-            partitions=args.partitions,
-            class_weight=args.class_weight,
-            stratify=args.stratify,
-            missing=args.missing,
-            metrics_json=args.metrics_json,
-        )
+        return run_args(TrainArgs.from_namespace(args, delimiter=_delimiter(args.delimiter)))
     except Failed as exc:
         print(safe_line(f"symprop: error: {exc}; nothing was written"), file=sys.stderr)
         return 1
@@ -413,9 +315,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from symprop.tools.datasets import DataError
+    from symprop.tools.loop import TrainError
     from symprop.tools.predict import run_predict
-    from symprop.tools.train import TrainError
+    from symprop.tools.tables import DataError
 
     try:
         return run_predict(
@@ -433,6 +335,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _worked(args: argparse.Namespace) -> dict[str, Any]:
+    """The options explain and report share: the worked example's numbers and how they print."""
+    return {
+        "digits": args.digits,
+        "symbolic_params": args.symbolic_params,
+        "values": args.params,
+        "sample": args.sample,
+        "lr": args.lr,
+        "seed": args.at,
+    }
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from symprop.explain import ExplainError, explain
     from symprop.explain.worked import WorkedError
@@ -445,14 +359,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             param=args.param,
             expand=args.expand,
             collapse=args.collapse,
-            digits=args.digits,
             standalone=args.standalone,
-            symbolic_params=args.symbolic_params,
             second=args.second_order,
-            values=args.params,
-            sample=args.sample,
-            lr=args.lr,
-            seed=args.at,
+            **_worked(args),
         )
     except (ExplainError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
@@ -469,16 +378,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     try:
-        text = report(
-            spec,
-            args.param,
-            seed=args.at,
-            digits=args.digits,
-            symbolic_params=args.symbolic_params,
-            values=args.params,
-            sample=args.sample,
-            lr=args.lr,
-        )
+        text = report(spec, args.param, **_worked(args))
     except (ExplainError, ReportError, WorkedError) as exc:
         raise UsageError(str(exc)) from None
     return _write_text(Path(args.out), text, spec.name + ".html")
@@ -487,8 +387,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _write_text(path: Path, text: str, example: str) -> int:
     from symprop.io import write_atomic
 
-    if path.is_dir():
-        raise UsageError(f"-o {path}: is a folder; give a file name, e.g. -o {path / example}")
+    check_not_folder("-o", path, example)
     try:
         write_atomic(path, text)
     except OSError as exc:

@@ -180,6 +180,19 @@ def safe_text(text: str) -> str:
     return "\n".join(_escaped(line) for line in text.split("\n"))
 
 
+# ------------------------------------------------------------- reading inputs --
+def read_problem(path: Path, exc: OSError | UnicodeDecodeError, *, missing: str, folder: str, not_text: str) -> str:
+    """One line for an input text file that could not be read: ``PATH: no such file; <missing>``,
+    ``PATH: is a directory; <folder>``, ``PATH: not UTF-8 text; <not_text>``, or the OS's reason."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such file; {missing}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a directory; {folder}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{path}: not UTF-8 text; {not_text}"
+    return f"{path}: cannot read ({exc.strerror})"
+
+
 # ------------------------------------------------------------------ CSV cells --
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -294,14 +307,39 @@ FILE_SUFFIXES = (
 def check_folder(option: str, path: Path) -> None:
     """Refuse a folder option (``--module-dir``) that is a file, lies under a file, cannot be written,
     or does not exist yet and is named like a file (``preds.csv``)."""
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {show(path)}: is a file; give a folder for the generated module")
-    if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:
-        raise OutputError(
-            f"{option} {show(path)}: looks like a file name, but {option} is a folder (the generated module goes in "
-            "it); for the product use -o/--output"
-        )
+    check_not_file(option, path, "the generated module")
+    check_not_file_name(
+        option, path, f"{option} is a folder (the generated module goes in it); for the product use -o/--output"
+    )
     _check_parent(option, path if path.exists() else path.parent, path)
+
+
+def check_not_file(option: str, path: Path, contents: str) -> None:
+    """Refuse a folder option that names an existing file: it is to hold ``contents``."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {show(path)}: is a file; give a folder for {contents}")
+
+
+def check_not_file_name(option: str, path: Path, fix: str, suffixes: Sequence[str] = FILE_SUFFIXES) -> None:
+    """Refuse a folder option that does not exist yet and is named like a file (``preds.csv``): a typo
+    would create a folder of that name (issue 18)."""
+    if not path.exists() and path.suffix.lower() in suffixes:
+        raise OutputError(f"{option} {show(path)}: looks like a file name, but {fix}")
+
+
+def check_not_folder(option: str, path: Path, example: str) -> None:
+    """Refuse a file option that names a folder; the fix names ``example`` inside it."""
+    if path.is_dir():
+        raise OutputError(f"{option} {show(path)}: is a folder; give a file name, e.g. {option} {show(path / example)}")
+
+
+def check_not_input(option: str, path: Path, input_option: str, input_path: Path) -> None:
+    """Refuse an output that is the input file ``input_option`` (by resolved path or inode)."""
+    if _same_file(path, input_path):
+        raise OutputError(
+            f"{option} {show(path)} is the {input_option} file; choose another {option} "
+            "(an output never replaces an input)"
+        )
 
 
 def _check_parent(option: str, folder: Path, shown: Path) -> None:
@@ -325,6 +363,21 @@ def _check_place(option: str, path: Path) -> None:
         raise OutputError(f"{option} {show(path)} is {kind}; remove it or choose another {option} (or spec name)")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{option} {show(path)}: the file is not writable; choose another path")
+
+
+def data_inputs(data: str, option: str = "--data") -> list[tuple[str, Path]]:
+    """The files (or Parquet folder) a ``--data`` value reads, as (option, path), for
+    :func:`check_outputs`' inputs: none for a built-in set's name, every match of a glob (the
+    Dask engine reads globs)."""
+    import glob
+
+    try:
+        found = [Path(m) for m in sorted(glob.glob(data))] if glob.has_magic(data) else []
+        if Path(data).exists():
+            found.append(Path(data))
+    except (OSError, ValueError):  # a name the OS refuses (too long, NUL): the reader says so
+        return []
+    return [(option, p) for p in found]
 
 
 def check_output(path: Path, force: bool = False, option: str = "-o") -> None:
@@ -425,13 +478,19 @@ __all__ = [
     "OutputError",
     "Transaction",
     "check_folder",
+    "check_not_file",
+    "check_not_file_name",
+    "check_not_folder",
+    "check_not_input",
     "check_output",
     "check_outputs",
     "csv_cell",
     "csv_text",
+    "data_inputs",
     "is_generated_module",
     "is_symprop_png",
     "quote",
+    "read_problem",
     "remove_stale_temp_files",
     "safe_line",
     "safe_text",

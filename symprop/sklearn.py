@@ -7,7 +7,7 @@ The parameters are scikit-learn's, with the same names and defaults; ``spec=`` (
 layers, activations and loss.  ``fit`` builds the spec for the data's shape, takes its module from
 a cache keyed by the spec hash (in memory, then on disk: ``$SYMPROP_CACHE`` or
 ``~/.cache/symprop/modules``, so a cached fit imports neither SymPy nor the generator), and
-trains it with :func:`symprop.tools.train.train`.
+trains it with :func:`symprop.tools.loop.train`.
 
 The L2 penalty follows scikit-learn: each batch's cost gets ``alpha/(2 n_batch) Σ‖W‖²``, added
 here around the module (so the module, and its cache entry, do not depend on the batch size).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,26 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from symprop.ir.names import bias, weight
 from symprop.spec import Layer, Spec, SpecError, load_spec
-from symprop.tools.train import TrainError, prepare_module, train
+from symprop.tools.loop import TrainError, train
+from symprop.tools.modcache import prepare_module
+from symprop.tools.targets import one_hot
 
 # scikit-learn's activation names -> symprop's
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 SOLVERS = ("adam", "sgd", "lbfgs")
 _MODULES: dict[str, Any] = {}
+# The numeric parameters: (name, test, what to give), checked in this order at fit.
+_NUMBER_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("alpha", lambda v: isinstance(v, int | float) and bool(v >= 0), "give a number >= 0"),
+    ("max_iter", lambda v: isinstance(v, int | np.integer) and bool(v >= 1), "give an integer >= 1"),
+    ("learning_rate_init", lambda v: isinstance(v, int | float) and bool(v > 0), "give a number > 0"),
+    (
+        "batch_size",
+        lambda v: v == "auto" or (isinstance(v, int | np.integer) and bool(v >= 1)),
+        "give 'auto' or an integer >= 1",
+    ),
+    ("validation_fraction", lambda v: bool(0 < v < 1), "give a number in (0, 1)"),
+)
 
 
 def cache_dir() -> Path:
@@ -133,16 +147,10 @@ class _SympropMLP(BaseEstimator):
             raise ValueError(f"solver={self.solver!r}: use one of {', '.join(SOLVERS)}")
         if self.spec is None and self.activation not in ACTIVATIONS:
             raise ValueError(f"activation={self.activation!r}: use one of {', '.join(ACTIVATIONS)}")
-        if not (isinstance(self.alpha, int | float) and self.alpha >= 0):
-            raise ValueError(f"alpha={self.alpha!r}: give a number >= 0")
-        if not (isinstance(self.max_iter, int | np.integer) and self.max_iter >= 1):
-            raise ValueError(f"max_iter={self.max_iter!r}: give an integer >= 1")
-        if not (isinstance(self.learning_rate_init, int | float) and self.learning_rate_init > 0):
-            raise ValueError(f"learning_rate_init={self.learning_rate_init!r}: give a number > 0")
-        if self.batch_size != "auto" and not (isinstance(self.batch_size, int | np.integer) and self.batch_size >= 1):
-            raise ValueError(f"batch_size={self.batch_size!r}: give 'auto' or an integer >= 1")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction={self.validation_fraction!r}: give a number in (0, 1)")
+        for name, ok, what in _NUMBER_CHECKS:
+            value = getattr(self, name)
+            if not ok(value):
+                raise ValueError(f"{name}={value!r}: {what}")
 
     def _hidden(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -265,12 +273,9 @@ class SympropClassifier(ClassifierMixin, _SympropMLP):
             spec = self._build_spec(X.shape[1], k, "softmax_ce")
         except (SpecError, TrainError) as exc:
             raise _as_error(exc) from None
-        if spec.outputs == 1 and k == 2:
-            Y = codes.reshape(-1, 1).astype(np.float64)
-        elif spec.outputs == k:
-            Y = np.eye(k)[codes]
-        else:
+        if spec.outputs != k and not (spec.outputs == 1 and k == 2):
             raise ValueError(f"spec {spec.name!r} has {spec.outputs} outputs, but y has {k} classes")
+        Y = one_hot(codes, spec.outputs)
         self.spec_ = spec
         self.out_activation_ = "softmax" if spec.loss == "softmax_ce" else spec.layers[-1].activation
         try:

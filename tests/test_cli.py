@@ -158,5 +158,5 @@ def test_the_installed_package_ships_its_templates(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     folder, rendered = result.stdout.split()
-    assert all((Path(folder) / "numpy" / name).is_file() for name in ("module.py.jinja", "_common.py.jinja"))
+    assert all((Path(folder) / "python" / name).is_file() for name in ("module.py.jinja", "_common.py.jinja"))
     assert rendered == "True"

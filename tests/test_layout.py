@@ -30,7 +30,8 @@ RANKS = {
     "symbolic.layer_math": 4,  # scalar math of one neuron: f, f', the loss and its δ
     "ir.program": 5,  # the IR's types
     "ir.forms": 5,
-    "ir.backprop": 6,  # the layer program from the spec
+    "ir.backprop": 6,
+    "ir.memory": 6,  # liveness, fusion, in place and slots: the analyses every backend reads  # the layer program from the spec
     "ir.unroll": 7,  # the per-neuron program from the layer program
     "ir.optimize": 7,
     "ir.second_order": 7,  # the Hessian-vector product as a transform of the layer program
@@ -52,18 +53,27 @@ RANKS = {
     "emit": 12,
     "explain.view": 12,
     "explain.notation": 12,
+    "tools.loader": 0,  # generated source -> module: the one exec in symprop
+    "tools.tables": 1,  # the one table reader (CSV, Parquet): a header and checked numeric columns
+    "tools.targets": 2,  # class labels <-> one-hot targets, for every training path
+    "tools.options": 0,  # the train options, listed once (TrainArgs); the CLI's parser reads them
     "tools.check": 12,
     "tools.datasets": 12,
     "explain.worked": 13,  # the worked example: numbers by the IR interpreter
     "explain.model": 14,
     "tools.solvers": 12,
     "tools.paramfile": 12,  # the params .npz: one reader, one writer, checked against the spec
-    "tools.train": 13,
+    "tools.loop": 13,  # the training loop
+    "tools.modcache": 14,  # the cached generated module of train/predict
+    "tools.progress": 14,  # what train prints while it runs
+    "tools.plotting": 14,  # the learning-curve PNG
+    "tools.scores": 14,  # the final scores and class weights
+    "tools.train": 16,  # the train command: options checked, local run, --engine dask dispatched
     "tools.cbuild": 13,
     "tools.export": 13,  # trained params as C arrays (or ONNX through tools.onnx_export)
-    "tools.predict": 14,
+    "tools.predict": 15,
     "tools.onnx_export": 13,  # a spec and its params as an ONNX graph (the module's forward)
-    "tools.distributed": 14,
+    "tools.distributed": 15,
     "explain.report": 15,
     "explain": 16,
     "sklearn": 16,  # the scikit-learn estimators over train() and the generated module
@@ -108,10 +118,9 @@ def test_every_module_has_a_rank() -> None:
     assert modules() == set(RANKS)
 
 
-# Upward edges, imported inside a function: train dispatches --engine dask to distributed,
-# which reuses train's option checks and metrics; export dispatches --format onnx to onnx_export
+# Upward edges, imported inside a function: export dispatches --format onnx to onnx_export
 # (an optional module: export says so in one line when it is absent).
-LAZY_EDGES = {("tools.train", "tools.distributed"), ("tools.export", "tools.onnx_export")}
+LAZY_EDGES = {("tools.export", "tools.onnx_export")}
 
 
 @pytest.mark.parametrize("name", sorted(RANKS))
@@ -133,3 +142,23 @@ def test_every_package_ships_in_the_wheel() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     present = {".".join(("symprop", *p.parent.relative_to(PACKAGE).parts)) for p in PACKAGE.rglob("__init__.py")}
     assert present <= listed, sorted(present - listed)
+
+
+def test_every_template_ships_in_the_wheel() -> None:
+    """Every file under templates/ matches pyproject.toml's package-data for ``symprop.templates``
+    (matched as setuptools globs it: part by part, ``*`` never crossing a ``/``), so the wheel
+    carries it; the Python targets share one set, templates/python/."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    globs = [pattern.split("/") for pattern in patterns["symprop.templates"]]
+    folder = ROOT / "templates"
+    files = [p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()]
+    assert any(parts[0] == "python" for parts in files)
+    for parts in files:
+        shipped = any(
+            len(glob) == len(parts) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, glob, strict=True))
+            for glob in globs
+        )
+        assert shipped, f"templates/{'/'.join(parts)} is not in the wheel's package-data"

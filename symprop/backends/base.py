@@ -2,9 +2,10 @@
 
 A backend is a typed config (:class:`BackendConfig`, one subclass per target: its options are
 fields with defaults), a printer (the array module a parameter), a templates folder
-(``templates/<target>/``) and a function from an optimized :class:`Program` and its config to
-the files it writes, by name.  :mod:`symprop.backends.registry` lists them; the CLI's choices
-and the tests' parametrisation (``tests/test_backend_contract.py``) are read from there.
+(``templates/<language>/``: ``python/`` for the NumPy and array-API targets, ``c/``) and a
+function from an optimized :class:`Program` and its config to the files it writes, by name.
+:mod:`symprop.backends.registry` lists them; the CLI's choices and the tests' parametrisation
+(``tests/test_backend_contract.py``) are read from there.
 """
 
 from __future__ import annotations

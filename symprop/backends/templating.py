@@ -9,9 +9,11 @@ import ast
 import io
 import textwrap
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import sympy as sp
@@ -30,15 +32,18 @@ def template_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "templates"
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+@lru_cache(maxsize=2)
+def environment(autoescape: bool = False) -> jinja2.Environment:
+    """The one Jinja environment over ``templates/``: strict (an undefined name is an error), block
+    tags on their own lines leave no trace.  ``autoescape`` for HTML (the report); code templates
+    escape their text themselves (:func:`docstring_literal`, the C backend's ``c_comment``)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
 
 
@@ -83,27 +88,59 @@ class FunctionCode:
 
 
 @dataclass(frozen=True)
-class ModuleContext:
-    """Everything a template needs; plain data only, built by a backend from a Program."""
+class Header:
+    """What every generated file says of where it comes from (plain data for the templates: the
+    Python module's docstring, the C header's comment); :func:`header_fields` builds it."""
 
     name: str
-    mode: str
     version: str
     spec_hash: str
     loss: str
     inputs: int
     outputs: int
     layer_sizes: tuple[int, ...]
-    param_shapes: dict[str, tuple[int, ...]]
+    n_params: int
     sizes_text: str
     activations_text: str
+    spec_lines: tuple[str, ...]
+
+
+def header_fields(program: Program, escape: Callable[[str], str] = str) -> dict[str, Any]:
+    """The :class:`Header` fields of ``program``; ``escape`` makes the spec's text safe where it
+    lands (C: ``c_comment``; a Python module escapes its whole docstring at once, later)."""
+    spec = program.spec
+    return {
+        "name": spec.name,
+        "version": __version__,
+        "spec_hash": spec.hash(),
+        "loss": escape(spec.loss),
+        "inputs": spec.inputs,
+        "outputs": spec.outputs,
+        "layer_sizes": tuple(spec.layer_sizes),
+        "n_params": spec.n_params,
+        "sizes_text": "-".join(map(str, spec.layer_sizes)),
+        "activations_text": escape(" -> ".join(layer.label for layer in program.layers)),
+        "spec_lines": tuple(escape(line) for line in spec.to_toml().rstrip("\n").split("\n")),
+    }
+
+
+@dataclass(frozen=True)
+class ModuleContext(Header):
+    """Everything a Python template needs; plain data only, built by a backend from a Program."""
+
+    mode: str
+    param_shapes: dict[str, tuple[int, ...]]
     loss_formula: str
     rewrites_text: str
     warnings: tuple[str, ...]
-    spec_lines: tuple[str, ...]
     helpers: tuple[str, ...]
     functions: tuple[FunctionCode, ...]
-    n_params: int
+    target: str = "numpy"  # the runtime (BACKENDS' target): the one switch of templates/python/
+
+    @property
+    def array_api(self) -> bool:
+        """The array-API target: its text where templates/python/ differs from the NumPy modes'."""
+        return self.target == "array-api"
 
 
 def loss_formula(program: Program) -> str:
@@ -149,28 +186,18 @@ def check_module(source: str, docstring: str) -> str:
 
 
 def module_context(
-    program: Program, mode: str, helpers: tuple[str, ...], functions: tuple[FunctionCode, ...]
+    program: Program, mode: str, helpers: tuple[str, ...], functions: tuple[FunctionCode, ...], target: str = "numpy"
 ) -> ModuleContext:
-    spec = program.spec
     return ModuleContext(
-        name=spec.name,
+        **header_fields(program),
         mode=mode,
-        version=__version__,
-        spec_hash=spec.hash(),
-        loss=spec.loss,
-        inputs=spec.inputs,
-        outputs=spec.outputs,
-        layer_sizes=spec.layer_sizes,
-        param_shapes=dict(spec.param_shapes),
-        sizes_text="-".join(map(str, spec.layer_sizes)),
-        activations_text=" -> ".join(layer.label for layer in program.layers),
+        param_shapes=dict(program.spec.param_shapes),
         loss_formula=loss_formula(program),
         rewrites_text=", ".join(program.rewrites) if program.rewrites else "none",
         warnings=program.warnings,
-        spec_lines=tuple(spec.to_toml().rstrip("\n").split("\n")),
         helpers=helpers,
         functions=functions,
-        n_params=spec.n_params,
+        target=target,
     )
 
 

@@ -31,7 +31,7 @@ from markupsafe import Markup
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from symprop import __version__
-from symprop.backends.templating import template_dir
+from symprop.backends.templating import environment
 from symprop.emit import render
 from symprop.explain.model import (
     WHOLE_CHAIN_PATH,
@@ -247,15 +247,7 @@ def report(
 
 @lru_cache(maxsize=1)
 def _page_template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=True,
-    )
-    return env.get_template("report/page.html.jinja")
+    return environment(autoescape=True).get_template("report/page.html.jinja")
 
 
 def explanation_html(ex: Explanation, digits: int = DEFAULT_DIGITS) -> str:

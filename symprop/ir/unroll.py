@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import sympy as sp
 
+from symprop.ir.memory import fuse
 from symprop.ir.notes import C_K, Op, Partial, entry, note, ref
 from symprop.ir.notes import C as C_REF
 from symprop.ir.program import (
@@ -200,26 +201,22 @@ def _elementwise(s: Map | Reduce, u: _Units) -> list[Statement]:
 
 def _function(f: Function, u: _Units) -> Function:
     body: list[Statement] = []
-    statements = list(f.body)
-    for k, s in enumerate(statements):
-        if isinstance(s, AddBias):
-            previous = statements[k - 1] if k else None
-            if not (isinstance(previous, MatMul) and previous.out == s.out):  # R(Z) += V_b after a sum
+    for step in fuse(f.body):  # a product with the bias add after it: one linear sum per unit
+        # (an error sent down fused with its map unrolls as the two statements it is)
+        for s in (step.stmt,) if step.fused is None else (step.stmt, step.fused):
+            if isinstance(s, AddBias):  # not after its product: R(Z) += V_b after a sum
                 body += [
                     Map(u.unit(s.out, j), u.unit(s.out, j).symbol + u.entry(s.bias, (j - 1,)).symbol, s.role)
                     for j in range(1, u.count(s.out) + 1)
                 ]
-            continue  # else folded into the linear sum before it
-        if isinstance(s, MatMul):
-            following = statements[k + 1] if k + 1 < len(statements) else None
-            bias = following.bias if isinstance(following, AddBias) and following.out == s.out else None
-            u.know(s.out, s.left, s.right)
-            body += _matmul(s, bias, u)
-        elif isinstance(s, Map | Reduce):
-            u.know(s.out)
-            body += _elementwise(s, u)
-        else:
-            raise ValueError(f"the layer program has no {type(s).__name__}")
+            elif isinstance(s, MatMul):
+                u.know(s.out, s.left, s.right)
+                body += _matmul(s, step.bias, u)
+            elif isinstance(s, Map | Reduce):
+                u.know(s.out)
+                body += _elementwise(s, u)
+            else:
+                raise ValueError(f"the layer program has no {type(s).__name__}")
     returns: list[Var] = []
     for v in f.returns:
         if v.math_kind in (Kind.GRAD_W, Kind.GRAD_B):

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from symprop.io import read_problem
 from symprop.ir.names import bias, weight
 from symprop.spec.registry import ACTIVATIONS, LOSSES
 
@@ -379,14 +380,9 @@ def load_spec(path: str | Path) -> Spec:
     p = Path(path)
     try:
         text = _read_spec_text(p)
-    except FileNotFoundError:
-        raise SpecError(f"{p}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise SpecError(f"{p}: is a directory; give the path of a .toml spec file") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{p}: not UTF-8 text; a spec is a TOML file") from None
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read ({exc.strerror})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        folder, not_text = "give the path of a .toml spec file", "a spec is a TOML file"
+        raise SpecError(read_problem(p, exc, missing="check the path", folder=folder, not_text=not_text)) from None
     _check_toml_structure(text, p)
     try:
         data = tomllib.loads(text)

@@ -1,1 +1,2 @@
-"""Tools around a generated module: optimizers (:mod:`.solvers`) and the Dask engine (:mod:`.distributed`)."""
+"""Tools around a generated module: check, train (locally or on Dask), predict, export; one module
+per job (docs/architecture.md, "The tools")."""

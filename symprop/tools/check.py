@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from symprop.spec import Spec
+from symprop.tools.loader import load_module as load_module  # re-exported: tests and benchmarks use it
 
 TOLERANCE = 1e-5
 # A float build (C target, --c-real float): its gradient is float32 arithmetic, compared norm-wise
@@ -63,14 +64,6 @@ FLOAT_TOLERANCE = 1e-3
 STEP = 1e-4
 NOISE = 64.0
 EPS = float(np.finfo(np.float64).eps)
-
-
-def load_module(source: str, name: str) -> types.ModuleType:
-    """Execute generated source (our own output, never user text) as a fresh module."""
-    module = types.ModuleType(name)
-    module.__file__ = f"<symprop generated {name}>"
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
-    return module
 
 
 def float_results(module: types.ModuleType) -> types.SimpleNamespace:
@@ -173,42 +166,6 @@ class CheckResult:
         return not self.problems and self.max_rel_error <= self.tol
 
 
-def _central(
-    loss: Callable[..., float],
-    params: dict[str, np.ndarray],
-    X: Any,
-    Y: Any,
-    p: np.ndarray,
-    index: tuple[int, ...],
-    old: float,
-    h: float,
-) -> tuple[float, float]:
-    p[index] = old + h
-    up = float(loss(params, X, Y))
-    p[index] = old - h
-    down = float(loss(params, X, Y))
-    p[index] = old
-    return (up - down) / (2 * h), max(abs(up), abs(down))
-
-
-def _richardson(
-    loss: Callable[..., float],
-    params: dict[str, np.ndarray],
-    X: Any,
-    Y: Any,
-    p: np.ndarray,
-    index: tuple[int, ...],
-    old: float,
-    h: float,
-) -> FiniteDifference:
-    d1, c1 = _central(loss, params, X, Y, p, index, old, h)
-    d2, c2 = _central(loss, params, X, Y, p, index, old, h / 2)
-    scale = max(c1, c2)
-    truncation = abs(d1 - d2) / 3
-    rounding = 3 * EPS * NOISE * scale / (h / 2)
-    return FiniteDifference((4 * d2 - d1) / 3, truncation + rounding, scale)
-
-
 def finite_difference(
     loss: Callable[..., float],
     params: dict[str, np.ndarray],
@@ -221,11 +178,29 @@ def finite_difference(
     """∂C/∂params[name][index] by extrapolated central differences, with its error estimate."""
     p = params[name]
     old = float(p[index])
+
+    def central(h: float) -> tuple[float, float]:
+        """(C(p+h) - C(p-h)) / 2h, and the larger |C| of the two."""
+        p[index] = old + h
+        up = float(loss(params, X, Y))
+        p[index] = old - h
+        down = float(loss(params, X, Y))
+        p[index] = old
+        return (up - down) / (2 * h), max(abs(up), abs(down))
+
+    def richardson(h: float) -> FiniteDifference:
+        d1, c1 = central(h)
+        d2, c2 = central(h / 2)
+        scale = max(c1, c2)
+        truncation = abs(d1 - d2) / 3
+        rounding = 3 * EPS * NOISE * scale / (h / 2)
+        return FiniteDifference((4 * d2 - d1) / 3, truncation + rounding, scale)
+
     h = STEP * max(1.0, abs(old))
     try:
-        fd = _richardson(loss, params, X, Y, p, index, old, h)
+        fd = richardson(h)
         if math.isfinite(fd.value) and fd.error > tol * abs(fd.value):
-            finer = _richardson(loss, params, X, Y, p, index, old, h / 4)
+            finer = richardson(h / 4)
             if math.isfinite(finer.value) and finer.error < fd.error:
                 fd = finer
     finally:

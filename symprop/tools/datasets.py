@@ -38,7 +38,6 @@ Errors are :class:`DataError` with a one-line message naming the problem and the
 
 from __future__ import annotations
 
-import csv
 import difflib
 import math
 import warnings
@@ -51,23 +50,22 @@ import numpy as np
 
 from symprop.io import quote
 from symprop.spec import Spec
+from symprop.tools.tables import (
+    BUILTIN,
+    MISSING_CHOICES,
+    DataError,
+    TableOptions,
+    check_header,
+    is_missing,
+    is_table_path,
+    number,
+    pick_columns,
+    read_table,
+    sniff_delimiter,
+)
+from symprop.tools.targets import Classes, class_codes, one_hot
 
-BUILTIN = ("xor", "digits", "iris")
 REGRESSION_LOSSES = ("mse", "sse", "custom")
-
-
-class DataError(ValueError):
-    """A data set cannot be used; the message is one line naming the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class TableOptions:
-    """How to read a table file: the label column, columns to ignore, the CSV delimiter."""
-
-    label: str | None = None  # a column name or a 0-based index; None: the last column
-    drop: tuple[str, ...] = ()
-    delimiter: str | None = None  # None: sniffed
-    missing: str = "error"  # blank feature cells: "error", "drop" the rows, or impute the train "mean"
 
 
 @dataclass
@@ -169,119 +167,14 @@ def non_finite_label(value: Any) -> bool:
         return False
 
 
-def check_header(p: Path | str, header: Sequence[str], line: int | None = None) -> None:
-    """Refuse a header naming a column twice (after stripping spaces; case-sensitive), one line."""
-    first: dict[str, int] = {}
-    for j, name in enumerate(header):
-        key = str(name).strip()
-        if key in first:
-            where = f"{p} line {line}" if line is not None else f"{p}"
-            raise DataError(
-                f"{where}: the header names column {quote(key)} twice (columns {first[key]} and {j}, 0-based); "
-                "rename one: column names must be unique"
-            )
-        first[key] = j
-
-
-MISSING_CELLS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
-MISSING_CHOICES = ("error", "drop", "mean")
-
-
-def is_missing(cell: str) -> bool:
-    """A blank cell or a usual spelling of "no value" (NA, NaN, null, ?), case-insensitive."""
-    return cell.strip().lower() in MISSING_CELLS
-
-
-def _missing_error(p: Path, line: int, name: str) -> DataError:
+def _missing_error(where: str, name: str) -> DataError:
     return DataError(
-        f"{p} line {line}: column {quote(name)} is empty (a missing value); fill it, or train with --missing drop "
+        f"{where}: column {quote(name)} is empty (a missing value); fill it, or train with --missing drop "
         "(skip such rows) or --missing mean (fill in the train-split mean)"
     )
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-SNIFF_BYTES = 65536
-DELIMITERS = ",;\t|"
-
-
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter of a CSV sample (one of , ; tab |), ',' when the sniffer cannot tell."""
-    lines = [line for line in sample.splitlines() if line.strip()][:50]
-    if len(lines) > 1 and not sample.endswith("\n"):
-        lines = lines[:-1]  # the sample may cut the last line
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        counts = {d: min(line.count(d) for line in lines) if lines else 0 for d in DELIMITERS}
-        best = max(counts, key=lambda d: counts[d])
-        return best if counts[best] > 0 else ","
-
-
-def _read_rows(p: Path, delimiter: str | None) -> tuple[list[tuple[int, list[str]]], str]:
-    """(line number, fields) of the non-blank rows of a CSV, and the delimiter used."""
-    try:
-        with p.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a leading BOM is dropped
-            sample = handle.read(SNIFF_BYTES)
-            used = delimiter if delimiter is not None else sniff_delimiter(sample)
-            handle.seek(0)
-            rows = list(csv.reader(handle, delimiter=used))
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file; give a CSV path or one of {', '.join(BUILTIN)}") from None
-    except IsADirectoryError:
-        raise DataError(f"{p}: is a directory; give the path of a .csv file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: not UTF-8 text; a data file is a CSV with a header row") from None
-    except csv.Error as exc:
-        raise DataError(f"{p}: not a valid CSV ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror})") from None
-    return [(i, row) for i, row in enumerate(rows, start=1) if row and any(cell.strip() for cell in row)], used
-
-
-def _column_index(p: Path, header: Sequence[str], key: str, option: str) -> int:
-    """A column named ``key``, else ``key`` as a 0-based (or negative) index."""
-    if key in header:
-        return list(header).index(key)
-    try:
-        index = int(key)
-    except ValueError:
-        close = difflib.get_close_matches(key, list(header), n=1, cutoff=0.6)
-        hint = f"did you mean {quote(close[0])}? " if close else ""
-        raise DataError(
-            f"{p}: {option} {quote(key)} is not a column; {hint}give a name from the header or a 0-based index"
-        ) from None
-    if not -len(header) <= index < len(header):
-        raise DataError(f"{p}: {option} {index} is out of range; the header has {len(header)} columns (0-based)")
-    return index % len(header)
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Which header columns are features and which is the label."""
-
-    label: int
-    features: tuple[int, ...]
-
-
-def pick_columns(p: Path, header: Sequence[str], options: TableOptions) -> Columns:
-    label = len(header) - 1 if options.label is None else _column_index(p, header, options.label, "--label")
-    dropped = {_column_index(p, header, key, "--drop") for key in options.drop}
-    if label in dropped:
-        raise DataError(f"{p}: column {quote(header[label])} is both the label and dropped; remove it from --drop")
-    features = tuple(j for j in range(len(header)) if j != label and j not in dropped)
-    if not features:
-        raise DataError(f"{p}: no feature columns are left after the label and --drop")
-    return Columns(label, features)
-
-
-def _feature_error(p: Path, line: int, name: str, index: int, cell: str, is_last_label: bool) -> DataError:
+def _feature_error(where: str, name: str, index: int, cell: str, is_last_label: bool) -> DataError:
     fix = (
         f"if {quote(name)} is the label, add --label {_option_value(name, index)}; "
         f"otherwise drop it with --drop {_option_value(name, index)}"
@@ -289,7 +182,7 @@ def _feature_error(p: Path, line: int, name: str, index: int, cell: str, is_last
     if not is_last_label:
         fix = f"drop it with --drop {_option_value(name, index)} or choose it as --label"
     return DataError(
-        f"{p} line {line}: column {quote(name)} is {quote(cell)}, not a finite number; features are numbers: {fix}"
+        f"{where}: column {quote(name)} is {quote(cell)}, not a finite number; features are numbers: {fix}"
     )
 
 
@@ -309,69 +202,49 @@ def _looks_like_index(values: np.ndarray) -> bool:
 def csv_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
     """Read a CSV: a header row, numeric feature columns, the label column (default: the last)."""
     options = options or TableOptions()
-    p = Path(path)
-    numbered, _ = _read_rows(p, options.delimiter)
-    if not numbered:
-        raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
-    header_line, header = numbered[0]
-    header = [h.strip() for h in header]
-    check_header(p, header, header_line)
+    table = read_table(path, options.delimiter)
+    p, header, header_line = table.path, table.header, table.header_line
     if len(header) < 2:
         raise DataError(
             f"{p} line {header_line}: the header has 1 column; need feature columns and the label "
             "(is the delimiter right? force it with --delimiter)"
         )
-    if all(_number(h) is not None for h in header):
+    if all(number(h) is not None for h in header):
         raise DataError(f"{p} line {header_line}: the first row is all numbers; add a header row with column names")
-    data = numbered[1:]
-    if not data:
-        raise DataError(f"{p}: only a header row; add one row per sample below it")
-    width = len(header)
-    for line, row in data:
-        if len(row) != width:
-            raise DataError(f"{p} line {line}: {len(row)} fields, expected {width} as in the header")
+    table.check_rows()
     cols = pick_columns(p, header, options)
     notes: list[str] = []
     if options.missing != "error":  # rows whose label is missing cannot be used at all
-        kept = [(line, row) for line, row in data if not is_missing(row[cols.label])]
-        if len(kept) < len(data):
-            notes.append(f"dropped {len(data) - len(kept)} row(s) whose label is empty (--missing {options.missing})")
-        data = kept
-        if not data:
+        n = table.n_rows
+        table.keep([i for i, (_, row) in enumerate(table.rows) if not is_missing(row[cols.label])])
+        if table.n_rows < n:
+            notes.append(f"dropped {n - table.n_rows} row(s) whose label is empty (--missing {options.missing})")
+        if not table.rows:
             raise DataError(f"{p}: every row's label is empty; fill the label column {quote(header[cols.label])}")
-    features = np.empty((len(data), len(cols.features)))
-    transposed = list(zip(*(row for _, row in data), strict=True))
+    width = len(header)
+    features = np.empty((table.n_rows, len(cols.features)))
     for k, j in enumerate(cols.features):
-        cells = transposed[j]
-        blank = np.array([is_missing(cell) for cell in cells], dtype=bool)
-        if blank.any() and options.missing == "error":
-            raise _missing_error(p, data[int(np.argmax(blank))][0], header[j])
-        filled = [("nan" if b else cell) for cell, b in zip(cells, blank, strict=True)]
-        try:
-            column = np.array(filled, dtype=np.float64)
-            bad = np.flatnonzero(~np.isfinite(column) & ~blank)
-        except ValueError:
-            bad = np.array([i for i, cell in enumerate(cells) if not blank[i] and _number(cell.strip()) is None])
-            column = np.zeros(len(data))
-        if bad.size:
-            line, row = data[int(bad[0])]
-            raise _feature_error(p, line, header[j], j, row[j].strip(), cols.label == width - 1 and j != width - 1)
-        column[blank] = np.nan
-        features[:, k] = column
-    labels: list[str] = []
-    for line, row in data:
-        label = row[cols.label].strip()
+        column = table.numbers(j)
+        assert column is not None  # CSV cells are text: always parsed
+        if column.blank.any() and options.missing == "error":
+            raise _missing_error(table.where(int(np.argmax(column.blank))), header[j])
+        if column.bad.size:
+            i = int(column.bad[0])
+            last_is_label = cols.label == width - 1 and j != width - 1
+            raise _feature_error(table.where(i), header[j], j, table.cell(i, j), last_is_label)
+        features[:, k] = column.values
+    labels = table.labels(cols.label)
+    for i, label in enumerate(labels):
         if not label:
             raise DataError(
-                f"{p} line {line}: the label (column {quote(header[cols.label])}) is empty; "
+                f"{table.where(i)}: the label (column {quote(header[cols.label])}) is empty; "
                 "fill it, or use --missing drop"
             )
         if non_finite_label(label):
             raise DataError(
-                f"{p} line {line}: the label (column {quote(header[cols.label])}) is {quote(label)}, not a class or "
+                f"{table.where(i)}: the label (column {quote(header[cols.label])}) is {quote(label)}, not a class or "
                 "a finite number; fix or remove that row"
             )
-        labels.append(label)
     names = tuple(header[j] for j in cols.features)
     notes += _index_notes(np.nan_to_num(features), names)
     return RawData(p.name, features, labels, names, label_name=header[cols.label], notes=notes)
@@ -389,74 +262,44 @@ def _index_notes(features: np.ndarray, names: Sequence[str]) -> list[str]:
 def parquet_raw(path: str | Path, options: TableOptions | None = None) -> RawData:
     """Read a Parquet file (pyarrow): numeric feature columns, the label column (default: the last)."""
     options = options or TableOptions()
-    p = Path(path)
-    table = read_parquet(p)
-    header = [str(name).strip() for name in table.column_names]
-    check_header(p, header)
+    table = read_table(path)
+    p, header = table.path, table.header
     if len(header) < 2:
         raise DataError(f"{p}: {len(header)} column(s); need feature columns and the label")
-    if table.num_rows == 0:
+    if table.n_rows == 0:
         raise DataError(f"{p}: no rows; add one row per sample")
     cols = pick_columns(p, header, options)
-    features = np.empty((table.num_rows, len(cols.features)))
+    features = np.empty((table.n_rows, len(cols.features)))
     for k, j in enumerate(cols.features):
-        column = table.column(j)
-        try:
-            values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-        except (TypeError, ValueError):
+        column = table.numbers(j)
+        if column is None:
             raise DataError(
-                f"{p}: column {quote(header[j])} has type {column.type}, not numbers; features are numbers: "
-                f"drop it with --drop {_option_value(header[j], j)} or choose it as --label"
-            ) from None
-        blank = np.isnan(values)  # a null or NaN cell: a missing value
-        bad = np.flatnonzero(~np.isfinite(values) & ~blank)
-        if bad.size:
-            raise DataError(
-                f"{p} row {int(bad[0])}: column {quote(header[j])} is {values[bad[0]]}, not a finite number"
+                f"{p}: column {quote(header[j])} has type {table.arrow.column(j).type}, not numbers; features are "
+                f"numbers: drop it with --drop {_option_value(header[j], j)} or choose it as --label"
             )
-        if blank.any() and options.missing == "error":
-            raise DataError(
-                f"{p} row {int(np.argmax(blank))}: column {quote(header[j])} is empty (a missing value); fill it, or "
-                "train with --missing drop (skip such rows) or --missing mean (fill in the train-split mean)"
-            )
-        features[:, k] = values
-    labels = table.column(cols.label).to_pylist()
+        if column.bad.size:
+            i = int(column.bad[0])
+            raise DataError(f"{table.where(i)}: column {quote(header[j])} is {column.values[i]}, not a finite number")
+        if column.blank.any() and options.missing == "error":
+            raise _missing_error(table.where(int(np.argmax(column.blank))), header[j])
+        features[:, k] = column.values
+    labels = table.labels(cols.label)
     if any(v is None or (isinstance(v, str) and not v.strip()) for v in labels):
         raise DataError(f"{p}: the label column {quote(header[cols.label])} has empty values")
     bad_label = next((i for i, v in enumerate(labels) if non_finite_label(v)), None)
     if bad_label is not None:
         raise DataError(
-            f"{p} row {bad_label}: the label (column {quote(header[cols.label])}) is {quote(labels[bad_label])}, "
-            "not a class or a finite number; fix or remove that row"
+            f"{table.where(bad_label)}: the label (column {quote(header[cols.label])}) is "
+            f"{quote(labels[bad_label])}, not a class or a finite number; fix or remove that row"
         )
     names = tuple(header[j] for j in cols.features)
     notes = _index_notes(features, names)
     return RawData(p.name, features, [str(v) for v in labels], names, label_name=header[cols.label], notes=notes)
 
 
-def read_parquet(p: Path) -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f'{p}: reading Parquet needs pyarrow: pip install "symprop[dask]"') from None
-    if not p.exists():
-        raise DataError(f"{p}: no such file; check the path")
-    try:
-        check_header(p, [str(name) for name in pq.read_schema(p).names])  # before pyarrow trips on a repeat
-        return pq.read_table(p)
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{p}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-
-
-def is_table_path(name: str) -> bool:
-    return name.lower().endswith((".csv", ".parquet", ".pq"))
-
-
 def load_raw(name: str, options: TableOptions | None = None) -> RawData:
     """The raw data for ``--data NAME``: a built-in name or a path ending in .csv or .parquet."""
-    table = name.lower().endswith((".csv", ".parquet", ".pq"))
+    table = is_table_path(name)
     if options is not None and (options.label, options.drop, options.delimiter) != (None, (), None) and not table:
         raise DataError(f"--label, --drop and --delimiter apply to CSV and Parquet files, not --data {name}")
     if name == "xor":
@@ -475,25 +318,11 @@ def load_raw(name: str, options: TableOptions | None = None) -> RawData:
 
 
 # ----------------------------------------------------------------- encoding --
-def _class_keys(labels: Sequence[Any]) -> list[Any]:
-    """One key per label: the number when every label is a number (so "1" and "1.0" are one
-    class, sorted numerically), else the text (sorted as text)."""
-    numbers = [_number(str(label)) for label in labels]
-    if all(v is not None for v in numbers):
-        return numbers
-    return [str(label) for label in labels]
-
-
-def _class_name(key: Any) -> str:
-    if isinstance(key, float):
-        return str(int(key)) if key.is_integer() else repr(key)
-    return str(key)
-
-
-def _is_regression(raw: RawData, spec: Spec) -> bool:
+def is_regression(labels: Sequence[Any], spec: Spec) -> bool:
+    """Are these labels regression targets for ``spec`` (see the module doc)?"""
     if spec.loss not in REGRESSION_LOSSES:
         return False
-    values = [_number(str(label)) for label in raw.labels]
+    values = [number(str(label)) for label in labels]
     if any(v is None for v in values):
         return False
     fractional = any(v is not None and not float(v).is_integer() for v in values)
@@ -522,7 +351,7 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
             f"({shown}; label {quote(raw.label_name)}); set inputs = {raw.X.shape[1]} in the spec, or choose the label "
             "with --label and ignore columns with --drop"
         )
-    if _is_regression(raw, spec):
+    if is_regression(raw.labels, spec):
         if spec.outputs != 1:
             raise DataError(
                 f"{_where(spec)}: {raw.name} has one numeric label column (regression), but the last layer has "
@@ -530,25 +359,20 @@ def encode(raw: RawData, spec: Spec) -> tuple[str, np.ndarray, tuple[str, ...]]:
             )
         Y = np.array([float(str(label)) for label in raw.labels]).reshape(-1, 1)
         return "regression", Y, ()
-    keys = _class_keys(raw.labels)
-    classes = sorted(set(keys))
-    names = tuple(_class_name(c) for c in classes)
-    if len(classes) < 2:
+    classes = Classes.of(raw.labels)
+    names, k = classes.names, len(classes.keys)
+    if k < 2:
         raise DataError(
-            f"{raw.name}: the label column has one class ({quote(names[0])}) in all {len(keys)} rows; "
+            f"{raw.name}: the label column has one class ({quote(names[0])}) in all {len(raw.labels)} rows; "
             "classification needs at least two"
         )
-    index = {key: i for i, key in enumerate(classes)}
-    codes = np.array([index[key] for key in keys])
-    if spec.outputs == 1 and len(classes) == 2:
-        return "classification", codes.reshape(-1, 1).astype(np.float64), names
-    if spec.outputs != len(classes):
-        two = " (or units = 1 for a single 0/1 output)" if len(classes) == 2 and spec.loss != "softmax_ce" else ""
+    if spec.outputs != k and not (spec.outputs == 1 and k == 2):
+        two = " (or units = 1 for a single 0/1 output)" if k == 2 and spec.loss != "softmax_ce" else ""
         raise DataError(
-            f"{_where(spec)}: {raw.name} has {len(classes)} classes, but the last layer has units = {spec.outputs}; "
-            f"set units = {len(classes)} in the last [[layers]] table{two}"
+            f"{_where(spec)}: {raw.name} has {k} classes, but the last layer has units = {spec.outputs}; "
+            f"set units = {k} in the last [[layers]] table{two}"
         )
-    return "classification", np.eye(len(classes))[codes], names
+    return "classification", one_hot(classes.codes(raw.labels), spec.outputs), names
 
 
 def split_indices(
@@ -645,7 +469,7 @@ def load(
     X = raw.X
     strata = None
     if task == "classification" and stratify:
-        strata = np.argmax(Y, axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(int)
+        strata = class_codes(Y)
     if raw.split:
         train, test = split_indices(X.shape[0], test_fraction, seed, _strata_fit(strata, test_fraction))
         X_train, Y_train, X_test, Y_test = X[train], Y[train], X[test], Y[test]

@@ -39,7 +39,6 @@ import socket
 import struct
 import threading
 import time
-import types
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -50,26 +49,37 @@ import numpy as np
 
 from symprop.io import quote, show
 from symprop.spec import Spec
-from symprop.tools.datasets import (
-    DataError,
-    RawData,
-    TableOptions,
-    _class_keys,
-    _class_name,
-    _is_regression,
-    check_header,
-    non_finite_label,
-    pick_columns,
-    sniff_delimiter,
+from symprop.tools.datasets import is_regression, non_finite_label
+from symprop.tools.loader import cached_module
+from symprop.tools.loop import (
+    Diverged,
+    Failed,
+    History,
+    TrainError,
+    accuracy,
+    fold_standardization,
+    fold_targets,
+    train,
 )
-from symprop.tools.train import Failed, TrainError
+from symprop.tools.modcache import Products, prepare_module
+from symprop.tools.plotting import loss_label, render_plot
+from symprop.tools.progress import Progress, sayer, short_list
+from symprop.tools.tables import (
+    DataError,
+    TableOptions,
+    check_header,
+    check_table_header,
+    is_parquet_path,
+    pick_columns,
+    sniff_file,
+)
+from symprop.tools.targets import Classes, one_hot
 
 RETRIES = 2
 RESULT_TIMEOUT = 600  # seconds to wait for one reduction before calling the cluster failed
 CONNECT_TIMEOUT = 10.0  # seconds for --scheduler: the TCP connection, then the scheduler's handshake
 MAX_CONNECT_TIMEOUT = 3600.0
 HANDSHAKE_BYTES = 1 << 20  # a Dask handshake is a few hundred bytes; more is not a Dask scheduler
-_MODULES: dict[str, types.ModuleType] = {}  # per worker process: generated modules by source hash
 
 
 class EngineError(TrainError):
@@ -90,18 +100,6 @@ def _import_dask() -> tuple[Any, Any]:
 
 
 # ------------------------------------------------------------- worker side --
-def _module(source: str) -> types.ModuleType:
-    import hashlib
-
-    key = hashlib.sha256(source.encode()).hexdigest()
-    module = _MODULES.get(key)
-    if module is None:
-        module = types.ModuleType("symprop_generated_worker")
-        exec(compile(source, "<symprop generated module>", "exec"), module.__dict__)
-        _MODULES[key] = module
-    return module
-
-
 @dataclass
 class Part:
     """One partition on a worker: train and test rows, features and encoded targets (float64)."""
@@ -119,8 +117,7 @@ class Encoding:
     features: tuple[str, ...]
     label: str
     task: str
-    keys: tuple[Any, ...]  # classification: the class keys in output order
-    numeric_keys: bool
+    classes: Classes  # classification: the classes in output order (none for regression)
     outputs: int
     test_fraction: float
     seed: int
@@ -137,15 +134,10 @@ def encode_partition(frame: Any, encoding: Encoding, number: int, test: np.ndarr
     if not np.all(np.isfinite(X)):
         j = int(np.argwhere(~np.isfinite(X))[0][1])
         raise DataError(f"column {quote(encoding.features[j])} has a value that is empty or not a finite number")
-    raw = frame[encoding.label].to_numpy()
     if encoding.task == "regression":
-        Y = raw.astype(np.float64).reshape(-1, 1)
+        Y = frame[encoding.label].to_numpy().astype(np.float64).reshape(-1, 1)
     else:
-        labels = [str(v).strip() for v in raw]
-        keys = [float(v) for v in labels] if encoding.numeric_keys else labels
-        index = {k: i for i, k in enumerate(encoding.keys)}
-        codes = np.array([index[k] for k in keys], dtype=np.int64)
-        Y = codes.reshape(-1, 1).astype(np.float64) if encoding.outputs == 1 else np.eye(encoding.outputs)[codes]
+        Y = one_hot(label_codes(frame, encoding), encoding.outputs)
     if test is None:
         test = np.random.default_rng([encoding.seed, number]).random(X.shape[0]) < encoding.test_fraction
     if test.shape != (X.shape[0],):
@@ -155,10 +147,7 @@ def encode_partition(frame: Any, encoding: Encoding, number: int, test: np.ndarr
 
 def label_codes(frame: Any, encoding: Encoding) -> np.ndarray:
     """The class number of each row of a partition (for a stratified split decided on the client)."""
-    labels = [str(v).strip() for v in frame[encoding.label].to_numpy()]
-    keys = [float(v) for v in labels] if encoding.numeric_keys else labels
-    index = {k: i for i, k in enumerate(encoding.keys)}
-    return np.array([index[k] for k in keys], dtype=np.int64)
+    return encoding.classes.codes(str(v).strip() for v in frame[encoding.label].to_numpy())
 
 
 def split_masks(sizes: Sequence[int], encoding: Encoding, codes: np.ndarray | None, stratify: bool) -> list[np.ndarray]:
@@ -215,7 +204,7 @@ Sums = tuple[int, float, np.ndarray]  # rows, rows * loss, rows * flat gradient
 def partition_grad(source: str, keys: Sequence[str], flat: np.ndarray, part: Part) -> Sums:
     from symprop.tools.solvers import FlatParams
 
-    module = _module(source)
+    module = cached_module(source)
     n = part.X.shape[0]
     if n == 0:
         return 0, 0.0, np.zeros_like(flat)
@@ -250,9 +239,7 @@ class Scores:
 
 
 def partition_scores(source: str, params: dict[str, np.ndarray], part: Part, y_mean: Any, y_scale: Any) -> Scores:
-    from symprop.tools.train import accuracy
-
-    module = _module(source)
+    module = cached_module(source)
     s = Scores()
 
     def raw(Y: np.ndarray) -> np.ndarray:
@@ -278,48 +265,20 @@ def add_scores(a: Scores, b: Scores) -> Scores:
     return Scores(*(x + y for x, y in zip(vars(a).values(), vars(b).values(), strict=True)))
 
 
-def sniff_file(path: str) -> str:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return sniff_delimiter(handle.read(65536))
-
-
 def check_csv_headers(data: str, delimiter: str | None) -> None:
-    """Refuse, before any cluster starts, a CSV (each file a glob matches here) or Parquet file whose
-    header names a column twice: pandas would silently rename the second ``a`` to ``a.1``."""
-    import csv
+    """Refuse, before any cluster starts, a CSV (each file a glob matches here) or Parquet file (a file,
+    or the files of a data-set folder) whose header names a column twice: pandas would silently
+    rename the second ``a`` to ``a.1``."""
     import glob
 
-    if data.lower().endswith((".parquet", ".pq")) or Path(data).is_dir():
-        _check_parquet_headers(data)
-        return
-    if not data.lower().endswith(".csv"):
-        return
-    for path in sorted(glob.glob(data)):
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as handle:
-                sample = handle.read(65536)
-        except (OSError, UnicodeDecodeError):
-            continue  # the reader reports it
-        used = delimiter if delimiter is not None else sniff_delimiter(sample)
-        rows = [row for row in csv.reader(sample.splitlines(), delimiter=used) if row]
-        if rows:
-            check_header(path, rows[0], 1)
-
-
-def _check_parquet_headers(data: str) -> None:
-    """The same check on each Parquet file's schema (a file, or the files of a data-set folder)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        return  # the reader names the missing package
     p = Path(data)
-    files = sorted(q for q in p.rglob("*") if q.suffix.lower() in (".parquet", ".pq")) if p.is_dir() else [p]
+    files: list[str | Path] = []
+    if is_parquet_path(data) or p.is_dir():
+        files += sorted(q for q in p.rglob("*") if is_parquet_path(q)) if p.is_dir() else [p]
+    elif data.lower().endswith(".csv"):
+        files += sorted(glob.glob(data))
     for path in files:
-        try:
-            names = pq.read_schema(path).names
-        except (OSError, ValueError):
-            continue  # the reader reports it
-        check_header(path, [str(n) for n in names])
+        check_table_header(path, delimiter)
 
 
 # ------------------------------------------------------------- client side --
@@ -456,6 +415,21 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 @contextmanager
+def _session(client: Any, *closing: Any) -> Iterator[Any]:
+    """Yield ``client``; on any error (a Ctrl-C too) silence the cluster's logs first; at the end close
+    the client, then whatever else ``closing`` holds (the LocalCluster), ignoring errors in closing."""
+    try:
+        yield client
+    except BaseException:
+        _quiet_dask_logs()
+        raise
+    finally:
+        for thing in (client, *closing):
+            with suppress(Exception):
+                thing.close()
+
+
+@contextmanager
 def connect(scheduler: str | None, workers: int | None, timeout: float | None = None) -> Iterator[Any]:
     _, distributed = _import_dask()
     if scheduler is not None:
@@ -472,14 +446,8 @@ def connect(scheduler: str | None, workers: int | None, timeout: float | None = 
             _quiet_dask_logs()
             detail = show(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise EngineError(f"--scheduler {quote(scheduler)}: cannot connect ({detail}); check the address") from None
-        try:
-            yield client
-        except BaseException:
-            _quiet_dask_logs()
-            raise
-        finally:
-            with suppress(Exception):
-                client.close()
+        with _session(client) as joined:
+            yield joined
         return
     n = 2 if workers is None else workers
     if n < 1:
@@ -493,17 +461,8 @@ def connect(scheduler: str | None, workers: int | None, timeout: float | None = 
             dashboard_address=None,
             silence_logs=50,  # CRITICAL: a Ctrl-C must not print the workers' closed-stream errors (issue 22 E26)
         )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    except BaseException:
-        _quiet_dask_logs()
-        raise
-    finally:
-        with suppress(Exception):
-            client.close()
-        with suppress(Exception):
-            cluster.close()
+    with _session(distributed.Client(cluster), cluster) as local:
+        yield local
 
 
 def read_frame(dd: Any, client: Any, data: str, delimiter: str | None, partitions: int = 1) -> Any:
@@ -513,7 +472,7 @@ def read_frame(dd: Any, client: Any, data: str, delimiter: str | None, partition
     import os
 
     lower = data.lower()
-    if lower.endswith((".parquet", ".pq")) or Path(data).is_dir():
+    if is_parquet_path(data) or Path(data).is_dir():
         frame = dd.read_parquet(data)
         return frame if frame.npartitions == partitions else frame.repartition(npartitions=partitions)
     if not lower.endswith(".csv"):
@@ -559,22 +518,20 @@ def encoding_for(
             "fix or remove those rows: NaN is never a class"
         )
     uniques = [str(v).strip() for v in values]
-    raw = RawData(data, np.empty((0, len(features))), uniques, features)
-    if _is_regression(raw, spec):
+    if is_regression(uniques, spec):
         if spec.outputs != 1:
             raise DataError(f"{spec.source}: regression needs units = 1 in the last [[layers]] table")
-        return Encoding(features, label, "regression", (), False, 1, test_fraction, seed), ()
-    keys = sorted(set(_class_keys(uniques)))
-    numeric = bool(keys) and isinstance(keys[0], float)
-    if len(keys) < 2:
-        raise DataError(f"{data}: the label column has {len(keys)} class(es); classification needs at least two")
-    if not (spec.outputs == len(keys) or (spec.outputs == 1 and len(keys) == 2)):
+        return Encoding(features, label, "regression", Classes((), False), 1, test_fraction, seed), ()
+    classes = Classes.of(uniques)
+    k = len(classes.keys)
+    if k < 2:
+        raise DataError(f"{data}: the label column has {k} class(es); classification needs at least two")
+    if not (spec.outputs == k or (spec.outputs == 1 and k == 2)):
         raise DataError(
-            f"{spec.source}: {data} has {len(keys)} classes, but the last layer has units = {spec.outputs}; "
-            f"set units = {len(keys)} in the last [[layers]] table"
+            f"{spec.source}: {data} has {k} classes, but the last layer has units = {spec.outputs}; "
+            f"set units = {k} in the last [[layers]] table"
         )
-    classes = tuple(_class_name(k) for k in keys)
-    return Encoding(features, label, "classification", tuple(keys), numeric, spec.outputs, test_fraction, seed), classes
+    return Encoding(features, label, "classification", classes, spec.outputs, test_fraction, seed), classes.names
 
 
 def _stats(client: Any, parts: list[Any], which: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -593,24 +550,12 @@ def _stats(client: Any, parts: list[Any], which: str, names: Sequence[str]) -> t
     return mean, scale, int(n)
 
 
-def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentum: float, stream: IO[str]) -> int:
-    """``symprop train --engine dask`` (options already checked by symprop.tools.train)."""
-    from symprop.tools.paramfile import params_bytes
-    from symprop.tools.train import (
-        Diverged,
-        History,
-        Progress,
-        _names,
-        commit,
-        fold_standardization,
-        fold_targets,
-        prepare_module,
-        product_outputs,
-        render_plot,
-        sayer,
-        train,
-    )
+def run_dask(args: Any, spec: Spec, use: Any, stream: IO[str]) -> int:
+    """``symprop train --engine dask`` (``args``: the TrainArgs, already checked by symprop.tools.train,
+    as have the output paths; ``use``: the solver, epochs, learning rate and momentum chosen)."""
+    from symprop.tools.paramfile import Saved, params_bytes
 
+    solver, epochs, lr, momentum = use.solver, use.epochs, use.lr, use.momentum
     if solver not in ("lbfgs", "sgd"):
         raise EngineError(f"--engine dask trains on the full batch: --solver {solver} is refused; use lbfgs or sgd")
     if args.batch_size is not None:
@@ -624,13 +569,12 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
         raise EngineError(f"--partitions must be an integer >= 1, got {partitions}")
     dd, distributed = _import_dask()
     out_dir = Path(args.out)
-    _, save_path, plot_path, _ = product_outputs(out_dir / f"{spec.name}.py", args.save, args.plot)  # checked by train
+    save_path = None if args.save is None else Path(args.save)
+    plot_path = None if args.plot is None else Path(args.plot)
     prepared = prepare_module(spec, out_dir, args.mode, force=args.force)
     source = prepared.source if prepared.source is not None else prepared.path.read_text(encoding="utf-8")
     keys = list(spec.param_shapes)
     say = sayer(stream)
-    if prepared.note:
-        say(f"note: {prepared.note}")
 
     options = TableOptions(args.label, args.drop, args.delimiter)
     check_csv_headers(args.data, args.delimiter)
@@ -664,15 +608,12 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
                     standardize, parts, mean=y_mean, scale=y_scale, which="Y", pure=False, retries=RETRIES
                 )
             source_future = client.submit(_value, source, pure=False)
-            say(
-                f"module: {prepared.path} ({'reused' if prepared.reused else 'generated, written after training'}, "
-                f"{prepared.mode} mode, {spec.n_params} parameters)"
-            )
+            prepared.announce(say, spec.n_params)
             say(f"engine: dask ({where}), {len(parts)} partitions, {n_rows} train rows on the workers")
-            say(f"features: {_names(encoding.features)}")
+            say(f"features: {short_list(encoding.features)}")
             say(
                 f"label: {quote(encoding.label)}"
-                + (f", classes: {_names(classes)}" if classes else " (regression target)")
+                + (f", classes: {short_list(classes)}" if classes else " (regression target)")
             )
 
             def gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
@@ -745,25 +686,20 @@ def run_dask(args: Any, spec: Spec, solver: str, epochs: int, lr: float, momentu
     train_loss = scores.train_loss / scores.train_rows
     if not math.isfinite(train_loss):
         raise Diverged(f"the final train loss is {train_loss}; lower --lr (now {lr:g})")
-    per = history.seconds / max(history.epochs, 1)
-    say(f"training time: {history.seconds:.3f} s ({per * 1000:.2f} ms per {progress.unit})")
-    if history.stop_reason:
-        say(f"stopped after {history.epochs} {progress.unit}s: {history.stop_reason}")
-    products: list[tuple[Path, bytes]] = []
-    done: list[str] = []
+    for line in progress.summary(history):
+        say(line)
+    products = Products()
     if save_path is not None:
         saved = fold_standardization(raw_params, mean, scale)
-        products.append((save_path, params_bytes(spec, saved, classes, encoding.features)))
-        done.append(
-            f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)"
+        products.add(
+            save_path,
+            params_bytes(spec, Saved(saved, classes, encoding.features)),
+            f"saved params: {save_path} (standardization folded in: they take raw features and give raw targets)",
         )
     if plot_path is not None:
-        unit = "loss (standardized targets)" if y_mean is not None else "loss"
-        products.append((plot_path, render_plot(history, f"{spec.name} on {args.data} (dask)", unit)))
-        done.append(f"plot: {plot_path}")
-    commit(prepared, products)  # all or nothing
-    for line in done:
-        say(line)
+        title = f"{spec.name} on {args.data} (dask)"
+        products.add(plot_path, render_plot(history, title, loss_label(y_mean)), f"plot: {plot_path}")
+    products.write(prepared, say)  # all or nothing
     say(f"train loss: {train_loss:.10g}")
     if encoding.task == "classification":
         say(f"train accuracy: {scores.train_right / scores.train_rows:.4f}")

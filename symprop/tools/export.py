@@ -32,7 +32,7 @@ import numpy as np
 from symprop import __version__
 from symprop.backends.c.module import c_comment, check_comment_safe, check_name
 from symprop.backends.c.printer import float_literal
-from symprop.io import OutputError, check_output, write_atomic
+from symprop.io import OutputError, check_not_file, check_not_input, check_output, write_atomic
 from symprop.spec import Spec
 from symprop.tools.paramfile import ParamsError, Saved, load_params
 
@@ -160,8 +160,7 @@ def export(
     if fmt != "c" and real is not None:
         raise ExportError(f"--c-real is for --format c, not {fmt}")
     out_path = Path(out)
-    if out_path.resolve() == Path(params_path).resolve():
-        raise OutputError(f"-o {out_path} is the --params file; choose another -o (an output never replaces an input)")
+    check_not_input("-o", out_path, "--params", Path(params_path))
     if fmt == "onnx":
         try:  # provided by another part of the build; absent here: one line, exit 2
             from symprop.tools.onnx_export import export_onnx  # type: ignore[import-not-found,unused-ignore]
@@ -172,8 +171,7 @@ def export(
         export_onnx(spec, saved, out_path)
         return [out_path]
     names = [f"{spec.name}_params.h", f"{spec.name}_params.c"]
-    if out_path.exists() and not out_path.is_dir():
-        raise OutputError(f"-o {out_path}: is a file; give a folder for {' and '.join(names)}")
+    check_not_file("-o", out_path, " and ".join(names))
     for n in names:
         check_output(out_path / n, force)
     saved = load_params(params_path, spec)

@@ -56,23 +56,18 @@ def _strings(values: Sequence[str]) -> np.ndarray:
     return np.array([str(v) for v in values], dtype=str)
 
 
-def params_bytes(
-    spec: Spec,
-    params: Mapping[str, np.ndarray],
-    classes: Sequence[str] = (),
-    feature_names: Sequence[str] = (),
-    impute_means: np.ndarray | None = None,
-) -> bytes:
-    """The ``.npz`` file's bytes for ``params`` of ``spec``, with the metadata above (rendered in
-    memory, so a command can write all its products at once, or none)."""
-    arrays: dict[str, Any] = {k: np.asarray(params[k], dtype=np.float64) for k in spec.param_shapes}
-    arrays["classes"] = _strings(classes)
-    arrays["feature_names"] = _strings(feature_names)
+def params_bytes(spec: Spec, saved: Saved) -> bytes:
+    """The ``.npz`` file's bytes for ``saved`` (the params of ``spec`` and the metadata above; its
+    ``spec_hash`` is ignored: the spec's own is written), rendered in memory so that a command can
+    write all its products at once, or none."""
+    arrays: dict[str, Any] = {k: np.asarray(saved.params[k], dtype=np.float64) for k in spec.param_shapes}
+    arrays["classes"] = _strings(saved.classes)
+    arrays["feature_names"] = _strings(saved.feature_names)
     arrays["spec_hash"] = np.array(spec.hash())
     arrays["spec_text"] = np.array(spec.to_toml())
     arrays[MARK] = np.array(f"symprop {__version__} params")
-    if impute_means is not None:
-        arrays["impute_means"] = np.asarray(impute_means, dtype=np.float64)
+    if saved.impute_means is not None:
+        arrays["impute_means"] = np.asarray(saved.impute_means, dtype=np.float64)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -87,7 +82,8 @@ def save_params(
     impute_means: np.ndarray | None = None,
 ) -> None:
     """Write ``params`` for ``spec`` as ``.npz`` at exactly ``path`` (atomically), with the metadata above."""
-    data = params_bytes(spec, params, classes, feature_names, impute_means)
+    saved = Saved(dict(params), tuple(classes), tuple(feature_names), impute_means=impute_means)
+    data = params_bytes(spec, saved)
     write_atomic_with(Path(path), lambda handle: handle.write(data))
 
 

@@ -32,10 +32,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from symprop.io import Output, check_folder, check_outputs, csv_text, quote, safe_line, safe_text, show
-from symprop.tools.datasets import DataError, check_header, read_parquet
+from symprop.io import Output, check_folder, check_outputs, csv_text, data_inputs, quote, safe_line, safe_text, show
+from symprop.tools.loop import TrainError
+from symprop.tools.modcache import commit, prepare_module
 from symprop.tools.paramfile import ParamsError, Saved, load_params
-from symprop.tools.train import TrainError, commit, data_inputs, sayer
+from symprop.tools.progress import sayer
+from symprop.tools.tables import DataError, read_table
+from symprop.tools.targets import class_codes
 
 
 def read_features(
@@ -44,54 +47,38 @@ def read_features(
     """The columns ``names`` of a CSV or Parquet file, as float64 (rows, len(names)).
 
     A blank CSV cell takes ``means[j]`` (the train-split means saved by ``train --missing mean``);
-    without them it is an error naming the row and column."""
-    p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        table = read_parquet(p)
-        header = [str(c).strip() for c in table.column_names]
-        check_header(p, header)
-        _require(p, header, names)
-        columns = []
-        for name in names:
-            try:
-                column = table.column(header.index(name))
-                columns.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64))
-            except (TypeError, ValueError):
-                raise DataError(f"{p}: column {quote(name)} is not numeric") from None
-        X = np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
-        bad = np.argwhere(~np.isfinite(X))
-        if bad.size:
-            raise DataError(f"{p} row {int(bad[0][0])}: column {quote(names[int(bad[0][1])])} is not a finite number")
-        return X
-    from symprop.tools.datasets import _number, _read_rows, is_missing
-
-    rows, _ = _read_rows(p, delimiter)
-    if not rows:
-        raise DataError(f"{p}: the file is empty; expected a header row, then one row per sample")
-    header = [h.strip() for h in rows[0][1]]
-    check_header(p, header, rows[0][0])
-    _require(p, header, names)
-    index = [header.index(n) for n in names]
-    X = np.empty((len(rows) - 1, len(names)))
-    for k, (line, row) in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise DataError(f"{p} line {line}: {len(row)} fields, expected {len(header)} as in the header")
-        for j, col in enumerate(index):
-            value = _number(row[col].strip())
-            if value is None and means is not None and is_missing(row[col]):
-                value = float(means[j])
-            elif value is None and is_missing(row[col]):
-                raise DataError(
-                    f"{p} line {line}: column {names[j]!r} is empty (a missing value); fill it, or predict with "
-                    "params trained with --missing mean (they carry the means to fill in)"
-                )
-            if value is None:
-                raise DataError(
-                    f"{p} line {line}: column {quote(names[j])} is {quote(row[col].strip())}, not a finite number"
-                )
-            X[k, j] = value
-    if X.shape[0] == 0:
-        raise DataError(f"{p}: only a header row; add one row per sample below it")
+    without them it is an error naming the row and column (the first such row)."""
+    table = read_table(path, delimiter)
+    p = table.path
+    _require(p, table.header, names)
+    if table.arrow is None:
+        table.check_rows()
+    columns = [table.numbers(table.header.index(name)) for name in names]
+    X = np.empty((table.n_rows, len(names)))
+    problems: list[tuple[int, int, str]] = []  # (row, column, message): the first row's is reported
+    for j, (name, column) in enumerate(zip(names, columns, strict=True)):
+        if column is None:
+            raise DataError(f"{p}: column {quote(name)} is not numeric")
+        X[:, j] = column.values
+        if table.arrow is not None:  # Parquet: a null is not filled in
+            bad = np.flatnonzero(~np.isfinite(column.values))
+            problems += [(int(i), j, "is not a finite number") for i in bad[:1]]
+            continue
+        if means is not None:
+            X[column.blank, j] = float(means[j])
+        else:
+            blank = np.flatnonzero(column.blank)
+            problems += [(int(i), j, "blank") for i in blank[:1]]
+        col = table.header.index(name)
+        problems += [(int(i), j, f"is {quote(table.cell(int(i), col))}, not a finite number") for i in column.bad[:1]]
+    if problems:
+        i, j, what = min(problems)
+        if what == "blank":
+            raise DataError(
+                f"{table.where(i)}: column {names[j]!r} is empty (a missing value); fill it, or predict with "
+                "params trained with --missing mean (they carry the means to fill in)"
+            )
+        raise DataError(f"{table.where(i)}: column {quote(names[j])} {what}")
     return X
 
 
@@ -131,7 +118,7 @@ def predict_table(
     if saved.classes:
         n = len(saved.classes)
         safe = np.where(finite[:, None], outputs, 0.0)
-        codes = (safe[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(safe, axis=1)
+        codes = class_codes(safe)
         if proba:
             probs = probabilities(safe, loss, n)
             header += [f"proba_{c}" for c in saved.classes]
@@ -183,7 +170,6 @@ def run_predict(
     """``symprop predict``: check the output paths, load the spec, module, params and data, predict,
     write the CSV (to ``output`` atomically, or to standard output)."""
     from symprop.spec import load_spec
-    from symprop.tools.train import prepare_module
 
     stream = stdout if stdout is not None else sys.stdout
     if delimiter is not None and not data.lower().endswith(".csv"):

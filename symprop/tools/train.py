@@ -1,642 +1,61 @@
-"""Gradient descent on a generated module, as in the classic derivation.
+"""``symprop train``: check every option, output path, the spec and the data before any work; train
+the spec's generated module; then write the module (if it was not cached), the params, the plot
+and the metrics all at once, or nothing.
 
-Works with any generated module object, duck-typed: it needs ``PARAM_SHAPES``,
-``init_params``, ``forward``, ``loss`` and ``loss_and_grad``.  The module is
-imported from its generated file (:func:`load_generated`), never rebuilt from
-symprop internals, so what is trained is exactly what a user copies away.
+The jobs live in their own modules, re-exported here (``symprop.tools.train.train`` and the
+other names of earlier releases still import):
 
-One epoch shuffles the training rows with a seeded ``np.random.default_rng``
-and walks them in mini-batches (the last one may be smaller).  Per batch, with
-gradient g = ∂C/∂p of the batch-mean cost, learning rate η and momentum μ:
-
-    v <- μ v - η g        p <- p + v        (μ = 0: plain SGD, p <- p - η g)
-
-Errors in the options are :class:`TrainError` (one line, naming the option).
+* :mod:`symprop.tools.options`: the options, listed once (:class:`TrainArgs`);
+* :mod:`symprop.tools.loop`: the training loop (:func:`train`, :class:`History`, the errors);
+* :mod:`symprop.tools.modcache`: the cached module (:func:`prepare_module`, :func:`commit`);
+* :mod:`symprop.tools.loader`: generated source to a module (:func:`load_generated`);
+* :mod:`symprop.tools.progress`: what is printed while training (:class:`Progress`, :func:`sayer`);
+* :mod:`symprop.tools.scores`: the final scores (:class:`Report`);
+* :mod:`symprop.tools.plotting`: the learning curves (:func:`render_plot`);
+* :mod:`symprop.tools.distributed`: ``--engine dask``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import io
 import math
-import re
 import sys
-import time
-import types
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from symprop import __version__
-from symprop.io import (
-    Output,
-    Transaction,
-    check_folder,
-    check_outputs,
-    is_symprop_png,
-    quote,
-    safe_line,
-    show,
-    write_atomic,
-    write_atomic_with,
-)
-from symprop.ir.names import bias, weight
-from symprop.modes import resolve_mode
+from symprop.io import Output, check_folder, check_outputs, data_inputs, is_symprop_png, quote, show
 from symprop.spec import Spec
-from symprop.tools.paramfile import is_params_file, params_bytes
-from symprop.tools.solvers import (
-    NEWTON_SOLVERS,
-    SCIPY_METHODS,
-    TOL,
-    FlatParams,
-    Objective,
-    SolverError,
-    check_solver_options,
-    lbfgs,
-    make_step_solver,
+from symprop.tools.loader import load_generated, module_from_source
+from symprop.tools.loop import (
+    Diverged,
+    Failed,
+    History,
+    Result,
+    TrainError,
+    accuracy,
+    check_options,
+    fold_standardization,
+    fold_targets,
+    r2_score,
+    train,
 )
+from symprop.tools.modcache import Prepared, Products, commit, ensure_module, header, prepare_module
+from symprop.tools.options import TrainArgs
+from symprop.tools.paramfile import Saved, is_params_file, params_bytes
+from symprop.tools.plotting import loss_label, plot_available, render_plot, save_plot
+from symprop.tools.progress import Progress, sayer, short_list
+from symprop.tools.scores import Report, balanced_weights, confusion, per_class_scores
+from symprop.tools.solvers import NEWTON_SOLVERS, SCIPY_METHODS, make_step_solver
+from symprop.tools.targets import class_codes
 
-Params = dict[str, np.ndarray]
 
-
-class TrainError(ValueError):
-    """A bad training option; the message is one line naming the option and the fix."""
-
-
-class Failed(TrainError):
-    """Training started but could not finish; the CLI exits 1 and nothing is written."""
-
-
-class Diverged(Failed):
-    """The loss became nan or infinite."""
-
-
-# ------------------------------------------------------- generated modules --
-def load_generated(path: str | Path) -> types.ModuleType:
-    """Import a generated module from its file (no bytecode cache is written beside it)."""
-    p = Path(path)
-    source = p.read_text(encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"symprop_generated_{p.stem}", p)
-    if spec is None:  # pragma: no cover - only for paths importlib cannot describe
-        raise TrainError(f"{p}: cannot import this file as a module")
-    module = importlib.util.module_from_spec(spec)
-    exec(compile(source, str(p), "exec"), module.__dict__)
-    return module
-
-
-_HEADER = {
-    "generator": re.compile(r'^GENERATOR = "([^"]*)"$', re.M),
-    "spec_hash": re.compile(r'^SPEC_HASH = "([^"]*)"$', re.M),
-    "mode": re.compile(r"^Generated by symprop \S+ \((\w+) mode", re.M),
-}
-
-
-def header(path: Path) -> dict[str, str]:
-    """GENERATOR, SPEC_HASH and the mode as written in a generated file's header ({} if unreadable)."""
-    text = _read_text(path)
-    return {} if text is None else _header_of(text)
-
-
-def _header_of(text: str) -> dict[str, str]:
-    found = {}
-    for key, pattern in _HEADER.items():
-        match = pattern.search(text)
-        if match:
-            found[key] = match.group(1)
-    return found
-
-
-CONTENT_HASH = "# symprop content sha256: "  # the last line of a module train/predict cached
-
-
-def with_content_hash(source: str) -> str:
-    """``source`` with a last line holding the SHA-256 of everything above it, so an edit is seen."""
-    return f"{source}{CONTENT_HASH}{hashlib.sha256(source.encode('utf-8')).hexdigest()}\n"
-
-
-def content_hash_ok(text: str) -> bool:
-    """Does ``text`` end with a content-hash line matching the lines above it?"""
-    body, found, digest = text.rstrip("\n").rpartition("\n" + CONTENT_HASH)
-    if not found:
-        return False
-    return hashlib.sha256((body + "\n").encode("utf-8")).hexdigest() == digest.strip()
-
-
-def ensure_module(spec: Spec, out_dir: str | Path, mode: str) -> tuple[Path, bool]:
-    """``out_dir/<name>.py`` for ``spec`` in ``mode``: reused when its header has this spec's hash,
-    this generator version and the (resolved) mode, and its content hash matches; else generated
-    atomically.  Returns (path, reused)."""
-    prepared = prepare_module(spec, out_dir, mode)
-    prepared.persist()
-    return prepared.path, prepared.reused
-
-
-@dataclass
-class Prepared:
-    """A generated module ready to use: imported from its cached file, or rendered in memory and not
-    yet written (``source``); :meth:`persist` writes it once the command has succeeded, or
-    :meth:`stage` adds it to the command's :class:`~symprop.io.Transaction`.  ``note``: why a cached
-    file was not reused (one line, or empty)."""
-
-    module: types.ModuleType
-    path: Path
-    reused: bool
-    mode: str
-    source: str | None = None
-    note: str = ""
-
-    def persist(self) -> None:
-        if self.source is not None:
-            write_atomic(self.path, self.source)
-            self.source = None
-
-    def stage(self, transaction: Transaction) -> None:
-        if self.source is not None:
-            transaction.add(self.path, self.source)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def prepare_module(
-    spec: Spec, out_dir: str | Path, mode: str, second_order: bool = False, force: bool = False
-) -> Prepared:
-    """The module for ``spec``: the cached ``out_dir/<name>.py`` when its header matches (this spec's
-    hash, this generator version, the resolved mode, and an hvp when ``second_order``; no SymPy
-    import) and so does its content hash (an edited file is regenerated, saying so in ``note``),
-    else rendered in memory. A file there that symprop did not generate is a TrainError (it is
-    never overwritten) unless ``force``. The cached text that was checked is the text that runs."""
-    path = Path(out_dir) / f"{spec.name}.py"
-    wanted = resolve_mode(spec, mode)
-    text = _read_text(path) if path.is_file() else None
-    found = _header_of(text) if text is not None else {}
-    same = found.get("generator") == f"symprop {__version__}" and found.get("spec_hash") == spec.hash()
-    note = ""
-    if text is not None and same and found.get("mode") == wanted:
-        if content_hash_ok(text):
-            cached = module_from_source(text, path)
-            if not second_order or hasattr(cached, "hvp"):
-                return Prepared(cached, path, True, wanted)
-        else:
-            note = (
-                f"{show(path)} was changed since symprop wrote it (its content hash differs); regenerating it"
-                if CONTENT_HASH in text
-                else f"{show(path)} has no content hash (written by generate, or edited); regenerating it"
-            )
-    if path.exists() and "generator" not in found and not force:
-        raise TrainError(
-            f"{show(path)} exists and is not a module symprop generated; leaving it alone: choose another --out "
-            "(or pass --force)"
-        )
-    from symprop.emit import render  # the generator (SymPy, Jinja2) only when there is no cached module
-
-    source = with_content_hash(render(spec, mode, second_order=second_order))
-    return Prepared(module_from_source(source, path), path, False, wanted, source, note)
-
-
-def _hessp(
-    module: types.ModuleType,
-    flat: FlatParams,
-    X: np.ndarray | None,
-    Y: np.ndarray | None,
-    sample_weight: np.ndarray | None = None,
-) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
-    """scipy's ``hessp(x, v)``: the module's Hessian-vector product at flat params x along flat v."""
-    if not hasattr(module, "hvp") or X is None or Y is None:
-        return None
-    direction = FlatParams.of({k: np.zeros_like(v) for k, v in flat.views.items()}, list(flat.views), flat.vector.dtype)
-
-    def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        flat.vector[...] = x
-        direction.vector[...] = v
-        weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
-        hv = module.hvp(flat.views, X, Y, direction.views, **weighted)[2]
-        return direction.gather(hv, np.empty_like(direction.vector))
-
-    return hessp
-
-
-def module_from_source(source: str, path: Path) -> types.ModuleType:
-    """Import generated source text that is not on disk yet (tracebacks name ``path``)."""
-    module = types.ModuleType(f"symprop_generated_{path.stem}")
-    module.__file__ = str(path)
-    exec(compile(source, str(path), "exec"), module.__dict__)
-    return module
-
-
-# ---------------------------------------------------------------- training --
-@dataclass
-class History:
-    """Per epoch (per iteration for lbfgs): the train loss, and when evaluated the validation and
-    test loss and metric (accuracy for classification, R² for regression)."""
-
-    loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_metric: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_metric: list[float] = field(default_factory=list)
-    metric_name: str = "accuracy"
-    best_epoch: int = 0  # early stopping: the epoch whose params were kept (0: the last)
-    stop_reason: str = ""
-    seconds: float = 0.0
-
-    @property
-    def epochs(self) -> int:
-        return len(self.loss)
-
-
-@dataclass
-class Result:
-    params: Params
-    history: History
-    batch_size: int
-
-
-def accuracy(outputs: np.ndarray, Y: np.ndarray) -> float:
-    """Share of rows classified right: argmax for one-hot Y, threshold 0.5 for a single 0/1 column."""
-    if Y.shape[1] == 1:
-        return float(np.mean((outputs[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
-    return float(np.mean(np.argmax(outputs, axis=1) == np.argmax(Y, axis=1)))
-
-
-def r2_score(outputs: np.ndarray, Y: np.ndarray) -> float:
-    """Coefficient of determination, averaged over output columns (as scikit-learn's r2_score);
-    unchanged by an affine rescaling of the targets applied to both (standardization)."""
-    residual = np.sum((Y - outputs) ** 2, axis=0)
-    total = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0)
-    total = np.where(total == 0, 1.0, total)
-    return float(np.mean(1.0 - residual / total))
-
-
-def metric(outputs: np.ndarray, Y: np.ndarray, classification: bool) -> float:
-    return accuracy(outputs, Y) if classification else r2_score(outputs, Y)
-
-
-def _is_int(value: object, minimum: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= minimum
-
-
-def check_options(
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    momentum: float,
-    seed: int,
-    *,
-    solver: str = "sgd",
-    nesterov: bool = False,
-    lr_schedule: str = "constant",
-    patience: int = 10,
-) -> None:
-    if not _is_int(epochs, 1):
-        raise TrainError(f"--epochs must be an integer >= 1, got {epochs!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise TrainError(f"--lr must be a finite number > 0, got {lr!r}")
-    if not _is_int(batch_size, 1):
-        raise TrainError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
-    if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
-        raise TrainError(f"--momentum must be in [0, 1), got {momentum!r}")
-    if not _is_int(seed, 0):
-        raise TrainError(f"--seed must be an integer >= 0, got {seed!r}")
-    if not _is_int(patience, 1):
-        raise TrainError(f"--patience must be an integer >= 1, got {patience!r}")
-    try:
-        check_solver_options(solver, lr_schedule, momentum, nesterov)
-    except SolverError as exc:
-        raise TrainError(str(exc)) from None
-
-
-Data = tuple[np.ndarray, np.ndarray]
-
-
-def _check_weights(module: Any, sample_weight: Any, n: int) -> np.ndarray:
-    """Per-row weights as float64 (n,): finite, ≥ 0, not all 0, for a module that takes them."""
-    import inspect
-
-    if "sample_weight" not in inspect.signature(module.loss_and_grad).parameters:
-        raise TrainError("this module takes no sample_weight (generated by an older symprop); regenerate it")
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != (n,):
-        raise TrainError(f"sample_weight has shape {w.shape}; give one weight per row, shape ({n},)")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.sum(w) > 0:
-        raise TrainError("sample_weight must be finite numbers >= 0, not all 0")
-    return w
-
-
-class _Monitor:
-    """Evaluation after each epoch, early stopping (best params kept) and the adaptive schedule."""
-
-    def __init__(
-        self,
-        module: Any,
-        history: History,
-        classification: bool,
-        validation: Data | None,
-        test: Data | None,
-        early_stopping: bool,
-        patience: int,
-        tol: float = TOL,
-        stop_on_plateau: bool = False,
-    ) -> None:
-        self.module, self.history, self.classification = module, history, classification
-        self.validation, self.test = validation, test
-        self.early_stopping, self.patience = early_stopping, patience
-        self.tol, self.stop_on_plateau = tol, stop_on_plateau
-        self.best = math.inf
-        self.best_params: Params | None = None
-        self.stalled = 0
-
-    def evaluate(self, params: Params) -> None:
-        h = self.history
-        if self.validation is not None:
-            Xv, Yv = self.validation
-            h.val_loss.append(self.module.loss(params, Xv, Yv))
-            h.val_metric.append(metric(self.module.forward(params, Xv), Yv, self.classification))
-        if self.test is not None:
-            Xt, Yt = self.test
-            h.test_loss.append(self.module.loss(params, Xt, Yt))
-            h.test_metric.append(metric(self.module.forward(params, Xt), Yt, self.classification))
-
-    def keep_going(self, params: Params, solver: Any) -> bool:
-        """After an epoch: update the plateau count; False when training should stop."""
-        h = self.history
-        watched = h.val_loss[-1] if self.early_stopping and h.val_loss else h.loss[-1]
-        if self.early_stopping and watched < self.best:
-            self.best_params = {k: np.array(v, copy=True) for k, v in params.items()}
-            h.best_epoch = h.epochs
-        self.stalled = self.stalled + 1 if watched > self.best - self.tol else 0
-        self.best = min(self.best, watched)
-        if self.stalled <= self.patience:
-            return True
-        if solver is not None and solver.on_plateau():
-            self.stalled = 0
-            return True
-        adaptive = solver is not None and getattr(solver, "schedule", "") == "adaptive"
-        if self.early_stopping or self.stop_on_plateau or adaptive:
-            what = "validation loss" if self.early_stopping else "train loss"
-            h.stop_reason = f"{what} did not improve by {self.tol:g} for {self.patience} epochs"
-            return False
-        return True
-
-
-def train(
-    module: Any,
-    X: np.ndarray | None,
-    Y: np.ndarray | None,
-    *,
-    solver: str = "sgd",
-    epochs: int = 100,
-    lr: float = 0.1,
-    batch_size: int = 32,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-    lr_schedule: str = "constant",
-    seed: int = 0,
-    params: Params | None = None,
-    X_test: np.ndarray | None = None,
-    Y_test: np.ndarray | None = None,
-    validation: Data | None = None,
-    classification: bool = True,
-    evaluate: bool = True,
-    early_stopping: bool = False,
-    patience: int = 10,
-    objective: Objective | None = None,
-    n_rows: int | None = None,
-    on_epoch: Callable[[int, History], None] | None = None,
-    sample_weight: np.ndarray | None = None,
-    tol: float = TOL,
-    stop_on_plateau: bool = False,
-) -> Result:
-    """Train ``module`` on (X, Y); returns the final (or, with early stopping, the best) params.
-
-    ``solver``: ``sgd`` and ``adam`` walk shuffled mini-batches (``default_rng(seed)``) of
-    ``batch_size`` rows (cut to the number of rows); ``lbfgs`` runs scipy's L-BFGS-B on the full
-    batch with ``epochs`` as its iteration limit.  ``params`` defaults to
-    ``module.init_params(seed)``.  With ``evaluate``, the validation and test sets (when given)
-    are scored after every epoch.  ``early_stopping`` needs ``validation``: training stops when
-    the validation loss has not improved by 1e-4 for more than ``patience`` epochs, and the best
-    params are returned.
-
-    ``objective``: a full-batch (loss, flat gradient) function used instead of X and Y (the Dask
-    engine, where the rows live on the workers; ``n_rows`` is their number); only full-batch
-    solvers apply.
-
-    ``sample_weight`` (n,): per-row weights s ≥ 0; each batch's cost is Σ s_k C_k / Σ s_k (the
-    module's own ``sample_weight``), and the weights travel with their rows through the shuffle.
-    ``stop_on_plateau`` (scikit-learn's MLP without early stopping): stop once the train loss has
-    not dropped by ``tol`` for more than ``patience`` epochs.
-    """
-    check_options(
-        epochs,
-        lr,
-        batch_size,
-        momentum,
-        seed,
-        solver=solver,
-        nesterov=nesterov,
-        lr_schedule=lr_schedule,
-        patience=patience,
-    )
-    if early_stopping and validation is None:
-        raise TrainError("--early-stopping needs a validation split: add --validation-fraction 0.1")
-    if objective is None:
-        if X is None or Y is None:
-            raise TrainError("train needs X and Y, or a full-batch objective")
-        X = np.ascontiguousarray(X)
-        Y = np.ascontiguousarray(Y)
-        n = X.shape[0]
-        if n == 0 or Y.shape[0] != n:
-            raise TrainError(f"X has {n} rows and Y has {Y.shape[0]}; need the same number, at least one")
-        dtype = X.dtype
-        if sample_weight is not None:
-            sample_weight = _check_weights(module, sample_weight, n)
-    else:
-        n = int(n_rows or 0)
-        dtype = np.dtype(np.float64)
-    batch_size = min(batch_size, n) if n else batch_size
-    if solver in SCIPY_METHODS:
-        dtype = np.dtype(np.float64)  # scipy's minimizers work in float64
-    source = module.init_params(seed) if params is None else params
-    keys = list(module.PARAM_SHAPES)
-    flat = FlatParams.of({k: np.asarray(source[k]) for k in keys}, keys, dtype)
-    history = History(metric_name="accuracy" if classification else "r2")
-    test = (X_test, Y_test) if evaluate and X_test is not None and Y_test is not None and len(X_test) else None
-    monitor = _Monitor(
-        module,
-        history,
-        classification,
-        validation if evaluate or early_stopping else None,
-        test,
-        early_stopping,
-        patience,
-        tol,
-        stop_on_plateau,
-    )
-    start = time.perf_counter()
-
-    weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
-
-    def full_batch(x: np.ndarray) -> tuple[float, np.ndarray]:
-        flat.vector[...] = x
-        value, grads = module.loss_and_grad(flat.views, X, Y, **weighted)
-        return value, flat.gather(grads, np.empty_like(flat.vector))
-
-    fn = objective if objective is not None else full_batch
-
-    def finish_epoch(epoch: int, loss: float, step: Any) -> bool:
-        if not math.isfinite(loss):
-            hint = f"lower --lr (now {lr:g})" if solver not in SCIPY_METHODS else "check the data for extreme values"
-            raise Diverged(f"the loss became {loss} in epoch {epoch}; {hint}")
-        history.loss.append(loss)
-        monitor.evaluate(flat.views)
-        go_on = monitor.keep_going(flat.views, step)
-        history.seconds = time.perf_counter() - start
-        if on_epoch is not None:
-            on_epoch(epoch, history)
-        return go_on
-
-    if solver in SCIPY_METHODS:
-
-        def on_iteration(iteration: int, loss: float, x: np.ndarray) -> bool:
-            flat.vector[...] = x
-            return finish_epoch(iteration, loss, None)
-
-        hessp = _hessp(module, flat, X, Y, sample_weight) if solver in NEWTON_SOLVERS and objective is None else None
-        if solver in NEWTON_SOLVERS and hessp is None:
-            raise TrainError(f"--solver {solver} needs the module's hvp and the rows in this process; use lbfgs")
-        result = lbfgs(fn, flat.vector.copy(), epochs, on_iteration, method=solver, hessp=hessp)
-        if not history.stop_reason:
-            flat.vector[...] = result.x
-            if result.iterations < epochs:
-                history.stop_reason = f"scipy {SCIPY_METHODS[solver]}: {result.message}"
-    elif objective is not None:
-        if batch_size < n:
-            raise TrainError("a full-batch objective needs --batch-size >= the number of rows")
-        step_solver = make_step_solver(solver, lr, momentum, nesterov, lr_schedule)
-        for epoch in range(1, epochs + 1):
-            value, g = fn(flat.vector)
-            step_solver.update(flat.vector, g)
-            step_solver.end_epoch(epoch * n)
-            if not finish_epoch(epoch, value, step_solver):
-                break
-    else:
-        assert X is not None and Y is not None
-        step_solver = make_step_solver(solver, lr, momentum, nesterov, lr_schedule)
-        g = np.empty_like(flat.vector)
-        views = flat.views
-        one_batch = batch_size >= n
-        Xs, Ys = (X, Y) if one_batch else (np.empty_like(X), np.empty_like(Y))
-        Ws = sample_weight
-        starts = range(0, n, batch_size)
-        rng = np.random.default_rng(seed)
-        for epoch in range(1, epochs + 1):
-            if not one_batch:  # one full batch: its order changes only the summation order
-                order = rng.permutation(n)
-                np.take(X, order, axis=0, out=Xs)
-                np.take(Y, order, axis=0, out=Ys)
-                if sample_weight is not None:
-                    Ws = sample_weight[order]
-            total = 0.0
-            for lo in starts:
-                xb, yb = Xs[lo : lo + batch_size], Ys[lo : lo + batch_size]
-                if Ws is None:
-                    value, grads = module.loss_and_grad(views, xb, yb)
-                    total += value * xb.shape[0]
-                else:
-                    wb = Ws[lo : lo + batch_size]
-                    if not np.any(wb > 0):  # a batch of weight 0 carries no gradient
-                        continue
-                    value, grads = module.loss_and_grad(views, xb, yb, sample_weight=wb)
-                    total += value * float(np.sum(wb)) * n / float(np.sum(Ws))
-                step_solver.update(flat.vector, flat.gather(grads, g))
-            step_solver.end_epoch(epoch * n)
-            if not finish_epoch(epoch, total / n, step_solver):
-                break
-    final = monitor.best_params if early_stopping and monitor.best_params is not None else flat.copy_dict()
-    return Result(final, history, batch_size)
-
-
-def fold_standardization(params: Params, mean: np.ndarray, scale: np.ndarray) -> Params:
-    """Params that take raw features: with x_used = (x - mean)/scale,
-    W1 x_used + b1 = (W1/scale) x + (b1 - (W1/scale) mean)."""
-    out = {k: v.copy() for k, v in params.items()}
-    w1 = params["W1"] / scale[np.newaxis, :]
-    out["W1"] = w1
-    out["b1"] = params["b1"] - w1 @ mean
-    return out
-
-
-def fold_targets(params: Params, y_mean: np.ndarray, y_scale: np.ndarray) -> Params:
-    """Params whose (identity) last layer gives raw targets: with y_used = (y - y_mean)/y_scale,
-    y = y_scale (W_L a + b_L) + y_mean = (y_scale W_L) a + (y_scale b_L + y_mean)."""
-    last = sum(1 for k in params if k.startswith("W"))
-    out = {k: v.copy() for k, v in params.items()}
-    out[weight(last)] = params[weight(last)] * y_scale[:, np.newaxis]
-    out[bias(last)] = params[bias(last)] * y_scale + y_mean
-    return out
-
-
-# -------------------------------------------------------------- progress --
-class Progress:
-    """Epoch, loss and validation scores (never test scores): a redrawn bar on a terminal, else a plain
-    line every 10% of epochs."""
-
-    def __init__(
-        self, epochs: int, stream: IO[str] | None = None, tty: bool | None = None, unit: str = "epoch"
-    ) -> None:
-        self.epochs = epochs
-        self.stream = stream if stream is not None else sys.stdout
-        self.tty = self.stream.isatty() if tty is None else tty
-        self.every = max(1, epochs // 10)
-        self.last_draw = 0.0
-        self.width = 24
-        self.unit = unit
-
-    @staticmethod
-    def metrics(history: History) -> str:
-        short = "acc" if history.metric_name == "accuracy" else history.metric_name
-        parts = [f"loss {history.loss[-1]:.4f}"]
-        if history.val_loss:
-            parts.append(f"val loss {history.val_loss[-1]:.4f}")
-            parts.append(f"val {short} {history.val_metric[-1]:.4f}")
-        return "  ".join(parts)  # never the test scores: they are for the end, not for choosing
-
-    def __call__(self, epoch: int, history: History) -> None:
-        digits = len(str(self.epochs))
-        if self.tty:
-            now = time.perf_counter()
-            if epoch < self.epochs and now - self.last_draw < 0.1:
-                return
-            self.last_draw = now
-            filled = self.width * epoch // self.epochs
-            bar = "#" * filled + "." * (self.width - filled)
-            line = (
-                f"{self.unit} {epoch:>{digits}}/{self.epochs} [{bar}] {self.metrics(history)}  {history.seconds:.1f}s"
-            )
-            self.stream.write(f"\r{line}\x1b[K")
-            self.stream.flush()
-        elif epoch % self.every == 0 or epoch == self.epochs:
-            self.stream.write(f"{self.unit} {epoch:>{digits}}/{self.epochs}  {self.metrics(history)}\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        """End the redrawn line (training may stop before the last epoch)."""
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-# ---------------------------------------------------------------- command --
 @dataclass(frozen=True)
 class Defaults:
+    """The step options whose default depends on the data set and the solver (see :func:`chosen`)."""
+
     solver: str
     epochs: int
     lr: float
@@ -667,18 +86,17 @@ def defaults_for(data: str, solver: str | None = None) -> Defaults:
     return SOLVER_DEFAULTS.get(solver or GENERAL_DEFAULTS.solver, GENERAL_DEFAULTS)
 
 
-def data_inputs(data: str) -> list[tuple[str, Path]]:
-    """The files (or Parquet folder) ``--data`` reads, as (option, path): none for a built-in set,
-    every match of a glob (the Dask engine reads globs)."""
-    import glob
-
-    try:
-        found = [Path(m) for m in sorted(glob.glob(data))] if glob.has_magic(data) else []
-        if Path(data).exists():
-            found.append(Path(data))
-    except (OSError, ValueError):  # a name the OS refuses (too long, NUL): the reader says so
-        return []
-    return [("--data", p) for p in found]
+def chosen(args: TrainArgs) -> Defaults:
+    """The solver, epochs, learning rate, batch size and momentum a run uses: each as given, else
+    the default for the data set and solver (:func:`defaults_for`)."""
+    base = defaults_for(args.data, args.solver)
+    return Defaults(
+        args.solver or base.solver,
+        base.epochs if args.epochs is None else args.epochs,
+        base.lr if args.lr is None else args.lr,
+        base.batch_size if args.batch_size is None else args.batch_size,
+        base.momentum if args.momentum is None else args.momentum,
+    )
 
 
 def product_outputs(
@@ -713,65 +131,7 @@ def is_metrics_json(path: Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("symprop"), str)
 
 
-def commit(prepared: Prepared, products: Sequence[tuple[Path, bytes]]) -> None:
-    """Write the module (when it was generated) and every product, all or nothing."""
-    transaction = Transaction()
-    prepared.stage(transaction)
-    for path, data in products:
-        transaction.add(path, data)
-    transaction.commit()
-    prepared.source = None
-
-
-def _names(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(show(n) for n in names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-@dataclass(frozen=True)
-class TrainArgs:
-    """Everything ``symprop train`` was asked to do (the CLI's options, defaults not yet applied)."""
-
-    spec: str
-    data: str
-    solver: str | None = None
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    momentum: float | None = None
-    nesterov: bool = False
-    lr_schedule: str = "constant"
-    seed: int = 0
-    test_fraction: float = 0.25
-    validation_fraction: float = 0.0
-    early_stopping: bool = False
-    patience: int = 10
-    label: str | None = None
-    drop: tuple[str, ...] = ()
-    delimiter: str | None = None
-    save: str | None = None
-    plot: str | None = None
-    out: str = ".symprop"
-    mode: str = "auto"
-    engine: str = "local"
-    scheduler: str | None = None
-    workers: int | None = None  # None: not given (the LocalCluster's default is 2)
-    connect_timeout: float | None = None  # None: not given (default CONNECT_TIMEOUT seconds)
-    force: bool = False
-    class_weight: str | None = None
-    stratify: bool = True
-    missing: str = "error"
-    metrics_json: str | None = None
-    partitions: int | None = None
-
-
-def run(
-    spec_path: str,
-    data: str,
-    *,
-    stdout: IO[str] | None = None,
-    **options: Any,
-) -> int:
+def run(spec_path: str, data: str, *, stdout: IO[str] | None = None, **options: Any) -> int:
     """``symprop train``: validate everything (options, output paths, spec, data) before any work,
     train, and only then write the module (if it was not cached), the params and the plot.
 
@@ -779,19 +139,12 @@ def run(
     written; a run that diverges raises Diverged, also with nothing written; products are written
     all at once (:func:`commit`) only after everything succeeded.
     """
-    args = TrainArgs(spec_path, data, **{k: v for k, v in options.items() if v is not None})
+    return run_args(TrainArgs.of(spec_path, data, **options), stdout)
+
+
+def run_args(args: TrainArgs, stdout: IO[str] | None = None) -> int:
+    """:func:`run` with the options as one :class:`TrainArgs` (the CLI builds it from its parsed options)."""
     return _run(args, stdout if stdout is not None else sys.stdout)
-
-
-def sayer(stream: IO[str]) -> Callable[[str], None]:
-    """A function printing one line to ``stream`` through :func:`symprop.io.safe_line` (user text in
-    it, such as column names, cannot send terminal escapes)."""
-
-    def say(line: str) -> None:
-        stream.write(safe_line(line) + "\n")
-        stream.flush()
-
-    return say
 
 
 def check_engine_options(args: TrainArgs) -> None:
@@ -843,14 +196,11 @@ def check_ignored_options(args: TrainArgs, solver: str) -> None:
 
 def _run(args: TrainArgs, stream: IO[str]) -> int:
     from symprop.spec import load_spec
-    from symprop.tools.datasets import TableOptions, load
+    from symprop.tools.datasets import load
+    from symprop.tools.tables import TableOptions
 
-    base = defaults_for(args.data, args.solver)
-    solver = args.solver or base.solver
-    epochs = base.epochs if args.epochs is None else args.epochs
-    lr = base.lr if args.lr is None else args.lr
-    batch_size = base.batch_size if args.batch_size is None else args.batch_size
-    momentum = base.momentum if args.momentum is None else args.momentum
+    use = chosen(args)
+    solver, epochs, lr, batch_size, momentum = use.solver, use.epochs, use.lr, use.batch_size, use.momentum
     check_options(
         epochs,
         lr,
@@ -891,7 +241,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
             if given:
                 raise TrainError(f"{option} is for --engine local only (not implemented for dask yet); remove it")
 
-        return run_dask(args, spec, solver, epochs, lr, momentum, stream)
+        return run_dask(args, spec, use, stream)
     table = TableOptions(args.label, args.drop, args.delimiter, args.missing)
     dataset = load(
         args.data,
@@ -907,10 +257,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     prepared = prepare_module(spec, out_dir, args.mode, second_order=solver in NEWTON_SOLVERS, force=args.force)
     module = prepared.module
     say = sayer(stream)
-    if prepared.note:
-        say(f"note: {prepared.note}")
-    state = "reused" if prepared.reused else "generated, written after training"
-    say(f"module: {prepared.path} ({state}, {prepared.mode} mode, {spec.n_params} parameters)")
+    prepared.announce(say, spec.n_params)
     n_train, n_test = dataset.X_train.shape[0], dataset.X_test.shape[0]
     n_val = 0 if dataset.X_val is None else dataset.X_val.shape[0]
     kind = f"{len(dataset.classes)} classes" if dataset.classification else "regression"
@@ -921,9 +268,9 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         f"data: {dataset.name}, {n_train} train{val} / {n_test} test rows, {dataset.n_features} features, "
         f"{kind}{scaled}{targets}"
     )
-    say(f"features: {_names(dataset.feature_names)}")
+    say(f"features: {short_list(dataset.feature_names)}")
     if dataset.classification:
-        say(f"label: {quote(dataset.label_name)}, classes: {_names(dataset.classes)}")
+        say(f"label: {quote(dataset.label_name)}, classes: {short_list(dataset.classes)}")
     else:
         say(f"label: {quote(dataset.label_name)} (regression target)")
     for note in dataset.notes:
@@ -934,7 +281,7 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
         per_class = balanced_weights(codes, len(dataset.classes))
         weights = per_class[codes]
         shown = ", ".join(f"{name} {w:.4g}" for name, w in zip(dataset.classes, per_class, strict=True))
-        say(f"class weights (balanced, n / (classes * count) on the train split): {_names([shown])}")
+        say(f"class weights (balanced, n / (classes * count) on the train split): {short_list([shown])}")
     if dataset.classification and dataset.held_out:
         say("split: stratified by class" if args.stratify else "split: not stratified (--no-stratify)")
     step_solver = make_step_solver(solver, lr, momentum, args.nesterov, args.lr_schedule)
@@ -983,14 +330,9 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
     if not math.isfinite(report.train_loss):
         raise Diverged(f"the final train loss is {report.train_loss}; lower --lr (now {lr:g})")
     history = result.history
-    per = history.seconds / max(history.epochs, 1)
-    say(f"training time: {history.seconds:.3f} s ({per * 1000:.2f} ms per {progress.unit})")
-    if history.stop_reason:
-        say(f"stopped after {history.epochs} {progress.unit}s: {history.stop_reason}")
-    if history.best_epoch:
-        say(f"kept the params of {progress.unit} {history.best_epoch} (lowest validation loss)")
-    products: list[tuple[Path, bytes]] = []
-    done: list[str] = []
+    for line in progress.summary(history):
+        say(line)
+    products = Products()
     if save_path is not None:
         saved = result.params
         notes = []
@@ -1002,79 +344,30 @@ def _run(args: TrainArgs, stream: IO[str]) -> int:
             notes.append("target standardization folded into the last layer: it gives raw targets")
         if dataset.impute_means is not None:
             notes.append("with the train-split means --missing mean filled in")
-        products.append(
-            (save_path, params_bytes(spec, saved, dataset.classes, dataset.feature_names, dataset.impute_means))
+        products.add(
+            save_path,
+            params_bytes(spec, Saved(saved, dataset.classes, dataset.feature_names, impute_means=dataset.impute_means)),
+            f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""),
         )
-        done.append(f"saved params: {save_path}" + (f" ({'; '.join(notes)})" if notes else ""))
     if plot_path is not None:
-        unit = "loss (standardized targets)" if dataset.y_mean is not None else "loss"
-        products.append((plot_path, render_plot(history, f"{spec.name} on {dataset.name}", unit)))
-        done.append(f"plot: {plot_path}")
+        title = f"{spec.name} on {dataset.name}"
+        products.add(plot_path, render_plot(history, title, loss_label(dataset.y_mean)), f"plot: {plot_path}")
     if metrics_path is not None:
-        products.append(
-            (metrics_path, metrics_bytes(spec, dataset, args, solver, history, report, epochs, lr, batch_size))
-        )
-        done.append(f"metrics: {metrics_path}")
-    commit(prepared, products)  # everything rendered: now write it all, or nothing
-    for line in done:
-        say(line)
+        data = metrics_bytes(spec, dataset, args, use, history, report)
+        products.add(metrics_path, data, f"metrics: {metrics_path}")
+    products.write(prepared, say)  # everything rendered: now write it all, or nothing
     for line in report.lines(spec.loss, dataset.classes):
         say(line)
     return 0
-
-
-def class_codes(Y: np.ndarray) -> np.ndarray:
-    """The class number of each one-hot (or single 0/1 column) target row."""
-    return np.argmax(Y, axis=1) if Y.shape[1] > 1 else (Y[:, 0] > 0.5).astype(int)
-
-
-def balanced_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
-    """scikit-learn's class_weight="balanced": n_samples / (n_classes_present * bincount), per class
-    (0 for a class absent from ``codes``: it has no rows to weigh)."""
-    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    present = int(np.count_nonzero(counts))
-    return np.where(counts > 0, codes.size / (present * np.where(counts > 0, counts, 1.0)), 0.0)
-
-
-def confusion(codes_true: np.ndarray, codes_pred: np.ndarray, k: int) -> np.ndarray:
-    """k x k counts: rows the true class, columns the predicted one."""
-    matrix = np.zeros((k, k), dtype=np.int64)
-    np.add.at(matrix, (codes_true, codes_pred), 1)
-    return matrix
-
-
-def per_class_scores(matrix: np.ndarray) -> dict[str, list[float]]:
-    """Precision, recall and F1 per class from a confusion matrix (0 where undefined, as
-    scikit-learn's zero_division=0), with the support (true rows) of each class."""
-    tp = np.diag(matrix).astype(np.float64)
-    predicted = matrix.sum(axis=0).astype(np.float64)
-    actual = matrix.sum(axis=1).astype(np.float64)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    total = precision + recall
-    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(tp), where=total > 0)
-    return {
-        "precision": precision.tolist(),
-        "recall": recall.tolist(),
-        "f1": f1.tolist(),
-        "support": actual.astype(int).tolist(),
-    }
-
-
-def predicted_codes(outputs: np.ndarray) -> np.ndarray:
-    return np.argmax(outputs, axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0.5).astype(int)
 
 
 def metrics_bytes(
     spec: Spec,
     dataset: Any,
     args: TrainArgs,
-    solver: str,
+    use: Defaults,
     history: History,
     report: Report,
-    epochs: int,
-    lr: float,
-    batch_size: int,
 ) -> bytes:
     """The run as JSON (schema in docs/training-data.md): options, per-epoch history (train loss;
     validation loss and score when there is a validation split), and the final scores."""
@@ -1101,10 +394,10 @@ def metrics_bytes(
             "test": int(dataset.X_test.shape[0]) if dataset.held_out else 0,
         },
         "options": {
-            "solver": solver,
-            "epochs": epochs,
-            "lr": None if solver in SCIPY_METHODS else lr,
-            "batch_size": None if solver in SCIPY_METHODS else batch_size,
+            "solver": use.solver,
+            "epochs": use.epochs,
+            "lr": None if use.solver in SCIPY_METHODS else use.lr,
+            "batch_size": None if use.solver in SCIPY_METHODS else use.batch_size,
             "seed": args.seed,
             "test_fraction": args.test_fraction,
             "validation_fraction": args.validation_fraction,
@@ -1123,210 +416,10 @@ def metrics_bytes(
     return (json.dumps(data, indent=2, allow_nan=False, default=float) + "\n").encode("utf-8")
 
 
-@dataclass
-class Report:
-    """The final scores, in the data's own units (regression targets unstandardized).
-
-    Regression: ``*_loss`` is the module's cost (for ``mse``, ½·MSE summed over outputs), and
-    ``*_mse``, ``*_rmse``, ``*_r2`` are the true mean squared error, its root and R².
-    Classification: accuracy, and on the test split the confusion matrix (rows true, columns
-    predicted, in class order) with per-class precision, recall and F1."""
-
-    classification: bool
-    train_loss: float
-    train_accuracy: float | None = None
-    test_accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    test_loss: float | None = None
-    test_rmse: float | None = None
-    test_r2: float | None = None
-    test_mse: float | None = None
-    train_mse: float | None = None
-    train_r2: float | None = None
-    val_mse: float | None = None
-    val_r2: float | None = None
-    confusion_matrix: np.ndarray | None = None
-    classes: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, module: Any, params: Params, dataset: Any) -> Report:
-        raw_params = params
-        if dataset.y_mean is not None:
-            raw_params = fold_targets(params, dataset.y_mean, dataset.y_scale)
-        raw = dataset.raw_targets
-        report = cls(dataset.classification, module.loss(raw_params, dataset.X_train, raw(dataset.Y_train)))
-        report.classes = tuple(dataset.classes)
-
-        def regression(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
-            outputs = module.forward(raw_params, X)
-            return float(np.mean((outputs - Y) ** 2)), r2_score(outputs, Y)
-
-        if dataset.X_val is not None:
-            report.val_loss = module.loss(raw_params, dataset.X_val, raw(dataset.Y_val))
-            if dataset.classification:
-                report.val_accuracy = accuracy(module.forward(params, dataset.X_val), dataset.Y_val)
-            else:
-                report.val_mse, report.val_r2 = regression(dataset.X_val, raw(dataset.Y_val))
-        if dataset.classification:
-            report.train_accuracy = accuracy(module.forward(params, dataset.X_train), dataset.Y_train)
-        else:
-            report.train_mse, report.train_r2 = regression(dataset.X_train, raw(dataset.Y_train))
-        if dataset.X_test.shape[0] == 0:
-            return report
-        if dataset.classification:
-            outputs = module.forward(params, dataset.X_test)
-            report.test_accuracy = accuracy(outputs, dataset.Y_test)
-            report.test_loss = module.loss(params, dataset.X_test, dataset.Y_test)
-            k = max(len(dataset.classes), 2)
-            report.confusion_matrix = confusion(class_codes(dataset.Y_test), predicted_codes(outputs), k)
-        else:
-            Y = raw(dataset.Y_test)
-            report.test_loss = module.loss(raw_params, dataset.X_test, Y)
-            report.test_mse, report.test_r2 = regression(dataset.X_test, Y)
-            report.test_rmse = math.sqrt(report.test_mse)
-        return report
-
-    def section(self, split: str) -> dict[str, Any] | None:
-        """The scores of one split (train, validation, test) for the metrics JSON; None if it has none."""
-        loss = {"train": self.train_loss, "validation": self.val_loss, "test": self.test_loss}[split]
-        if loss is None and split != "test":
-            return None
-        out: dict[str, Any] = {"loss": loss}
-        if self.classification:
-            acc = {"train": self.train_accuracy, "validation": self.val_accuracy, "test": self.test_accuracy}[split]
-            if acc is None:
-                return None
-            out["accuracy"] = acc
-            if split == "test" and self.confusion_matrix is not None:
-                out["confusion_matrix"] = self.confusion_matrix.tolist()
-                scores = per_class_scores(self.confusion_matrix)
-                out["per_class"] = {
-                    name: {key: scores[key][i] for key in ("precision", "recall", "f1", "support")}
-                    for i, name in enumerate(self.classes or tuple(map(str, range(len(scores["f1"])))))
-                }
-                out["macro_f1"] = float(np.mean(scores["f1"]))
-            return out
-        mse = {"train": self.train_mse, "validation": self.val_mse, "test": self.test_mse}[split]
-        r2 = {"train": self.train_r2, "validation": self.val_r2, "test": self.test_r2}[split]
-        if mse is None:
-            return None
-        out.update(mse=mse, rmse=math.sqrt(mse), r2=r2)
-        return out
-
-    def lines(self, loss_name: str = "", classes: Sequence[str] = ()) -> list[str]:
-        label = "loss"
-        out = []
-        if not self.classification and loss_name in ("mse", "sse"):
-            what = "1/2 (a - y)^2" if loss_name == "mse" else "(a - y)^2"
-            out.append(f"loss: the {loss_name} cost, {what} summed over outputs, mean over rows; mse is the true MSE")
-        out.append(f"train {label}: {self.train_loss:.10g}")
-        if self.val_loss is not None:
-            out.append(f"validation {label}: {self.val_loss:.6g}")
-        if self.train_accuracy is not None:
-            out.append(f"train accuracy: {self.train_accuracy:.4f}")
-        if self.val_accuracy is not None:
-            out.append(f"validation accuracy: {self.val_accuracy:.4f}")
-        if self.test_accuracy is not None:
-            out.append(f"test accuracy: {self.test_accuracy:.4f}")
-        if self.confusion_matrix is not None:
-            out += self.confusion_lines(tuple(classes) or self.classes)
-        if not self.classification and self.test_mse is not None:
-            out.append(f"test {label}: {self.test_loss:.6g}")
-            out.append(f"test mse: {self.test_mse:.6g}")
-            out.append(f"test rmse: {self.test_rmse:.6g}")
-            out.append(f"test r2: {self.test_r2:.4f}")
-        return out
-
-    def confusion_lines(self, classes: Sequence[str]) -> list[str]:
-        """The test confusion matrix (at most 10 classes) and per-class precision, recall, F1."""
-        m = self.confusion_matrix
-        assert m is not None
-        k = m.shape[0]
-        names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
-        names = [n if len(n) <= 12 else n[:11] + "~" for n in names]
-        scores = per_class_scores(m)
-        out = []
-        if k <= 10:
-            width = max(6, *(len(n) for n in names), len(str(int(m.max()))))
-            out.append("test confusion matrix (rows: true class, columns: predicted):")
-            out.append(" " * (width + 2) + "".join(f" {n:>{width}}" for n in names))
-            for i, n in enumerate(names):
-                out.append(f"  {n:>{width}}" + "".join(f" {int(v):>{width}}" for v in m[i]))
-        out.append("test per class (precision / recall / F1 / support):")
-        for i, n in enumerate(names):
-            p, r, f = scores["precision"][i], scores["recall"][i], scores["f1"][i]
-            out.append(f"  {n}: {p:.4f} / {r:.4f} / {f:.4f} / {scores['support'][i]}")
-        return out
-
-
-# ---------------------------------------------------------------- writing --
-def plot_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def _zoom(values: list[float]) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    margin = max((high - low) * 0.08, 1e-3)
-    return low - margin, high + margin
-
-
-COLOURS = {"train": "tab:blue", "validation": "tab:orange", "test": "tab:green"}
-
-
-def render_plot(history: History, title: str = "", loss_label: str = "loss") -> bytes:
-    """PNG bytes: train, validation and test loss per epoch (left), and the metric (accuracy or R²)
-    of the validation and test sets on an axis zoomed to the values' range (right). matplotlib,
-    Agg backend. The title is plain text (no mathtext: a ``$`` in a file name is just a ``$``);
-    the PNG's ``Software`` text is ``symprop <version>``, which marks it as ours."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.6), dpi=100)
-    FigureCanvasAgg(fig)
-    epochs = np.arange(1, history.epochs + 1)
-    left, right = fig.subplots(1, 2)
-    left.plot(epochs, history.loss, label="train", color=COLOURS["train"])
-    losses = list(history.loss)
-    for name, values in (("validation", history.val_loss), ("test", history.test_loss)):
-        if values:
-            left.plot(epochs[: len(values)], values, label=name, color=COLOURS[name])
-            losses += values
-    left.set_xlabel("epoch")
-    left.set_ylabel(loss_label)
-    left.set_yscale("log" if min(losses) > 0 else "linear")
-    if history.best_epoch:
-        left.axvline(history.best_epoch, color="grey", linestyle=":", label="kept")
-    left.legend()
-    scores = [(n, v) for n, v in (("validation", history.val_metric), ("test", history.test_metric)) if v]
-    if scores:
-        for name, values in scores:
-            right.plot(epochs[: len(values)], values, label=name, color=COLOURS[name])
-        right.set_ylabel(history.metric_name)
-        right.set_ylim(*_zoom([v for _, values in scores for v in values]))
-        right.legend()
-    else:
-        right.axis("off")
-        right.text(0.5, 0.5, f"no held-out set: no {history.metric_name} curve", ha="center", va="center")
-    right.set_xlabel("epoch")
-    if title:
-        fig.suptitle(show(title), parse_math=False)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": f"symprop {__version__}"})
-    return buffer.getvalue()
-
-
-def save_plot(path: str | Path, history: History, title: str = "", loss_label: str = "loss") -> None:
-    """Write :func:`render_plot`'s PNG to ``path`` atomically."""
-    data = render_plot(history, title, loss_label)
-    write_atomic_with(Path(path), lambda handle: handle.write(data))
-
-
 __all__ = [
+    "Defaults",
     "Diverged",
+    "Failed",
     "History",
     "Prepared",
     "Progress",
@@ -1335,18 +428,29 @@ __all__ = [
     "TrainArgs",
     "TrainError",
     "accuracy",
+    "balanced_weights",
     "check_engine_options",
+    "chosen",
+    "class_codes",
     "commit",
+    "confusion",
     "data_inputs",
+    "defaults_for",
     "ensure_module",
     "fold_standardization",
     "fold_targets",
+    "header",
     "load_generated",
+    "metrics_bytes",
+    "module_from_source",
+    "per_class_scores",
     "plot_available",
     "prepare_module",
     "product_outputs",
     "r2_score",
     "render_plot",
+    "run",
+    "run_args",
     "save_plot",
     "sayer",
     "train",

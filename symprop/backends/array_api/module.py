@@ -19,7 +19,6 @@ from symprop.ir.program import (
     LAYER_VALUES,
     WEIGHTS,
     AddBias,
-    Function,
     Map,
     MatMul,
     N,
@@ -31,6 +30,7 @@ from symprop.ir.program import (
 
 class ArrayApi(WholeArrays):
     mode = "array-api"
+    target = "array-api"
     context = "xp, "
     docs: Mapping[str, str] = MappingProxyType(
         {
@@ -72,16 +72,12 @@ class ArrayApi(WholeArrays):
     def reduce(self, s: Reduce, p: ArrayPrinter) -> str:
         return self.reduction(s, p, "xp")
 
-    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
-        first = p.name(f.returns[0].symbol)
-        if f.name in ("forward", "loss"):
-            return [], first
-        grads = ", ".join(f'"{v.param.label}": {p.name(v.symbol)}' for v in f.returns[1:])
-        return [Line(f"grads = {{{grads}}}")], f"{first}, grads"
+    def cost(self, name: str) -> str:
+        return name  # a 0-d array of the inputs' namespace (float() would leave the device)
 
 
 def render_array_api(program: Program) -> str:
-    return render(program, ArrayApi(program), folder="array_api")
+    return render(program, ArrayApi(program))
 
 
 __all__ = ["ArrayApi", "render_array_api"]

@@ -18,19 +18,14 @@ from collections.abc import Mapping
 
 import sympy as sp
 
-from symprop.backends.numpy.printer import HELPERS, ArrayPrinter, nan_guard
-from symprop.symbolic.functions import Clip01, Relu, Sigmoid, Softplus
+from symprop.backends.numpy.printer import ArrayPrinter, nan_guard
+from symprop.symbolic.functions import Relu, Softplus
 
 
 class XpPrinter(ArrayPrinter):
     def __init__(self, names: Mapping[sp.Symbol, str], module: str = "xp") -> None:
         super().__init__(names, module)
-
-    def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return f"{self.helper(HELPERS[Sigmoid])}({self.module}, {self._print(expr.args[0])})"
-
-    def _print_Clip01(self, expr: Clip01) -> str:
-        return f"{self.helper(HELPERS[Clip01])}({self.module}, {self._print(expr.args[0])})"
+        self.helper_args = (module,)  # the module's helpers take the namespace: _sigmoid(xp, x)
 
     def _print_Relu(self, expr: Relu) -> str:
         return f"{self.fn('clip')}({self._print(expr.args[0])}, min=0.0)"

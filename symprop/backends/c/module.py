@@ -20,7 +20,8 @@ once at the end, as NumPy's ``np.sum(...) / n``.
 
 Workspace: every per-sample vector gets a slot in ``work``; slots are reused once a vector
 is dead, an elementwise map writes in place of an input it reads for the last time, and an
-identity map (``A = Z``) shares its input's slot.  The layout is computed per function;
+identity map (``A = Z``) shares its input's slot.  The layout and the fusions are the IR's
+(:func:`symprop.ir.memory.sample_layout`, :func:`symprop.ir.memory.fuse`), per function;
 ``WORK_SIZE`` is the largest.
 """
 
@@ -29,15 +30,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 
-from symprop import __version__
 from symprop.backends.c.printer import REALS, CPrinter, helper_source, helpers_used
-from symprop.backends.templating import environment
+from symprop.backends.templating import Header, environment, header_fields
+from symprop.ir.memory import Slot, Step, expr_width, fuse, sample_layout
 from symprop.ir.program import (
-    LAYER_VALUES,
     AddBias,
     Axis,
     Function,
@@ -51,8 +51,6 @@ from symprop.ir.program import (
     Reduce,
     ReduceOp,
     Statement,
-    Var,
-    reads,
 )
 from symprop.spec import Spec, SpecError
 
@@ -229,23 +227,18 @@ def check_comment_safe(source: str) -> str:
 
 
 @dataclass(frozen=True)
-class Slot:
-    """One named vector of ``work`` (a variable of the layer program for one sample)."""
-
-    name: str
-    offset: int
-    size: int
-    shares: str = ""  # the variable whose slot it reuses, for the comment
-    made: int = 0  # the step that writes it (listing order within a slot)
-
-
-@dataclass(frozen=True)
-class Block:
-    """A C function: signature, checks, declarations and body, as lines (structure for templates)."""
+class CFunction:
+    """A function of the C source, as the header declares it: name, signature, doc lines."""
 
     name: str
     signature: str
     doc: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Block(CFunction):
+    """A function of the layer program: checks, declarations and body, as lines (structure for templates)."""
+
     checks: tuple[str, ...]
     pointers: tuple[str, ...]
     before: tuple[str, ...]  # before the loop over samples
@@ -257,12 +250,9 @@ class Block:
 
 
 @dataclass(frozen=True)
-class KitFunction:
-    """A function of the on-device kit (init, optimizers): its doc, signature and body lines."""
+class KitFunction(CFunction):
+    """A function of the on-device kit (init, optimizers): its body lines."""
 
-    name: str
-    signature: str
-    doc: tuple[str, ...]
     body: tuple[str, ...]
 
 
@@ -281,29 +271,18 @@ class ArrayInfo:
 
 
 @dataclass(frozen=True)
-class CContext:
+class CContext(Header):
     """Everything the C templates need; plain data only."""
 
-    name: str
     upper: str
     real: str
     real_bytes: int
-    version: str
-    spec_hash: str
-    sizes_text: str
-    activations_text: str
-    loss: str
-    inputs: int
-    outputs: int
-    n_params: int
     work_size: int
     min_work: int
     params: tuple[ArrayInfo, ...]
-    spec_lines: tuple[str, ...]
     helpers: tuple[str, ...]
     functions: tuple[Block, ...]
     guard: str = ""
-    layer_sizes: tuple[int, ...] = ()
     logits: bool = False
     training: bool = True
     blocked: bool = False  # float: the batch sums accumulate in blocks of ceil(sqrt(n)) samples
@@ -320,49 +299,12 @@ class CContext:
         return (2 * self.n_params + self.min_work) * self.real_bytes
 
 
-@dataclass
-class _Arena:
-    """First-fit allocation of vectors in ``work``; freed slots merge with their neighbours."""
-
-    free: list[tuple[int, int]] = field(default_factory=list)  # (offset, size), sorted
-    top: int = 0
-
-    def take(self, size: int) -> int:
-        fits = [(s, o) for o, s in self.free if s >= size]
-        if fits:
-            s, o = min(fits)
-            self.free.remove((o, s))
-            if s > size:
-                self.free.append((o + size, s - size))
-                self.free.sort()
-            return o
-        if self.free and self.free[-1][0] + self.free[-1][1] == self.top:
-            o, s = self.free.pop()
-            self.top = o + size
-            return o
-        o, self.top = self.top, self.top + size
-        return o
-
-    def give(self, offset: int, size: int) -> None:
-        self.free.append((offset, size))
-        self.free.sort()
-        merged: list[tuple[int, int]] = []
-        for o, s in self.free:
-            if merged and merged[-1][0] + merged[-1][1] == o:
-                merged[-1] = (merged[-1][0], merged[-1][1] + s)
-            else:
-                merged.append((o, s))
-        self.free = merged
-
-
 @dataclass(frozen=True)
-class _Step:
-    """One per-sample statement, with the arrays it reads elementwise and as a whole."""
+class _Step(Step):
+    """A step of the C loop: a fused step of the IR (:func:`symprop.ir.memory.fuse`), and whether
+    it runs once after the loop over samples (the cost from its sums)."""
 
-    stmt: Statement
-    bias: Var | None = None
-    fused: Map | None = None  # G = D W fused with the δ map after it
-    post: bool = False  # runs once after the loop over samples (the cost from its sums)
+    post: bool = False
 
 
 class _Builder:
@@ -374,7 +316,6 @@ class _Builder:
         self.first = False  # printing the peeled first sample (gradient written with =)
         self.real = f"{self.spec.name}_real"
         self.upper = self.spec.name.upper()
-        self.x, self.y = Var("X", Kind.INPUT), Var("Y", Kind.TARGET)
         self.declared_after: set[str] = set()  # costs declared after the loop (per function)
         self.kinds: dict[sp.Symbol, Kind] = {N.symbol: Kind.COUNT}
         for v in program.params:
@@ -388,53 +329,11 @@ class _Builder:
             self.offsets[name] = offset
             offset += shape[0] * (shape[1] if len(shape) > 1 else 1)
 
-    # ---------------------------------------------------------------- shapes --
-    def width(self, v: Var, widths: Mapping[sp.Symbol, int]) -> int:
-        if v.kind is Kind.INPUT:
-            return self.spec.inputs
-        if v.kind is Kind.TARGET:
-            return self.spec.outputs
-        if v.kind in LAYER_VALUES:
-            return self.spec.layer_sizes[v.layer]
-        return widths.get(v.symbol, 0)
-
-    def expr_width(self, expr: sp.Expr, widths: Mapping[sp.Symbol, int]) -> int:
-        found = {widths[s] for s in expr.free_symbols if widths.get(s, 0) > 0}
-        if len(found) > 1:
-            raise ValueError(f"cannot print {expr} per sample: its arrays have widths {sorted(found)}")
-        return found.pop() if found else 0
-
     # ----------------------------------------------------------------- steps --
     def steps(self, f: Function) -> list[_Step]:
-        body = list(f.body)
-        reads: dict[sp.Symbol, int] = {}
-        for s in body:
-            for sym in _reads(s):
-                reads[sym] = reads.get(sym, 0) + 1
-        out: list[_Step] = []
-        k = 0
-        while k < len(body):
-            s = body[k]
-            nxt = body[k + 1] if k + 1 < len(body) else None
-            if isinstance(s, AddBias):
-                raise ValueError("a bias without its product")
-            if isinstance(s, MatMul) and s.out.kind is Kind.Z:
-                bias = nxt.bias if isinstance(nxt, AddBias) and nxt.out == s.out else None
-                out.append(_Step(s, bias=bias))
-                k += 2 if bias is not None else 1
-                continue
-            if (
-                isinstance(s, MatMul)
-                and s.out.kind is Kind.UPSTREAM
-                and isinstance(nxt, Map)
-                and s.out.symbol in nxt.expr.free_symbols
-                and reads.get(s.out.symbol, 0) == 1
-            ):
-                out.append(_Step(s, fused=nxt))
-                k += 2
-                continue
-            out.append(_Step(s, post=self.once(s)))
-            k += 1
+        out = [_Step(st.stmt, st.bias, st.fused, post=self.once(st.stmt)) for st in fuse(f.body)]
+        if any(isinstance(st.stmt, AddBias) for st in out):
+            raise ValueError("a bias without its product")
         return out
 
     def once(self, s: Statement) -> bool:
@@ -446,104 +345,18 @@ class _Builder:
             return False
         return all(self.kinds.get(sym) in BATCH_KINDS for sym in s.expr.free_symbols)
 
-    # ---------------------------------------------------------------- memory --
-    def layout(self, steps: Sequence[_Step], returns: Sequence[Var]) -> tuple[dict[sp.Symbol, Slot], int]:
-        """Slots of the work vectors: liveness over the per-sample steps, reuse, in place."""
-        widths: dict[sp.Symbol, int] = {self.x.symbol: self.spec.inputs, self.y.symbol: self.spec.outputs}
-        alias: dict[sp.Symbol, sp.Symbol] = {}
-        defs: dict[sp.Symbol, int] = {}
-        last: dict[sp.Symbol, int] = {}
-        kinds: dict[sp.Symbol, Var] = {}
-        made: dict[sp.Symbol, int] = {}
-
-        def root(sym: sp.Symbol) -> sp.Symbol:
-            while sym in alias:
-                sym = alias[sym]
-            return sym
-
-        inplace_ok: dict[int, set[sp.Symbol]] = {}
-        for pos, st in enumerate(steps):
-            if st.post:
-                continue
-            s = st.stmt
-            for sym in _reads(s) | (_reads(st.fused) if st.fused else frozenset()):
-                if sym in widths or root(sym) in widths:
-                    last[root(sym)] = pos
-            target = st.fused.out if st.fused else s.out
-            if isinstance(s, Reduce) or target.kind in (Kind.COST, Kind.GRAD_W, Kind.GRAD_B):
-                continue
-            if isinstance(s, MatMul) and st.fused is None and s.out.kind is Kind.GRAD_W:
-                continue
-            w = self.width(target, widths)
-            if isinstance(s, Map) and target.kind not in LAYER_VALUES:
-                w = self.expr_width(s.expr, widths)
-            if w == 0:
-                continue  # a per-sample scalar: a local variable
-            widths[target.symbol] = w
-            kinds[target.symbol] = target
-            made[target.symbol] = pos
-            if isinstance(s, Map) and isinstance(s.expr, sp.Symbol) and widths.get(s.expr, 0) == w:
-                alias[target.symbol] = root(s.expr)
-                continue
-            defs[target.symbol] = pos
-            last.setdefault(target.symbol, pos)
-            if isinstance(s, Map):
-                inplace_ok[pos] = {root(x) for x in s.expr.free_symbols if widths.get(root(x), 0) == w}
-            elif st.fused is not None:
-                inplace_ok[pos] = {
-                    root(x) for x in st.fused.expr.free_symbols - {s.out.symbol} if widths.get(root(x), 0) == w
-                }
-        for v in returns:
-            if v.symbol in widths:
-                last[root(v.symbol)] = len(steps)
-        arena = _Arena()
-        slots: dict[sp.Symbol, Slot] = {}
-        order = sorted(defs, key=lambda sym: defs[sym])
-        by_pos: dict[int, list[sp.Symbol]] = {}
-        for sym in order:
-            by_pos.setdefault(defs[sym], []).append(sym)
-        dying: dict[int, list[sp.Symbol]] = {}
-        for sym in defs:
-            dying.setdefault(last[sym], []).append(sym)
-        held: set[sp.Symbol] = set()
-        for pos in range(len(steps) + 1):
-            taken_inplace: set[sp.Symbol] = set()
-            for sym in by_pos.get(pos, []):
-                w = widths[sym]
-                reuse = [
-                    x
-                    for x in sorted(inplace_ok.get(pos, set()), key=str)
-                    if x in held and last[x] == pos and slots[x].size == w and x not in taken_inplace
-                ]
-                if reuse:
-                    x = reuse[0]
-                    taken_inplace.add(x)
-                    held.discard(x)
-                    slots[sym] = Slot(sym.name, slots[x].offset, w, slots[x].name, pos)
-                else:
-                    slots[sym] = Slot(sym.name, arena.take(w), w, made=pos)
-                held.add(sym)
-            for sym in dying.get(pos, []):
-                if sym in held and sym not in taken_inplace:
-                    held.discard(sym)
-                    arena.give(slots[sym].offset, slots[sym].size)
-        for sym, target in alias.items():
-            r = root(target)
-            slots[sym] = Slot(sym.name, slots[r].offset, slots[r].size, r.name, made[sym])
-        return slots, arena.top
-
     # ----------------------------------------------------------------- print --
     def block(self, f: Function) -> Block:
         steps = self.steps(f)
         returns = f.returns if f.name == "forward" else ()
-        slots, size = self.layout(steps, returns)
+        layout = sample_layout(self.spec, steps, returns)
+        slots, size = layout.slots, layout.size
         gsum: Slot | None = None
         if f.name != "forward" and self.blocked:
             gsum = Slot("gsum", size, self.spec.n_params, made=len(steps) + 1)
             size += self.spec.n_params
         loop_end: list[str] = []
-        widths = {sym: s.size for sym, s in slots.items()}
-        widths[self.x.symbol], widths[self.y.symbol] = self.spec.inputs, self.spec.outputs
+        widths = layout.widths
         scalars: dict[str, None] = {}
         accum: dict[str, None] = {}
         self.declared_after = set()
@@ -742,7 +555,7 @@ class _Builder:
                 *each("j", w, lambda j: f"{out}[{j}] = {p.code(expr, self.names(widths, j))};"),
             ]
         if isinstance(s, Reduce):
-            w = self.expr_width(s.expr, widths)
+            w = expr_width(s.expr, widths)
 
             def code_at(j: str, expr: sp.Expr = s.expr) -> str:
                 return p.code(per_sample(expr), self.names(widths, j))
@@ -1045,10 +858,6 @@ def kit_functions(spec: Spec, real_type: str) -> tuple[KitFunction, ...]:
     )
 
 
-def _reads(s: Statement | None) -> frozenset[sp.Symbol]:
-    return frozenset() if s is None else reads(s)
-
-
 def _names_in(lines: Sequence[str]) -> frozenset[str]:
     """The identifiers a function's code uses (not in its ``/* */`` comments, not after a ``.``):
     which pointers, ``rn`` and ``Y`` to declare.  The statements are written by many methods
@@ -1080,26 +889,16 @@ def build(program: Program, real_type: str = "double") -> CContext:
         helpers += [SPLITMIX, uniform_helper(real_type, real_name)]
     blocked = training and b.blocked
     return CContext(
-        name=spec.name,
+        **header_fields(program, c_comment),
         upper=spec.name.upper(),
         real=real_type,
         real_bytes=4 if real_type == "float" else 8,
-        version=__version__,
-        spec_hash=spec.hash(),
-        sizes_text="-".join(map(str, spec.layer_sizes)),
-        activations_text=c_comment(" -> ".join(layer.label for layer in program.layers)),
-        loss=c_comment(spec.loss),
-        inputs=spec.inputs,
-        outputs=spec.outputs,
-        n_params=spec.n_params,
         work_size=max(1, *(blk.work_size for blk in blocks)),
         min_work=(2 if training else 1) * sum(spec.layer_sizes[1:]) + (spec.n_params if blocked else 0),
         params=params,
-        spec_lines=tuple(c_comment(line) for line in spec.to_toml().rstrip("\n").split("\n")),
         helpers=tuple(helpers),
         functions=blocks,
         guard=f"SYMPROP_{spec.name.upper()}_{spec.hash().upper()}_H",
-        layer_sizes=tuple(spec.layer_sizes),
         logits=spec.loss == "softmax_ce",
         training=training,
         blocked=blocked,

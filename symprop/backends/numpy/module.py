@@ -7,7 +7,7 @@ backend supplies a :class:`Style`: how variables are named and how each statemen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,7 +16,8 @@ import sympy as sp
 from symprop.backends.numpy.printer import ArrayPrinter, helpers_in
 from symprop.backends.templating import FunctionCode, Line, ModuleContext, module_context, render_python
 from symprop.ir import program as ir
-from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Role, Statement, Var, reads
+from symprop.ir.memory import forward_values, shared_forward, symbols_read
+from symprop.ir.program import Function, Kind, LinearSum, MatMul, N, Program, Reduce, Statement, Var
 
 DOCS = {
     "forward": "Network output for a batch X of shape (n, {inputs}); returns shape (n, {outputs}).",
@@ -38,6 +39,7 @@ class Style(Protocol):
     """One backend's naming and printing of statements."""
 
     mode: str
+    target: str  # the runtime, as in BACKENDS: "numpy" or "array-api" (the templates' one switch)
     context: str  # what _prepare returns before params, X, Y and _forward takes first ("" or "xp, ")
     docs: Mapping[str, str]  # docstrings that differ from DOCS
 
@@ -60,23 +62,12 @@ class Split:
     own: tuple[Statement, ...]
 
 
-def symbols_read(statements: Iterable[Statement]) -> set[sp.Symbol]:
-    return {sym for s in statements for sym in reads(s)}
-
-
-def _split(f: Function, forward: Sequence[Statement]) -> Split:
-    own = f.body[len(forward) :]
-    if tuple(f.body[: len(forward)]) != tuple(forward):
-        raise ValueError(f"{f.name} does not start with the forward pass")
-    needed = symbols_read(own) | {v.symbol for v in f.returns}
-    return Split(tuple(dict.fromkeys(s.out for s in forward if s.out.symbol in needed)), own)
-
-
 def functions(program: Program, style: Style) -> tuple[tuple[FunctionCode, ...], tuple[str, ...]]:
     """The module's functions (``_forward`` first) and the helpers they call."""
     p = style.printer(program)
-    forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
-    splits = {f.name: _split(f, forward) for f in program.functions}
+    forward = shared_forward(program)
+    takes_of = forward_values(program)  # what each function needs of the forward pass (the IR's liveness)
+    splits = {f.name: Split(takes_of[f.name], f.body[len(forward) :]) for f in program.functions}
     takes = {v for split in splits.values() for v in split.takes}
     returned = tuple(dict.fromkeys(s.out for s in forward if s.out in takes))
     body = _lines(forward, style, p)
@@ -153,11 +144,12 @@ def _finish(
     return FunctionCode(name, args, doc, (*head[:1], *binds, *lines, Line(f"return {result}")))
 
 
-def render(program: Program, style: Style, folder: str = "numpy") -> str:
-    """The module: ``templates/<folder>/module.py.jinja`` with the style's functions."""
+def render(program: Program, style: Style) -> str:
+    """The module: ``templates/python/module.py.jinja`` (one template set for every Python target)
+    with the style's functions."""
     funcs, helpers = functions(program, style)
-    m: ModuleContext = module_context(program, style.mode, helpers, funcs)
-    return render_python(f"{folder}/module.py.jinja", f"{folder}/_docstring.txt.jinja", m)
+    m: ModuleContext = module_context(program, style.mode, helpers, funcs, style.target)
+    return render_python("python/module.py.jinja", "python/_docstring.txt.jinja", m)
 
 
 class WholeArrays:
@@ -181,6 +173,20 @@ class WholeArrays:
         else:
             total = f"{xp}.sum({p.code(s.expr)}, axis=0)"
         return scaled(total, s.scale, p)
+
+    def cost(self, name: str) -> str:
+        """How a function returns the cost ``name``: a Python float (the array-API keeps an array)."""
+        return f"float({name})"
+
+    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
+        """``forward``'s output; the cost; or (cost, grads) with ``grads = {"W1": dW1, ...}``."""
+        first = p.name(f.returns[0].symbol)
+        if f.name == "forward":
+            return [], first
+        if f.name == "loss":
+            return [], self.cost(first)
+        grads = ", ".join(f'"{v.param.label}": {p.name(v.symbol)}' for v in f.returns[1:])
+        return [Line(f"grads = {{{grads}}}")], f"{self.cost(first)}, grads"
 
     def matmul(self, s: MatMul, p: ArrayPrinter) -> Line:
         left = p.name(s.left.symbol) + (".T" if s.left_t else "")
@@ -235,5 +241,4 @@ __all__ = [
     "param_name",
     "render",
     "scaled",
-    "symbols_read",
 ]

@@ -53,6 +53,7 @@ class ArrayPrinter(NumPyPrinter):
         self.module = module
         self.needs: set[str] = set()  # names printed so far (the caller empties it per function)
         self.helpers: set[str] = set()  # module helpers called so far (the whole module's)
+        self.helper_args: tuple[str, ...] = ()  # what every helper call passes first
 
     def helper(self, name: str) -> str:
         """``name``, a module helper (``_sigmoid``), recorded as called."""
@@ -100,14 +101,13 @@ class ArrayPrinter(NumPyPrinter):
             return f"1/{self.parenthesize(expr.base, 50)}"
         return str(super()._print_Pow(expr, rational=rational))
 
-    def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return f"{self.helper(HELPERS[Sigmoid])}({self._print(expr.args[0])})"
+    def call_helper(self, expr: sp.Expr) -> str:
+        """``_sigmoid(x)``: the module helper of ``expr``'s function, recorded as called, with the
+        arguments every helper takes first (:attr:`helper_args`: the array-API's namespace)."""
+        args = (*self.helper_args, *(self._print(a) for a in expr.args))
+        return f"{self.helper(HELPERS[type(expr)])}({', '.join(args)})"
 
-    def _print_Clip01(self, expr: Clip01) -> str:
-        return f"{self.helper(HELPERS[Clip01])}({self._print(expr.args[0])})"
-
-    def _print_LogSumExp(self, expr: LogSumExp) -> str:
-        return f"{self.helper(HELPERS[LogSumExp])}({', '.join(self._print(a) for a in expr.args)})"
+    _print_Sigmoid = _print_Clip01 = _print_LogSumExp = call_helper
 
     def _print_Softplus(self, expr: Softplus) -> str:
         return f"{self.fn('logaddexp')}(0.0, {self._print(expr.args[0])})"

@@ -13,9 +13,10 @@ from types import MappingProxyType
 import numpy as np
 import sympy as sp
 
-from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled, symbols_read
+from symprop.backends.numpy.module import is_entry, linear_sum_code, param_key, param_name, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
+from symprop.ir.memory import symbols_read
 from symprop.ir.program import (
     WEIGHTS,
     Function,
@@ -36,6 +37,7 @@ MAX_PARAMS = 10_000  # larger unrolled modules take long to generate and add not
 
 class Unrolled:
     mode = "unrolled"
+    target = "numpy"
     context = ""
     docs: Mapping[str, str] = MappingProxyType({})
 

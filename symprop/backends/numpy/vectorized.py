@@ -8,7 +8,6 @@ masks multiply as comparisons (``D1 *= (Z1 > 0)``): fewer passes and no temporar
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -18,22 +17,19 @@ from symprop.backends.numpy.module import WholeArrays, render
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
 from symprop.ir.forms import split_masks
+from symprop.ir.memory import computed_into, overwritable
 from symprop.ir.program import (
     LAYER_VALUES,
     WEIGHTS,
     AddBias,
     Axis,
-    Function,
-    Kind,
     Map,
     MatMul,
     N,
     Program,
     Reduce,
-    Role,
     Statement,
     Var,
-    reads,
 )
 from symprop.symbolic.functions import Relu, Sigmoid, Softplus
 
@@ -43,41 +39,16 @@ UFUNCS = (Sigmoid, Relu, Softplus, sp.tanh, sp.exp, sp.sin, sp.cos, sp.Abs)
 
 class Vectorized(WholeArrays):
     mode = "vectorized"
+    target = "numpy"
     context = ""
     docs: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, program: Program) -> None:
         self.spec = program.spec
-        # G (the error sent down, D W) lives in the buffer of the δ it becomes
-        # (only when the δ statement is its one reader: a Hessian-vector product reads G again)
-        # (one pass over the statements: counting per δ was quadratic in the number of layers)
-        upstream = {s.out.symbol for s in program.statements() if s.out.kind is Kind.UPSTREAM}
-        readers: Counter[sp.Symbol] = Counter()  # statements reading each G, over all functions
-        functions_reading: Counter[sp.Symbol] = Counter()  # functions reading each G
-        for f in program.functions:
-            here = Counter(sym for s in f.body for sym in reads(s) if sym in upstream)
-            readers.update(here)
-            functions_reading.update(here.keys())
-        self.alias: dict[sp.Symbol, str] = {
-            sym: s.out.name
-            for s in program.statements()
-            if isinstance(s, Map) and s.out.kind is Kind.DELTA
-            for sym in s.expr.free_symbols & upstream
-            if readers[sym] == functions_reading[sym]
-        }
-
-        # pre-activations that nothing reads after their activation (f' is in terms of a): the
-        # activation may overwrite them
-        forward = [s for s in program.function("forward").body if s.role is Role.FORWARD]
-        later = [s for f in program.functions for s in f.body[len(forward) :]]
-        read = {sym for s in later for sym in reads(s)} | {v.symbol for f in program.functions for v in f.returns}
-        last_read = {sym: k for k, s in enumerate(forward) for sym in reads(s)}  # the last forward reader
-        self.dead_after_forward: set[sp.Symbol] = set()
-        for k, s in enumerate(forward):
-            if isinstance(s, Map) and s.out.kind is Kind.A:
-                z = s.expr.args[0] if s.expr.args else None
-                if isinstance(z, sp.Symbol) and z not in read and last_read.get(z, -1) <= k:
-                    self.dead_after_forward.add(z)
+        # G (the error sent down, D W) lives in the buffer of the δ it becomes; an activation
+        # overwrites its pre-activation when nothing reads it later (both decided by the IR)
+        self.alias: dict[sp.Symbol, str] = {g: d.name for g, d in computed_into(program).items()}
+        self.dead_after_forward = overwritable(program)
 
     def printer(self, program: Program) -> ArrayPrinter:
         return ArrayPrinter(self.alias, "np")
@@ -150,15 +121,6 @@ class Vectorized(WholeArrays):
         ):
             return self.reduction(s, p, "np", f"np.vdot({', '.join(p.name(f) for f in factors)})")
         return self.reduction(s, p, "np")
-
-    def outputs(self, f: Function, p: ArrayPrinter) -> tuple[list[Line], str]:
-        if f.name == "forward":
-            return [], self.name(f.returns[0], p)
-        cost = f"float({self.name(f.returns[0], p)})"
-        if f.name == "loss":
-            return [], cost
-        grads = ", ".join(f'"{v.param.label}": {self.name(v, p)}' for v in f.returns[1:])
-        return [Line(f"grads = {{{grads}}}")], f"{cost}, grads"
 
 
 def render_vectorized(program: Program) -> str:
