@@ -60,7 +60,7 @@ from symprop.ir.backprop import derive
 from symprop.ir.names import ParamRef, weight
 from symprop.ir.notes import Act, Deriv, Note, Op, Part, Partial, Ref, note, ref
 from symprop.ir.notes import C as C_REF
-from symprop.ir.program import AddBias, Kind, Map, MatMul, Program, Reduce, Role, Var
+from symprop.ir.program import AddBias, Kind, Map, MatMul, N, Program, Reduce, Role, Var
 from symprop.ir.second_order import with_hvp
 from symprop.spec import Spec, validate
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
@@ -589,7 +589,13 @@ def second_order(spec: Spec, symbolic_params: bool = False) -> Explanation:
             vector.append(note(_named(s.out), Op.PLUS_EQ, _named(s.bias)))
             continue
         if isinstance(s, Map | Reduce):
-            eq = Equation(s.out.name, s.expr, note="summed over the batch" if isinstance(s, Reduce) else "")
+            named = {v: Ref(v.name, Kind.TEMP) for v in s.expr.free_symbols if v != N.symbol}  # upright names
+            eq = Equation(
+                s.out.name,
+                s.expr.xreplace(named),
+                (_named(s.out),),
+                note="summed over the batch" if isinstance(s, Reduce) else "",
+            )
             (backward if seen_backward else forward).append(eq)
     intro = (
         "H V by forward-over-reverse (Pearlmutter's R-operator): R(v) = d/dt v(params + t V) at t = 0, "

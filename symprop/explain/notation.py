@@ -576,6 +576,9 @@ class LatexNotation(LatexPrinter):
             parts = ref_parts(expr, self._settings["scalar"])
             if parts is not None:
                 return _latex_parts(parts)
+            if expr.kind is Kind.TEMP:  # a variable of the code by its name (RZ1, W1^T), upright
+                name = expr.name.removesuffix("^T").replace("_", r"\_")
+                return rf"\mathrm{{{name}}}" + (r"^{\top}" if expr.transposed else "")
         elif expr.name in _GREEK_LATEX:
             return _GREEK_LATEX[expr.name]
         elif expr.name in _BOUNDS:

@@ -22,6 +22,11 @@ from symprop.ir.unroll import unroll
 from symprop.spec import Spec
 
 
+def sym(name: str) -> sp.Symbol:
+    """A real symbol by name (the naive oracle's symbols; explain itself uses references)."""
+    return sp.Symbol(name, real=True)
+
+
 def linear_sum(terms: list[sp.Expr]) -> sp.Expr:
     """Σ of terms in the given order, without SymPy's canonicalisation (fast for wide layers)."""
     return terms[0] if len(terms) == 1 else sp.Add(*terms, evaluate=False)
@@ -193,4 +198,4 @@ class UnitView:
         return sp.Matrix([ref(Kind.BIAS, l, j + 1) for j in range(self.spec.param_shapes[bias(l)][0])])
 
 
-__all__ = ["Gradient", "UnitView", "linear_sum"]
+__all__ = ["Gradient", "UnitView", "linear_sum", "sym"]
