@@ -100,7 +100,8 @@ def test_report_with_params_shows_the_chain_rule_product() -> None:
     assert "By the chain rule, in the paper" in page and "in inputs, targets and parameters" in page
     product = chain_product(parse_entry("W1[1,1]", spec), 2, False)
     assert product.text() == "dC_k/dW1_1_1 = dz1_1/dW1_1_1 * da1_1/dz1_1 * dC_k/da1_1 = x1 * f1'(z1_1) * dC_k/da1_1"
-    assert product.mathml() in page
+    # one unit per layer: the page shows the same product in the scalar view (w1, x, no unit index)
+    assert chain_product(parse_entry("W1[1,1]", spec), 2, False, scalar=True).mathml() in page
 
 
 def test_spec_text_is_escaped(tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def test_parameter_names() -> None:
 
 def test_whole_chain_product() -> None:
     text = explain(CHAIN, param="W1")
-    assert "dC_k/dW1 = x * f1'(z1) * W2 * f2'(z2) * W3 * f3'(z3) * dC_k/da3" in text
+    assert "dC_k/dw1 = x * f1'(z1) * w2 * f2'(z2) * w3 * f3'(z3) * dC_k/da3" in text  # in scalars
     wide = explain(spec_for("tanh", "mse", (2, 3, 1)), param="W1[2,1]")
     assert "dC_k/dW1_2_1 = x1 * f1'(z1_2) * W2_1_2 * f2'(z2_1) * dC_k/da2_1" in wide
     assert "one highlighted path" in wide

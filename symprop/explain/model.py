@@ -457,25 +457,25 @@ def parameter(
         return Explanation(spec, note(lhs, ", expanded"), (written, *warnings), (section,))
     factors = (g.delta,) if g.activation is None else (g.delta, g.activation)
     top = Equation(name, g.per_sample, (lhs,), text=note(lhs, Op.EQ, g.per_sample), note=batch, factors=factors)
-    product = chain_product(e, len(spec.layers), spec.loss == "softmax_ce")
+    scalar = is_scalar_chain(spec)  # one unit per layer: the scalar view (w1, z1, no unit index)
+    product = chain_product(e, len(spec.layers), spec.loss == "softmax_ce", scalar=scalar)
     needed = _closure(g.per_sample, d.defs)
-    backward = [_compact_equation(d, s) for s in _backward_order(d) if s in needed]
-    forward = [Equation(s.name, d.defs[s]) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
+    backward = [_compact_equation(d, s, is_scalar_chain(spec)) for s in _backward_order(d) if s in needed]
+    forward = [Equation(s.name, d.defs[s], (s,)) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
     sizes = spec.layer_sizes
     whole = whole_chain(e, sizes, spec.loss == "softmax_ce")
     notes = (WHOLE_CHAIN_SCALAR if all(s == 1 for s in sizes) else WHOLE_CHAIN_PATH,)
-    sections = [Section(note(lhs, ", per sample"), (top,), (product, whole), notes, layer=e.layer)]
+    sections = [Section(note(lhs, ", per sample"), (top,), (product, whole), notes, e.layer, scalar)]
     if backward:
-        sections.append(
-            Section("Backpropagated errors (chain rule, from this layer up to the output)", tuple(backward))
-        )
+        title = "Backpropagated errors (chain rule, from this layer up to the output)"
+        sections.append(Section(title, tuple(backward), scalar=scalar))
     if forward:
-        sections.append(Section("Forward pass (the z and a used above)", tuple(forward)))
+        sections.append(Section("Forward pass (the z and a used above)", tuple(forward), scalar=scalar))
     intro = (
         note(_entry_ref(e), f" is the {_describe_param(e)}; indices are 1-based."),
         "Compact form: over the z, a and δ symbols, each defined below (same formulas as the module's comments).",
     )
-    return Explanation(spec, note(lhs), intro + warnings, tuple(sections))
+    return Explanation(spec, note(lhs), intro + warnings, tuple(sections), scalar=scalar)
 
 
 def _describe_param(e: Entry) -> str:
@@ -499,7 +499,7 @@ def _backward_order(d: UnitView) -> list[sp.Symbol]:
     return [s for *_, s in sorted(out, key=lambda t: t[:3])]
 
 
-def _compact_equation(d: UnitView, s: sp.Symbol) -> Equation:
+def _compact_equation(d: UnitView, s: sp.Symbol, scalar: bool = False) -> Equation:
     if d.kind(s) is Kind.DELTA:
         factors = (d.local(s), d.upstream[s]) if s in d.upstream else ()
         l, j = d.layer_unit(s)
@@ -507,10 +507,11 @@ def _compact_equation(d: UnitView, s: sp.Symbol) -> Equation:
             s.name,
             d.defs[s],
             (s, Partial(C_K, ref(Kind.Z, l, j))),
-            text=d.delta_text(s),
+            text=d.delta_text(s, typed=scalar),
             factors=factors,
         )
-    return Equation(s.name, d.defs[s], (s,), note="sum over the units of the layer above")
+    words = "the error sent down from the layer above" if scalar else "sum over the units of the layer above"
+    return Equation(s.name, d.defs[s], (s,), note=words)
 
 
 def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
@@ -759,7 +760,7 @@ def render(ex: Explanation, fmt: str = "text", digits: int = DEFAULT_DIGITS, sta
 
 def _render_text(ex: Explanation, printers: Printers) -> str:
     intro = [note_text(line, ex.printers) for line in ex.intro]
-    out = [f"{note_text(ex.title)}: {note_text(ex.heading)}", *intro, *notation_legend(ex)]
+    out = [f"{note_text(ex.title)}: {note_text(ex.heading, ex.printers)}", *intro, *notation_legend(ex)]
     for s in ex.sections:
         p = section_printers(s, printers.digits)
         out += ["", note_text(s.title, p) + ":"]

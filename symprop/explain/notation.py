@@ -662,6 +662,11 @@ class LatexNotation(LatexPrinter):
     def _print_Deriv(self, expr: sp.Basic) -> str:
         return rf"\frac{{\partial}}{{\partial {self._print(expr.args[0])}}}"
 
+    def _print_AppliedUndef(self, expr: sp.Basic, exp: str | None = None) -> str:
+        """f(z), softmax(z): a named function of a note (one letter italic, a word upright)."""
+        name = type(expr).__name__
+        return self._call(name if len(name) == 1 else rf"\operatorname{{{name}}}", expr.args, exp)
+
     def _print_Ell(self, expr: sp.Basic, exp: str | None = None) -> str:
         return self._call(r"\ell", expr.args, exp) if expr.args else r"\ell"
 
@@ -1073,22 +1078,23 @@ class Equality:
 
     sides: tuple[tuple[sp.Expr, ...], ...]
     digits: int = DEFAULT_DIGITS
+    scalar: bool = False  # printed in the scalar view (one unit per layer)
 
     def text(self) -> str:
-        p = Printers(self.digits)
+        p = Printers(self.digits, self.scalar)
         return " = ".join(
             p.text(side[0]) if len(side) == 1 else " * ".join(p.text_factor(f) for f in side) for side in self.sides
         )
 
     def latex(self) -> str:
-        p = Printers(self.digits)
+        p = Printers(self.digits, self.scalar)
         return " = ".join(
             p.latex(side[0]) if len(side) == 1 else r" \cdot ".join(p.latex_factor(f) for f in side)
             for side in self.sides
         )
 
     def mathml(self) -> str:
-        p = Printers(self.digits)
+        p = Printers(self.digits, self.scalar)
         dot = "<mo>·</mo>"
         sides = [dot.join(f"<mrow>{p.mathml(f)}</mrow>" for f in side) for side in self.sides]
         return "<mo>=</mo>".join(f"<mrow>{s}</mrow>" for s in sides)
@@ -1098,7 +1104,9 @@ def _unit(kind: Kind, layer: int, *sub: int | str, scalar: bool = False) -> Ref:
     return ref(kind, layer) if scalar else ref(kind, layer, *sub)
 
 
-def chain_product(e: Entry, n_layers: int, softmax_output: bool, digits: int = DEFAULT_DIGITS) -> Equality:
+def chain_product(
+    e: Entry, n_layers: int, softmax_output: bool, digits: int = DEFAULT_DIGITS, scalar: bool = False
+) -> Equality:
     """∂C_k/∂w = ∂z/∂w · ∂a/∂z · ∂C_k/∂a for one parameter ``W2[1,3]`` / ``b1[2]`` (1-based), as in the
     paper, then the factors' values: a^(l-1)_i · f_l'(z^(l)_j) · ∂C_k/∂a^(l)_j.  On a softmax output the
     loss is differentiated in z directly: ∂C_k/∂w = ∂z/∂w · ∂C_k/∂z = a_i · δ_j."""
@@ -1115,7 +1123,7 @@ def chain_product(e: Entry, n_layers: int, softmax_output: bool, digits: int = D
         values = (Act(l, 1, z), ref(Kind.UPSTREAM, l, j))
     if prev is not None:
         values = (prev, *values)
-    return Equality(((Partial(C_K, param),), paper, values), digits)
+    return Equality(((Partial(C_K, param),), paper, values), digits, scalar)
 
 
 def whole_chain(e: Entry, sizes: Sequence[int], softmax_output: bool, digits: int = DEFAULT_DIGITS) -> Equality:
@@ -1143,7 +1151,7 @@ def whole_chain(e: Entry, sizes: Sequence[int], softmax_output: bool, digits: in
             factors.append(Act(k, 1, _unit(Kind.Z, k, unit, scalar=scalar)))
     if not softmax_output:
         factors.append(Partial(C_K, _unit(Kind.A, n, unit, scalar=scalar)))
-    return Equality(((Partial(C_K, param),), tuple(factors)), digits)
+    return Equality(((Partial(C_K, param),), tuple(factors)), digits, scalar)
 
 
 def mathml_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = 70) -> list[str]:

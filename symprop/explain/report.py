@@ -141,12 +141,13 @@ def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = 
     except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
         expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
     entry = parse_entry(label, spec)
-    product = chain_product(entry, len(spec.layers), spec.loss == "softmax_ce", p.digits)
+    lead = Printers(p.digits, compact.scalar)
+    product = chain_product(entry, len(spec.layers), spec.loss == "softmax_ce", p.digits, compact.scalar)
     whole = whole_chain(entry, spec.layer_sizes, spec.loss == "softmax_ce", p.digits)
     label_of_whole = WHOLE_CHAIN_SCALAR if all(n == 1 for n in spec.layer_sizes) else WHOLE_CHAIN_PATH
     out = [
-        f'<section class="param"><h3>{note_html(compact.heading, p)}</h3>',
-        f"<p>{note_html(compact.intro[0], p)} By the chain rule, in the paper's form:</p>",
+        f'<section class="param"><h3>{note_html(compact.heading, lead)}</h3>',
+        f"<p>{note_html(compact.intro[0], lead)} By the chain rule, in the paper's form:</p>",
         f'<div class="eq chain">{math(f"<mrow>{product.mathml()}</mrow>")}</div>',
         f'<div class="eq chain whole">{math(f"<mrow>{whole.mathml()}</mrow>")}</div>',
         f'<p class="note">{esc(label_of_whole.replace("second line", "Second line", 1))}.</p>',

@@ -134,9 +134,13 @@ class UnitView:
         """f'(z) of a hidden δ: its definition divided by the ∂C_k/∂a factor."""
         return sp.Mul(*[f for f in sp.Mul.make_args(self.defs[delta]) if f != self.upstream[delta]])
 
-    def delta_text(self, delta: sp.Symbol) -> Note:
-        """Compact chain-rule formula of one δ as one line of text: the module's comment on it."""
-        return self.notes[delta]
+    def delta_text(self, delta: sp.Symbol, typed: bool = False) -> Note:
+        """Compact chain-rule formula of one δ as one line of text: the module's comment on it
+        (``typed``: over references, for the scalar view, which prints them without unit index)."""
+        note = self.notes[delta]
+        if not typed:
+            return note
+        return Note(tuple(q.xreplace(self._refs) if isinstance(q, sp.Basic) else q for q in note.parts))
 
     def gradient(self, label: str) -> Gradient:
         wanted = label.replace(" ", "")
