@@ -58,7 +58,7 @@ from symprop.explain.worked import render_markdown as render_worked_markdown
 from symprop.explain.worked import render_text as render_worked_text
 from symprop.ir.backprop import derive
 from symprop.ir.names import ParamRef, weight
-from symprop.ir.notes import Act, Deriv, Note, Op, Part, Partial, Ref, note, ref
+from symprop.ir.notes import Act, Deriv, Note, Op, Part, Partial, Ref, note, ref, softmax_cost
 from symprop.ir.notes import C as C_REF
 from symprop.ir.program import AddBias, Kind, Map, MatMul, N, Program, Reduce, Role, Var
 from symprop.ir.second_order import with_hvp
@@ -238,7 +238,7 @@ def _cost_section(program: Program, scalar: bool = False) -> Section:
             y: ref(Kind.TARGET, 0, j) for j, y in enumerate(ys, 1)
         }
         cost = program.output.loss.xreplace(subs)
-        words: Words = "softmax cross-entropy on the logits z: C_k = -Σ_j y_j log softmax(z)_j"
+        words: Words = note("softmax cross-entropy on the logits z: ", *softmax_cost(L))
     else:
         ell = per_unit_loss(spec).xreplace({A: _unit(Kind.A, L, scalar), Y: _unit(Kind.TARGET, 0, scalar)})
         cost = ell if scalar else sp.Sum(ell, (J, 1, spec.outputs))
@@ -252,8 +252,15 @@ def _cost_section(program: Program, scalar: bool = False) -> Section:
                 "C",
                 sp.Symbol("C_mean") + lam / 2 * penalty,
                 (C_REF,),
-                note="C_mean = (1/n) Σ_k C_k; sumsq_Wl = the sum of the squared weights of layer l "
-                "(the L2 penalty (l2/2) Σ_l ‖W_l‖²; biases are not penalised)",
+                note=note(
+                    sp.Symbol("C_mean"),
+                    Op.EQ,
+                    Op.MEAN_K,
+                    C_K,
+                    "; sumsq_Wl is the sum of the squared weights of layer l (the L2 penalty ",
+                    sp.Symbol("l2") / 2 * sp.Symbol("sumsq_Wl"),
+                    "; biases are not penalised)",
+                ),
             )
         )
     return Section("Cost of one sample", tuple(eqs), scalar=scalar)

@@ -48,7 +48,7 @@ from symprop.explain.notation import (
 from symprop.ir.backprop import derive
 from symprop.ir.interpret import run
 from symprop.ir.names import Kind, bias, grad_of, weight
-from symprop.ir.notes import C_K, Note, Op, Ref, note, ref
+from symprop.ir.notes import C_K, Note, Op, Ref, note, ref, softmax_cost
 from symprop.ir.notes import C as C_REF
 from symprop.spec import Spec
 from symprop.symbolic.layer_math import A, Y, Z, per_unit_loss
@@ -320,6 +320,10 @@ def _subst(expr: sp.Expr, values: Mapping[sp.Symbol, float], digits: int) -> sp.
     )
 
 
+def _as_parts(words: str | Note) -> tuple[Any, ...]:
+    return words.parts if isinstance(words, Note) else (words,)
+
+
 def is_scalar_chain(spec: Spec) -> bool:
     """Every layer (and the input) has one unit: the scalar view, no unit indices."""
     return spec.inputs == 1 and all(layer.units == 1 for layer in spec.layers)
@@ -412,9 +416,8 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
             if y[j] != 0:
                 terms.append(("-", (num(y[j], d), sp.log(num(p[j], d)))))
         cost_side: tuple[Term, ...] = tuple(terms)
-        cnote = "softmax cross-entropy: C = −Σ_j y_j log softmax(z)_j, softmax(z) = " + ", ".join(
-            short_float(float(v), d) for v in _capped(p)
-        )
+        shown = ", ".join(short_float(float(v), d) for v in _capped(p))
+        cnote: str | Note = note("softmax cross-entropy: ", *softmax_cost(L, C_REF), f"; here p = {shown}")
     else:
         ell = per_unit_loss(spec)
         terms = []
@@ -432,7 +435,13 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
             Row(C_K, (cost_side, val(w.loss - spec.l2 / 2 * sq))),
             Row(C_REF, ((("", (C_K,)), ("+", (num(spec.l2 / 2, d), num(sq, d)))), val(w.loss))),
         ]
-        cnote += "; the L2 penalty (l2/2)·Σ W² (sum of every squared weight) is added to the batch cost"
+        penalty = sp.Symbol("l2") / 2 * sp.Symbol("sumsq_W")
+        cnote = note(
+            *_as_parts(cnote),
+            "; the L2 penalty ",
+            penalty,
+            " (sumsq_W: every squared weight) is added to the batch cost",
+        )
     out.append(Block("Cost", (cnote,), tuple(rows), scalar))
 
     # backward

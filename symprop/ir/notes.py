@@ -122,6 +122,24 @@ def entry(kind: Kind, layer: int, *index: str | int) -> Ref:
     return Ref(name, kind, layer, subs)
 
 
+def softmax_cost(layer: int | str = 0, costs: sp.Basic | None = None) -> tuple[Part, ...]:
+    """C_k = −Σ_j y_j log p_j, p_j = e^(z_j) / Σ_i e^(z_i): softmax cross-entropy as note parts."""
+    j, i = sp.Symbol("j", integer=True), sp.Symbol("i", integer=True)
+    y_j, z_j, z_i = ref(Kind.TARGET, 0, "j"), ref(Kind.Z, layer, "j"), ref(Kind.Z, layer, "i")
+    p_j = sp.Symbol("p_j", positive=True)
+    k = sp.Symbol("K", integer=True, positive=True)
+    total = -sp.Sum(y_j * sp.log(p_j), (j, 1, k))
+    return (
+        costs if costs is not None else C_K,
+        Op.EQ,
+        total,
+        Op.COMMA,
+        p_j,
+        Op.EQ,
+        sp.exp(z_j) / sp.Sum(sp.exp(z_i), (i, 1, k)),
+    )
+
+
 C = ref(Kind.COST)  # the batch cost
 C_K = ref(Kind.COST, 0, "k")  # the cost of sample k
 N_REF = ref(Kind.COUNT)  # the batch size
@@ -308,4 +326,5 @@ __all__ = [
     "formula",
     "note",
     "ref",
+    "softmax_cost",
 ]
