@@ -816,18 +816,17 @@ class MathMLNotation(MathMLPresentationPrinter):
             lo, op1, s, op2, hi = chain
             ops = {"<": "<", "<=": "≤"}
             return self._row(self._print(lo), self._mo(ops[op1]), self._print(s), self._mo(ops[op2]), self._print(hi))
-        items: list[Element] = []
-        for k, a in enumerate(expr.args):
-            if k:
-                items.append(self._el("mtext", "\u00a0and\u00a0"))
-            items.append(self._print(a))
-        return self._row(*items)
+        return self._joined(expr.args, "and")
 
     def _print_Or(self, expr: sp.Basic) -> Element:
+        return self._joined(expr.args, "or")
+
+    def _joined(self, args: Iterable[sp.Basic], word: str) -> Element:
+        """Conditions joined by a word: ``z > 0 and z < 2``."""
         items: list[Element] = []
-        for k, a in enumerate(expr.args):
+        for k, a in enumerate(args):
             if k:
-                items.append(self._el("mtext", "\u00a0or\u00a0"))
+                items.append(self._el("mtext", f"\u00a0{word}\u00a0"))
             items.append(self._print(a))
         return self._row(*items)
 
