@@ -319,10 +319,16 @@ def _layer_section(program: Program, l: int, scalar: bool = False) -> Section:
     # the scalar view keeps each sample's δ (the batch D = δ/n and the batch means are the intro's)
     vector = [texts["DELTA"].split(Op.SEP)[0] if scalar else texts["DELTA"]]
     if l == L and spec.loss == "softmax_ce":
-        softmax = sp.Symbol(f"softmax{L}_j", real=True)
-        d = out.delta.xreplace({P: softmax, SY: sp.Symbol("sum_y", real=True), Y: y_j})
-        words = f"derived by SymPy: d/dz_j of C_k; softmax{L}_j = exp(z{L}_j) / Σ_i exp(z{L}_i), sum_y = Σ_i y_i"
+        p_j, i = sp.Symbol("p_j", positive=True), sp.Symbol("i", integer=True)
+        targets = sp.Sum(ref(Kind.TARGET, 0, "i"), (i, 1, layer.units))
+        d = out.delta.xreplace({P: p_j, SY: targets, Y: y_j})
+        softmax_j = sp.exp(z_j) / sp.Sum(sp.exp(ref(Kind.Z, L, "i")), (i, 1, layer.units))
+        words = note("derived by SymPy: ", Deriv(z_j), " of ", C_K, "; ", p_j, Op.EQ, softmax_j)
         eqs.append(Equation(delta.name, d, delta_lhs, note=words))
+        # the program's note, read with the softmax and the sum of the targets written out
+        shown = {SY: targets, sp.Symbol(f"softmax{L}", real=True): sp.Function("softmax")(ref(Kind.Z, L))}
+        clauses = [c for c in texts["DELTA"].xreplace(shown).split(Op.COMMA) if len(set(c.split(Op.EQ))) > 1]
+        vector = [_joined(clauses, Op.COMMA)]
         notes.append("softmax and cross-entropy are differentiated together in z: δ = softmax(z) - y for one-hot y")
     elif l == L:
         assert out.dloss_da is not None
@@ -908,6 +914,13 @@ def _render_markdown(ex: Explanation, printers: Printers) -> str:
             if eq.note:
                 out += ["", note_markdown(eq.note, p)]
     return "\n".join(out) + "\n"
+
+
+def _joined(notes: list[Note], op: Op) -> Note:
+    parts: list[Part] = []
+    for k, n in enumerate(notes):
+        parts += [op] * (k > 0) + list(n.parts)
+    return Note(tuple(parts))
 
 
 def _as_note(words: Words) -> Note:

@@ -295,6 +295,10 @@ class Note:
     def is_math(self) -> bool:
         return all(not isinstance(p, str) for p in self.parts)
 
+    def xreplace(self, rule: dict[sp.Basic, sp.Basic]) -> Note:
+        """The same note with ``rule`` applied to its expressions (a display substitution)."""
+        return Note(tuple(p.xreplace(rule) if isinstance(p, sp.Basic) else p for p in self.parts))
+
     def __add__(self, other: Note) -> Note:
         return Note(self.parts + other.parts)
 
