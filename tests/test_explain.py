@@ -211,14 +211,16 @@ def test_textbook_one_neuron_per_layer() -> None:
 
 
 def test_textbook_chain_rule_view() -> None:
-    """The per-layer view shows dC/da2 = 2(a2 − y) and δ2 = σ'(z2) 2(a2 − y) as SymPy derived them."""
+    """The per-layer view shows dC/da2 = 2(a2 − y) and δ2 = σ'(z2) 2(a2 − y) as SymPy derived them;
+    one unit per layer, so in the scalar view (no unit index j)."""
     lines = parse(explain(TEXTBOOK, "sympy"))
-    a, y, aj = sp.symbols("a y_j a2_j")
+    a, y, a2 = sp.symbols("a y a2")
     assert sp.simplify(lines["df2"] - a * (1 - a)) == 0
-    assert lines["dC_da2_j"] == 2 * (aj - y)  # factored, as printed
-    assert sp.simplify(lines["delta2_j"] - aj * (1 - aj) * 2 * (aj - y)) == 0
+    assert lines["dC_da2"] == 2 * (a2 - y)  # factored, as printed
+    assert sp.simplify(lines["delta2"] - a2 * (1 - a2) * 2 * (a2 - y)) == 0
     text = explain(TEXTBOOK, "text")
-    assert "dC_k/da2_j = 2*(a2_j - y_j)" in text and "f2'(z) = " in text
+    assert "dC_k/da2 = 2*(a2 - y)" in text and "f2'(z) = " in text
+    assert "_j" not in text.split("Worked example")[0]  # no unit index in the scalar view
 
 
 # ------------------------------------------------------------- collapse --

@@ -20,6 +20,7 @@ PACKAGE = ROOT / "symprop"
 RANKS = {
     "symbolic.functions": 0,
     "ir.names": 0,  # parameter names (W1, b1, dW1, VW1), spelled once; the spec uses them too
+    "ir.notes": 1,  # notes as math: words, references (kind, layer, units), operators; the ASCII printer
     "symbolic.bounded": 0,  # size and time bounds on SymPy calls that can explode
     "spec.safe_expr": 1,
     "spec.diagram": 1,  # the network drawn as SVG (Jupyter reprs, the report); imports nothing

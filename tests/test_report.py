@@ -20,9 +20,12 @@ import sympy as sp
 
 from symprop.cli import main
 from symprop.emit import render
+from symprop.explain.model import parse_entry
 from symprop.explain.notation import Printers, chain_product, disjoint_cases, legend, short_float, tidy
 from symprop.explain.report import explained, report
 from symprop.explain.worked import compute, problem
+from symprop.ir.notes import ref
+from symprop.ir.program import Kind
 from symprop.spec import Layer, Spec, load_spec
 from symprop.spec.diagram import LayerPicture, drawn_units, network_svg
 from symprop.tools.check import load_module, random_problem
@@ -95,9 +98,10 @@ def test_report_with_params_shows_the_chain_rule_product() -> None:
     page = report(spec, ["W1[1,1]"])
     assert "dC_k/dW1[1,1], expanded" not in page  # headings are the compact one and the expanded section
     assert "By the chain rule, in the paper" in page and "in inputs, targets and parameters" in page
-    product = chain_product("W1[1,1]", 2, False)
+    product = chain_product(parse_entry("W1[1,1]", spec), 2, False)
     assert product.text() == "dC_k/dW1_1_1 = dz1_1/dW1_1_1 * da1_1/dz1_1 * dC_k/da1_1 = x1 * f1'(z1_1) * dC_k/da1_1"
-    assert product.mathml() in page
+    # one unit per layer: the page shows the same product in the scalar view (w1, x, no unit index)
+    assert chain_product(parse_entry("W1[1,1]", spec), 2, False, scalar=True).mathml() in page
 
 
 def test_spec_text_is_escaped(tmp_path: Path) -> None:
@@ -142,7 +146,8 @@ def test_textbook_notation() -> None:
     assert p.text(Relu(z)) == "max(0, z)" and p.text(sp.Heaviside(z, 0)) == "1[z > 0]"
     assert p.text(sp.Heaviside(z, 1)) == "θ(z)" and "θ(0) = 1" in legend([sp.Heaviside(z, 1)])[0]
     assert p.text(Softplus(z)) == "log(1 + exp(z))"
-    assert p.latex(LogSumExp(*sp.symbols("z2_1 z2_2 z2_3"))) == r"\log \sum_{j=1}^{3} e^{z^{(2)}_{j}}"
+    zs = [ref(Kind.Z, 2, j) for j in (1, 2, 3)]  # one layer's z, as references (kind, layer, unit)
+    assert p.latex(LogSumExp(*zs)) == r"\log \sum_{j=1}^{3} e^{z^{(2)}_{j}}"
     assert p.text(sp.Float("0.3333333333333333", 30) * z) == "z/3"
     assert (
         p.text(sp.Float("0.123456789", 30) * z) == "0.123457*z"
@@ -150,9 +155,9 @@ def test_textbook_notation() -> None:
     )
     assert p.text(sp.Float("0.1", 30) * z) == "0.1*z"
     j = sp.Symbol("j", integer=True, positive=True)
-    one = sp.Sum(sp.Symbol("W2_j_i") * sp.Symbol("delta2_j"), (j, 1, 1))
+    one = sp.Sum(ref(Kind.WEIGHT, 2, "j", "i") * ref(Kind.DELTA, 2, "j"), (j, 1, 1))
     assert p.latex(one) == r"W^{(2)}_{1,i} \delta^{(2)}_{1}" and "sum" not in p.latex(one)
-    assert tidy(one) == sp.Symbol("W2_1_i") * sp.Symbol("delta2_1")
+    assert tidy(one) == ref(Kind.WEIGHT, 2, 1, "i") * ref(Kind.DELTA, 2, 1)
 
 
 def test_explain_text_uses_the_notation() -> None:
@@ -161,9 +166,10 @@ def test_explain_text_uses_the_notation() -> None:
     text = explain(load_spec(ROOT / "examples" / "bce_relu.toml"), "text")
     assert "max(0, z)" in text and "1[z > 0]" in text and "1_{z>0} is 1 where z > 0" in text
     assert "Heaviside" not in text and "Relu" not in text and "mean_k" not in text
-    latex = explain(load_spec(ROOT / "examples" / "textbook.toml"), "latex")
-    assert r"\sum_{j=1}^{1}" not in latex and r"\frac{1}{n} \sum_k" in latex
-    assert "W2^T" not in latex and r"W^{(2)\top} \delta^{(2)}" in latex
+    latex = explain(load_spec(ROOT / "examples" / "textbook.toml"), "latex")  # one unit per layer: scalars
+    assert r"\sum_{j=1}^{1}" not in latex and r"w^{(2)} \delta^{(2)}" in latex and r"\top" not in latex
+    wide = explain(load_spec(ROOT / "examples" / "xor.toml"), "latex")
+    assert r"\frac{1}{n} \sum_k" in wide and "W2^T" not in wide and r"W^{(2)\top} \delta^{(2)}" in wide
 
 
 # ------------------------------------------------------------------ notebook --

@@ -28,6 +28,7 @@ def test_tutorial_notebook_runs() -> None:
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)
-    assert "dC_k/dW1 = x * f1'(z1) * W2 * f2'(z2) * W3 * f3'(z3) * dC_k/da3" in text
+    assert "dC_k/dw1 = x * f1'(z1) * w2 * f2'(z2) * w3 * f3'(z3) * dC_k/da3" in text  # the scalar view
+    assert "delta2 = dC_k/dz2 = f2'(z2) * w3 * delta3" in text  # the δ recursion in scalars
     assert "delta3 = 2*" in text and "after one step" in text
     assert any("image/svg+xml" in o.get("data", {}) for o in outputs)  # the Spec's diagram

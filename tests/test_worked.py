@@ -90,7 +90,7 @@ def test_one_unit_chain_substitutions() -> None:
     text = render_text(blocks(w))
     a3, y = short_float(float(w.a[3][0]), 4), "0.5"
     assert f"delta3 = 2*{a3}*(1 - {a3})*({a3} - {y}) = " in text
-    for name in ("z1 =", "a1 =", "z3 =", "a3 =", "delta1 =", "dC/dW1 =", "W1 <-", "C (after) ="):
+    for name in ("z1 =", "a1 =", "z3 =", "a3 =", "delta1 =", "dC/dw1 =", "w1 <-", "C (after) ="):  # scalars: w
         assert name in text
     assert "_1" not in text.split("Forward pass")[1]  # no unit indices in a one-unit chain
 
@@ -150,17 +150,23 @@ def test_parameter_names() -> None:
 
 def test_whole_chain_product() -> None:
     text = explain(CHAIN, param="W1")
-    assert "dC_k/dW1 = x * f1'(z1) * W2 * f2'(z2) * W3 * f3'(z3) * dC_k/da3" in text
+    assert "dC_k/dw1 = x * f1'(z1) * w2 * f2'(z2) * w3 * f3'(z3) * dC_k/da3" in text  # in scalars
     wide = explain(spec_for("tanh", "mse", (2, 3, 1)), param="W1[2,1]")
     assert "dC_k/dW1_2_1 = x1 * f1'(z1_2) * W2_1_2 * f2'(z2_1) * dC_k/da2_1" in wide
     assert "one highlighted path" in wide
 
 
 def test_scalar_view() -> None:
+    """One unit per layer: the scalar view replaces the matrix form (no layer section in matrices after
+    it) and keeps what a student needs: each layer's f and f', the cost and δ of the output."""
     text = explain(CHAIN)
-    view = text.split("The scalar view:")[1].split("Layer 3")[0]
-    assert "delta2 = f2'(z2) * W3 * delta3" in view and "z2 = W2*a1 + b2" in view
+    view = text.split("The scalar view:")[1].split("Worked example")[0]
+    assert "delta2 = dC_k/dz2 = f2'(z2) * w3 * delta3" in view and "z2 = w2 a1 + b2" in view
     assert "⊙" not in view and "^T" not in view and "sum" not in view and "_j" not in view
+    assert "W2" not in view and "Layer 2 (hidden, 1 unit" not in text  # no matrix-form section after it
+    for l in (1, 2, 3):
+        assert f"f{l}(z) = " in view and f"f{l}'(z) = " in view
+    assert "delta3 = dC_k/dz3 = " in view and "C_k = " in text
 
 
 @pytest.mark.parametrize(
@@ -212,8 +218,10 @@ def test_worked_options_need_a_worked_example() -> None:
 
 
 def test_report_shows_the_whole_chain_product() -> None:
+    from symprop.explain.model import parse_entry
     from symprop.explain.notation import whole_chain
 
     spec = load_spec(ROOT / "examples" / "xor.toml")
     page = report(spec, ["W1[2,1]"])
-    assert whole_chain("W1[2,1]", spec.layer_sizes, False).mathml() in page and "highlighted path" in page
+    entry = parse_entry("W1[2,1]", spec)
+    assert whole_chain(entry, spec.layer_sizes, False).mathml() in page and "highlighted path" in page

@@ -2,26 +2,28 @@
 
 Nothing here derives anything: it is a view of the IR.  The per-layer formulas are the
 program's (:class:`symprop.ir.program.LayerMath`, ``OutputMath``) and the whole-layer lines
-are the notes of its statements, the same texts the generated modules carry as comments;
-per-parameter formulas read the per-neuron program (:mod:`symprop.explain.view`).  This
-module only arranges them:
+are the notes of its statements (:class:`symprop.ir.notes.Note`), the same notes the generated
+modules print as comments: the whole-layer chain rule is written once, in
+:mod:`symprop.ir.backprop`.  Per-parameter formulas read the per-neuron program
+(:mod:`symprop.explain.view`).  This module only arranges them:
 
-* :func:`chain_rule` — per layer: δ^L = ∂C_k/∂a^L ⊙ f'(z^L), ∂C_k/∂W^l,
-  ∂C_k/∂b^l, ∂C_k/∂a^(l−1) = (W^l)ᵀ δ^l, with generic unit indices j (this
-  layer) and i (the layer below);
+* :func:`chain_rule` — per layer: δ^L = ∂C_k/∂a^L ⊙ f'(z^L), ∂C/∂W^l, ∂C/∂b^l,
+  ∂C_k/∂a^(l−1) = (W^l)ᵀ δ^l, with generic unit indices j (this layer) and i (the layer
+  below); when every layer has one unit, the same chain rule in scalars (the scalar view:
+  w², z², a², δ², no ⊙, ᵀ, unit index or sum over units) instead;
 * :func:`parameter` — one scalar parameter per sample, compact (over z, a, δ
   with their definitions) or expanded (inputs, targets, parameters only);
 * :func:`collapsed` — an all-identity network as the single affine map W x + B;
 
-and :func:`render` prints an :class:`Explanation` in one of :data:`FORMATS`.
-Symbol names are the per-neuron program's: ``x1``, ``y1``, ``W{l}_{j}_{i}``, ``b{l}_{j}``,
-``z{l}_{j}``, ``a{l}_{j}``, ``delta{l}_{j}``, ``dC_da{l}_{j}``, 1-based.
+and :func:`render` prints an :class:`Explanation` in one of :data:`FORMATS`.  Every symbol
+is a reference (:class:`symprop.ir.notes.Ref`) named like the per-neuron program's variables
+(``x1``, ``W2_1_3``, ``a2_j``, ``delta2_j``, ``dC_da1_2``, 1-based), printed from its kind,
+layer and units; titles, notes and the intro are notes too: words and math, never parsed.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,31 +31,36 @@ import sympy as sp
 
 from symprop import __version__
 from symprop.explain.notation import (
+    C_K,
     DEFAULT_DIGITS,
     LINE_WIDTH,
+    Entry,
+    Equality,
     Printers,
     chain_product,
     factor_lines,
     latex_lines,
-    latex_name,
     legend,
     markdown_math,
     note_latex,
-    note_parts,
-    prose_latex,
-    scalar_view,
-    text_name,
+    note_markdown,
+    note_math_latex,
+    note_text,
     tidy,
     visual_width,
     whole_chain,
+    words_latex,
 )
-from symprop.explain.view import UnitView, sym
-from symprop.explain.worked import DEFAULT_LR, blocks, compute, problem
+from symprop.explain.view import Gradient, UnitView
+from symprop.explain.worked import DEFAULT_LR, blocks, compute, is_scalar_chain, problem
 from symprop.explain.worked import render_latex as render_worked_latex
 from symprop.explain.worked import render_markdown as render_worked_markdown
 from symprop.explain.worked import render_text as render_worked_text
 from symprop.ir.backprop import derive
-from symprop.ir.program import AddBias, Kind, Map, MatMul, Note, Program, Reduce, Role
+from symprop.ir.names import ParamRef, weight
+from symprop.ir.notes import Act, Deriv, Note, Op, Part, Partial, Ref, note, ref, softmax_cost
+from symprop.ir.notes import C as C_REF
+from symprop.ir.program import AddBias, Kind, Map, MatMul, N, Program, Reduce, Role, Var
 from symprop.ir.second_order import with_hvp
 from symprop.spec import Spec, validate
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus, log1p
@@ -71,7 +78,8 @@ MAX_EXPANDED_NODES = 200_000
 # than this would hit the interpreter's recursion limit (1,000 frames) instead of printing.
 MAX_EXPANDED_DEPTH = 150
 J = sp.Symbol("j", integer=True, positive=True)
-_LABEL = re.compile(r"(?P<array>[Wb])(?P<layer>\d+)\[(?P<index>[^\]]*)\]")
+
+Words = str | Note  # prose: plain words, or a note of words and math
 
 
 class ExplainError(ValueError):
@@ -80,109 +88,186 @@ class ExplainError(ValueError):
 
 @dataclass(frozen=True)
 class Equation:
-    """``name = rhs``.  ``name`` is an identifier (the left side in ``--format sympy``).
+    """``lhs = rhs``.  ``name`` is an identifier (the left side in ``--format sympy``).
 
-    ``lhs``/``lhs_latex`` default to a reading of ``name``; ``text`` replaces the
-    whole text line where it is shared with the generated modules' comments;
-    ``factors`` (whose product is ``rhs``) are printed in the chain rule's order.
-    """
+    ``lhs`` is the left side as math (sides joined by ``=``: δ^(2)_j = ∂C_k/∂z^(2)_j), by default
+    the symbol ``name``; ``text`` replaces the whole text line where it is a note of the program
+    (the generated modules' comment); ``factors`` (whose product is ``rhs``) are printed in the
+    chain rule's order."""
 
     name: str
     rhs: sp.Expr
-    lhs: str | None = None
-    lhs_latex: str | None = None
-    text: str | Note | None = None
-    note: str = ""
+    lhs: tuple[sp.Expr, ...] = ()
+    text: Note | None = None
+    note: Words = ""
     factors: tuple[sp.Expr, ...] = ()
+
+    @property
+    def sides(self) -> tuple[sp.Expr, ...]:
+        return self.lhs or (sp.Symbol(self.name),)
 
 
 @dataclass(frozen=True)
 class Section:
-    title: str
+    title: Words
     equations: tuple[Equation, ...]
-    # whole-layer statements, (text, LaTeX), shown before the equations (not in --format sympy)
-    vector: tuple[tuple[str | Note, str], ...] = ()  # (text, LaTeX); a Note is printed in the format's notation
-    notes: tuple[str, ...] = ()
+    # whole-layer statements shown before the equations (not in --format sympy): the program's
+    # notes, printed in the format's notation, or chain-rule products
+    vector: tuple[Note | Equality, ...] = ()
+    notes: tuple[Words, ...] = ()
+    layer: int = 0  # the layer it is about (0: none)
+    scalar: bool = False  # printed in the scalar view (one unit per layer)
 
 
 @dataclass(frozen=True)
 class Explanation:
     spec: Spec
-    heading: str  # what is explained, e.g. "the chain rule, layer by layer"
-    intro: tuple[str, ...]
+    heading: Words  # what is explained, e.g. "the chain rule, layer by layer"
+    intro: tuple[Words, ...]
     sections: tuple[Section, ...]
     command: str = ""  # the command line that printed it (shown in the Markdown report)
+    scalar: bool = False  # a one-unit chain in the scalar view: the intro's symbols print as scalars too
 
     @property
-    def title(self) -> str:
+    def printers(self) -> Printers:
+        return Printers(DEFAULT_DIGITS, self.scalar)
+
+    @property
+    def title(self) -> Note:
         return _title(self.spec)
 
 
 # ------------------------------------------------------------------ names --
-def sympy_name(label: str) -> str:
+def sympy_name(e: Entry) -> str:
     """``W2[1,3]`` -> ``dC_dW2_1_3``: the identifier of a gradient in ``--format sympy``."""
-    return "dC_d" + re.sub(r"\W+", "_", label).strip("_")
+    return "dC_d" + "_".join((e.param.label, *map(str, e.index)))
 
 
-def _prev(l: int, index: str) -> sp.Symbol:
+def _prev(l: int, index: str | int = "", scalar: bool = False) -> Ref:
     """a^(l-1) with unit ``index`` (x for l = 1)."""
-    return sym(f"x_{index}" if l == 1 else f"a{l - 1}_{index}")
+    sub = () if scalar else (index,)
+    return ref(Kind.INPUT, 0, *sub) if l == 1 else ref(Kind.A, l - 1, *sub)
+
+
+def _unit(kind: Kind, l: int, scalar: bool, index: str = "j") -> Ref:
+    return ref(kind, l) if scalar else ref(kind, l, index)
 
 
 # --------------------------------------------------------------- the math --
 def chain_rule(spec: Spec, symbolic_params: bool = False) -> Explanation:
-    """The chain rule per layer, as derived for this spec's activations and loss."""
+    """The chain rule per layer, as derived for this spec's activations and loss; in scalars when
+    every layer has one unit (the scalar view replaces the matrix form there)."""
     program = derive(spec, symbolic_params)
     L = len(spec.layers)
-    sections = [_cost_section(program)]
-    if spec.inputs == 1 and all(layer.units == 1 for layer in spec.layers):
-        rows = tuple((s.text(), s.latex()) for s in scalar_view(L, spec.loss == "softmax_ce"))
-        note = "one unit per layer: the same chain rule in scalars (the layer sections below give the general form)"
-        sections.append(Section("The scalar view", (), rows, (note,)))
+    scalar = is_scalar_chain(spec)
+    sections = [_cost_section(program, scalar)]
+    if scalar:
+        sections.append(_scalar_forward(program))
     for l in range(L, 0, -1):
-        sections.append(_layer_section(program, l))
-    intro = (
-        "Per sample k: delta{l}_j = dC_k/dz{l}_j is the error of unit j of layer l; "
-        "i indexes the units of layer l-1 (layer 0 is the input x).",
-        "The batch cost is C = (1/n) Σ_k C_k, so every gradient of the module is the batch mean: "
-        "dC/dW{l}[j,i] = (1/n) Σ_k dC_k/dW{l}_j_i.",
+        sections.append(_layer_section(program, l, scalar))
+    if scalar:
+        intro: tuple[Words, ...] = (
+            note(
+                "One unit per layer: the chain rule in scalars, ",
+                ref(Kind.WEIGHT, 2 if L > 1 else 1),
+                Op.COMMA,
+                ref(Kind.Z, L),
+                Op.COMMA,
+                ref(Kind.A, L),
+                Op.COMMA,
+                ref(Kind.DELTA, L),
+                ", with no unit index, transpose or sum over units. Per sample k: ",
+                ref(Kind.DELTA, "l"),
+                Op.EQ,
+                Partial(C_K, ref(Kind.Z, "l")),
+                " is the error of layer l (layer 0 is the input x).",
+            ),
+            _batch_intro(scalar),
+        )
+    else:
+        intro = (
+            note(
+                "Per sample k: ",
+                ref(Kind.DELTA, "l", "j"),
+                Op.EQ,
+                Partial(C_K, ref(Kind.Z, "l", "j")),
+                " is the error of unit j of layer l; i indexes the units of layer l - 1 (layer 0 is the input x).",
+            ),
+            _batch_intro(scalar),
+        )
+    heading = "the chain rule, layer by layer" + (", in scalars" if scalar else "")
+    return Explanation(spec, heading, intro + _warnings(program), tuple(sections), scalar=scalar)
+
+
+def _batch_intro(scalar: bool) -> Note:
+    w = ref(Kind.WEIGHT, "l") if scalar else ref(Kind.WEIGHT, "l", "j", "i")
+    return note(
+        "The batch cost is ",
+        C_REF,
+        Op.EQ,
+        Op.MEAN_K,
+        C_K,
+        ", so every gradient of the module is the batch mean: ",
+        Partial(C_REF, w),
+        Op.EQ,
+        Op.MEAN_K,
+        Partial(C_K, w),
+        ".",
     )
-    return Explanation(spec, "the chain rule, layer by layer", intro + _warnings(program), tuple(sections))
 
 
-def _cost_section(program: Program) -> Section:
+def _scalar_forward(program: Program) -> Section:
+    """The forward pass of a one-unit chain in scalars: the program's own notes z = w a + b, a = f(z)."""
+    forward = [
+        s.note
+        for s in program.function("forward").body
+        if s.note and s.out.kind in (Kind.Z, Kind.A) and isinstance(s, MatMul | Map)
+    ]
+    words = "one unit per layer: every vector and matrix is a number; the layer sections below are in scalars too"
+    return Section("The scalar view: the forward pass", (), tuple(forward), (words,), scalar=True)
+
+
+def _cost_section(program: Program, scalar: bool = False) -> Section:
     spec = program.spec
     L = len(spec.layers)
     if spec.loss == "softmax_ce":
         k = spec.outputs
-        zs = [sym(f"z{j}") for j in range(1, k + 1)]
-        ys = [sym(f"y{j}") for j in range(1, k + 1)]
-        subs = {z: sym(f"z{L}_{j}") for j, z in enumerate(zs, 1)} | {y: sym(f"y{j}") for j, y in enumerate(ys, 1)}
+        zs = [sp.Symbol(f"z{j}", real=True) for j in range(1, k + 1)]
+        ys = [sp.Symbol(f"y{j}", real=True) for j in range(1, k + 1)]
+        subs = {z: ref(Kind.Z, L, j) for j, z in enumerate(zs, 1)} | {
+            y: ref(Kind.TARGET, 0, j) for j, y in enumerate(ys, 1)
+        }
         cost = program.output.loss.xreplace(subs)
-        note = "softmax cross-entropy on the logits z: -sum_j y_j log softmax(z)_j"
+        words: Words = note("softmax cross-entropy on the logits z: ", *softmax_cost(L))
     else:
-        ell = per_unit_loss(spec).xreplace({A: sym(f"a{L}_j"), Y: sym("y_j")})
-        cost = sp.Sum(ell, (J, 1, spec.outputs))
-        note = f"loss {spec.loss}, summed over the {spec.outputs} output unit(s)"
-    eqs = [Equation("loss_k", cost, "C_k", "C_k", note=note)]
+        ell = per_unit_loss(spec).xreplace({A: _unit(Kind.A, L, scalar), Y: _unit(Kind.TARGET, 0, scalar)})
+        cost = ell if scalar else sp.Sum(ell, (J, 1, spec.outputs))
+        words = f"loss {spec.loss}" + ("" if scalar else f", summed over the {spec.outputs} output unit(s)")
+    eqs = [Equation("loss_k", cost, (C_K,), note=words)]
     if spec.l2:  # the penalty is part of the batch cost, not of one sample's
         lam = sp.Float(spec.l2)
-        penalty = sp.Add(*[sym(f"sumsq_W{l}") for l in range(1, L + 1)])
+        penalty = sp.Add(*[sp.Symbol(f"sumsq_{weight(l)}") for l in range(1, L + 1)])
         eqs.append(
             Equation(
                 "C",
-                sym("C_mean") + lam / 2 * penalty,
-                "C",
-                "C",
-                note="C_mean = (1/n) sum_k C_k; sumsq_Wl = sum of the squared weights of layer l "
-                "(the L2 penalty l2/2 sum_l |W_l|^2; biases are not penalised)",
+                sp.Symbol("C_mean") + lam / 2 * penalty,
+                (C_REF,),
+                note=note(
+                    sp.Symbol("C_mean"),
+                    Op.EQ,
+                    Op.MEAN_K,
+                    C_K,
+                    "; sumsq_Wl is the sum of the squared weights of layer l (the L2 penalty ",
+                    sp.Symbol("l2") / 2 * sp.Symbol("sumsq_Wl"),
+                    "; biases are not penalised)",
+                ),
             )
         )
-    return Section("Cost of one sample", tuple(eqs))
+    return Section("Cost of one sample", tuple(eqs), scalar=scalar)
 
 
 def _notes(program: Program, l: int) -> dict[str, Note]:
-    """The whole-layer formula texts of layer l: the notes of the statements the module prints."""
+    """The whole-layer formulas of layer l: the notes of the statements the module prints."""
     out: dict[str, Note] = {}
     for s in program.function("loss_and_grad").body:
         if not s.note:
@@ -198,136 +283,172 @@ def _notes(program: Program, l: int) -> dict[str, Note]:
     return out
 
 
-def _layer_section(program: Program, l: int) -> Section:
+def _layer_title(program: Program, l: int, scalar: bool) -> str:
+    layer = program.layers[l - 1]
+    role = "output" if l == len(program.layers) else "hidden"
+    if scalar:
+        return f"Layer {l} ({role}, {layer.label}), in scalars"
+    return f"Layer {l} ({role}, {layer.units} unit{'s' if layer.units > 1 else ''}, {layer.label})"
+
+
+def _layer_section(program: Program, l: int, scalar: bool = False) -> Section:
+    """Layer l: the program's notes (δ, the gradients, the error sent down) in the format's
+    notation, then f, f', δ and the per-sample gradients of one unit."""
     spec = program.spec
     L = len(spec.layers)
     layer = program.layers[l - 1]
     out = program.output
-    a_j, z_j, y_j = sym(f"a{l}_j"), sym(f"z{l}_j"), sym("y_j")
+    a_j, z_j, y_j = _unit(Kind.A, l, scalar), _unit(Kind.Z, l, scalar), _unit(Kind.TARGET, 0, scalar)
     at = {A: a_j, Z: z_j, Y: y_j}
-    dC_da = sym(f"dC_da{l}_j")
-    delta = sym(f"delta{l}_j")
-    role = "output" if l == L else "hidden"
-    title = f"Layer {l} ({role}, {layer.units} unit{'s' if layer.units > 1 else ''}, {layer.label})"
+    dC_da = _unit(Kind.UPSTREAM, l, scalar)
+    delta = _unit(Kind.DELTA, l, scalar)
     eqs = [
-        Equation(f"f{l}", layer.f, f"f{l}(z)", f"f_{{{l}}}(z)", note=f"a{l}_j = f{l}(z{l}_j)"),
+        Equation(f"f{l}", layer.f, (Act(l, 0, Z),), note=note(a_j, Op.EQ, Act(l, 0, z_j))),
         Equation(
             f"df{l}",
             layer.df,
-            f"f{l}'(z)",
-            f"f_{{{l}}}'(z)",
-            note=f"derived by SymPy, in terms of a = f{l}(z)" if layer.df.has(A) else "derived by SymPy",
+            (Act(l, 1, Z),),
+            note=note("derived by SymPy, in terms of ", A, Op.EQ, Act(l, 0, Z))
+            if layer.df.has(A)
+            else "derived by SymPy",
         ),
     ]
-    notes: list[str] = []
+    notes: list[Words] = []
     texts = _notes(program, l)
-    delta_lhs = f"delta{l}_j = dC_k/dz{l}_j"
-    delta_lhs_latex = rf"\delta^{{({l})}}_{{j}} = \frac{{\partial C_k}}{{\partial z^{{({l})}}_{{j}}}}"
-    vector = [(texts["DELTA"], _vector_delta_latex(l))]
+    delta_lhs = (delta, Partial(C_K, z_j))
+    # the scalar view keeps each sample's δ (the batch D = δ/n and the batch means are the intro's)
+    vector = [texts["DELTA"].split(Op.SEP)[0] if scalar else texts["DELTA"]]
     if l == L and spec.loss == "softmax_ce":
-        d = out.delta.xreplace({P: sym(f"softmax{L}_j"), SY: sym("sum_y"), Y: y_j})
-        note = f"derived by SymPy: d/dz_j of C_k; softmax{L}_j = exp(z{L}_j)/sum_i exp(z{L}_i), sum_y = sum_i y_i"
-        eqs.append(Equation(f"delta{L}_j", d, delta_lhs, delta_lhs_latex, note=note))
-        vector = [(texts["DELTA"], _vector_softmax_latex(L))]
-        notes.append("softmax and cross-entropy are differentiated together in z: delta = softmax(z) - y for one-hot y")
+        p_j, i = sp.Symbol("p_j", positive=True), sp.Symbol("i", integer=True)
+        targets = sp.Sum(ref(Kind.TARGET, 0, "i"), (i, 1, layer.units))
+        d = out.delta.xreplace({P: p_j, SY: targets, Y: y_j})
+        softmax_j = sp.exp(z_j) / sp.Sum(sp.exp(ref(Kind.Z, L, "i")), (i, 1, layer.units))
+        words = note("derived by SymPy: ", Deriv(z_j), " of ", C_K, "; ", p_j, Op.EQ, softmax_j)
+        eqs.append(Equation(delta.name, d, delta_lhs, note=words))
+        # the program's note, read with the softmax and the sum of the targets written out
+        shown = {SY: targets, sp.Symbol(f"softmax{L}", real=True): sp.Function("softmax")(ref(Kind.Z, L))}
+        clauses = [c for c in texts["DELTA"].xreplace(shown).split(Op.COMMA) if len(set(c.split(Op.EQ))) > 1]
+        vector = [_joined(clauses, Op.COMMA)]
+        notes.append("softmax and cross-entropy are differentiated together in z: δ = softmax(z) - y for one-hot y")
     elif l == L:
         assert out.dloss_da is not None
         dl_da = out.dloss_da.xreplace(at)
-        if dl_da.is_rational_function(a_j, y_j):
-            dl_da = sp.factor(dl_da)  # 2*(a - y) rather than 2*a - 2*y
-        eqs.append(Equation(f"dC_da{L}_j", dl_da, note=f"d/da of the loss of unit j, at a = a{L}_j"))
-        how = f"dC_k/da{L}_j * f{L}'(z{L}_j)"
+        if dl_da.is_rational_function(a_j, y_j):  # 2*(a - y) rather than 2*a - 2*y (or -2*(-a + y))
+            coeff, rest = sp.factor(dl_da).as_coeff_Mul()
+            dl_da = sp.Mul(-coeff, -rest, evaluate=False) if coeff.is_negative and rest.is_Add else coeff * rest
+        eqs.append(Equation(dC_da.name, dl_da, (dC_da,), note=note(Deriv(A), " of the loss, at ", A, Op.EQ, a_j)))
+        how = note(Partial(C_K, a_j), Op.HADAMARD, Act(L, 1, z_j))
         if out.fused:
-            how += ", loss and activation differentiated together in z (numerically stable), then simplified"
+            how += note(", loss and activation differentiated together in z (numerically stable), then simplified")
         else:
-            how += ", simplified by SymPy"
-        eqs.append(Equation(f"delta{L}_j", out.delta.xreplace(at), delta_lhs, delta_lhs_latex, note=how))
+            how += note(", simplified by SymPy")
+        eqs.append(Equation(delta.name, out.delta.xreplace(at), delta_lhs, note=how))
         if out.clipped:
-            notes.append(f"bce on a {spec.layers[-1].activation!r} output: a is clipped into [eps, 1-eps] inside log")
+            notes.append(f"bce on a {spec.layers[-1].activation!r} output: a is clipped into [ε, 1 - ε] inside log")
+    elif scalar:  # the textbook's recursion: δˡ = f_l'(zˡ) · wˡ⁺¹ · δˡ⁺¹, with f_l' written out
+        local = layer.df.xreplace(at)
+        up = (ref(Kind.WEIGHT, l + 1), ref(Kind.DELTA, l + 1))
+        recursion = note(Act(l, 1, z_j), Op.EQ, local)
+        eqs.append(
+            Equation(delta.name, local * up[0] * up[1], delta_lhs, note=recursion, factors=(Act(l, 1, z_j), *up))
+        )
     else:
         local = layer.df.xreplace(at)
-        eqs.append(Equation(f"delta{l}_j", local * dC_da, delta_lhs, delta_lhs_latex, factors=(local, dC_da)))
-    prev = _prev(l, "i")
-    eqs.append(Equation(f"dC_dW{l}_j_i", delta * prev, factors=(delta, prev)))
-    eqs.append(Equation(f"dC_db{l}_j", delta))
-    penalty = (" ", *texts["PENALTY"].parts) if "PENALTY" in texts else ()
-    grads = Note((*texts["GRAD_W"].parts, *penalty, ";  ", *texts["GRAD_B"].parts))
-    vector.append((grads, _vector_grad_latex(l)))
+        eqs.append(Equation(delta.name, local * dC_da, delta_lhs, factors=(local, dC_da)))
+    prev = _prev(l, "i", scalar)
+    weight_entry = ref(Kind.WEIGHT, l) if scalar else ref(Kind.WEIGHT, l, "j", "i")
+    bias_entry = ref(Kind.BIAS, l) if scalar else ref(Kind.BIAS, l, "j")
+    eqs.append(Equation(f"dC_d{weight_entry.name}", delta * prev, (Partial(C_K, weight_entry),), factors=(delta, prev)))
+    eqs.append(Equation(f"dC_d{bias_entry.name}", delta, (Partial(C_K, bias_entry),)))
+    if not scalar:
+        vector.append(texts["GRAD_W"])
+        vector += [texts["PENALTY"]] if "PENALTY" in texts else []
+        vector.append(texts["GRAD_B"])
     if l > 1:
-        total = sp.Sum(sym(f"W{l}_j_i") * delta, (J, 1, layer.units))
-        eqs.append(
-            Equation(f"dC_da{l - 1}_i", total, note=f"= (W{l}^T delta{l})_i, the error sent down to layer {l - 1}")
-        )
-        if "UPSTREAM" in texts:
-            vector.append(
-                (
-                    texts["UPSTREAM"],
-                    rf"\frac{{\partial C_k}}{{\partial a^{{({l - 1})}}}} = W^{{({l})\top}} \delta^{{({l})}}",
+        below = _unit(Kind.UPSTREAM, l - 1, scalar, "i")
+        if scalar:
+            eqs.append(
+                Equation(
+                    below.name, ref(Kind.WEIGHT, l) * delta, (below,), note=f"the error sent down to layer {l - 1}"
                 )
             )
-    return Section(title, tuple(eqs), tuple(vector), tuple(notes))
-
-
-def _vector_delta_latex(l: int) -> str:
-    return rf"\delta^{{({l})}} = \frac{{\partial C_k}}{{\partial a^{{({l})}}}} \odot f_{{{l}}}'\left(z^{{({l})}}\right)"
-
-
-def _vector_softmax_latex(l: int) -> str:
-    return rf"\delta^{{({l})}} = \operatorname{{softmax}}\left(z^{{({l})}}\right) \textstyle\sum_j y_j - y"
-
-
-def _vector_grad_latex(l: int) -> str:
-    prev = "x^{\\top}" if l == 1 else f"a^{{({l - 1})\\top}}"
-    return (
-        rf"\frac{{\partial C}}{{\partial W^{{({l})}}}} = \frac{{1}}{{n}} \sum_k \delta^{{({l})}} {prev},"
-        rf"\quad \frac{{\partial C}}{{\partial b^{{({l})}}}} = \frac{{1}}{{n}} \sum_k \delta^{{({l})}}"
-    )
+        else:
+            total = sp.Sum(ref(Kind.WEIGHT, l, "j", "i") * delta, (J, 1, layer.units))
+            sent = note("entry i of ", ref(Kind.WEIGHT, l).t(), Op.PRODUCT, ref(Kind.DELTA, l))
+            eqs.append(
+                Equation(below.name, total, (below,), note=sent + note(f": the error sent down to layer {l - 1}"))
+            )
+        if "UPSTREAM" in texts:
+            vector.append(texts["UPSTREAM"])
+    return Section(_layer_title(program, l, scalar), tuple(eqs), tuple(vector), tuple(notes), layer=l, scalar=scalar)
 
 
 def parse_label(label: str, spec: Spec) -> str:
-    """Validate ``W2[1,3]`` / ``b1[2]`` (1-based) against the spec; return it normalised (no spaces)."""
-    text = re.sub(r"\s+", "", label)
-    printed = re.fullmatch(r"([Wb])(\d+)((?:_\d+)+)", text)  # the printed name W2_1_3
-    if printed:
-        text = f"{printed[1]}{printed[2]}[{printed[3][1:].replace('_', ',')}]"
-    bare = re.fullmatch(r"([Wb])(\d+)", text)  # W2 / b3 of a one-entry array
-    if bare and f"{text}" in spec.param_shapes:
-        shape = spec.param_shapes[text]
+    """Validate ``W2[1,3]`` / ``b1[2]`` against the spec; return it normalised (``W2[1,3]``)."""
+    return parse_entry(label, spec).label
+
+
+def parse_entry(label: str, spec: Spec) -> Entry:
+    """Validate ``W2[1,3]`` / ``b1[2]`` (1-based; also the printed ``W2_1_3``, and ``W2`` of a 1x1
+    layer) against the spec: the entry it names.  The user's text is only split and compared,
+    never evaluated; a bad label is one :class:`ExplainError` line."""
+    text = "".join(label.split())
+    usage = (
+        f"--param {label!r}: expected W<l>[j,i] or b<l>[j], 1-based, e.g. W2[1,3], W2_1_3 or b1[2]"
+        " (W<l> alone for a 1x1 layer)"
+    )
+    name, bracket, rest = text.partition("[")
+    if bracket:
+        if not rest.endswith("]"):
+            raise ExplainError(usage)
+        parts = rest[:-1].split(",")
+    else:
+        name, *parts = text.split("_")
+    try:
+        param = ParamRef.parse(name)
+    except ValueError:
+        raise ExplainError(usage) from None
+    if name != param.label:  # dW1, VW1 name gradients and directions, not parameters
+        raise ExplainError(usage)
+    L = len(spec.layers)
+    if not 1 <= param.layer <= L:
+        raise ExplainError(f"--param {label!r}: there is no layer {param.layer}; this network has layers 1-{L}")
+    shape = spec.param_shapes[param.label]
+    if not bracket and not parts:  # W2 / b3 of a one-entry array
         if math.prod(shape) != 1:
             ones = ",".join(["1"] * len(shape))
             raise ExplainError(
-                f"--param {label!r}: {text} has shape {shape}; name one entry, 1-based, e.g. {text}[{ones}]"
+                f"--param {label!r}: {name} has shape {shape}; name one entry, 1-based, e.g. {name}[{ones}]"
             )
-        text = f"{text}[{','.join(['1'] * len(shape))}]"
-    m = _LABEL.fullmatch(text)
-    if m is None:
-        raise ExplainError(
-            f"--param {label!r}: expected W<l>[j,i] or b<l>[j], 1-based, e.g. W2[1,3], W2_1_3 or b1[2]"
-            " (W<l> alone for a 1x1 layer)"
-        )
-    array, layer = m["array"], int(m["layer"])
-    parts = m["index"].split(",")
-    L = len(spec.layers)
-    if not 1 <= layer <= L:
-        raise ExplainError(f"--param {label!r}: there is no layer {layer}; this network has layers 1-{L}")
-    shape = spec.param_shapes[f"{array}{layer}"]
-    if len(parts) != len(shape) or not all(p.isdigit() for p in parts):
-        want = f"W{layer}[j,i] with two indices" if array == "W" else f"b{layer}[j] with one index"
+        parts = ["1"] * len(shape)
+    if not bracket and not all(p.isascii() and p.isdigit() for p in parts):
+        raise ExplainError(usage)
+    if len(parts) != len(shape) or not all(p.isascii() and p.isdigit() for p in parts):
+        want = f"{name}[j,i] with two indices" if param.array == "W" else f"{name}[j] with one index"
         raise ExplainError(f"--param {label!r}: expected {want}, 1-based")
     index = tuple(int(p) for p in parts)
     if not all(1 <= k <= n for k, n in zip(index, shape, strict=True)):
         ranges = " and ".join(f"1-{n}" for n in shape)
         raise ExplainError(
-            f"--param {label!r}: index out of range; {array}{layer} has shape {shape}, indices {ranges} (1-based)"
+            f"--param {label!r}: index out of range; {name} has shape {shape}, indices {ranges} (1-based)"
         )
-    return f"{array}{layer}[{','.join(map(str, index))}]"
+    return Entry(param, index)
 
 
 WHOLE_CHAIN_PATH = (
     "second line: the product along one highlighted path (this unit, then unit 1 of every layer above); "
-    "the derivative is the sum of such products over all paths, which the delta recursion below computes"
+    "the derivative is the sum of such products over all paths, which the δ recursion below computes"
 )
 WHOLE_CHAIN_SCALAR = "second line: the whole chain-rule product, from the parameter up to the loss"
+
+
+def _entry_ref(e: Entry) -> Ref:
+    """The entry as the comments write it, ``W2[1,3]``, printed W^(2)_{1,3}."""
+    return Ref(e.label, e.kind, e.layer, tuple(map(str, e.index)))
+
+
+def _entry_of(g: Gradient) -> Entry:
+    return Entry(ParamRef.parse(g.array), tuple(i + 1 for i in g.index))
 
 
 def parameter(
@@ -335,50 +456,48 @@ def parameter(
 ) -> Explanation:
     """∂C_k/∂(one parameter), per sample: compact with its definitions, or expanded."""
     d = view or UnitView(spec, derive(spec, symbolic_params))
-    g = d.gradient(parse_label(label, spec))
-    name = sympy_name(g.label)
-    lhs = f"dC_k/d{g.label}"
-    lhs_latex = latex_name("dC_d" + g.param.name)
-    batch = f"the batch gradient dC/d{g.label} is the mean over the samples k"
+    e = parse_entry(label, spec)
+    g = d.gradient(e.label)
+    name = sympy_name(e)
+    lhs = Partial(C_K, _entry_ref(e))
+    batch = note("the batch gradient ", Partial(C_REF, _entry_ref(e)), " is the mean over the samples k")
     warnings = _warnings(d.program)
     if expand:
         expanded = _expand_all(d, [g.per_sample])[0]
-        eq = Equation(name, expanded, lhs, lhs_latex, note=batch)
-        section = Section(f"dC_k/d{g.label} in inputs, targets and parameters", (eq,))
-        written = "Written out in the inputs x, targets y and parameters W, b only (every z, a and delta substituted)."
-        return Explanation(spec, f"dC_k/d{g.label}, expanded", (written, *warnings), (section,))
+        eq = Equation(name, expanded, (lhs,), note=batch)
+        section = Section(note(lhs, " in inputs, targets and parameters"), (eq,), layer=e.layer)
+        written = "Written out in the inputs x, targets y and parameters W, b only (every z, a and δ substituted)."
+        return Explanation(spec, note(lhs, ", expanded"), (written, *warnings), (section,))
     factors = (g.delta,) if g.activation is None else (g.delta, g.activation)
-    top = Equation(name, g.per_sample, lhs, lhs_latex, text=f"{lhs} = {g.formula_text}", note=batch, factors=factors)
-    product = chain_product(g.label, len(spec.layers), spec.loss == "softmax_ce")
+    top = Equation(name, g.per_sample, (lhs,), text=note(lhs, Op.EQ, g.per_sample), note=batch, factors=factors)
+    scalar = is_scalar_chain(spec)  # one unit per layer: the scalar view (w1, z1, no unit index)
+    product = chain_product(e, len(spec.layers), spec.loss == "softmax_ce", scalar=scalar)
     needed = _closure(g.per_sample, d.defs)
-    backward = [_compact_equation(d, s) for s in _backward_order(d) if s in needed]
-    forward = [Equation(s.name, d.defs[s]) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
-    chain = (product.text(), product.latex())
+    backward = [_compact_equation(d, s, is_scalar_chain(spec)) for s in _backward_order(d) if s in needed]
+    forward = [Equation(s.name, d.defs[s], (s,)) for s in d.order if s in needed and d.kind(s) in (Kind.Z, Kind.A)]
     sizes = spec.layer_sizes
-    whole = whole_chain(g.label, sizes, spec.loss == "softmax_ce")
-    vector = [chain, (whole.text(), whole.latex())]
+    whole = whole_chain(e, sizes, spec.loss == "softmax_ce")
     notes = (WHOLE_CHAIN_SCALAR if all(s == 1 for s in sizes) else WHOLE_CHAIN_PATH,)
-    sections = [Section(f"dC_k/d{g.label}, per sample", (top,), tuple(vector), notes)]
+    sections = [Section(note(lhs, ", per sample"), (top,), (product, whole), notes, e.layer, scalar)]
     if backward:
-        sections.append(
-            Section("Backpropagated errors (chain rule, from this layer up to the output)", tuple(backward))
-        )
+        title = "Backpropagated errors (chain rule, from this layer up to the output)"
+        sections.append(Section(title, tuple(backward), scalar=scalar))
     if forward:
-        sections.append(Section("Forward pass (the z and a used above)", tuple(forward)))
+        sections.append(Section("Forward pass (the z and a used above)", tuple(forward), scalar=scalar))
     intro = (
-        f"{g.label} is the {_describe_param(g.array, g.index)}; indices are 1-based.",
-        "Compact form: over the z, a and delta symbols, each defined below (same formulas as the module's comments).",
+        note(_entry_ref(e), f" is the {_describe_param(e)}; indices are 1-based."),
+        "Compact form: over the z, a and δ symbols, each defined below (same formulas as the module's comments).",
     )
-    return Explanation(spec, f"dC_k/d{g.label}", intro + warnings, tuple(sections))
+    return Explanation(spec, note(lhs), intro + warnings, tuple(sections), scalar=scalar)
 
 
-def _describe_param(array: str, index: tuple[int, ...]) -> str:
-    l = int(array[1:])
-    if array.startswith("W"):
-        j, i = (k + 1 for k in index)
+def _describe_param(e: Entry) -> str:
+    l = e.layer
+    if e.kind is Kind.WEIGHT:
+        j, i = e.index
         src = f"input {i}" if l == 1 else f"neuron {i} of layer {l - 1}"
         return f"weight from {src} to neuron {j} of layer {l}"
-    return f"bias of neuron {index[0] + 1} of layer {l}"
+    return f"bias of neuron {e.index[0]} of layer {l}"
 
 
 def _backward_order(d: UnitView) -> list[sp.Symbol]:
@@ -393,19 +512,19 @@ def _backward_order(d: UnitView) -> list[sp.Symbol]:
     return [s for *_, s in sorted(out, key=lambda t: t[:3])]
 
 
-def _compact_equation(d: UnitView, s: sp.Symbol) -> Equation:
+def _compact_equation(d: UnitView, s: sp.Symbol, scalar: bool = False) -> Equation:
     if d.kind(s) is Kind.DELTA:
         factors = (d.local(s), d.upstream[s]) if s in d.upstream else ()
         l, j = d.layer_unit(s)
         return Equation(
             s.name,
             d.defs[s],
-            f"{s.name} = dC_k/dz{l}_{j}",
-            rf"{latex_name(s.name)} = \frac{{\partial C_k}}{{\partial {latex_name(f'z{l}_{j}')}}}",
-            text=d.delta_text(s),
+            (s, Partial(C_K, ref(Kind.Z, l, j))),
+            text=d.delta_text(s, typed=scalar),
             factors=factors,
         )
-    return Equation(s.name, d.defs[s], note="sum over the units of the layer above")
+    words = "the error sent down from the layer above" if scalar else "sum over the units of the layer above"
+    return Equation(s.name, d.defs[s], (s,), note=words)
 
 
 def _closure(expr: sp.Expr, defs: dict[sp.Symbol, sp.Expr]) -> set[sp.Symbol]:
@@ -442,14 +561,20 @@ def every_parameter_expanded(spec: Spec, view: UnitView | None = None, symbolic_
     expanded = _expand_all(d, [g.per_sample for g in d.gradients])
     sections = []
     for l in range(1, len(spec.layers) + 1):
+        entries = [(_entry_of(g), e) for g, e in zip(d.gradients, expanded, strict=True)]
         eqs = tuple(
-            Equation(sympy_name(g.label), e, f"dC_k/d{g.label}", latex_name("dC_d" + g.param.name))
-            for g, e in zip(d.gradients, expanded, strict=True)
-            if g.array[1:] == str(l)
+            Equation(sympy_name(entry), e, (Partial(C_K, _entry_ref(entry)),))
+            for entry, e in entries
+            if entry.layer == l
         )
-        sections.append(Section(f"Layer {l}: W{l} and b{l}", eqs))
+        title = note(f"Layer {l}: ", ref(Kind.WEIGHT, l), " and ", ref(Kind.BIAS, l))
+        sections.append(Section(title, eqs, layer=l))
     intro = (
-        "Every per-sample gradient dC_k/dp, written out in the inputs x, targets y and parameters W, b only.",
+        note(
+            "Every per-sample gradient ",
+            Partial(C_K, sp.Symbol("p")),
+            ", written out in the inputs x, targets y and parameters W, b only.",
+        ),
         "The batch gradient is the mean over the samples k.",
     )
     return Explanation(spec, "every gradient, expanded", intro + _warnings(d.program), tuple(sections))
@@ -465,25 +590,26 @@ def second_order(spec: Spec, symbolic_params: bool = False) -> Explanation:
     forward: list[Equation] = []
     backward: list[Equation] = []
     seen_backward = False
-    vector: list[tuple[str | Note, str]] = []
+    vector: list[Note] = []
     for s in hvp.body:
         seen_backward = seen_backward or s.role is Role.LOSS
         if s.role is not Role.CURVATURE:
             continue
         if isinstance(s, MatMul):
-            left = s.left.name + ("^T" if s.left_t else "")
-            right = s.right.name + ("^T" if s.right_t else "")
-            vector.append(
-                (f"{s.out.name} = {left} {right}", rf"\mathrm{{{s.out.name}}} = \mathrm{{{left}}}\,\mathrm{{{right}}}")
-            )
+            left, right = _named(s.left, s.left_t), _named(s.right, s.right_t)
+            vector.append(note(_named(s.out), Op.EQ, left, Op.PRODUCT, right))
             continue
         if isinstance(s, AddBias):
-            vector.append(
-                (f"{s.out.name} += {s.bias.name}", rf"\mathrm{{{s.out.name}}} \mathrel{{+}}= \mathrm{{{s.bias.name}}}")
-            )
+            vector.append(note(_named(s.out), Op.PLUS_EQ, _named(s.bias)))
             continue
         if isinstance(s, Map | Reduce):
-            eq = Equation(s.out.name, s.expr, note="summed over the batch" if isinstance(s, Reduce) else "")
+            named = {v: Ref(v.name, Kind.TEMP) for v in s.expr.free_symbols if v != N.symbol}  # upright names
+            eq = Equation(
+                s.out.name,
+                s.expr.xreplace(named),
+                (_named(s.out),),
+                note="summed over the batch" if isinstance(s, Reduce) else "",
+            )
             (backward if seen_backward else forward).append(eq)
     intro = (
         "H V by forward-over-reverse (Pearlmutter's R-operator): R(v) = d/dt v(params + t V) at t = 0, "
@@ -495,9 +621,14 @@ def second_order(spec: Spec, symbolic_params: bool = False) -> Explanation:
     sections = (
         Section("Matrix products of the sweep", (), tuple(vector)),
         Section("Forward sweep: R(z), R(a)", tuple(forward)),
-        Section("Backward sweep: R(delta) and the product", tuple(backward)),
+        Section("Backward sweep: R(δ) and the product", tuple(backward)),
     )
     return Explanation(spec, "the Hessian-vector product", intro, sections)
+
+
+def _named(v: Var, transposed: bool = False) -> Ref:
+    """A variable of the sweep by its code name (``RZ1``, ``W1^T``), printed upright."""
+    return Ref(v.name + "^T" * transposed, Kind.TEMP, v.layer, (), transposed)
 
 
 def collapsed(spec: Spec) -> Explanation:
@@ -517,28 +648,53 @@ def collapsed(spec: Spec) -> Explanation:
     for l in range(2, L + 1):
         W = d.weights(l) * W
         B = d.weights(l) * B + d.biases(l)
-    product = " ".join(f"W{l}" for l in range(L, 0, -1))
-    bias = "b1"
+    product: list[Part] = []
+    for l in range(L, 0, -1):
+        product += [ref(Kind.WEIGHT, l)] + [Op.PRODUCT] * (l > 1)
+    bias: list[Part] = [ref(Kind.BIAS, 1)]
     for l in range(2, L + 1):
-        bias = f"W{l} {bias if l == 2 else '(' + bias + ')'} + b{l}"
+        inner = bias if l == 2 else [Op.OPEN, *bias, Op.CLOSE]
+        bias = [ref(Kind.WEIGHT, l), Op.PRODUCT, *inner, Op.PLUS, ref(Kind.BIAS, l)]
+    big_w, big_b = sp.Symbol("W"), sp.Symbol("B")
     eqs = [
-        Equation(f"W_{j + 1}_{i + 1}", sp.expand(W[j, i]), f"W[{j + 1},{i + 1}]", f"W_{{{j + 1},{i + 1}}}")
+        Equation(
+            f"W_{j + 1}_{i + 1}",
+            sp.expand(W[j, i]),
+            (Ref(f"W[{j + 1},{i + 1}]", Kind.WEIGHT, 0, (str(j + 1), str(i + 1))),),
+        )
         for j in range(W.rows)
         for i in range(W.cols)
     ]
-    eqs += [Equation(f"B_{j + 1}", sp.expand(B[j]), f"B[{j + 1}]", f"B_{{{j + 1}}}") for j in range(B.rows)]
-    note = (
-        f"Every activation is identity, so the {L} layer(s) are one affine map a{L} = W x + B "
-        f"with W = {product} (shape {sizes[-1]}x{sizes[0]}) and B = {bias}: depth adds nothing here."
+    eqs += [Equation(f"B_{j + 1}", sp.expand(B[j]), (sp.Symbol(f"B_{j + 1}"),)) for j in range(B.rows)]
+    words = note(
+        f"Every activation is identity, so the {L} layer(s) are one affine map ",
+        ref(Kind.A, L),
+        Op.EQ,
+        big_w,
+        Op.PRODUCT,
+        ref(Kind.INPUT),
+        Op.PLUS,
+        big_b,
+        " with ",
+        big_w,
+        Op.EQ,
+        *product,
+        f" (shape {sizes[-1]}x{sizes[0]}) and ",
+        big_b,
+        Op.EQ,
+        *bias,
+        ": depth adds nothing here.",
     )
-    section = Section(f"W = {product} and B = {bias}", tuple(eqs))
-    return Explanation(spec, "one affine map", (note,), (section,))
+    section = Section(note(big_w, Op.EQ, *product, " and ", big_b, Op.EQ, *bias), tuple(eqs))
+    return Explanation(spec, "one affine map", (words,), (section,))
 
 
-def _title(spec: Spec) -> str:
-    acts = " -> ".join(layer.describe() for layer in spec.layers)
+def _title(spec: Spec) -> Note:
+    acts: list[Part] = []
+    for k, layer in enumerate(spec.layers):
+        acts += [Op.ARROW] * (k > 0) + [layer.describe()]
     sizes = "-".join(map(str, spec.layer_sizes))
-    return f"{spec.name}: {sizes} network ({acts}), loss {spec.loss}"
+    return note(f"{spec.name}: {sizes} network (", *acts, f"), loss {spec.loss}")
 
 
 def _warnings(program: Program) -> tuple[str, ...]:
@@ -567,14 +723,25 @@ def rhs_latex(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
     return r" \cdot ".join(printers.latex_factor(f) for f in eq.factors)
 
 
-def lhs_text(eq: Equation) -> str:
-    return eq.lhs if eq.lhs is not None else text_name(eq.name)
+def lhs_text(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
+    return " = ".join(printers.text(side) for side in eq.sides)
 
 
-def lhs_latex(eq: Equation) -> str:
-    if eq.lhs_latex is not None:
-        return eq.lhs_latex
-    return latex_name(eq.name) or r"\mathrm{" + eq.name.replace("_", r"\_") + "}"
+def lhs_latex(eq: Equation, printers: Printers = DEFAULT_PRINTERS) -> str:
+    return " = ".join(printers.latex(side) for side in eq.sides)
+
+
+def vector_text(v: Note | Equality, printers: Printers = DEFAULT_PRINTERS) -> str:
+    return note_text(v, printers) if isinstance(v, Note) else v.text()
+
+
+def vector_latex(v: Note | Equality, printers: Printers = DEFAULT_PRINTERS) -> str:
+    return note_math_latex(v, printers) if isinstance(v, Note) else v.latex()
+
+
+def section_printers(s: Section, digits: int) -> Printers:
+    """The printers of a section: the scalar view's (w², no unit index) where it is one."""
+    return Printers(digits, s.scalar)
 
 
 def notation_legend(ex: Explanation) -> tuple[str, ...]:
@@ -605,35 +772,58 @@ def render(ex: Explanation, fmt: str = "text", digits: int = DEFAULT_DIGITS, sta
 
 
 def _render_text(ex: Explanation, printers: Printers) -> str:
-    out = [f"{ex.title}: {ex.heading}", *ex.intro, *notation_legend(ex)]
+    intro = [note_text(line, ex.printers) for line in ex.intro]
+    out = [f"{note_text(ex.title)}: {note_text(ex.heading, ex.printers)}", *intro, *notation_legend(ex)]
     for s in ex.sections:
-        out += ["", s.title + ":"]
-        out += [f"  {text if isinstance(text, str) else text.render(printers.text)}" for text, _ in s.vector]
-        out += [f"  ({note})" for note in s.notes]
+        p = section_printers(s, printers.digits)
+        out += ["", note_text(s.title, p) + ":"]
+        out += [f"  {vector_text(v, p)}" for v in s.vector]
+        out += [f"  ({note_text(n, p)})" for n in s.notes]
         for eq in s.equations:
-            if isinstance(eq.text, Note):
-                line = eq.text.render(printers.text)
-            else:
-                line = eq.text if eq.text is not None else f"{lhs_text(eq)} = {rhs_text(eq, printers)}"
-            out.append(f"  {line}" + (f"    # {eq.note}" if eq.note else ""))
+            line = note_text(eq.text, p) if eq.text is not None else f"{lhs_text(eq, p)} = {rhs_text(eq, p)}"
+            out.append(f"  {line}" + (f"    # {note_text(eq.note, p)}" if eq.note else ""))
     return "\n".join(out) + "\n"
 
 
 def _render_latex(ex: Explanation, printers: Printers) -> str:
-    out = [f"% {ex.title}: {ex.heading}", *(f"% {line}" for line in (*ex.intro, *notation_legend(ex)))]
+    comments = (*(note_text(line, ex.printers) for line in ex.intro), *notation_legend(ex))
+    out = [f"% {note_text(ex.title)}: {note_text(ex.heading)}", *(f"% {line}" for line in comments)]
     for s in ex.sections:
-        out += ["", f"% {s.title}", *(f"% {note}" for note in s.notes), r"\begin{align*}"]
-        rows = [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
+        p = section_printers(s, printers.digits)
+        out += ["", f"% {note_text(s.title, p)}", *(f"% {note_text(n, p)}" for n in s.notes), r"\begin{align*}"]
+        rows = [vector_latex(v, p).replace(" = ", " &= ", 1) for v in s.vector]
         for eq in s.equations:
-            note = rf" && \text{{{note_latex(eq.note)}}}" if eq.note else ""
-            rows.append(f"{lhs_latex(eq)} &= {rhs_latex(eq, printers)}{note}")
+            words = rf" && \text{{{note_latex(eq.note, p)}}}" if eq.note else ""
+            rows.append(f"{lhs_latex(eq, p)} &= {rhs_latex(eq, p)}{words}")
         out += [f"  {row} \\\\" for row in rows[:-1]] + [f"  {rows[-1]}", r"\end{align*}"]
     return "\n".join(out) + "\n"
 
 
+def _statements(v: Note | Equality, p: Printers) -> list[tuple[str, list[list[str]]]]:
+    """A whole-layer row as statements ``lhs = side = side``, each side as LaTeX lines: a note is cut
+    at its separators (``;`` and ``,``) and equals signs, an :class:`Equality` at its sides; a long
+    side breaks between terms or factors (a product never right after its dot)."""
+    if isinstance(v, Equality):
+        latex = [Equality((side,), v.digits).latex() for side in v.sides]
+        return [(latex[0], [_product_lines(side) for side in latex[1:]])]
+    out = []
+    for part in v.split(Op.SEP):
+        for clause in part.split(Op.COMMA):
+            lhs, *sides = clause.split(Op.EQ)
+            lines = [
+                latex_lines(tidy(side.parts[0], p.digits), p.digits)
+                if len(side.parts) == 1 and isinstance(side.parts[0], sp.Basic)
+                else _product_lines(note_math_latex(side, p))
+                for side in sides
+            ]
+            out.append((note_math_latex(lhs, p), lines))
+    return out
+
+
 def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> str:
     """A complete LaTeX document (article + amsmath) that pdflatex compiles without an overfull box:
-    headings and prose as text, notes as text between the formulas, long formulas broken over lines."""
+    headings and prose as text with their math as math, notes as text between the formulas, long
+    formulas broken over lines."""
     out = [
         r"\documentclass[11pt]{article}",
         r"\usepackage[T1]{fontenc}",
@@ -641,32 +831,34 @@ def latex_document(ex: Explanation, printers: Printers = DEFAULT_PRINTERS) -> st
         r"\allowdisplaybreaks",
         r"\begin{document}",
         r"\raggedright\sloppy",
-        rf"\section*{{{prose_latex(ex.title)}}}",
-        rf"\noindent Shown: {prose_latex(ex.heading)}.",
+        rf"\section*{{{words_latex(ex.title)}}}",
+        rf"\noindent Shown: {words_latex(ex.heading)}.",
         "",
-        *[x for line in (*ex.intro, *notation_legend(ex)) for x in (prose_latex(line), "")],
+        *[x for line in (*ex.intro, *notation_legend(ex)) for x in (words_latex(line, ex.printers), "")],
         rf"\noindent Generated by symprop {__version__} from spec hash \texttt{{{ex.spec.hash()}}}.",
     ]
     for s in ex.sections:
-        out += ["", rf"\subsection*{{{prose_latex(s.title)}}}"]
-        out += [x for note in s.notes for x in (prose_latex(note) + ".", "")]
+        p = section_printers(s, printers.digits)
+        out += ["", rf"\subsection*{{{note_latex(s.title, p)}}}"]
+        out += [x for n in s.notes for x in (note_latex(n, p) + ".", "")]
         groups: list[list[str]] = [[]]
-        for _, latex in s.vector:  # one statement per line, one side per line: lhs &= side \\ &= side
-            for statement in latex.split(r",\quad "):
-                lhs, *sides = statement.split(" = ")
+        for v in s.vector:  # one statement per line, one side per line: lhs &= side \\ &= side
+            if isinstance(v, Note) and not v.is_math:  # words in it: a paragraph, its math inline
+                groups += [[note_latex(v, p) + "."], []]
+                continue
+            for lhs, sides in _statements(v, p):
+                if not sides:
+                    groups[-1].append(f"&{lhs}")
                 for k, side in enumerate(sides):
-                    first, *rest = _product_lines(side)
+                    first, *rest = side
                     groups[-1].append(f"{lhs if k == 0 else ''} &= {first}".lstrip())
                     groups[-1] += [rf"&\quad {line}" for line in rest]
         for eq in s.equations:
-            if eq.factors:
-                lines = factor_lines(eq.factors, printers.digits)
-            else:
-                lines = latex_lines(tidy(eq.rhs, printers.digits), printers.digits)
-            groups[-1].append(f"{lhs_latex(eq)} &= {lines[0]}")
+            lines = factor_lines(eq.factors, p.digits) if eq.factors else latex_lines(tidy(eq.rhs, p.digits), p.digits)
+            groups[-1].append(f"{lhs_latex(eq, p)} &= {lines[0]}")
             groups[-1] += [rf"&\quad {line}" for line in lines[1:]]
             if eq.note:  # a paragraph between two align blocks (a text row would widen the lhs column)
-                groups += [[prose_latex(eq.note) + "."], []]
+                groups += [[note_latex(eq.note, p) + "."], []]
         for k, group in enumerate(groups):
             if k % 2:  # a note
                 out += ["", rf"\noindent {group[0]}"]
@@ -695,40 +887,44 @@ def _product_lines(side: str, width: int = LINE_WIDTH) -> list[str]:
 def _render_markdown(ex: Explanation, printers: Printers) -> str:
     """A report for a code-hosting site: the spec, then a section per layer of one-line ``$$...$$`` formulas.
 
-    Notes go below their formula as words with inline ``$...$`` math."""
+    Titles, notes and the intro are words with inline ``$...$`` math."""
     spec = ex.spec
     made = f" with `{ex.command}`" if ex.command else ""
     out = [
-        f"# {spec.name}: {ex.heading}",
+        f"# {note_markdown(note(spec.name + ': ') + _as_note(ex.heading))}",
         "",
         f"Generated by symprop {__version__}{made} from spec hash `{spec.hash()}`.",
         "",
-        f"{ex.title}:",
+        f"{note_markdown(ex.title)}:",
         "",
         "```toml",
         spec.to_toml().rstrip("\n"),
         "```",
     ]
-    intro = (*ex.intro, *notation_legend(ex))
+    intro = (*(note_markdown(line, ex.printers) for line in ex.intro), *notation_legend(ex))
     if intro:
         out += ["", *[f"{line}  " for line in intro[:-1]], intro[-1]]
     for s in ex.sections:
-        out += ["", f"## {s.title}"]
-        out += [x for note in s.notes for x in ("", f"Note: {note}.")]
-        out += [x for _, latex in s.vector for x in ("", f"$${markdown_math(latex)}$$")]
+        p = section_printers(s, printers.digits)
+        out += ["", f"## {note_markdown(s.title, p)}"]
+        out += [x for n in s.notes for x in ("", f"Note: {note_markdown(n, p)}.")]
+        out += [x for v in s.vector for x in ("", f"$${markdown_math(vector_latex(v, p))}$$")]
         for eq in s.equations:
-            out += ["", f"$${markdown_math(f'{lhs_latex(eq)} = {rhs_latex(eq, printers)}')}$$"]
+            out += ["", f"$${markdown_math(f'{lhs_latex(eq, p)} = {rhs_latex(eq, p)}')}$$"]
             if eq.note:
-                out += ["", _markdown_note(eq.note)]
+                out += ["", note_markdown(eq.note, p)]
     return "\n".join(out) + "\n"
 
 
-def _markdown_note(note: str) -> str:
-    """A note as Markdown: words as they are (Markdown punctuation escaped), math as ``$...$``."""
-    parts = []
-    for kind, text in note_parts(note):
-        parts.append(re.sub(r"([*_`\\\[\]<>])", r"\\\1", text) if kind == "text" else f"${markdown_math(text)}$")
-    return "".join(parts)
+def _joined(notes: list[Note], op: Op) -> Note:
+    parts: list[Part] = []
+    for k, n in enumerate(notes):
+        parts += [op] * (k > 0) + list(n.parts)
+    return Note(tuple(parts))
+
+
+def _as_note(words: Words) -> Note:
+    return words if isinstance(words, Note) else note(words)
 
 
 def explain(
@@ -809,4 +1005,4 @@ def explain(
     return text + "\n% Worked example\n" + worked
 
 
-__all__ = ["FORMATS", "ExplainError", "Explanation", "explain", "parse_label", "plain", "render"]
+__all__ = ["FORMATS", "ExplainError", "Explanation", "explain", "parse_entry", "parse_label", "plain", "render"]

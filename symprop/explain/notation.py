@@ -14,15 +14,18 @@ The printers only change how an expression *reads*, never what it is:
   significant digits (0.1, 0.78125), else an exact simple fraction when the float is one
   (0.3333333333333333 -> 1/3, so 0.3333333333333333 z prints z/3), else ``digits``
   significant digits;
-* symprop's symbol names as math: ``W2_1_3`` -> W^(2)_{1,3}, ``delta2_j`` -> δ^(2)_j,
-  ``dC_da1_2`` -> ∂C_k/∂a^(1)_2; whole-layer names ``a1``, ``delta2``, ``W2T`` (transposed).
+* references (:class:`symprop.ir.notes.Ref`: a symbol with its kind, layer and units) as math,
+  from name tables keyed by kind, never by reading a name: W^(2)_{1,3}, δ^(2)_j, ∂C_k/∂a^(1)_2,
+  W^(2)ᵀ; in the scalar view of a one-unit chain (``Printers(scalar=True)``) w², z², δ², with
+  no unit index, transpose or ⊙.
 
-:func:`note_parts` splits an annotation such as ``"= (W2^T delta2)_i, the error sent down"``
-into words and math tokens, so that renderers print the math as math, not as code.
+Notes (:class:`symprop.ir.notes.Note`: words, expressions and operators) print in every format
+by :func:`note_text`, :func:`note_latex` (text mode), :func:`note_math_latex` (display),
+:func:`note_markdown`, :func:`note_html` and :func:`note_mathml`: words as words, math as math.
 
 Display-only functions (:class:`Partial`, :class:`Hadamard`, :class:`BatchMean`,
-:class:`Act`) build the statements of the chain rule (∂C/∂w = ∂z/∂w · ∂a/∂z · ∂C/∂a, the
-batch mean (1/n) Σ_k); they are never differentiated or emitted as code.
+:class:`Act`, from :mod:`symprop.ir.notes`) build the statements of the chain rule
+(∂C/∂w = ∂z/∂w · ∂a/∂z · ∂C/∂a); they are never differentiated or emitted as code.
 
 Invariant: every printer prints the same expression; nothing here evaluates user text
 (symbol names come from validated specs and are printed through escaping serializers).
@@ -31,8 +34,7 @@ Invariant: every printer prints the same expression; nothing here evaluates user
 from __future__ import annotations
 
 import html
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -42,68 +44,98 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.mathml import MathMLPresentationPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
-from sympy.printing.str import StrPrinter
 
+from symprop.ir.names import Kind, ParamRef
+from symprop.ir.notes import (
+    ASCII_BASE,
+    BATCH_BASE,
+    C_K,
+    Act,
+    BatchMean,
+    Hadamard,
+    Note,
+    NotePrinter,
+    Op,
+    Partial,
+    Ref,
+    ascii_name,
+    ref,
+)
 from symprop.symbolic.functions import Relu, Sigmoid, Softplus, log1p
 
 DEFAULT_DIGITS = 6
 MAX_DENOMINATOR = 1000  # a float is printed as p/q when it is exactly the double nearest p/q, q <= this
 
 __all__ = [
+    "C_K",
     "DEFAULT_DIGITS",
     "Act",
     "BatchMean",
+    "Entry",
+    "Equality",
     "Hadamard",
     "Partial",
     "Printers",
     "disjoint_cases",
     "latex_lines",
-    "latex_name",
     "legend",
     "markdown_math",
     "mathml_lines",
+    "note_html",
     "note_latex",
-    "note_parts",
+    "note_markdown",
+    "note_math_latex",
+    "note_mathml",
+    "note_text",
     "text_name",
     "tidy",
+    "words_latex",
 ]
 
 
-# ------------------------------------------------------------- display-only functions --
-class Partial(sp.Function):
-    """∂num/∂den (two symbols): a factor of the chain rule as printed, never differentiated."""
+@dataclass(frozen=True)
+class Entry:
+    """One scalar parameter: an entry of ``W2`` or ``b1``, its ``index`` 1-based (``W2[1,3]``)."""
 
-    nargs = 2
+    param: ParamRef
+    index: tuple[int, ...]
 
+    @property
+    def label(self) -> str:
+        return f"{self.param.label}[{','.join(map(str, self.index))}]"
 
-class Hadamard(sp.Function):
-    """u ⊙ v, the elementwise product of two layer vectors."""
+    @property
+    def kind(self) -> Kind:
+        return Kind.WEIGHT if self.param.array == "W" else Kind.BIAS
 
-    nargs = 2
-
-
-class BatchMean(sp.Function):
-    """(1/n) Σ_k of its argument: the batch mean of a per-sample quantity."""
-
-    nargs = 1
-
-
-class Act(sp.Function):
-    """f_l(arg) (order 0) or f_l'(arg) (order 1): the activation of layer l, by name."""
-
-    nargs = 3  # (l, order, arg)
+    @property
+    def layer(self) -> int:
+        return self.param.layer
 
 
 # ------------------------------------------------------------------------- names --
-_UNIT = re.compile(r"(W|b|z|a|delta)(\d+)(T?)(?:_([0-9a-z]+)(?:_([0-9a-z]+))?)?")
-_XY = re.compile(r"([xy])(T?)_?([0-9]+|[a-z])?")
-_GREEK = {"beta": "β", "mu": "μ", "sigma": "σ", "alpha": "α"}
-_GREEK_LATEX = {"beta": r"\beta", "mu": r"\mu", "sigma": r"\sigma", "alpha": r"\alpha"}
+_GREEK = {"beta": "β", "mu": "μ", "sigma": "σ", "alpha": "α", "eta": "η", "delta": "δ"}
+_GREEK_LATEX = {
+    "beta": r"\beta",
+    "mu": r"\mu",
+    "sigma": r"\sigma",
+    "alpha": r"\alpha",
+    "eta": r"\eta",
+    "delta": r"\delta",
+}
+# activation parameters that are not Greek letters (--symbolic-params): x_min, x_max
+_BOUNDS = {"x_min": "min", "x_max": "max"}
+# the base letter of each kind in the printed math (a batch array is upper case: Z, A, D)
+_BASE = {
+    k: ASCII_BASE[k] for k in (Kind.INPUT, Kind.TARGET, Kind.WEIGHT, Kind.BIAS, Kind.Z, Kind.A, Kind.COST, Kind.COUNT)
+}
+_BASE[Kind.DELTA] = "δ"  # a row value or temporary prints as its name (w_k, M2)
+_LATEX_BASE = {"δ": r"\delta"}
 
 
 @dataclass(frozen=True)
 class NameParts:
-    """A symbol name read as math: base, superscript (layer), subscript (units), transposed."""
+    """A symbol read as math: base, superscript (layer), subscript (units), transposed."""
 
     base: str  # "W", "δ", "x"...
     layer: str | None
@@ -111,44 +143,48 @@ class NameParts:
     transposed: bool = False
 
 
-def name_parts(name: str) -> NameParts | None:
-    """``W2_1_3`` -> W, (2), 1,3; ``delta2_j`` -> δ, (2), j; ``a1T`` -> a, (1), transposed; else None."""
-    m = _UNIT.fullmatch(name)
-    if m:
-        base, layer, t, j, i = m.groups()
-        sub = None if j is None else (f"{j},{i}" if i else j)
-        return NameParts("δ" if base == "delta" else base, layer, sub, bool(t))
-    m = _XY.fullmatch(name)
-    if m:
-        return NameParts(m.group(1), None, m.group(3), bool(m.group(2)))
-    for key in ("x_min", "x_max"):
-        if name == key:
-            return NameParts("x", None, key[2:])
-    return None
+def ref_parts(r: Ref, scalar: bool = False) -> NameParts | None:
+    """How a reference prints, from its kind, layer and units (None: no table entry, print its name).
 
-
-def latex_name(name: str) -> str | None:
-    """LaTeX for symprop's symbol names (``W2_1_3`` -> ``W^{(2)}_{1,3}``); None for other names."""
-    if name.startswith("dC_d") and (inner := latex_name(name[4:])) is not None:
-        return rf"\frac{{\partial C_k}}{{\partial {inner}}}"
-    if name == "C_k":
-        return "C_k"
-    if name in _GREEK_LATEX:
-        return _GREEK_LATEX[name]
-    parts = name_parts(name)
-    if parts is None:
+    ``scalar``: the scalar view of a one-unit chain, w², z², δ² with no unit index or transpose."""
+    base = (BATCH_BASE if r.batch else _BASE).get(r.kind)
+    if base is None:
         return None
-    head = r"\delta" if parts.base == "δ" else parts.base
+    if scalar and r.kind is Kind.WEIGHT:
+        base = "w"
+    keep = r.sub and not (scalar and r.kind is not Kind.COST)
+    return NameParts(
+        base, str(r.layer) if r.layer else None, ",".join(r.sub) if keep else None, r.transposed and not scalar
+    )
+
+
+def upstream_partial(r: Ref) -> sp.Expr:
+    """∂C_k/∂a of an UPSTREAM reference (the error sent down): the quotient it names."""
+    return Partial(C_K, ref(Kind.A, r.layer, *r.sub))
+
+
+def _latex_parts(parts: NameParts) -> str:
+    head = _LATEX_BASE.get(parts.base, parts.base)
     if parts.sub in ("min", "max"):
         return rf"{head}_{{\{parts.sub}}}"
+    if parts.base == "C" and parts.sub is not None:
+        return f"C_{parts.sub}"  # C_k, the cost of one sample
     sup = [f"({parts.layer})"] * (parts.layer is not None) + [r"\top"] * parts.transposed
     out = head + (f"^{{{''.join(sup)}}}" if sup else "")
     return out + (f"_{{{parts.sub}}}" if parts.sub is not None else "")
 
 
-def text_name(name: str) -> str:
-    """The text name of a symbol: ``dC_da1_2`` reads ``dC_k/da1_2``; others unchanged."""
-    return "dC_k/d" + name[4:] if name.startswith("dC_d") else name
+def text_name(r: sp.Symbol, scalar: bool = False) -> str:
+    """The text of a symbol: a reference's ASCII name (``dC_da1_2`` reads ``dC_k/da1_2``); in the
+    scalar view without unit index or transpose, and w for a weight (``w2``, ``delta2``)."""
+    if not isinstance(r, Ref):
+        return str(r.name)
+    if r.kind is Kind.UPSTREAM:
+        return "dC_k/d" + text_name(ref(Kind.A, r.layer, *r.sub), scalar)
+    if not scalar or r.kind not in _BASE:
+        return str(r.name)
+    name = ascii_name(r.kind, r.layer, r.sub if r.kind is Kind.COST else (), False, r.batch)
+    return "w" + name[1:] if r.kind is Kind.WEIGHT else name
 
 
 # ------------------------------------------------------------------------ numbers --
@@ -177,12 +213,12 @@ def exact_fraction(value: float, digits: int) -> Fraction | None:
 
 # --------------------------------------------------------------------- tidying --
 def _rename_index(expr: sp.Expr, index: str, value: sp.Expr) -> sp.Expr:
-    """Set a generic unit index in symprop's names: ``a2_j`` -> ``a2_1`` for j = 1."""
-    subs = {}
+    """Set a generic unit index: ``a2_j`` -> ``a2_1`` for j = 1 (references by their units)."""
+    subs: dict[sp.Basic, sp.Basic] = {}
     for s in expr.free_symbols:
-        parts = s.name.split("_")
-        if index in parts[1:]:
-            subs[s] = sp.Symbol("_".join(str(value) if p == index else p for p in parts), **s.assumptions0)
+        if isinstance(s, Ref) and index in s.sub:
+            units = (str(value) if u == index else u for u in s.sub)
+            subs[s] = ref(s.kind, s.layer, *units, transposed=s.transposed, batch=s.batch)
     return expr.xreplace(subs)
 
 
@@ -288,121 +324,132 @@ def legend(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------ notes --
-_NOTE_TOKEN = re.compile(
-    r"dC(?:_k)?/d[Wb]\d+\[[0-9,]+\]"  # dC/dW2[1,3]
-    r"|dC_k/d(?:[a-zA-Z]+\d*(?:_[0-9a-z]+)*)"  # dC_k/da5_j
-    r"|\b(?:W|b|z|a|delta)\d+(?:\^T)?(?:_[0-9a-z]+)*'?(?:\([^()]*\))?"  # a2_j, W2^T, delta2
-    r"|\bf\d+'?(?:\((?:[a-z]+\d*(?:_[0-9a-z]+)*)\))?"  # f2(z2_j), f5'(z5_j)
-    r"|\((?:W|b|z|a|delta)\d+\^T (?:W|b|z|a|delta)\d+\)_[a-z]"  # (W5^T delta5)_i
-    r"|\b[xy]_?[0-9a-z]?\b(?=[ ,;)]|$)"  # x, y_j
+# words in LaTeX text mode: special characters escaped, the few symbols prose uses as math
+_LATEX_WORDS = str.maketrans(
+    {
+        "\\": r"\textbackslash{}",
+        "_": r"\_",
+        "%": r"\%",
+        "&": r"\&",
+        "#": r"\#",
+        "$": r"\$",
+        "{": r"\{",
+        "}": r"\}",
+        "^": r"\^{}",
+        "~": r"\~{}",
+        "–": "--",
+        "−": "-",
+        "δ": r"$\delta$",
+        "η": r"$\eta$",
+        "σ": r"$\sigma$",
+        "θ": r"$\theta$",
+        "β": r"$\beta$",
+        "ε": r"$\varepsilon$",
+        "∂": r"$\partial$",
+        "Σ": r"$\sum$",
+        "·": r"$\cdot$",
+        "²": r"$^2$",
+        "≤": r"$\le$",
+        "≥": r"$\ge$",
+        "←": r"$\leftarrow$",
+        "→": r"$\to$",
+        "⊙": r"$\odot$",
+        "ᵀ": r"$^\top$",
+    }
 )
+# words in Markdown: its punctuation escaped
+_MARKDOWN_WORDS = str.maketrans({c: "\\" + c for c in "*_`\\[]<>"})
 
 
-def note_parts(note: str) -> list[tuple[str, str]]:
-    """Split an annotation into ("text", words) and ("math", LaTeX) parts."""
-    out: list[tuple[str, str]] = []
-    pos = 0
-    for m in _NOTE_TOKEN.finditer(note):
-        latex = _token_latex(m.group(0))
-        if latex is None:
-            continue
-        if m.start() > pos:
-            out += _note_words(note[pos : m.start()])
-        out.append(("math", latex))
-        pos = m.end()
-    if pos < len(note):
-        out += _note_words(note[pos:])
-    return out
+def words_latex(text: str | Note, p: Printers | None = None) -> str:
+    """Words (or a note) for LaTeX text mode."""
+    return note_latex(text, p) if isinstance(text, Note) else text.translate(_LATEX_WORDS)
 
 
-def _note_words(text: str) -> list[tuple[str, str]]:
-    """Words of a note; a product sign `` * `` between two math tokens becomes a centre dot."""
-    if text == " * ":
-        return [("text", " "), ("math", r"\cdot"), ("text", " ")]
-    return [("text", text)]
+def _as_note(n: str | Note) -> Note:
+    return n if isinstance(n, Note) else Note((n,))
 
 
-def _token_latex(token: str) -> str | None:
-    m = re.fullmatch(r"\((\w+)\^T (\w+)\)_([a-z])", token)
-    if m:
-        left, right = latex_name(m.group(1) + "T"), latex_name(m.group(2))
-        return rf"\left({left} {right}\right)_{{{m.group(3)}}}" if left and right else None
-    m = re.fullmatch(r"dC(_k)?/d([Wb])(\d+)\[([0-9,]+)\]", token)
-    if m:
-        inner = latex_name(f"{m.group(2)}{m.group(3)}_{m.group(4).replace(',', '_')}")
-        return rf"\frac{{\partial C{'_k' if m.group(1) else ''}}}{{\partial {inner}}}"
-    if token.startswith("dC_k/d"):
-        return latex_name("dC_d" + token[len("dC_k/d") :])
-    m = re.fullmatch(r"f(\d+)('?)(?:\((.*)\))?", token)
-    if m:
-        arg = (latex_name(m.group(3)) or (m.group(3) if len(m.group(3)) == 1 else None)) if m.group(3) else None
-        head = f"f_{{{m.group(1)}}}{m.group(2)}"
-        return head + (rf"\left({arg}\right)" if arg else "")
-    m = re.fullmatch(r"(\w+?)(\^T)?", token)
-    if m:
-        return latex_name(m.group(1) + ("T" if m.group(2) else ""))
-    return None
+def _math_text(parts: Sequence[Any], p: Printers) -> str:
+    return "".join(q.ascii if isinstance(q, Op) else p.text(q) for q in parts)
 
 
-def _latex_words(text: str) -> str:
-    text = re.sub(r"([_%&#${}])", r"\\\1", text)
-    text = text.replace("^", r"\^{}").replace("~", r"\~{}")
-    return re.sub(r"(\\_|[(,=/])", r"\1\\allowbreak{}", text)  # long code-like words may break
+def _op_latex(op: Op, scalar: bool) -> str:
+    return r" \cdot " if scalar and op is Op.HADAMARD else op.latex
 
 
-def note_latex(note: str) -> str:
-    """An annotation as LaTeX text mode: words escaped, math tokens in $...$."""
-    return "".join(_latex_words(t) if kind == "text" else f"${t}$" for kind, t in note_parts(note))
+def _op_mathml(op: Op, scalar: bool) -> str:
+    return "<mo>·</mo>" if scalar and op is Op.HADAMARD else op.mathml
 
 
-# Prose of explain and the worked example that names math in ASCII, and its LaTeX (regex, replacement).
-_PROSE_MATH: tuple[tuple[str, str], ...] = (
-    (r"-sum_j y_j log softmax\(z\)_j", r"-\sum_j y_j \log \operatorname{softmax}(z)_j"),
-    (r"delta\{l\}_j", r"\delta^{(l)}_j"),
-    (r"dC_k/dz\{l\}_j", r"\partial C_k/\partial z^{(l)}_j"),
-    (r"dC/dW\{l\}\[j,i\]", r"\partial C/\partial W^{(l)}_{j,i}"),
-    (r"dC_k/dW\{l\}_j_i", r"\partial C_k/\partial W^{(l)}_{j,i}"),
-    (r"\(1/n\) (?:Σ|sum)_k", r"\frac{1}{n}\sum_k"),
-    (r"(?:Σ|sum)_([a-z])\b", r"\sum_\1"),
-    (r"\|W_l\|\^2", r"\lVert W_l\rVert^2"),
-    (r"∂C/∂W_ji", r"\partial C/\partial W_{ji}"),
-    (r"∂C/∂b_j", r"\partial C/\partial b_j"),
-    (r"∂C/∂([wz])", r"\partial C/\partial \1"),
-    (r"\bC_k\b", r"C_k"),
-    (r"\blayer l-1\b", r"layer $l-1$"),
-    (r" -> ", r" \to "),
-    (r"δ_j", r"\delta_j"),
-    (r"δ", r"\delta"),
-    (r"η", r"\eta"),
-    (r"σ", r"\sigma"),
-    (r"θ", r"\theta"),
-    (r"←", r"\leftarrow"),
-    (r"−", r"-"),
-    (r"·", r"\cdot"),
-    (r"²", r"^2"),
-    (r"≤", r"\le"),
-    (r"≥", r"\ge"),
-    (r"Σ", r"\sum"),
-)
-_PROSE = re.compile("|".join(f"(?:{pattern})" for pattern, _ in _PROSE_MATH))
+def _math_latex(parts: Sequence[Any], p: Printers) -> str:
+    return "".join(_op_latex(q, p.scalar) if isinstance(q, Op) else p.latex(q) for q in parts).strip()
 
 
-def prose_latex(text: str) -> str:
-    """A sentence for LaTeX text mode: the math it names in ASCII or Unicode (``delta{l}_j``, ``sum_k``,
-    ``->``, δ, η) typeset as math, other math tokens as :func:`note_latex` does, words escaped."""
-    out = []
-    pos = 0
-    for m in _PROSE.finditer(text):
-        for pattern, replacement in _PROSE_MATH:
-            hit = re.fullmatch(pattern, m.group(0))
-            if hit:
-                math = replacement.replace("\\1", hit.group(1)) if hit.groups() else replacement
-                break
-        out.append(note_latex(text[pos : m.start()]))
-        out.append(math if math.startswith("layer $") else f"${math}$")
-        pos = m.end()
-    out.append(note_latex(text[pos:]))
-    return "".join(out).replace("–", "--")
+def _math_mathml(parts: Sequence[Any], p: Printers) -> str:
+    return "".join(_op_mathml(q, p.scalar) if isinstance(q, Op) else f"<mrow>{p.mathml(q)}</mrow>" for q in parts)
+
+
+def _words(run: Sequence[Any]) -> str:
+    return "".join(p for p in run if isinstance(p, str))
+
+
+def _spaced(run: Sequence[Any], inner: str) -> str:
+    """Math set in running text keeps the spaces its operators have in ASCII (`` -> ``)."""
+    ascii_ = Note(tuple(run)).render()
+    return " " * ascii_.startswith(" ") + inner + " " * (ascii_.endswith(" ") and len(ascii_.strip()) > 0)
+
+
+def _print_note(
+    n: str | Note,
+    p: Printers | None,
+    math: Callable[[Sequence[Any], Printers], str],
+    words: Callable[[str], str],
+    sep: str = "",
+) -> str:
+    """One printer of notes: each run of math by ``math``, each run of words by ``words``."""
+    p = p or Printers()
+    return sep.join(math(run, p) if is_math else words(_words(run)) for is_math, run in _as_note(n).runs())
+
+
+def note_text(n: str | Note, p: Printers | None = None) -> str:
+    """A note as text: words as they are, math in the text printer (operators in ASCII)."""
+    return _print_note(n, p, _math_text, str)
+
+
+def note_latex(n: str | Note, p: Printers | None = None) -> str:
+    """A note for LaTeX text mode: words escaped, math in ``$...$``."""
+    return _print_note(
+        n, p, lambda run, q: _spaced(run, f"${_math_latex(run, q)}$"), lambda w: w.translate(_LATEX_WORDS)
+    )
+
+
+def note_math_latex(n: str | Note, p: Printers | None = None) -> str:
+    """A note as display math: math as is, words in ``\\text{...}``."""
+    return _print_note(n, p, _math_latex, lambda w: rf"\text{{{w.translate(_LATEX_WORDS)}}}", " ")
+
+
+def note_markdown(n: str | Note, p: Printers | None = None) -> str:
+    """A note as Markdown: words with Markdown punctuation escaped, math as ``$...$``."""
+    return _print_note(
+        n,
+        p,
+        lambda run, q: _spaced(run, f"${markdown_math(_math_latex(run, q))}$"),
+        lambda w: w.translate(_MARKDOWN_WORDS),
+    )
+
+
+def note_html(n: str | Note, p: Printers | None = None) -> str:
+    """A note as HTML: words escaped, math as inline MathML."""
+    return _print_note(
+        n, p, lambda run, q: _spaced(run, f"<math><mrow>{_math_mathml(run, q)}</mrow></math>"), html.escape
+    )
+
+
+def note_mathml(n: str | Note, p: Printers | None = None) -> str:
+    """A note as MathML content (an ``<mrow>``): words in ``<mtext>``."""
+    words = _print_note(n, p, _math_mathml, lambda w: f"<mtext>{html.escape(w).replace(' ', chr(160))}</mtext>")
+    return f"<mrow>{words}</mrow>"
 
 
 # ------------------------------------------------------------------------ printers --
@@ -412,23 +459,26 @@ def _h_name(h0: sp.Expr) -> str:
 
 def _lse_vector(expr: sp.Basic) -> tuple[str, int] | None:
     """LogSumExp(z2_1, ..., z2_K) -> ("2", K): the arguments are one layer's z, in order."""
-    names = [a.name if isinstance(a, sp.Symbol) else "" for a in expr.args]
-    m = re.fullmatch(r"z(\d+)_1", names[0]) if names else None
-    if m is None:
+    args = expr.args
+    first = args[0] if args else None
+    if not isinstance(first, Ref) or first.kind is not Kind.Z:
         return None
-    layer = m.group(1)
-    if names != [f"z{layer}_{k}" for k in range(1, len(names) + 1)]:
+    if list(args) != [ref(Kind.Z, first.layer, k) for k in range(1, len(args) + 1)]:
         return None
-    return layer, len(names)
+    return str(first.layer), len(args)
 
 
-class TextPrinter(StrPrinter):
+class TextPrinter(NotePrinter):
     """Plain text in textbook notation; symbols keep symprop's names (``a2_j``, ``dC_k/da1_2``)."""
 
-    _default_settings: ClassVar[dict[str, Any]] = {**StrPrinter._default_settings, "digits": DEFAULT_DIGITS}
+    _default_settings: ClassVar[dict[str, Any]] = {
+        **NotePrinter._default_settings,
+        "digits": DEFAULT_DIGITS,
+        "scalar": False,
+    }
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
-        return text_name(expr.name)
+        return text_name(expr, self._settings["scalar"])
 
     def _print_Float(self, expr: sp.Float) -> str:
         return short_float(float(expr), self._settings["digits"])
@@ -485,28 +535,55 @@ class TextPrinter(StrPrinter):
         head = f"Σ_{{{self._print(var)}={self._print(low)}..{self._print(high)}}}"
         return f"{head} {self.parenthesize(body, PRECEDENCE['Mul'])}"
 
-    def _print_Partial(self, expr: sp.Basic) -> str:
-        return f"d{self._print(expr.args[0])}/d{self._print(expr.args[1])}"
-
     def _print_Hadamard(self, expr: sp.Basic) -> str:
         return " ⊙ ".join(self.parenthesize(a, PRECEDENCE["Mul"]) for a in expr.args)
 
     def _print_BatchMean(self, expr: sp.Basic) -> str:
         return f"(1/n) Σ_k {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"
 
-    def _print_Act(self, expr: sp.Basic) -> str:
-        l, order, arg = expr.args
-        return f"f{l}{chr(39) * int(order)}({self._print(arg)})"
+
+_LABEL_SIGNS = str.maketrans({"*": "·", "-": "−"})
+
+
+class LabelPrinter(TextPrinter):
+    """Text with powers as superscripts (z², else z^3), √ and π: no ``**`` is left, so every ``*``
+    is a product."""
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        if expr.exp == sp.S.Half:
+            return f"√({self._print(expr.base)})"
+        if expr.exp == 2:
+            return str(self.parenthesize(expr.base, PRECEDENCE["Pow"], strict=False)) + "²"
+        return str(super()._print_Pow(expr, rational)).replace("**", "^")
+
+    def _print_Pi(self, expr: sp.Basic) -> str:
+        return "π"
 
 
 class LatexNotation(LatexPrinter):
     """LaTeX in textbook notation, with symprop's names (W^{(2)}_{1,3}) and functions."""
 
-    _default_settings: ClassVar[dict[str, Any]] = {**LatexPrinter._default_settings, "digits": DEFAULT_DIGITS}
+    _default_settings: ClassVar[dict[str, Any]] = {
+        **LatexPrinter._default_settings,
+        "digits": DEFAULT_DIGITS,
+        "scalar": False,
+    }
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        name = latex_name(expr.name)
-        return name if name is not None else str(super()._print_Symbol(expr, style))
+        if isinstance(expr, Ref):
+            if expr.kind is Kind.UPSTREAM:
+                return self._print(upstream_partial(expr))
+            parts = ref_parts(expr, self._settings["scalar"])
+            if parts is not None:
+                return _latex_parts(parts)
+            if expr.kind is Kind.TEMP:  # a variable of the code by its name (RZ1, W1^T), upright
+                name = expr.name.removesuffix("^T").replace("_", r"\_")
+                return rf"\mathrm{{{name}}}" + (r"^{\top}" if expr.transposed else "")
+        elif expr.name in _GREEK_LATEX:
+            return _GREEK_LATEX[expr.name]
+        elif expr.name in _BOUNDS:
+            return _latex_parts(NameParts("x", None, _BOUNDS[expr.name]))
+        return str(super()._print_Symbol(expr, style))
 
     def _print_Float(self, expr: sp.Float) -> str:
         text = short_float(float(expr), self._settings["digits"])
@@ -582,6 +659,17 @@ class LatexNotation(LatexPrinter):
         l, order, arg = expr.args
         return self._call(f"f_{{{l}}}{chr(39) * int(order)}", (arg,), exp)
 
+    def _print_Deriv(self, expr: sp.Basic) -> str:
+        return rf"\frac{{\partial}}{{\partial {self._print(expr.args[0])}}}"
+
+    def _print_AppliedUndef(self, expr: sp.Basic, exp: str | None = None) -> str:
+        """f(z), softmax(z): a named function of a note (one letter italic, a word upright)."""
+        name = type(expr).__name__
+        return self._call(name if len(name) == 1 else rf"\operatorname{{{name}}}", expr.args, exp)
+
+    def _print_Ell(self, expr: sp.Basic, exp: str | None = None) -> str:
+        return self._call(r"\ell", expr.args, exp) if expr.args else r"\ell"
+
 
 class MathMLNotation(MathMLPresentationPrinter):
     """MathML (presentation, MathML Core elements only) in textbook notation."""
@@ -589,6 +677,7 @@ class MathMLNotation(MathMLPresentationPrinter):
     _default_settings: ClassVar[dict[str, Any]] = {
         **MathMLPresentationPrinter._default_settings,
         "digits": DEFAULT_DIGITS,
+        "scalar": False,
     }
 
     def _el(self, tag: str, *children: Element | str) -> Element:
@@ -643,15 +732,16 @@ class MathMLNotation(MathMLPresentationPrinter):
 
     def _print_Symbol(self, sym: sp.Symbol, style: str = "plain") -> Element:
         name = sym.name
-        if name.startswith("dC_d") and name_parts(name[4:]) is not None:
-            return self._print_Partial(sp.Function("Partial")(sp.Symbol("C_k"), sp.Symbol(name[4:])))
+        if isinstance(sym, Ref):
+            if sym.kind is Kind.UPSTREAM:
+                return self._print_Partial(upstream_partial(sym))
+            parts = ref_parts(sym, self._settings["scalar"])
+            if parts is not None:
+                return self._name(parts)
         if name in _GREEK:
             return self._el("mi", _GREEK[name])
-        if name == "C_k":
-            return self._el("msub", self._el("mi", "C"), self._el("mi", "k"))
-        parts = name_parts(name)
-        if parts is not None:
-            return self._name(parts)
+        if name in _BOUNDS:
+            return self._name(NameParts("x", None, _BOUNDS[name]))
         if "_" in name:
             head, *rest = name.split("_")
             shown = _GREEK.get(head, head)  # beta_2 (--symbolic-params): β with subscript 2
@@ -664,9 +754,7 @@ class MathMLNotation(MathMLPresentationPrinter):
             mant, exp = text.split("e")
             power = self._el("msup", self._el("mn", "10"), self._el("mn", str(int(exp))))
             return self._row(self._el("mn", mant), self._mo("·"), power)
-        if text.startswith("-"):
-            return self._row(self._mo("−"), self._el("mn", text[1:]))
-        return self._el("mn", text)
+        return self._el("mn", "−" + text[1:] if text.startswith("-") else text)
 
     def _print_Sigmoid(self, expr: sp.Basic) -> Element:
         return self._apply(self._el("mi", "σ"), *expr.args)
@@ -728,18 +816,17 @@ class MathMLNotation(MathMLPresentationPrinter):
             lo, op1, s, op2, hi = chain
             ops = {"<": "<", "<=": "≤"}
             return self._row(self._print(lo), self._mo(ops[op1]), self._print(s), self._mo(ops[op2]), self._print(hi))
-        items: list[Element] = []
-        for k, a in enumerate(expr.args):
-            if k:
-                items.append(self._el("mtext", "\u00a0and\u00a0"))
-            items.append(self._print(a))
-        return self._row(*items)
+        return self._joined(expr.args, "and")
 
     def _print_Or(self, expr: sp.Basic) -> Element:
+        return self._joined(expr.args, "or")
+
+    def _joined(self, args: Iterable[sp.Basic], word: str) -> Element:
+        """Conditions joined by a word: ``z > 0 and z < 2``."""
         items: list[Element] = []
-        for k, a in enumerate(expr.args):
+        for k, a in enumerate(args):
             if k:
-                items.append(self._el("mtext", "\u00a0or\u00a0"))
+                items.append(self._el("mtext", f"\u00a0{word}\u00a0"))
             items.append(self._print(a))
         return self._row(*items)
 
@@ -766,6 +853,12 @@ class MathMLNotation(MathMLPresentationPrinter):
         mean = self._el("mfrac", self._el("mn", "1"), self._el("mi", "n"))
         return self._row(mean, self._el("munder", self._mo("∑"), self._el("mi", "k")), body)
 
+    def _print_Deriv(self, expr: sp.Basic) -> Element:
+        return self._el("mfrac", self._mo("∂"), self._row(self._mo("∂"), self._print(expr.args[0])))
+
+    def _print_Ell(self, expr: sp.Basic) -> Element:
+        return self._apply(self._el("mi", "ℓ"), *expr.args) if expr.args else self._el("mi", "ℓ")
+
     def _print_Act(self, expr: sp.Basic) -> Element:
         l, order, arg = expr.args
         head = self._el("msub", self._el("mi", "f"), self._el("mn", str(l)))
@@ -788,7 +881,8 @@ def serialize(node: Node) -> str:
     if node.tagName == "mo" and node.firstChild is not None and node.firstChild.nodeValue == "-":
         return "<mo>−</mo>"  # a minus sign, not a hyphen
     if node.tagName == "mn" and node.firstChild is not None and str(node.firstChild.nodeValue).startswith("-"):
-        return f"<mrow><mo>−</mo><mn>{html.escape(str(node.firstChild.nodeValue)[1:])}</mn></mrow>"
+        # a negative number is one token (no operator spacing between its sign and its digits)
+        return f"<mn>−{html.escape(str(node.firstChild.nodeValue)[1:])}</mn>"
     attrs = "".join(f' {k}="{html.escape(v)}"' for k, v in sorted(node.attributes.items()))
     inner = "".join(serialize(c) for c in node.childNodes)
     return f"<{node.tagName}{attrs}>{inner}</{node.tagName}>"
@@ -796,28 +890,40 @@ def serialize(node: Node) -> str:
 
 @dataclass(frozen=True)
 class Printers:
-    """The three printers with one ``digits`` setting; each method tidies the expression first."""
+    """The three printers with one ``digits`` setting; each method tidies the expression first.
+
+    ``scalar``: the scalar view of a one-unit chain (w², z², δ²: no unit index, transpose or ⊙)."""
 
     digits: int = DEFAULT_DIGITS
+    scalar: bool = False
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"digits": self.digits, "scalar": self.scalar}
 
     def text(self, expr: sp.Expr) -> str:
-        return str(TextPrinter({"digits": self.digits}).doprint(tidy(expr, self.digits)))
+        return str(TextPrinter(self.settings).doprint(tidy(expr, self.digits)))
 
     def latex(self, expr: sp.Expr) -> str:
-        return str(LatexNotation({"digits": self.digits}).doprint(tidy(expr, self.digits)))
+        return str(LatexNotation(self.settings).doprint(tidy(expr, self.digits)))
 
     def mathml(self, expr: sp.Expr) -> str:
         """The expression's MathML content (no ``<math>`` wrapper)."""
-        return MathMLNotation({"digits": self.digits}).doprint(tidy(expr, self.digits))
+        return MathMLNotation(self.settings).doprint(tidy(expr, self.digits))
 
     def text_factor(self, expr: sp.Expr) -> str:
         """Text of one factor of a product, parenthesized when it binds looser than ``*``."""
         expr = tidy(expr, self.digits)
-        out = str(TextPrinter({"digits": self.digits}).doprint(expr))
+        out = str(TextPrinter(self.settings).doprint(expr))
         return f"({out})" if precedence(expr) < PRECEDENCE["Mul"] else out
 
+    def label(self, expr: sp.Expr) -> str:
+        """Plain text for a picture's label: z², √(2), π, a middle dot for a product, a minus sign."""
+        text = str(LabelPrinter(self.settings).doprint(tidy(expr, self.digits)))
+        return text.replace("<=", "≤").replace(">=", "≥").translate(_LABEL_SIGNS)
+
     def latex_factor(self, expr: sp.Expr) -> str:
-        printer = LatexNotation({"digits": self.digits})
+        printer = LatexNotation(self.settings)
         return str(printer.parenthesize(tidy(expr, self.digits), PRECEDENCE["Mul"], strict=True))
 
 
@@ -826,10 +932,25 @@ LINE_WIDTH = 44  # visual characters of math per line of a standalone document (
 
 
 def visual_width(latex: str) -> int:
-    """A rough, generous count of the characters a LaTeX formula shows (commands count as one)."""
-    text = re.sub(r"\\(left|right|bigl|bigr|Bigl|Bigr|quad|cdot|,|;|:|!)", "x", latex)
-    text = re.sub(r"\\[a-zA-Z]+", "x", text)
-    return len(re.sub(r"[{}^_ \\]", "", text))
+    """A rough, generous count of the characters a LaTeX formula shows: a command (``\\cdot``,
+    ``\\left``, ``\\,``) counts as one, braces, scripts' marks and spaces as none."""
+    count, k = 0, 0
+    while k < len(latex):
+        c = latex[k]
+        if c == "\\":
+            end = k + 1
+            while end < len(latex) and latex[end].isascii() and latex[end].isalpha():
+                end += 1
+            if end > k + 1 or latex[k + 1 : k + 2] in (",", ";", ":", "!"):
+                count += 1  # a command, or a spacing command
+                k = max(end, k + 2) if end == k + 1 else end
+                continue
+            k += 1  # an escaped character: the character counts below
+            continue
+        if c not in "{}^_ ":
+            count += 1
+        k += 1
+    return count
 
 
 _BREAKABLE_HEADS: dict[type, str] = {
@@ -950,119 +1071,86 @@ def latex_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = LINE_W
 
 
 # ------------------------------------------------------------------ the chain rule --
-C_K = sp.Symbol("C_k")
-
-
 @dataclass(frozen=True)
-class Statement:
+class Equality:
     """``side_0 = side_1 = ...``, each side a product of factors printed in the given order."""
 
     sides: tuple[tuple[sp.Expr, ...], ...]
     digits: int = DEFAULT_DIGITS
+    scalar: bool = False  # printed in the scalar view (one unit per layer)
 
     def text(self) -> str:
-        p = Printers(self.digits)
+        p = Printers(self.digits, self.scalar)
         return " = ".join(
             p.text(side[0]) if len(side) == 1 else " * ".join(p.text_factor(f) for f in side) for side in self.sides
         )
 
     def latex(self) -> str:
-        p = Printers(self.digits)
+        p = Printers(self.digits, self.scalar)
         return " = ".join(
             p.latex(side[0]) if len(side) == 1 else r" \cdot ".join(p.latex_factor(f) for f in side)
             for side in self.sides
         )
 
     def mathml(self) -> str:
-        p = Printers(self.digits)
+        p = Printers(self.digits, self.scalar)
         dot = "<mo>·</mo>"
         sides = [dot.join(f"<mrow>{p.mathml(f)}</mrow>" for f in side) for side in self.sides]
         return "<mo>=</mo>".join(f"<mrow>{s}</mrow>" for s in sides)
 
 
-def chain_product(label: str, n_layers: int, softmax_output: bool, digits: int = DEFAULT_DIGITS) -> Statement:
+def _unit(kind: Kind, layer: int, *sub: int | str, scalar: bool = False) -> Ref:
+    return ref(kind, layer) if scalar else ref(kind, layer, *sub)
+
+
+def chain_product(
+    e: Entry, n_layers: int, softmax_output: bool, digits: int = DEFAULT_DIGITS, scalar: bool = False
+) -> Equality:
     """∂C_k/∂w = ∂z/∂w · ∂a/∂z · ∂C_k/∂a for one parameter ``W2[1,3]`` / ``b1[2]`` (1-based), as in the
     paper, then the factors' values: a^(l-1)_i · f_l'(z^(l)_j) · ∂C_k/∂a^(l)_j.  On a softmax output the
     loss is differentiated in z directly: ∂C_k/∂w = ∂z/∂w · ∂C_k/∂z = a_i · δ_j."""
-    m = re.fullmatch(r"([Wb])(\d+)\[(\d+)(?:,(\d+))?\]", label)
-    if m is None:
-        raise ValueError(f"not a parameter label: {label!r}")
-    array, layer, j, i = m.groups()
-    l = int(layer)
-    param = sp.Symbol(f"{array}{l}_{j}" + (f"_{i}" if i else ""))
-    z, a = sp.Symbol(f"z{l}_{j}"), sp.Symbol(f"a{l}_{j}")
-    prev = None if i is None else sp.Symbol(f"x{i}" if l == 1 else f"a{l - 1}_{i}")
+    l, j = e.layer, e.index[0]
+    param = ref(e.kind, l, *e.index)
+    z, a = ref(Kind.Z, l, j), ref(Kind.A, l, j)
+    prev = None if len(e.index) == 1 else (ref(Kind.INPUT, 0, e.index[1]) if l == 1 else ref(Kind.A, l - 1, e.index[1]))
     dz = Partial(z, param)
     if softmax_output and l == n_layers:
         paper: tuple[sp.Expr, ...] = (dz, Partial(C_K, z))
-        values: tuple[sp.Expr, ...] = (sp.Symbol(f"delta{l}_{j}"),)
+        values: tuple[sp.Expr, ...] = (ref(Kind.DELTA, l, j),)
     else:
         paper = (dz, Partial(a, z), Partial(C_K, a))
-        values = (Act(l, 1, z), sp.Symbol(f"dC_da{l}_{j}"))
+        values = (Act(l, 1, z), ref(Kind.UPSTREAM, l, j))
     if prev is not None:
         values = (prev, *values)
-    return Statement(((Partial(C_K, param),), paper, values), digits)
+    return Equality(((Partial(C_K, param),), paper, values), digits, scalar)
 
 
-def whole_chain(label: str, sizes: Sequence[int], softmax_output: bool, digits: int = DEFAULT_DIGITS) -> Statement:
+def whole_chain(e: Entry, sizes: Sequence[int], softmax_output: bool, digits: int = DEFAULT_DIGITS) -> Equality:
     """∂C_k/∂w as one product from the parameter up to the loss.
 
     One unit per layer (``sizes`` all 1): the whole derivative, e.g. ∂C/∂W^(1) = x · f_1'(z^(1)) ·
     W^(2) · f_2'(z^(2)) · ∂C/∂a^(2).  Wider layers: the term of one path (unit j of layer l, then
     unit 1 of every layer above), one of the terms the δ recursion sums; the caller labels it."""
-    m = re.fullmatch(r"([Wb])(\d+)\[(\d+)(?:,(\d+))?\]", label)
-    if m is None:
-        raise ValueError(f"not a parameter label: {label!r}")
-    array, layer, j, i = m.groups()
-    l, n = int(layer), len(sizes) - 1
+    l, j = e.layer, e.index[0]
+    i = e.index[1] if len(e.index) > 1 else None
+    n = len(sizes) - 1
     scalar = all(s == 1 for s in sizes)
-
-    def name(base: str, k: int, unit: int | str, below: int | str | None = None) -> sp.Symbol:
-        if scalar:
-            return sp.Symbol(f"{base}{k}")
-        return sp.Symbol(f"{base}{k}_{unit}" + (f"_{below}" if below is not None else ""))
-
-    param = name(array, l, j, i if array == "W" else None)
+    param = _unit(e.kind, l, *e.index, scalar=scalar)
     factors: list[sp.Expr] = []
     if i is not None:
-        factors.append(sp.Symbol("x" if scalar else f"x{i}") if l == 1 else name("a", l - 1, i))
-    unit: int | str = j
+        factors.append(_unit(Kind.INPUT, 0, i, scalar=scalar) if l == 1 else _unit(Kind.A, l - 1, i, scalar=scalar))
+    unit = j
     for k in range(l, n + 1):
         if k > l:
-            factors.append(name("W", k, 1, unit))
+            factors.append(_unit(Kind.WEIGHT, k, 1, unit, scalar=scalar))
             unit = 1
         if k == n and softmax_output:
-            factors.append(Partial(C_K, name("z", k, unit)))
+            factors.append(Partial(C_K, _unit(Kind.Z, k, unit, scalar=scalar)))
         else:
-            factors.append(Act(k, 1, name("z", k, unit)))
+            factors.append(Act(k, 1, _unit(Kind.Z, k, unit, scalar=scalar)))
     if not softmax_output:
-        factors.append(Partial(C_K, name("a", n, unit)))
-    return Statement(((Partial(C_K, param),), tuple(factors)), digits)
-
-
-def scalar_view(n_layers: int, softmax_output: bool, digits: int = DEFAULT_DIGITS) -> list[Statement]:
-    """The chain rule of a one-unit-per-layer network, in scalars: no ⊙, ᵀ, unit indices or sums."""
-    out = []
-    for l in range(1, n_layers + 1):
-        prev = sp.Symbol("x") if l == 1 else sp.Symbol(f"a{l - 1}")
-        z = sp.Symbol(f"z{l}")
-        out.append(Statement(((z,), (sp.Symbol(f"W{l}") * prev + sp.Symbol(f"b{l}"),)), digits))
-        out.append(Statement(((sp.Symbol(f"a{l}"),), (Act(l, 0, z),)), digits))
-    for l in range(n_layers, 0, -1):
-        z, delta = sp.Symbol(f"z{l}"), sp.Symbol(f"delta{l}")
-        if l == n_layers:
-            rhs: tuple[sp.Expr, ...] = (
-                (Partial(C_K, z),) if softmax_output else (Partial(C_K, sp.Symbol(f"a{l}")), Act(l, 1, z))
-            )
-        else:
-            rhs = (Act(l, 1, z), sp.Symbol(f"W{l + 1}"), sp.Symbol(f"delta{l + 1}"))
-        out.append(Statement(((delta,), rhs), digits))
-    for l in range(1, n_layers + 1):
-        prev = sp.Symbol("x") if l == 1 else sp.Symbol(f"a{l - 1}")
-        delta = sp.Symbol(f"delta{l}")
-        out.append(Statement(((Partial(C_K, sp.Symbol(f"W{l}")),), (delta, prev)), digits))
-        out.append(Statement(((Partial(C_K, sp.Symbol(f"b{l}")),), (delta,)), digits))
-    return out
+        factors.append(Partial(C_K, _unit(Kind.A, n, unit, scalar=scalar)))
+    return Equality(((Partial(C_K, param),), tuple(factors)), digits, scalar)
 
 
 def mathml_lines(expr: sp.Expr, digits: int = DEFAULT_DIGITS, width: int = 70) -> list[str]:

@@ -20,15 +20,15 @@ by :func:`html.escape` in the pieces built here.  The output is deterministic (n
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 import sympy as sp
 from markupsafe import Markup
+from sympy.printing.precedence import PRECEDENCE, precedence
 
 from symprop import __version__
 from symprop.backends.templating import environment
@@ -43,28 +43,27 @@ from symprop.explain.model import (
     chain_rule,
     notation_legend,
     parameter,
+    parse_entry,
     parse_label,
 )
 from symprop.explain.notation import (
-    C_K,
     DEFAULT_DIGITS,
-    Act,
-    BatchMean,
-    Hadamard,
-    Partial,
+    Equality,
     Printers,
-    Statement,
     chain_product,
     mathml_lines,
-    note_parts,
-    scalar_view,
+    note_html,
+    note_latex,
+    note_mathml,
+    note_text,
     whole_chain,
 )
-from symprop.explain.worked import DEFAULT_LR, Worked, blocks, compute, is_scalar_chain, problem
+from symprop.explain.worked import DEFAULT_LR, Worked, blocks, compute, problem
 from symprop.explain.worked import render_html as render_worked_html
+from symprop.ir.notes import Note
 from symprop.spec import Spec, validate
 from symprop.spec.diagram import LayerPicture, network_svg
-from symprop.symbolic.layer_math import Z, activation_math
+from symprop.symbolic.layer_math import activation_math
 
 WORKED_DIGITS = 4  # the worked example's numbers: few enough digits to redo by hand
 esc = html.escape
@@ -81,18 +80,8 @@ def math(content: str, block: bool = True) -> str:
 
 
 def lhs_mathml(eq: Equation, p: Printers) -> str:
-    """The left side of an equation (``delta2_j`` reads δ^(2)_j = ∂C_k/∂z^(2)_j)."""
-    name = eq.name
-    if name == "loss_k":
-        return p.mathml(C_K)
-    m = re.fullmatch(r"(d?)f(\d+)", name)
-    if m:
-        return p.mathml(Act(int(m.group(2)), int(bool(m.group(1))), Z))
-    m = re.fullmatch(r"delta(\d+)_(\w+)", name)
-    if m:
-        z = sp.Symbol(f"z{m.group(1)}_{m.group(2)}")
-        return f"{p.mathml(sp.Symbol(name))}<mo>=</mo>{p.mathml(Partial(C_K, z))}"
-    return p.mathml(sp.Symbol(name))
+    """The left side of an equation, its sides joined by ``=`` (δ^(2)_j = ∂C_k/∂z^(2)_j)."""
+    return "<mo>=</mo>".join(p.mathml(side) for side in eq.sides)
 
 
 def rhs_mathml(eq: Equation, p: Printers) -> str:
@@ -102,72 +91,13 @@ def rhs_mathml(eq: Equation, p: Printers) -> str:
 
 
 def _factor_mathml(f: sp.Expr, p: Printers) -> str:
-    from sympy.printing.precedence import PRECEDENCE, precedence
-
     inner = p.mathml(f)
     return f"<mrow><mo>(</mo>{inner}<mo>)</mo></mrow>" if precedence(f) < PRECEDENCE["Mul"] else inner
 
 
-def note_html(note: str) -> str:
-    """A note as HTML: words escaped, math tokens as inline MathML."""
-    out = []
-    for kind, text in note_parts(note):
-        out.append(esc(text) if kind == "text" else math(_latex_token_mathml(text), block=False))
-    return "".join(out)
-
-
-def _latex_token_mathml(latex: str) -> str:
-    """MathML for the few LaTeX tokens :func:`symprop.explain.notation.note_parts` produces."""
-    p = Printers()
-    if latex == r"\cdot":
-        return "<mo>·</mo>"
-    m = re.fullmatch(r"\\frac\{\\partial (C_k|C)\}\{\\partial (.*)\}", latex)
-    if m:
-        return p.mathml(Partial(sp.Symbol(m.group(1)), sp.Symbol(_name_of(m.group(2)))))
-    m = re.fullmatch(r"\\left\((\w)\^\{\((\d+)\)\\top\} \\delta\^\{\((\d+)\)\}\\right\)_\{(\w)\}", latex)
-    if m:
-        inner = p.mathml(
-            sp.Symbol(f"{m.group(1)}{m.group(2)}T", commutative=False)
-            * sp.Symbol(f"delta{m.group(3)}", commutative=False)
-        )
-        return f"<msub><mrow><mo>(</mo>{inner}<mo>)</mo></mrow><mi>{esc(m.group(4))}</mi></msub>"
-    m = re.fullmatch(r"f_\{(\d+)\}('?)(?:\\left\((.*)\\right\))?", latex)
-    if m:
-        arg = sp.Symbol(_name_of(m.group(3))) if m.group(3) else None
-        if arg is None:
-            return f"<msub><mi>f</mi><mn>{m.group(1)}</mn></msub>"
-        return p.mathml(Act(int(m.group(1)), int(bool(m.group(2))), arg))
-    return p.mathml(sp.Symbol(_name_of(latex)))
-
-
-def _name_of(latex: str) -> str:
-    """Inverse of :func:`symprop.explain.notation.latex_name` for the names notes use."""
-    m = re.fullmatch(r"(\\delta|[Wbza])\^\{\((\d+)\)\}(?:_\{([0-9a-z]+)(?:,([0-9a-z]+))?\})?", latex)
-    if m:
-        base = "delta" if m.group(1) == r"\delta" else m.group(1)
-        return base + m.group(2) + "".join(f"_{g}" for g in m.groups()[2:] if g)
-    m = re.fullmatch(r"([xy])(?:_\{([0-9a-z]+)\})?", latex)
-    if m:
-        return m.group(1) + (f"_{m.group(2)}" if m.group(2) else "")
-    return re.sub(r"\W", "", latex) or "x"
-
-
-def _nc(name: str) -> sp.Symbol:
-    return sp.Symbol(name, commutative=False)
-
-
-def layer_statements(spec: Spec, l: int, digits: int) -> list[Statement]:
-    """The whole-layer chain rule of layer l: δ, the batch-mean gradients, the error sent down."""
-    L = len(spec.layers)
-    delta, prev = _nc(f"delta{l}"), _nc("xT" if l == 1 else f"a{l - 1}T")
-    out = []
-    if not (l == L and spec.loss == "softmax_ce"):
-        out.append(Statement(((delta,), (Hadamard(_nc(f"dC_da{l}"), Act(l, 1, _nc(f"z{l}"))),)), digits))
-    out.append(Statement(((Partial(sp.Symbol("C"), _nc(f"W{l}")),), (BatchMean(delta * prev),)), digits))
-    out.append(Statement(((Partial(sp.Symbol("C"), _nc(f"b{l}")),), (BatchMean(delta),)), digits))
-    if l > 1:
-        out.append(Statement(((_nc(f"dC_da{l - 1}"),), (_nc(f"W{l}T") * delta,)), digits))
-    return out
+def vector_mathml(v: Note | Equality, p: Printers) -> str:
+    """A whole-layer row: a note of the program (the module's comment) or a chain-rule product."""
+    return note_mathml(v, p) if isinstance(v, Note) else f"<mrow>{v.mathml()}</mrow>"
 
 
 # ----------------------------------------------------------------- sections --
@@ -183,27 +113,23 @@ def _equation_html(eq: Equation, p: Printers) -> str:
         row = math(f'<mtable class="lines">{"".join(rows)}</mtable>')
     else:
         row = math(f"<mrow>{lhs_mathml(eq, p)}<mo>=</mo>{rhs_mathml(eq, p)}</mrow>")
-    note = f'<p class="note">{note_html(eq.note)}</p>' if eq.note else ""
-    return f'<div class="eq">{row}{note}</div>'
+    words = f'<p class="note">{note_html(eq.note, p)}</p>' if eq.note else ""
+    return f'<div class="eq">{row}{words}</div>'
 
 
-def _section_html(section: Section, p: Printers, statements: Sequence[Statement] = (), level: int = 3) -> str:
-    out = [f"<h{level}>{esc(section.title)}</h{level}>"]
-    out += [f'<p class="note">{esc(note)}.</p>' for note in section.notes]
-    out += [f'<div class="eq vector">{math(f"<mrow>{s.mathml()}</mrow>")}</div>' for s in statements]
+def _section_html(section: Section, p: Printers, level: int = 3) -> str:
+    p = Printers(p.digits, section.scalar)
+    out = [f"<h{level}>{note_html(section.title, p)}</h{level}>"]
+    out += [f'<p class="note">{note_html(n, p)}.</p>' for n in section.notes]
+    out += [f'<div class="eq vector">{math(vector_mathml(v, p))}</div>' for v in section.vector]
     out += [_equation_html(eq, p) for eq in section.equations]
     return "\n".join(out)
 
 
 def derivation_html(ex: Explanation, p: Printers) -> str:
     """The chain-rule view: the cost, then per layer (output first) the whole-layer statements
-    and f, f', δ, ∂C/∂W, ∂C/∂b."""
-    out = []
-    for section in ex.sections:
-        m = re.match(r"Layer (\d+) ", section.title)
-        statements = layer_statements(ex.spec, int(m.group(1)), p.digits) if m else []
-        out.append(_section_html(section, p, statements))
-    return "\n".join(out)
+    (the program's notes) and f, f', δ, ∂C/∂W, ∂C/∂b; in scalars for a one-unit chain."""
+    return "\n".join(_section_html(section, p) for section in ex.sections)
 
 
 def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = False) -> str:
@@ -214,18 +140,20 @@ def parameter_html(spec: Spec, label: str, p: Printers, symbolic_params: bool = 
         expanded_html = _section_html(expanded.sections[0], p, level=4)
     except ExplainError as exc:  # too big to write out: say so, the compact form above is complete
         expanded_html = f'<p class="note">Not written out in x, y, W and b: {esc(str(exc))}.</p>'
-    product = chain_product(parse_label(label, spec), len(spec.layers), spec.loss == "softmax_ce", p.digits)
-    whole = whole_chain(parse_label(label, spec), spec.layer_sizes, spec.loss == "softmax_ce", p.digits)
+    entry = parse_entry(label, spec)
+    lead = Printers(p.digits, compact.scalar)
+    product = chain_product(entry, len(spec.layers), spec.loss == "softmax_ce", p.digits, compact.scalar)
+    whole = whole_chain(entry, spec.layer_sizes, spec.loss == "softmax_ce", p.digits)
     label_of_whole = WHOLE_CHAIN_SCALAR if all(n == 1 for n in spec.layer_sizes) else WHOLE_CHAIN_PATH
     out = [
-        f'<section class="param"><h3>{esc(compact.heading)}</h3>',
-        f"<p>{esc(compact.intro[0])} By the chain rule, in the paper's form:</p>",
+        f'<section class="param"><h3>{note_html(compact.heading, lead)}</h3>',
+        f"<p>{note_html(compact.intro[0], lead)} By the chain rule, in the paper's form:</p>",
         f'<div class="eq chain">{math(f"<mrow>{product.mathml()}</mrow>")}</div>',
         f'<div class="eq chain whole">{math(f"<mrow>{whole.mathml()}</mrow>")}</div>',
         f'<p class="note">{esc(label_of_whole.replace("second line", "Second line", 1))}.</p>',
     ]
     for section in compact.sections:
-        out.append(_section_html(section, p, level=4))
+        out.append(_section_html(replace(section, vector=()), p, level=4))
     out.append(expanded_html)
     out.append("</section>")
     return "\n".join(out)
@@ -238,19 +166,11 @@ def worked_html(w: Worked, p: Printers) -> str:
 
 
 # ------------------------------------------------------------------ the page --
-def _label_math(text: str) -> str:
-    """Plain-text math for an SVG label: z², √(2), π, a middle dot for *, a minus sign."""
-    text = re.sub(r"\*\*2\b", "²", text)
-    text = re.sub(r"\bsqrt\(", "√(", text).replace("pi", "π").replace("**", "^")
-    text = text.replace("<=", "≤").replace(">=", "≥")
-    return re.sub(r"(?<=[\w)])\*(?=[\w(√])", "·", text).replace("-", "−")
-
-
 def diagram(spec: Spec, p: Printers) -> str:
     """The network picture with each layer's size, activation and formula."""
     pictures = [LayerPicture(spec.inputs, "inputs x")]
     for l, layer in enumerate(spec.layers, 1):
-        formula = f"a = {_label_math(p.text(activation_math(layer).f))}"
+        formula = f"a = {p.label(activation_math(layer).f)}"
         pictures.append(LayerPicture(layer.units, f"layer {l}", (layer.describe(), formula)))
     return network_svg(pictures, cost="C(a, y)")
 
@@ -305,23 +225,18 @@ def report(
     ex = chain_rule(spec, symbolic_params)
     source = render(spec)
     header = source.split('"""', 2)[1].strip("\n")
-    scalar = ""
-    if is_scalar_chain(spec):
-        scalar = "\n".join(
-            f'<div class="eq vector">{math(f"<mrow>{s.mathml()}</mrow>")}</div>'
-            for s in scalar_view(len(spec.layers), spec.loss == "softmax_ce", digits)
-        )
     given = values is not None or sample is not None
     context = {
-        "title": ex.title,
+        "title": note_text(ex.title),
+        "heading": Markup(note_html(ex.title, p)),
+        "lead": [Markup(note_html(line, Printers(digits, ex.scalar))) for line in ex.intro[:2]],
         "css": Markup(CSS),
         "version": __version__,
         "spec_hash": spec.hash(),
         "legend": notation_legend(ex),
         "diagram": Markup(diagram(spec, p)),
-        "intro": ex.intro[2:],
+        "intro": [Markup(note_html(line, p)) for line in ex.intro[2:]],
         "derivation": Markup(derivation_html(ex, p)),
-        "scalar": Markup(scalar),
         "parameters": [Markup(parameter_html(spec, label, p, symbolic_params)) for label in labels],
         "worked_title": "Worked example" + ("" if given else f" (seed {seed})"),
         "worked": Markup(worked_html(w, p)),
@@ -339,9 +254,11 @@ def _page_template() -> jinja2.Template:
 def explanation_html(ex: Explanation, digits: int = DEFAULT_DIGITS) -> str:
     """An explanation as an HTML fragment (MathML), for Jupyter's ``_repr_html_``."""
     p = Printers(digits)
-    intro = "".join(f"<p>{esc(line)}</p>" for line in (*ex.intro, *notation_legend(ex)))
+    lead = Printers(digits, ex.scalar)
+    intro = "".join(f"<p>{note_html(line, lead)}</p>" for line in (*ex.intro, *notation_legend(ex)))
     sections = "\n".join(_section_html(s, p) for s in ex.sections)
-    return f'<div class="symprop"><h2>{esc(ex.title)}: {esc(ex.heading)}</h2>{intro}{sections}</div>'
+    heading = f"{note_html(ex.title, p)}: {note_html(ex.heading, p)}"
+    return f'<div class="symprop"><h2>{heading}</h2>{intro}{sections}</div>'
 
 
 # ------------------------------------------------------------------ Jupyter --
@@ -364,16 +281,16 @@ class Explained:
 
     def _repr_latex_(self) -> str:
         """One align* per section, its title as the first (bold) row: the headings are kept."""
-        from symprop.explain.model import lhs_latex, rhs_latex
-        from symprop.explain.notation import prose_latex
+        from symprop.explain.model import lhs_latex, rhs_latex, vector_latex
 
-        p = Printers(self.digits)
         ex = self.explanation
-        blocks = [rf"\begin{{align*}}&\textbf{{{prose_latex(ex.title)}: {prose_latex(ex.heading)}}}\end{{align*}}"]
+        title = f"{note_latex(ex.title)}: {note_latex(ex.heading)}"
+        blocks = [rf"\begin{{align*}}&\textbf{{{title}}}\end{{align*}}"]
         for s in ex.sections:
-            rows = [rf"&\textbf{{{prose_latex(s.title)}}}"]
-            rows += [latex.replace(" = ", " &= ", 1) for _, latex in s.vector]
-            rows += [f"{lhs_latex(eq)} &= {rhs_latex(eq, p)}" for eq in s.equations]
+            p = Printers(self.digits, s.scalar)
+            rows = [rf"&\textbf{{{note_latex(s.title, p)}}}"]
+            rows += [vector_latex(v, p).replace(" = ", " &= ", 1) for v in s.vector]
+            rows += [f"{lhs_latex(eq, p)} &= {rhs_latex(eq, p)}" for eq in s.equations]
             blocks.append(r"\begin{align*}" + r" \\ ".join(rows) + r"\end{align*}")
         return "\n".join(blocks)
 

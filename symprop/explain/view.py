@@ -14,13 +14,16 @@ from functools import cached_property
 
 import sympy as sp
 
-from symprop.ir.backprop import N, derive
-from symprop.ir.program import Kind, LinearSum, Map, Note, Program, Reduce, Var
+from symprop.ir.backprop import derive
+from symprop.ir.names import bias, weight
+from symprop.ir.notes import Ref, ref
+from symprop.ir.program import Kind, LinearSum, Map, N, Note, Program, Reduce, Var
 from symprop.ir.unroll import unroll
 from symprop.spec import Spec
 
 
 def sym(name: str) -> sp.Symbol:
+    """A real symbol by name (the naive oracle's symbols; explain itself uses references)."""
     return sp.Symbol(name, real=True)
 
 
@@ -35,9 +38,9 @@ class Gradient:
 
     array: str  # W2
     index: tuple[int, ...]  # 0-based
-    param: sp.Symbol  # W2_1_3
-    delta: sp.Symbol
-    activation: sp.Symbol | None
+    param: Ref  # W2_1_3
+    delta: Ref
+    activation: Ref | None
 
     @property
     def label(self) -> str:
@@ -54,7 +57,10 @@ class Gradient:
 
 
 class UnitView:
-    """Definitions of every per-neuron symbol of a spec, per sample (n = 1)."""
+    """Definitions of every per-neuron symbol of a spec, per sample (n = 1).
+
+    The program's variables are read as references (:attr:`Var.ref`: the same names, with their
+    kind, layer and unit), so that explain prints them from those and never from a name."""
 
     def __init__(self, spec: Spec, program: Program | None = None) -> None:
         self.spec = spec
@@ -64,39 +70,50 @@ class UnitView:
         self.order: list[sp.Symbol] = []  # definitions in program order
         self.notes: dict[sp.Symbol, Note] = {}  # the statements' notes: the module's comments
         grads: list[Gradient] = []
-        one = {N.symbol: sp.Integer(1)}
+        # every variable's symbol -> its reference; the targets y_j appear only inside expressions
+        self._refs: dict[sp.Basic, sp.Basic] = {N.symbol: sp.Integer(1)}
+        for j in range(1, spec.outputs + 1):
+            y = ref(Kind.TARGET, 0, j)
+            self._refs[sp.Symbol(y.name, real=True)] = y
         for s in self.program.function("loss_and_grad").body:
             if isinstance(s, LinearSum):
-                terms: list[sp.Expr] = [sp.Mul(w.symbol, v.symbol, evaluate=False) for w, v in s.terms]
-                if s.bias is not None:
-                    terms.append(s.bias.symbol)
-                self._define(s.out, linear_sum(terms))
                 for w, v in s.terms:
-                    self.vars.setdefault(w.symbol, w)
-                    self.vars.setdefault(v.symbol, v)
+                    self._know(w)
+                    self._know(v)
+                if s.bias is not None:
+                    self._know(s.bias)
+                terms: list[sp.Expr] = [sp.Mul(w.ref, v.ref, evaluate=False) for w, v in s.terms]
+                if s.bias is not None:
+                    terms.append(s.bias.ref)
+                self._define(s.out, linear_sum(terms))
             elif isinstance(s, Map) and s.out.kind is not Kind.COST:
-                self._define(s.out, s.expr.xreplace(one))
-                self.notes[s.out.symbol] = s.note
+                self._define(s.out, s.expr)
+                self.notes[s.out.ref] = s.note
             elif isinstance(s, Reduce) and s.out.kind in (Kind.GRAD_W, Kind.GRAD_B) and s.out.index:
-                factors = sp.Mul.make_args(s.expr)
-                delta = next(f for f in factors if self.vars.get(f, Var("", Kind.ROW)).kind is Kind.DELTA)
-                other = [f for f in factors if f != delta]
-                array = s.out.name[1:].split("_")[0]
-                param = sym(array + "_" + "_".join(str(i + 1) for i in s.out.index))
-                grads.append(Gradient(array, s.out.index, param, delta, other[0] if other else None))
+                factors = [self._refs.get(f, f) for f in sp.Mul.make_args(s.expr)]
+                delta = next(f for f in factors if isinstance(f, Ref) and f.kind is Kind.DELTA)
+                other = [f for f in factors if f != delta and isinstance(f, Ref)]
+                p = s.out.param
+                param = ref(Kind.WEIGHT if p.array == "W" else Kind.BIAS, p.layer, *(i + 1 for i in s.out.index))
+                grads.append(Gradient(p.label, s.out.index, param, delta, other[0] if other else None))
         order = {name: k for k, name in enumerate(spec.param_shapes)}
         grads.sort(key=lambda g: (order[g.array], g.index))
         self.gradients = tuple(grads)
         self._expanded: dict[sp.Symbol, sp.Expr] = {}
 
-    def _define(self, v: Var, expr: sp.Expr) -> None:
-        self.defs[v.symbol] = expr
-        self.vars[v.symbol] = v
-        self.order.append(v.symbol)
+    def _know(self, v: Var) -> Ref:
+        r = v.ref
+        self._refs[v.symbol] = r
+        self.vars[r] = v
+        return r
 
-    def kind(self, s: sp.Symbol) -> Kind | None:
-        v = self.vars.get(s)
-        return v.kind if v is not None else None
+    def _define(self, v: Var, expr: sp.Expr) -> None:
+        r = self._know(v)
+        self.defs[r] = expr.xreplace(self._refs)
+        self.order.append(r)
+
+    def kind(self, s: sp.Basic) -> Kind | None:
+        return s.kind if isinstance(s, Ref) else None
 
     def layer_unit(self, s: sp.Symbol) -> tuple[int, int]:
         v = self.vars[s]
@@ -117,9 +134,13 @@ class UnitView:
         """f'(z) of a hidden δ: its definition divided by the ∂C_k/∂a factor."""
         return sp.Mul(*[f for f in sp.Mul.make_args(self.defs[delta]) if f != self.upstream[delta]])
 
-    def delta_text(self, delta: sp.Symbol) -> Note:
-        """Compact chain-rule formula of one δ as one line of text: the module's comment on it."""
-        return self.notes[delta]
+    def delta_text(self, delta: sp.Symbol, typed: bool = False) -> Note:
+        """Compact chain-rule formula of one δ as one line of text: the module's comment on it
+        (``typed``: over references, for the scalar view, which prints them without unit index)."""
+        note = self.notes[delta]
+        if not typed:
+            return note
+        return Note(tuple(q.xreplace(self._refs) if isinstance(q, sp.Basic) else q for q in note.parts))
 
     def gradient(self, label: str) -> Gradient:
         wanted = label.replace(" ", "")
@@ -174,11 +195,11 @@ class UnitView:
         return self.shape(exprs)[0]
 
     def weights(self, l: int) -> sp.Matrix:
-        rows, cols = self.spec.param_shapes[f"W{l}"]
-        return sp.Matrix(rows, cols, lambda j, i: sym(f"W{l}_{j + 1}_{i + 1}"))
+        rows, cols = self.spec.param_shapes[weight(l)]
+        return sp.Matrix(rows, cols, lambda j, i: ref(Kind.WEIGHT, l, j + 1, i + 1))
 
     def biases(self, l: int) -> sp.Matrix:
-        return sp.Matrix([sym(f"b{l}_{j + 1}") for j in range(self.spec.param_shapes[f"b{l}"][0])])
+        return sp.Matrix([ref(Kind.BIAS, l, j + 1) for j in range(self.spec.param_shapes[bias(l)][0])])
 
 
 __all__ = ["Gradient", "UnitView", "linear_sum", "sym"]

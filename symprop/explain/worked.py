@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE, precedence
 
 from symprop.explain.notation import (
     LINE_WIDTH,
@@ -37,13 +37,19 @@ from symprop.explain.notation import (
     Printers,
     latex_pieces,
     markdown_math,
-    prose_latex,
+    note_html,
+    note_markdown,
+    note_text,
     short_float,
     tidy,
     visual_width,
+    words_latex,
 )
 from symprop.ir.backprop import derive
 from symprop.ir.interpret import run
+from symprop.ir.names import Kind, bias, grad_of, weight
+from symprop.ir.notes import C_K, Note, Op, Ref, note, ref, softmax_cost
+from symprop.ir.notes import C as C_REF
 from symprop.spec import Spec
 from symprop.symbolic.layer_math import A, Y, Z, per_unit_loss
 from symprop.tools.check import random_problem
@@ -170,7 +176,7 @@ def compute(spec: Spec, prob: Problem, lr: float = DEFAULT_LR) -> Worked:
     X, Yv = prob.x[None, :], prob.y[None, :]
     v = run(program, prob.params, X, Yv)
     L = len(spec.layers)
-    grads = {k: np.asarray(v[("dW" if k[0] == "W" else "db") + k[1:]], dtype=np.float64) for k in spec.param_shapes}
+    grads = {k: np.asarray(v[grad_of(k)], dtype=np.float64) for k in spec.param_shapes}
     updated = {k: prob.params[k] - lr * grads[k] for k in spec.param_shapes}
     after = run(program, updated, X, Yv, function="loss")
     return Worked(
@@ -209,6 +215,19 @@ class Num(sp.Symbol):
         return _mathml_number(printer.dom, self.text, paren=True)
 
 
+class BareNum(Num):
+    """A number alone inside a function's parentheses: σ(−0.3), not σ((−0.3))."""
+
+    def _sympystr(self, printer: Any) -> str:
+        return self.text
+
+    def _latex(self, printer: Any) -> str:
+        return self.text
+
+    def _mathml_presentation(self, printer: Any) -> Any:
+        return _mathml_number(printer.dom, self.text, paren=False)
+
+
 def _mathml_number(dom: Any, text: str, paren: bool) -> Any:
     def el(tag: str, content: str) -> Any:
         node = dom.createElement(tag)
@@ -217,10 +236,11 @@ def _mathml_number(dom: Any, text: str, paren: bool) -> Any:
 
     if not text.startswith("-"):
         return el("mn", text)
+    number = el("mn", "−" + text[1:])  # one token: no operator spacing between the sign and the digits
+    if not paren:
+        return number
     row = dom.createElement("mrow")
-    for node in (
-        ([el("mo", "(")] if paren else []) + [el("mo", "−"), el("mn", text[1:])] + ([el("mo", ")")] if paren else [])
-    ):
+    for node in (el("mo", "("), number, el("mo", ")")):
         row.appendChild(node)
     return row
 
@@ -252,8 +272,9 @@ def _side(*factors: Any) -> tuple[Term, ...]:
     return (("", tuple(factors)),)
 
 
-def _sym(name: str) -> sp.Symbol:
-    return sp.Symbol(name)
+CDOTS = sp.Symbol("cdots")  # an ellipsis in a sum (printed ⋯)
+C_AFTER = sp.Symbol("C_after")  # the cost after the update
+_KINDS = {"z": Kind.Z, "a": Kind.A, "delta": Kind.DELTA, "b": Kind.BIAS}
 
 
 @dataclass(frozen=True)
@@ -261,16 +282,17 @@ class Block:
     """A titled group of rows, with sentences before them."""
 
     title: str
-    notes: tuple[str, ...]
+    notes: tuple[str | Note, ...]
     rows: tuple[Row, ...]
+    scalar: bool = False  # one unit per layer: printed in the scalar view (w², no unit index)
 
 
-def _unit_name(base: str, l: int, j: int, scalar: bool) -> sp.Symbol:
-    return _sym(f"{base}{l}" if scalar else f"{base}{l}_{j}")
+def _unit_name(base: str, l: int, j: int, scalar: bool) -> Ref:
+    return ref(_KINDS[base], l) if scalar else ref(_KINDS[base], l, j)
 
 
-def _w_name(l: int, j: int, i: int, scalar: bool, base: str = "W") -> sp.Symbol:
-    return _sym(f"{base}{l}" if scalar else f"{base}{l}_{j}_{i}")
+def _w_name(l: int, j: int, i: int, scalar: bool) -> Ref:
+    return ref(Kind.WEIGHT, l) if scalar else ref(Kind.WEIGHT, l, j, i)
 
 
 def _shown(n: int, limit: int) -> list[int | None]:
@@ -283,14 +305,23 @@ def _shown(n: int, limit: int) -> list[int | None]:
 def _sum_terms(pairs: Sequence[tuple[sp.Expr, sp.Expr]], extra: sp.Expr | None = None) -> tuple[Term, ...]:
     terms: list[Term] = []
     for k in _shown(len(pairs), MAX_TERMS):
-        terms.append(("+" if terms else "", (_sym("cdots"),) if k is None else pairs[k]))
+        terms.append(("+" if terms else "", (CDOTS,) if k is None else pairs[k]))
     if extra is not None:
         terms.append(("+", (extra,)))
     return tuple(terms)
 
 
 def _subst(expr: sp.Expr, values: Mapping[sp.Symbol, float], digits: int) -> sp.Expr:
-    return expr.xreplace({s: num(v, digits, s.name) for s, v in values.items()})
+    """``expr`` with numbers for symbols; a number alone inside a function's parentheses prints bare."""
+    out = expr.xreplace({s: num(v, digits, s.name) for s, v in values.items()})
+    return out.replace(
+        lambda e: isinstance(e, sp.Function) and len(e.args) == 1 and type(e.args[0]) is Num,
+        lambda e: e.func(BareNum(e.args[0].name)),
+    )
+
+
+def _as_parts(words: str | Note) -> tuple[Any, ...]:
+    return words.parts if isinstance(words, Note) else (words,)
 
 
 def is_scalar_chain(spec: Spec) -> bool:
@@ -311,18 +342,18 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
     def val(x: float) -> tuple[Term, ...]:
         return _side(Value(short_float(float(x), d)))
 
-    def x_name(i: int) -> sp.Symbol:
-        return _sym("x" if scalar else f"x{i}")
+    def x_name(i: int) -> Ref:
+        return ref(Kind.INPUT) if scalar else ref(Kind.INPUT, 0, i)
 
-    def y_name(j: int) -> sp.Symbol:
-        return _sym("y" if scalar else f"y{j}")
+    def y_name(j: int) -> Ref:
+        return ref(Kind.TARGET) if scalar else ref(Kind.TARGET, 0, j)
 
     # the numbers given
     rows: list[Row] = []
     rows += [Row(x_name(i + 1), (val(v),)) for i, v in enumerate(_capped(w.problem.x))]
     rows += [Row(y_name(j + 1), (val(v),)) for j, v in enumerate(_capped(w.problem.y))]
     for l in range(1, L + 1):
-        W, b = P[f"W{l}"], P[f"b{l}"]
+        W, b = P[weight(l)], P[bias(l)]
         if W.size > MAX_LISTED:
             continue
         rows += [
@@ -335,13 +366,29 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
         notes.append(f"{', '.join(big)} have more than {MAX_LISTED} entries each and are not listed")
     if len(w.problem.x) > MAX_LISTED or len(w.problem.y) > MAX_LISTED:
         notes.append(f"x and y are listed up to their first {MAX_LISTED} entries")
-    out.append(Block("The numbers: input, target, weights and biases", tuple(notes), tuple(rows)))
+    out.append(Block("The numbers: input, target, weights and biases", tuple(notes), tuple(rows), scalar))
 
     # forward
     rows = []
-    fnotes = [f"z = W a + b, then a = f(z), layer by layer; {d} significant digits shown, computed in float64"]
+    z_, a_ = sp.Symbol("z"), sp.Symbol("a")
+    fnotes: list[str | Note] = [
+        note(
+            z_,
+            Op.EQ,
+            sp.Symbol("w" if scalar else "W"),
+            Op.PRODUCT,
+            a_,
+            Op.PLUS,
+            sp.Symbol("b"),
+            ", then ",
+            a_,
+            Op.EQ,
+            sp.Function("f")(z_),
+            f", layer by layer; {d} significant digits shown, computed in float64",
+        )
+    ]
     for l in range(1, L + 1):
-        W, b, z, a, prev = P[f"W{l}"], P[f"b{l}"], w.z[l - 1], w.a[l], w.a[l - 1]
+        W, b, z, a, prev = P[weight(l)], P[bias(l)], w.z[l - 1], w.a[l], w.a[l - 1]
         f = program.layers[l - 1].f
         for j in _shown(len(z), MAX_UNITS):
             if j is None:
@@ -357,7 +404,7 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
             fz = _subst(f, {Z: float(z[j])}, d)
             a_sides = (val(a[j]),) if isinstance(fz, Num) else (_side(fz), val(a[j]))
             rows.append(Row(_unit_name("a", l, j + 1, scalar), a_sides))
-    out.append(Block("Forward pass", tuple(fnotes), tuple(rows)))
+    out.append(Block("Forward pass", tuple(fnotes), tuple(rows), scalar))
 
     # cost
     aL, zL, y = w.a[L], w.z[L - 1], w.problem.y
@@ -369,32 +416,44 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
             if y[j] != 0:
                 terms.append(("-", (num(y[j], d), sp.log(num(p[j], d)))))
         cost_side: tuple[Term, ...] = tuple(terms)
-        cnote = "softmax cross-entropy: C = −Σ_j y_j log softmax(z)_j, softmax(z) = " + ", ".join(
-            short_float(float(v), d) for v in _capped(p)
-        )
+        shown = ", ".join(short_float(float(v), d) for v in _capped(p))
+        cnote: str | Note = note("softmax cross-entropy: ", *softmax_cost(L, C_REF), f"; here p = {shown}")
     else:
         ell = per_unit_loss(spec)
         terms = []
         for j in _shown(len(y), MAX_TERMS):
             if j is None:
-                terms.append(("+", (_sym("cdots"),)))
+                terms.append(("+", (CDOTS,)))
                 continue
             terms.append(("+" if terms else "", (_subst(ell, {A: float(aL[j]), Y: float(y[j])}, d),)))
         cost_side = tuple(terms)
         cnote = f"loss {spec.loss}, summed over the output units"
-    rows = [Row(_sym("C"), (cost_side, val(w.loss)))] if not spec.l2 else []
+    rows = [Row(C_REF, (cost_side, val(w.loss)))] if not spec.l2 else []
     if spec.l2:
-        sq = sum(float(np.sum(P[f"W{l}"] ** 2)) for l in range(1, L + 1))
+        sq = sum(float(np.sum(P[weight(l)] ** 2)) for l in range(1, L + 1))
         rows = [
-            Row(_sym("C_k"), (cost_side, val(w.loss - spec.l2 / 2 * sq))),
-            Row(_sym("C"), ((("", (_sym("C_k"),)), ("+", (num(spec.l2 / 2, d), num(sq, d)))), val(w.loss))),
+            Row(C_K, (cost_side, val(w.loss - spec.l2 / 2 * sq))),
+            Row(C_REF, ((("", (C_K,)), ("+", (num(spec.l2 / 2, d), num(sq, d)))), val(w.loss))),
         ]
-        cnote += "; the L2 penalty (l2/2)·Σ W² (sum of every squared weight) is added to the batch cost"
-    out.append(Block("Cost", (cnote,), tuple(rows)))
+        penalty = sp.Symbol("l2") / 2 * sp.Symbol("sumsq_W")
+        cnote = note(
+            *_as_parts(cnote),
+            "; the L2 penalty ",
+            penalty,
+            " (sumsq_W: every squared weight) is added to the batch cost",
+        )
+    out.append(Block("Cost", (cnote,), tuple(rows), scalar))
 
     # backward
     rows = []
-    bnotes = ["δ = ∂C/∂z, from the output down; one sample, so the batch mean is this sample's value"]
+    bnotes: list[str | Note] = [
+        note(
+            sp.Symbol("delta"),
+            Op.EQ,
+            Partial(C_REF, z_),
+            ", from the output down; one sample, so the batch mean is this sample's value",
+        )
+    ]
     for l in range(L, 0, -1):
         z, a, delta = w.z[l - 1], w.a[l], w.delta[l - 1]
         for j in _shown(len(z), MAX_UNITS):
@@ -412,38 +471,54 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
                     expr = _subst(program.output.delta, {**at, Y: float(y[j])}, d)
                     side = _side(expr)
             else:
-                Wn, dn = P[f"W{l + 1}"], w.delta[l]
+                Wn, dn = P[weight(l + 1)], w.delta[l]
                 local = _subst(program.layers[l - 1].df, at, d)
                 pairs = [(num(Wn[k, j], d), num(dn[k], d)) for k in range(len(dn))]
                 inner = _sum_terms(pairs)
                 side = _side(local, *inner[0][1]) if len(inner) == 1 else _side(local, _Paren(tuple(inner)))
             rows.append(Row(_unit_name("delta", l, j + 1, scalar), (side, val(delta[j]))))
-    out.append(Block("Backward pass", tuple(bnotes), tuple(rows)))
+    out.append(Block("Backward pass", tuple(bnotes), tuple(rows), scalar))
 
     # gradients and the update
     rows, urows = [], []
-    gnotes = ["∂C/∂W_ji = δ_j a_i (a of the layer below; x for layer 1), ∂C/∂b_j = δ_j"]
+    w_ji, b_j = (sp.Symbol("w"), sp.Symbol("b")) if scalar else (sp.Symbol("W_ji"), sp.Symbol("b_j"))
+    d_j, a_i = (sp.Symbol("delta"), a_) if scalar else (sp.Symbol("delta_j"), sp.Symbol("a_i"))
+    gnotes: list[str | Note] = [
+        note(
+            Partial(C_REF, w_ji),
+            Op.EQ,
+            d_j,
+            Op.PRODUCT,
+            a_i,
+            " (a of the layer below; x for layer 1), ",
+            Partial(C_REF, b_j),
+            Op.EQ,
+            d_j,
+        )
+    ]
     if spec.l2:
-        gnotes.append(f"plus the penalty's l2·W_ji on each weight, l2 = {short_float(spec.l2, d)}")
+        gnotes.append(
+            note("plus the penalty's ", sp.Symbol("l2") * w_ji, f" on each weight, l2 = {short_float(spec.l2, d)}")
+        )
     for l in range(1, L + 1):
-        g, gb, prev, delta = w.grads[f"W{l}"], w.grads[f"b{l}"], w.a[l - 1], w.delta[l - 1]
-        Wv, bv = P[f"W{l}"], P[f"b{l}"]
+        g, gb, prev, delta = w.grads[weight(l)], w.grads[bias(l)], w.a[l - 1], w.delta[l - 1]
+        Wv, bv = P[weight(l)], P[bias(l)]
         listed = [(j, i) for j in range(g.shape[0]) for i in range(g.shape[1])]
         if len(listed) > MAX_UNITS * 2:
-            gnotes.append(f"W{l}: the first {MAX_UNITS * 2} of {len(listed)} entries are written out")
+            gnotes.append(f"{weight(l)}: the first {MAX_UNITS * 2} of {len(listed)} entries are written out")
             listed = listed[: MAX_UNITS * 2]
         for j, i in listed:
             wname = _w_name(l, j + 1, i + 1, scalar)
             prod: tuple[Term, ...] = _side(num(delta[j], d), num(prev[i], d))
             if spec.l2:
                 prod = (*prod, ("+", (num(spec.l2, d), num(Wv[j, i], d))))
-            rows.append(Row(Partial(_sym("C"), wname), (prod, val(g[j, i]))))
+            rows.append(Row(Partial(C_REF, wname), (prod, val(g[j, i]))))
             urows.append(
                 Row(
                     wname,
                     (
                         (("", (num(Wv[j, i], d),)), ("-", (num(w.lr, d), num(g[j, i], d)))),
-                        val(w.updated[f"W{l}"][j, i]),
+                        val(w.updated[weight(l)][j, i]),
                     ),
                     arrow=True,
                 )
@@ -452,23 +527,37 @@ def blocks(w: Worked, digits: int = DEFAULT_DIGITS) -> list[Block]:
             if j is None:
                 continue
             bname = _unit_name("b", l, j + 1, scalar)
-            rows.append(Row(Partial(_sym("C"), bname), (val(gb[j]),)))
+            rows.append(Row(Partial(C_REF, bname), (val(gb[j]),)))
             urows.append(
                 Row(
                     bname,
-                    ((("", (num(bv[j], d),)), ("-", (num(w.lr, d), num(gb[j], d)))), val(w.updated[f"b{l}"][j])),
+                    ((("", (num(bv[j], d),)), ("-", (num(w.lr, d), num(gb[j], d)))), val(w.updated[bias(l)][j])),
                     arrow=True,
                 )
             )
-    out.append(Block("Gradients", tuple(gnotes), tuple(rows)))
-    eta = "η"
-    unotes = (
-        f"one step of gradient descent, w ← w − {eta} ∂C/∂w with {eta} = {short_float(w.lr, d)} (--lr)",
+    out.append(Block("Gradients", tuple(gnotes), tuple(rows), scalar))
+    w_, eta = sp.Symbol("w"), sp.Symbol("eta")
+    unotes: tuple[str | Note, ...] = (
+        note(
+            "one step of gradient descent, ",
+            w_,
+            Op.GETS,
+            w_,
+            Op.MINUS,
+            eta,
+            Op.PRODUCT,
+            Partial(C_REF, w_),
+            " with ",
+            eta,
+            Op.EQ,
+            sp.Float(w.lr),
+            " (--lr)",
+        ),
         f"the cost of this sample goes from C = {short_float(w.loss, d)} to C = {short_float(w.loss_after, d)}"
         + (" (it decreased)" if w.loss_after < w.loss else " (it did not decrease: try a smaller --lr)"),
     )
-    urows.append(Row(_sym("C_after"), (val(w.loss_after),)))
-    out.append(Block("One gradient-descent update", unotes, tuple(urows)))
+    urows.append(Row(C_AFTER, (val(w.loss_after),)))
+    out.append(Block("One gradient-descent update", unotes, tuple(urows), scalar))
     return out
 
 
@@ -484,39 +573,31 @@ class _Paren:
 
 
 # ----------------------------------------------------------------- printing --
-def _cleanup(text: str) -> str:
-    """σ((−0.3)) -> σ(−0.3): a negative number alone inside a function's parentheses."""
-    text = re.sub(r"\(\((-[0-9.e+-]+)\)\)", r"(\1)", text)
-    return re.sub(r"\\left\(\((-[0-9.e+-]+)\)\\right\)", r"\\left(\1\\right)", text)
-
-
 class _Fmt:
-    def __init__(self, kind: str, digits: int) -> None:
+    def __init__(self, kind: str, digits: int, scalar: bool = False) -> None:
         self.kind = kind
-        self.p = Printers(digits)
+        self.p = Printers(digits, scalar)
 
     def factor(self, f: Any) -> str:
         if isinstance(f, Value):
             if self.kind == "mathml":
                 t = f.text
-                return f"<mrow><mo>−</mo><mn>{t[1:]}</mn></mrow>" if t.startswith("-") else f"<mn>{t}</mn>"
+                return f"<mn>−{t[1:]}</mn>" if t.startswith("-") else f"<mn>{t}</mn>"
             return f.text
         if isinstance(f, _Paren):
             return self.op("(") + self.terms(f.terms) + self.op(")")
-        if f == _sym("cdots"):
+        if f == CDOTS:
             return {"text": "...", "latex": r"\cdots", "mathml": "<mo>⋯</mo>"}[self.kind]
-        if f == _sym("C_after"):
+        if f == C_AFTER:
             return {
                 "text": "C (after)",
                 "latex": r"C_{\mathrm{after}}",
                 "mathml": "<msub><mi>C</mi><mtext>after</mtext></msub>",
             }[self.kind]
         if self.kind == "text":
-            return _cleanup(self.p.text_factor(f))
+            return self.p.text_factor(f)
         if self.kind == "latex":
-            return _cleanup(self.p.latex_factor(f))
-        from sympy.printing.precedence import PRECEDENCE, precedence
-
+            return self.p.latex_factor(f)
         inner = f"<mrow>{self.p.mathml(f)}</mrow>"
         return f"<mrow><mo>(</mo>{inner}<mo>)</mo></mrow>" if precedence(f) < PRECEDENCE["Mul"] else inner
 
@@ -549,16 +630,16 @@ class _Fmt:
         return self.factor(row.lhs)
 
 
-def row_text(row: Row, digits: int = DEFAULT_DIGITS) -> str:
-    f = _Fmt("text", digits)
+def row_text(row: Row, digits: int = DEFAULT_DIGITS, scalar: bool = False) -> str:
+    f = _Fmt("text", digits, scalar)
     sides = [f.terms(s) for s in row.sides]
     return f.lhs(row) + (f.op("←") if row.arrow else f.op("=")) + f.op("=").join(sides)
 
 
-def row_latex_lines(row: Row, digits: int = DEFAULT_DIGITS, width: int = LINE_WIDTH) -> list[str]:
+def row_latex_lines(row: Row, digits: int = DEFAULT_DIGITS, width: int = LINE_WIDTH, scalar: bool = False) -> list[str]:
     """Align rows ``lhs &= ...``: broken at ``=`` (one side per line) or, inside a long side,
     before a ``+``/``−`` term; never after a product dot."""
-    f = _Fmt("latex", digits)
+    f = _Fmt("latex", digits, scalar)
     rel = r" &\leftarrow " if row.arrow else " &= "
     whole = f.lhs(row) + rel + " = ".join(f.terms(s) for s in row.sides)
     if visual_width(whole) <= width + 12:
@@ -616,9 +697,8 @@ def _factor_pieces(f: _Fmt, x: Any) -> list[str]:
     if not isinstance(x, sp.Expr) or isinstance(x, sp.Symbol):
         return [f.factor(x)]
     expr = tidy(x, f.p.digits)
-    from sympy.printing.precedence import PRECEDENCE, precedence
 
-    parts = [_cleanup(p) for p in latex_pieces(expr, LatexNotation({"digits": f.p.digits}), LINE_WIDTH - 8)]
+    parts = latex_pieces(expr, LatexNotation(f.p.settings), LINE_WIDTH - 8)
     if precedence(expr) < PRECEDENCE["Mul"]:
         if len(parts) == 1:
             return [f.factor(x)]
@@ -626,29 +706,19 @@ def _factor_pieces(f: _Fmt, x: Any) -> list[str]:
     return parts
 
 
-def row_mathml(row: Row, digits: int = DEFAULT_DIGITS) -> str:
-    f = _Fmt("mathml", digits)
+def row_mathml(row: Row, digits: int = DEFAULT_DIGITS, scalar: bool = False) -> str:
+    f = _Fmt("mathml", digits, scalar)
     rel = f.op("←") if row.arrow else f.op("=")
-    out = f"<mrow>{f.lhs(row)}{rel}{f.op('=').join(f'<mrow>{f.terms(s)}</mrow>' for s in row.sides)}</mrow>"
-    # σ((−0.3)) -> σ(−0.3): a parenthesised negative number alone inside a function's parentheses
-    return re.sub(
-        r"<mo>\(</mo><mrow><mo>\(</mo><mo>−</mo><mn>([^<]*)</mn><mo>\)</mo></mrow><mo>\)</mo>",
-        r"<mo>(</mo><mo>−</mo><mn>\1</mn><mo>)</mo>",
-        out,
-    )
-
-
-def words_latex(text: str) -> str:
-    """A sentence of the worked example as LaTeX text, its math as math."""
-    return prose_latex(text)
+    return f"<mrow>{f.lhs(row)}{rel}{f.op('=').join(f'<mrow>{f.terms(s)}</mrow>' for s in row.sides)}</mrow>"
 
 
 def render_text(bs: Sequence[Block], digits: int = DEFAULT_DIGITS) -> str:
     out = []
     for b in bs:
+        p = Printers(digits, b.scalar)
         out += ["", b.title + ":"]
-        out += [f"  ({n})" for n in b.notes]
-        out += [f"  {row_text(r, digits)}" for r in b.rows]
+        out += [f"  ({note_text(n, p)})" for n in b.notes]
+        out += [f"  {row_text(r, digits, b.scalar)}" for r in b.rows]
     return "\n".join(out) + "\n"
 
 
@@ -656,25 +726,24 @@ def render_latex(bs: Sequence[Block], digits: int = DEFAULT_DIGITS, standalone: 
     """align* blocks; titles and notes as LaTeX text in a document, as ``%`` comments otherwise."""
     out = []
     for b in bs:
+        p = Printers(digits, b.scalar)
         if standalone:
             out += ["", rf"\subsection*{{{words_latex(b.title)}}}"]
-            out += [x for n in b.notes for x in (rf"\noindent {words_latex(n)}.", "")]
+            out += [x for n in b.notes for x in (rf"\noindent {words_latex(n, p)}.", "")]
         else:
-            out += ["", f"% {b.title}", *(f"% {n}" for n in b.notes)]
-        lines = [line for r in b.rows for line in row_latex_lines(r, digits)]
+            out += ["", f"% {b.title}", *(f"% {note_text(n, p)}" for n in b.notes)]
+        lines = [line for r in b.rows for line in row_latex_lines(r, digits, scalar=b.scalar)]
         if lines:
             out += [r"\begin{align*}", *[f"  {x} \\\\" for x in lines[:-1]], f"  {lines[-1]}", r"\end{align*}"]
     return "\n".join(out) + "\n"
 
 
 def render_markdown(bs: Sequence[Block], digits: int = DEFAULT_DIGITS) -> str:
-    from symprop.explain.notation import note_parts  # noqa: F401  (kept for symmetry with explain)
-
-    f = _Fmt("latex", digits)
     out = []
     for b in bs:
+        f = _Fmt("latex", digits, b.scalar)
         out += ["", f"### {b.title}"]
-        out += [x for n in b.notes for x in ("", re.sub(r"([*_`\\\[\]<>])", r"\\\1", n) + ".")]
+        out += [x for n in b.notes for x in ("", note_markdown(n, f.p) + ".")]
         for r in b.rows:
             rel = r" \leftarrow " if r.arrow else " = "
             line = f.lhs(r) + rel + " = ".join(f.terms(s) for s in r.sides)
@@ -685,9 +754,13 @@ def render_markdown(bs: Sequence[Block], digits: int = DEFAULT_DIGITS) -> str:
 def render_html(bs: Sequence[Block], digits: int = DEFAULT_DIGITS) -> str:
     out = []
     for b in bs:
+        p = Printers(digits, b.scalar)
         out.append(f"<h3>{html.escape(b.title)}</h3>")
-        out += [f'<p class="note">{html.escape(n)}.</p>' for n in b.notes]
-        out += [f'<div class="eq worked"><math display="block">{row_mathml(r, digits)}</math></div>' for r in b.rows]
+        out += [f'<p class="note">{note_html(n, p)}.</p>' for n in b.notes]
+        out += [
+            f'<div class="eq worked"><math display="block">{row_mathml(r, digits, b.scalar)}</math></div>'
+            for r in b.rows
+        ]
     return "\n".join(out)
 
 

@@ -22,6 +22,8 @@ from functools import lru_cache
 import sympy as sp
 
 from symprop.ir.forms import choose_form, split_masks
+from symprop.ir.notes import C_K, N_REF, Act, Deriv, Ell, Op, Partial, note, ref
+from symprop.ir.notes import C as C_REF
 from symprop.ir.program import (
     WEIGHTS,
     AddBias,
@@ -42,7 +44,6 @@ from symprop.ir.program import (
     Var,
     bias_var,
     grad_var,
-    note,
     weight_var,
 )
 from symprop.spec import Spec
@@ -59,8 +60,13 @@ def inputs_of(l: int) -> Var:
 
 
 def _math(expr: sp.Expr, l: int) -> sp.Expr:
-    """A formula in the math's lower-case names (z2, a2, y), for notes."""
-    return expr.xreplace({lm.Z: sp.Symbol(f"z{l}", real=True), lm.A: sp.Symbol(f"a{l}", real=True)})
+    """A formula in the math's references (z2, a2, y), for notes."""
+    return expr.xreplace({lm.Z: ref(Kind.Z, l), lm.A: ref(Kind.A, l), lm.Y: ref(Kind.TARGET)})
+
+
+def _below(l: int) -> sp.Symbol:
+    """aˡ⁻¹ in a note: x for the first layer."""
+    return ref(Kind.INPUT) if l == 1 else ref(Kind.A, l - 1)
 
 
 def layers_math(spec: Spec, symbolic: bool = False) -> tuple[LayerMath, ...]:
@@ -91,10 +97,11 @@ def _forward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
         l = lay.l
         Zl, Al = layer_vars(l)
         W, b = weight_var(l), bias_var(l)
-        prev = "x" if l == 1 else f"a{l - 1}"
-        body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, note(f"z{l} = W{l} {prev} + b{l}")))
+        z = ref(Kind.Z, l)
+        text = note(z, Op.EQ, ref(Kind.WEIGHT, l), Op.PRODUCT, _below(l), Op.PLUS, ref(Kind.BIAS, l))
+        body.append(MatMul(Zl, inputs_of(l), W, False, True, Role.FORWARD, text))
         body.append(AddBias(Zl, b, Role.FORWARD))
-        text = note(f"a{l} = f{l}(z{l}) = ", _math(lay.f, l))
+        text = note(ref(Kind.A, l), Op.EQ, Act(l, 0, z), Op.EQ, _math(lay.f, l))
         body.append(Map(Al, lay.f.xreplace({lm.Z: Zl.symbol}), Role.FORWARD, text))
     return body
 
@@ -114,13 +121,22 @@ def _loss(spec: Spec, out: OutputMath, weighted: bool = False) -> tuple[list[Sta
     n = N.symbol
     C = Var("C", Kind.COST)
     w = WEIGHTS.symbol if weighted else sp.Integer(1)
-    wk, wdot = ("w_k ", "w * ") if weighted else ("", "")
+    wk: tuple[Op | sp.Basic, ...] = (ref(Kind.ROW, 0, "k"), Op.PRODUCT) if weighted else ()
+    wdot: tuple[Op | sp.Basic, ...] = (ref(Kind.ROW), Op.TIMES) if weighted else ()
+    zL, dL = ref(Kind.Z, L), ref(Kind.DELTA, L)
+    mean = (C_REF, Op.EQ, Op.MEAN_K, *wk, C_K, Op.COMMA)
+    per_sample = (dL, Op.EQ, Partial(C_K, zL), Op.EQ)
+    batch_delta = (ref(Kind.DELTA, L, batch=True), Op.EQ)
     if spec.loss != "softmax_ce":
         ell = _at_output(out.loss, L)
-        text = note(f"C = (1/n) sum_k {wk}C_k, C_k = sum_j l(a{L}_j, z{L}_j, y_j), l = ", _math(out.loss, L))
+        args = (ref(Kind.A, L, "j"), ref(Kind.Z, L, "j"), ref(Kind.TARGET, 0, "j"))
+        text = note(*mean, C_K, Op.EQ, Op.SUM_J, Ell(*args), Op.COMMA, Ell(), Op.EQ, _math(out.loss, L))
         loss: list[Statement] = [Reduce(C, w * ell, ReduceOp.SUM, Axis.ALL, Role.LOSS, 1 / n, text)]
         D = Var(f"D{L}", Kind.DELTA, L)
-        delta_note = note(f"delta{L} = dC_k/dz{L} = ", _math(out.delta, L), f"; D{L} = dC/dZ{L} = {wdot}delta{L} / n")
+        dC_dZ = Partial(C_REF, ref(Kind.Z, L, batch=True))
+        delta_note = note(
+            *per_sample, _math(out.delta, L), Op.SEP, *batch_delta, dC_dZ, Op.EQ, *wdot, dL, Op.DIV, N_REF
+        )
         rest, masks = split_masks(_at_output(out.delta, L))
         delta = sp.Mul(choose_form(rest, (ell,)), *masks)
         return loss, [Map(D, w * delta / n, Role.BACKWARD, delta_note)]
@@ -131,6 +147,7 @@ def _loss(spec: Spec, out: OutputMath, weighted: bool = False) -> tuple[list[Sta
     M, E, S = Var(f"M{L}", Kind.ROW, L), Var(f"E{L}", Kind.TEMP, L), Var(f"S{L}", Kind.ROW, L)
     SY, C1, C2 = Var("SY", Kind.ROW), Var("C_lse", Kind.COST), Var("C_yz", Kind.COST)
     shifted = Z.symbol - M.symbol
+    lse = f"log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"  # comment only
     loss = [
         Reduce(
             M, Z.symbol, ReduceOp.MAX, Axis.UNITS, Role.LOSS, note=note(f"softmax cross-entropy; M{L} = max_j z{L}_j")
@@ -144,12 +161,7 @@ def _loss(spec: Spec, out: OutputMath, weighted: bool = False) -> tuple[list[Sta
             C,
             (C1.symbol - C2.symbol) / n,
             Role.LOSS,
-            note(
-                f"C = (1/n) sum_k {wk}C_k, "
-                f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"
-            )
-            if weighted
-            else note(f"C_k = log(S{L})*SY - sum_j y_j*(z{L}_j - M{L}) = LSE(z{L})*sum_j y_j - sum_j y_j*z{L}_j"),
+            note(*(mean if weighted else ()), C_K, Op.EQ, lse),
         ),
     ]
     P, D = Var(f"P{L}", Kind.TEMP, L), Var(f"D{L}", Kind.DELTA, L)
@@ -161,9 +173,18 @@ def _loss(spec: Spec, out: OutputMath, weighted: bool = False) -> tuple[list[Sta
             w * delta / n,
             Role.BACKWARD,
             note(
-                f"delta{L} = dC_k/dz{L} = ",
-                out.delta.xreplace({lm.P: sp.Symbol(f"softmax{L}", real=True), lm.Y: sp.Symbol("y", real=True)}),
-                f"; D{L} = {wdot}delta{L} / n, softmax{L} = softmax(z{L})",
+                *per_sample,
+                out.delta.xreplace({lm.P: sp.Symbol(f"softmax{L}", real=True), lm.Y: ref(Kind.TARGET)}),
+                Op.SEP,
+                *batch_delta,
+                *wdot,
+                dL,
+                Op.DIV,
+                N_REF,
+                Op.COMMA,
+                sp.Symbol(f"softmax{L}", real=True),
+                Op.EQ,
+                sp.Function("softmax")(zL),
             ),
         ),
     ]
@@ -175,29 +196,29 @@ def _backward(spec: Spec, layers: tuple[LayerMath, ...]) -> list[Statement]:
     body: list[Statement] = []
     for l in range(L, 0, -1):
         D = Var(f"D{l}", Kind.DELTA, l)
-        prev = "x" if l == 1 else f"a{l - 1}"
         dW, db = grad_var(weight_var(l)), grad_var(bias_var(l))
-        text = note(f"dC/dW{l} = (1/n) sum_k delta{l} {prev}^T")
+        delta = ref(Kind.DELTA, l)
+        text = note(Partial(C_REF, ref(Kind.WEIGHT, l)), Op.EQ, Op.MEAN_K, delta, Op.PRODUCT, _below(l).t())
         body.append(MatMul(dW, D, inputs_of(l), True, False, Role.OUTPUT, text))
-        body.append(
-            Reduce(db, D.symbol, ReduceOp.SUM, Axis.BATCH, Role.OUTPUT, note=note(f"dC/db{l} = (1/n) sum_k delta{l}"))
-        )
+        text = note(Partial(C_REF, ref(Kind.BIAS, l)), Op.EQ, Op.MEAN_K, delta)
+        body.append(Reduce(db, D.symbol, ReduceOp.SUM, Axis.BATCH, Role.OUTPUT, note=text))
         if l == 1:
             continue
         below = layers[l - 2]
         Dm = Var(f"D{l - 1}", Kind.DELTA, l - 1)
-        rule = f"delta{l - 1} = dC_k/da{l - 1} * f{l - 1}'(z{l - 1})"
+        a_m, df_m = ref(Kind.A, l - 1), Act(l - 1, 1, ref(Kind.Z, l - 1))
+        rule = (ref(Kind.DELTA, l - 1), Op.EQ, Partial(C_K, a_m), Op.HADAMARD, df_m, Op.COMMA, df_m, Op.EQ)
         if below.blocks_gradient:
-            text = note(f"{rule}, f{l - 1}'(z{l - 1}) = 0: no gradient flows below layer {l}")
+            text = note(*rule, sp.Integer(0), f": no gradient flows below layer {l}")
             body.append(Map(Dm, sp.Integer(0), Role.BACKWARD, text))
             continue
         G = Var(f"G{l - 1}", Kind.UPSTREAM, l - 1)
-        text = note(f"dC_k/da{l - 1} = W{l}^T delta{l}")
+        text = note(Partial(C_K, a_m), Op.EQ, ref(Kind.WEIGHT, l).t(), Op.PRODUCT, delta)
         body.append(MatMul(G, D, weight_var(l), False, False, Role.BACKWARD, text))
         Zm, Am = layer_vars(l - 1)
         rest, masks = split_masks(below.df.xreplace({lm.Z: Zm.symbol, lm.A: Am.symbol}))
         df = sp.Mul(choose_form(rest), *masks)
-        text = note(f"{rule}, f{l - 1}'(z{l - 1}) = ", _math(below.df, l - 1))
+        text = note(*rule, _math(below.df, l - 1))
         body.append(Map(Dm, G.symbol * df, Role.BACKWARD, text))
     return body
 
@@ -223,7 +244,8 @@ def _penalty_gradients(spec: Spec, backward: list[Statement]) -> list[Statement]
         out.append(s)
         if isinstance(s, MatMul) and s.out.kind is Kind.GRAD_W:
             W = weight_var(s.out.layer)
-            text = note(f"+ d/dW{s.out.layer} of the penalty: l2 * W{s.out.layer}")
+            w_ref = ref(Kind.WEIGHT, s.out.layer)
+            text = note("+ ", Deriv(w_ref), " of the penalty: ", sp.Symbol("l2"), Op.TIMES, w_ref)
             out.append(Map(s.out, s.out.symbol + lam * W.symbol, Role.OUTPUT, text))
     return out
 

@@ -9,8 +9,31 @@ It imports nothing of symprop, so the spec can use it too.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Literal
+
+
+class Kind(enum.Enum):
+    """What a variable holds; with ``layer`` and ``unit`` it names the math object."""
+
+    INPUT = "x"  # X, or x_i in the unit program
+    TARGET = "y"  # Y, or y_j
+    WEIGHT = "W"  # a weight matrix, or one entry W[j, i]
+    BIAS = "b"  # a bias vector, or one entry b[j]
+    Z = "z"  # pre-activation of a layer (or unit)
+    A = "a"  # activation
+    UPSTREAM = "dC_da"  # ∂C_k/∂a sent down from the layer above, Σ_j W_ji δ_j
+    DELTA = "delta"  # δ = ∂C_k/∂z (divided by n in the program: the batch mean is folded in)
+    ROW = "row"  # one value per sample (softmax's row max, sums, log-sum-exp)
+    COST = "C"  # the batch-mean cost, a scalar
+    GRAD_W = "dW"  # ∂C/∂W, or one entry
+    GRAD_B = "db"  # ∂C/∂b, or one entry
+    TEMP = "t"  # a common subexpression
+    COUNT = "n"  # the batch size
+    DIRECTION = "V"  # the direction of a Hessian-vector product (one per parameter array)
+    R = "R"  # the directional derivative R(v) = d/dt v(params + t V) of a variable v
+
 
 GRAD = "d"  # dW1 = ∂C/∂W1
 DIRECTION = "V"  # VW1: the direction of a Hessian-vector product for W1
@@ -63,4 +86,4 @@ def grad_of(param: str) -> str:
     return GRAD + param
 
 
-__all__ = ["DIRECTION", "GRAD", "ParamRef", "bias", "grad_of", "weight"]
+__all__ = ["DIRECTION", "GRAD", "Kind", "ParamRef", "bias", "grad_of", "weight"]

@@ -26,14 +26,14 @@ labels them without parsing names.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import sympy as sp
-from sympy.printing.str import StrPrinter
 
-from symprop.ir.names import ParamRef, bias, grad_of, weight
+from symprop.ir.names import Kind, ParamRef, bias, grad_of, weight
+from symprop.ir.notes import Note, Op, Ref, formula, note
 from symprop.spec import Spec
 from symprop.symbolic.layer_math import OutputMath  # the one record of the output's loss and error
 
@@ -51,27 +51,6 @@ class Granularity(enum.Enum):
     UNIT = "unit"  # one variable per neuron: (n,) vectors, weights as scalar entries
 
 
-class Kind(enum.Enum):
-    """What a variable holds; with ``layer`` and ``unit`` it names the math object."""
-
-    INPUT = "x"  # X, or x_i in the unit program
-    TARGET = "y"  # Y, or y_j
-    WEIGHT = "W"  # a weight matrix, or one entry W[j, i]
-    BIAS = "b"  # a bias vector, or one entry b[j]
-    Z = "z"  # pre-activation of a layer (or unit)
-    A = "a"  # activation
-    UPSTREAM = "dC_da"  # ∂C_k/∂a sent down from the layer above, Σ_j W_ji δ_j
-    DELTA = "delta"  # δ = ∂C_k/∂z (divided by n in the program: the batch mean is folded in)
-    ROW = "row"  # one value per sample (softmax's row max, sums, log-sum-exp)
-    COST = "C"  # the batch-mean cost, a scalar
-    GRAD_W = "dW"  # ∂C/∂W, or one entry
-    GRAD_B = "db"  # ∂C/∂b, or one entry
-    TEMP = "t"  # a common subexpression
-    COUNT = "n"  # the batch size
-    DIRECTION = "V"  # the direction of a Hessian-vector product (one per parameter array)
-    R = "R"  # the directional derivative R(v) = d/dt v(params + t V) of a variable v
-
-
 # the kinds that hold one value per sample and unit of a layer (arrays of shape (n, units))
 LAYER_VALUES = frozenset({Kind.Z, Kind.A, Kind.DELTA, Kind.UPSTREAM})
 
@@ -85,38 +64,6 @@ class Axis(enum.Enum):
 class ReduceOp(enum.Enum):
     SUM = "sum"
     MAX = "max"
-
-
-class _FormulaPrinter(StrPrinter):
-    def _print_Float(self, expr: sp.Float) -> str:
-        return repr(float(expr))
-
-
-def formula(expr: sp.Basic) -> str:
-    """A formula as one line of plain text (module comments): SymPy's str form, floats as their
-    shortest Python literal."""
-    return str(_FormulaPrinter().doprint(expr))
-
-
-@dataclass(frozen=True)
-class Note:
-    """A statement's formula: words and SymPy expressions, printed by whoever shows it.
-
-    The one source of every formula text: a module prints its notes as comments with
-    :func:`formula`, explain prints the same notes in textbook notation.
-    """
-
-    parts: tuple[str | sp.Basic, ...] = ()
-
-    def render(self, printer: Callable[[sp.Basic], str] = formula) -> str:
-        return "".join(p if isinstance(p, str) else printer(p) for p in self.parts)
-
-    def __bool__(self) -> bool:
-        return bool(self.parts)
-
-
-def note(*parts: str | sp.Basic) -> Note:
-    return Note(tuple(parts))
 
 
 @dataclass(frozen=True)
@@ -147,6 +94,13 @@ class Var:
         return sp.Symbol(self.name, real=True)
 
     @property
+    def ref(self) -> Ref:
+        """This variable as a typed symbol for notes and explain (same name, with kind, layer and units)."""
+        sub = (str(self.unit),) if self.unit else tuple(str(i + 1) for i in self.index)
+        batch = self.unit is None and not self.index and self.kind in LAYER_VALUES | {Kind.INPUT, Kind.TARGET}
+        return Ref(self.name, self.kind, self.layer, sub, batch=batch)
+
+    @property
     def param(self) -> ParamRef:
         """The parameter array a parameter, gradient or R of one belongs to (from kind and layer)."""
         if self.math_kind not in (Kind.WEIGHT, Kind.BIAS, Kind.GRAD_W, Kind.GRAD_B):
@@ -175,6 +129,7 @@ def grad_var(param: Var) -> Var:
     return Var(grad_of(param.name), Kind.GRAD_W if param.kind is Kind.WEIGHT else Kind.GRAD_B, param.layer)
 
 
+NO_NOTE = Note()  # a statement without a formula note
 N = Var("n", Kind.COUNT)  # the batch size, known when the function runs (every backend reads it from here)
 # the sample weights scaled to mean 1, w_k = n s_k / sum_j s_j (a column; 1 when none are given), so
 # (1/n) sum_k w_k C_k = sum_k s_k C_k / sum_k s_k: the weighted mean with the program's 1/n unchanged
@@ -189,7 +144,7 @@ class MatMul:
     left_t: bool
     right_t: bool
     role: Role
-    note: Note = Note()
+    note: Note = NO_NOTE
 
 
 @dataclass(frozen=True)
@@ -197,7 +152,7 @@ class AddBias:
     out: Var
     bias: Var
     role: Role
-    note: Note = Note()
+    note: Note = NO_NOTE
 
 
 @dataclass(frozen=True)
@@ -205,7 +160,7 @@ class Map:
     out: Var
     expr: sp.Expr
     role: Role
-    note: Note = Note()
+    note: Note = NO_NOTE
 
 
 @dataclass(frozen=True)
@@ -216,7 +171,7 @@ class Reduce:
     axis: Axis
     role: Role
     scale: sp.Expr = sp.S.One
-    note: Note = Note()
+    note: Note = NO_NOTE
 
 
 @dataclass(frozen=True)
@@ -225,7 +180,7 @@ class LinearSum:
     terms: tuple[tuple[Var, Var], ...]  # (weight entry, value)
     bias: Var | None
     role: Role
-    note: Note = Note()
+    note: Note = NO_NOTE
 
 
 Statement = MatMul | AddBias | Map | Reduce | LinearSum
@@ -304,11 +259,13 @@ __all__ = [
     "MatMul",
     "N",
     "Note",
+    "Op",
     "OutputMath",
     "ParamRef",
     "Program",
     "Reduce",
     "ReduceOp",
+    "Ref",
     "Role",
     "Statement",
     "Var",

@@ -19,6 +19,8 @@ from dataclasses import replace
 import sympy as sp
 
 from symprop.ir.memory import fuse
+from symprop.ir.notes import C_K, Op, Partial, entry, note, ref
+from symprop.ir.notes import C as C_REF
 from symprop.ir.program import (
     WEIGHTS,
     AddBias,
@@ -36,7 +38,6 @@ from symprop.ir.program import (
     ReduceOp,
     Statement,
     Var,
-    note,
 )
 from symprop.spec import Spec
 
@@ -109,12 +110,12 @@ class _Units:
         """One neuron's chain-rule line, per sample (n = 1): the module's comment and explain's text."""
         # per sample (n = 1) and unweighted (w = 1): the sample weight scales C_k, it is not part of dC_k/dz
         per_sample = expr.xreplace({N.symbol: sp.Integer(1), WEIGHTS.symbol: sp.Integer(1)})
-        head = f"{delta.name} = dC_k/dz{delta.layer}_{delta.unit} = "
+        head = (delta.ref, Op.EQ, Partial(C_K, ref(Kind.Z, delta.layer, delta.unit or 0)), Op.EQ)
         up = [f for f in sp.Mul.make_args(per_sample) if (v := self.units.get(f)) and v.kind is Kind.UPSTREAM]
         if not up:
-            return note(head, per_sample)
+            return note(*head, per_sample)
         local = sp.Mul(*[f for f in sp.Mul.make_args(per_sample) if f != up[0]])
-        return note(head, "(", local, f") * {up[0]}")
+        return note(*head, Op.OPEN, local, Op.CLOSE, Op.TIMES, up[0])
 
     def has_units(self, expr: sp.Expr) -> bool:
         return any(s in self.by_symbol and self.per_unit(self.by_symbol[s]) for s in expr.free_symbols)
@@ -144,15 +145,17 @@ def _matmul(s: MatMul, bias: Var | None, u: _Units) -> list[Statement]:
     elif kind is Kind.UPSTREAM:  # G = D W
         for i in range(1, u.count(s.out) + 1):
             terms = tuple((u.entry(s.right, (j - 1, i - 1)), u.unit(s.left, j)) for j in range(1, u.count(s.left) + 1))
-            rule = f"dC_k/da{s.out.layer}_i = sum_j W{s.right.layer}[j,i]*delta{s.left.layer}_j"
-            text = note(rule) if i == 1 else Note()
+            weight = entry(Kind.WEIGHT, s.right.layer, "j", "i")
+            rule = (Partial(C_K, ref(Kind.A, s.out.layer, "i")), Op.EQ, Op.SUM_J, weight, Op.TIGHT_TIMES)
+            text = note(*rule, ref(Kind.DELTA, s.left.layer, "j")) if i == 1 else Note()
             out.append(LinearSum(u.unit(s.out, i), terms, None, s.role, text))
     elif kind is Kind.GRAD_W:  # dW = Dᵀ A
         for j in range(1, u.count(s.left) + 1):
             for i in range(1, u.count(s.right) + 1):
                 product = sp.Mul(u.unit(s.left, j).symbol, u.unit(s.right, i).symbol, evaluate=False)
-                label = f"dC/d{s.out.param.label}[{j},{i}]"
-                text = note(f"{label} = (1/n) sum_k dC_k/dz{s.left.layer}_{j} * {u.unit(s.right, i).name}")
+                grad = Partial(C_REF, entry(Kind.WEIGHT, s.out.layer, j, i))
+                factor = Partial(C_K, ref(Kind.Z, s.left.layer, j))
+                text = note(grad, Op.EQ, Op.MEAN_K, factor, Op.TIMES, u.unit(s.right, i).ref)
                 out.append(Reduce(u.entry(s.out, (j - 1, i - 1)), product, ReduceOp.SUM, Axis.BATCH, s.role, note=text))
     else:
         raise ValueError(f"no unit form for the product into {s.out.name}")
@@ -178,7 +181,12 @@ def _elementwise(s: Map | Reduce, u: _Units) -> list[Statement]:
                 s,
                 out=u.entry(s.out, (j - 1,)),
                 expr=u.at(s.expr, j),
-                note=note(f"dC/d{s.out.param.label}[{j}] = (1/n) sum_k dC_k/dz{s.out.layer}_{j}"),
+                note=note(
+                    Partial(C_REF, entry(Kind.BIAS, s.out.layer, j)),
+                    Op.EQ,
+                    Op.MEAN_K,
+                    Partial(C_K, ref(Kind.Z, s.out.layer, j)),
+                ),
             )
             for j in range(1, u.width(s.expr) + 1)
         ]
