@@ -173,8 +173,7 @@ def _fresh() -> None:
     from symprop.symbolic import layer_math
 
     derive.cache_clear()
-    layer_math.activation_math.cache_clear()
-    layer_math.output_math.cache_clear()
+    layer_math.clear_caches()
 
 
 @pytest.mark.parametrize("spec", BLOWUPS, ids=lambda s: s.name)

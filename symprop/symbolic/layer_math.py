@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -292,10 +292,17 @@ class ActivationMath:
         return self.df == 0
 
 
-@lru_cache(maxsize=256)
 def activation_math(layer: Layer, symbolic_layer: int = 0) -> ActivationMath:
     """f and f' of a layer; given its number ``symbolic_layer``, with its parameters as symbols
-    (for explain and report; generated code always has the numbers)."""
+    (for explain and report; generated code always has the numbers).
+
+    Cached by activation and parameters, not by width: a 3-unit and a 64-unit sigmoid layer share
+    one derivation (the range proofs and form searches take most of a derive)."""
+    return _activation_math(replace(layer, units=1), symbolic_layer)
+
+
+@lru_cache(maxsize=256)
+def _activation_math(layer: Layer, symbolic_layer: int) -> ActivationMath:
     f = activation_expr(layer, symbolic_layer=symbolic_layer)
     rewrites: tuple[str, ...] = ()
     if layer.activation == "custom":
@@ -308,11 +315,15 @@ def activation_math(layer: Layer, symbolic_layer: int = 0) -> ActivationMath:
 # ------------------------------------------------------------------ losses --
 def per_unit_loss(spec: Spec) -> sp.Expr:
     """ℓ(a, y) for one output unit (not used for softmax_ce), from the registry or the spec's text."""
-    if spec.loss == "custom":
-        return parse_expr(str(spec.loss_expr), {"a": A, "y": Y}, "loss_expr")
-    per_unit = LOSSES[spec.loss].per_unit
+    return _per_unit_loss(spec.loss, str(spec.loss_expr))
+
+
+def _per_unit_loss(loss: str, loss_expr: str) -> sp.Expr:
+    if loss == "custom":
+        return parse_expr(loss_expr, {"a": A, "y": Y}, "loss_expr")
+    per_unit = LOSSES[loss].per_unit
     if per_unit is None:
-        raise SpecError(f"loss {spec.loss!r} has no per-unit form")
+        raise SpecError(f"loss {loss!r} has no per-unit form")
     return per_unit(A, Y)
 
 
@@ -346,6 +357,7 @@ def _pieces(f: sp.Expr) -> list[tuple[sp.Expr, sp.Set]]:
     return pieces
 
 
+@lru_cache(maxsize=256)
 def _output_range_ok(f: sp.Expr) -> bool:
     """Prove with SymPy (``function_range``, bounded in size and time, in any thread) that f maps the
     reals into [0, 1]; False when the range leaves it or cannot be established (then bce is refused)."""
@@ -368,24 +380,32 @@ def _range_in_unit(f: sp.Expr) -> bool:
     return True
 
 
-@lru_cache(maxsize=64)
 def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
-    """The output layer's loss and δ; ``symbolic`` keeps the output activation's parameters as symbols."""
+    """The output layer's loss and δ; ``symbolic`` keeps the output activation's parameters as symbols.
+
+    Cached by what it depends on (the loss and the last layer's activation), so specs that differ
+    only in their hidden layers or widths share one derivation."""
     if spec.loss == "softmax_ce":
         raise SpecError("softmax_ce has no per-unit form; see softmax_math")
     out = spec.layers[-1]
     symbolic_layer = len(spec.layers) if symbolic else 0
     f = activation_math(out, symbolic_layer).f
-    params = param_values(out, symbolic_layer) if symbolic else {}
-    ell = per_unit_loss(spec)
+    if spec.loss == "bce" and not isinstance(f, Sigmoid) and not _output_range_ok(activation_math(out).f):
+        raise SpecError(
+            f"{spec.source}: loss bce needs outputs inside (0, 1), but symprop can't prove the last activation "
+            f"{out.activation!r} stays in [0, 1] (SymPy finds a wider range or none); "
+            'use activation = "sigmoid" on the last layer'
+        )
+    return _output_math(spec.loss, str(spec.loss_expr), replace(out, units=1), symbolic_layer)
+
+
+@lru_cache(maxsize=256)
+def _output_math(loss_name: str, loss_expr: str, out: Layer, symbolic_layer: int) -> OutputMath:
+    f = activation_math(out, symbolic_layer).f
+    params = param_values(out, symbolic_layer) if symbolic_layer else {}
+    ell = _per_unit_loss(loss_name, loss_expr)
     clipped = False
-    if spec.loss == "bce" and not isinstance(f, Sigmoid):
-        if not _output_range_ok(activation_math(out).f):
-            raise SpecError(
-                f"{spec.source}: loss bce needs outputs inside (0, 1), but symprop can't prove the last activation "
-                f"{out.activation!r} stays in [0, 1] (SymPy finds a wider range or none); "
-                'use activation = "sigmoid" on the last layer'
-            )
+    if loss_name == "bce" and not isinstance(f, Sigmoid):
         ell = ell.xreplace({A: Clip01(A)})
         clipped = True
     loss_ak, fired_a = apply_rewrites(ell)
@@ -403,7 +423,7 @@ def output_math(spec: Spec, symbolic: bool = False) -> OutputMath:
         chained = sp.diff(loss_ak, A) * activation_math(out, symbolic_layer).df
         if _cost(chained) < _cost(delta) and _agrees(chained, delta_z, f, params):
             delta = chained
-    dloss_da = sp.diff(per_unit_loss(spec), A)  # of the loss as defined, for showing the chain rule
+    dloss_da = sp.diff(_per_unit_loss(loss_name, loss_expr), A)  # of the loss as defined, for showing the chain rule
     if dloss_da.is_rational_function(A, Y):  # 2*(a - y) rather than 2*a - 2*y
         dloss_da = optional("the loss's derivative", sp.factor, dloss_da, size=dloss_da) or dloss_da
     return OutputMath(loss, delta, fused, clipped, fired, dloss_da)
@@ -438,6 +458,12 @@ def softmax_delta(k: int) -> sp.Expr:
     if not delta.free_symbols <= {P, SY, Y}:
         raise ValueError(f"softmax delta did not reduce to softmax and the sum of y: {delta}")
     return delta
+
+
+def clear_caches() -> None:
+    """Forget the cached activation and output math, so the next derivation runs SymPy again."""
+    for cached in (_activation_math, _output_math, _output_range_ok, softmax_delta):
+        cached.cache_clear()
 
 
 def gradient_warnings(spec: Spec) -> list[str]:
