@@ -87,6 +87,8 @@ SLOW: dict[str, str] = {
     "test_limits.py::*": "derives networks of thousands of layers and SymPy expressions at their bounds",
     "test_tutorial.py::*": "executes the tutorial notebook in a Jupyter kernel",
     "test_repr_browser.py::*": "renders the notebook reprs in Chromium",
+    "test_array_api.py::*": "imports torch, JAX and Dask (about 7 s before the first test); the array-API target "
+    "stays in the loop through test_backend_contract.py and test_second_order.py (array-api-strict)",
     # single tests
     "test_cli.py::test_generate_writes_a_module_that_imports": _SUBPROCESS,
     "test_cli.py::test_check_prints_a_table_and_the_max_error": _SUBPROCESS,
@@ -133,6 +135,8 @@ SLOW: dict[str, str] = {
     "test_array_api.py::test_every_namespace_equals_the_numpy_module[*-jax]": "JAX traces and compiles each module (1-2 s)",
     "test_array_api.py::test_every_namespace_equals_the_numpy_module[*-dask]": "Dask graphs per example",
     "test_array_api.py::test_every_namespace_equals_the_numpy_module[*-torch]": "torch's first calls per example",
+    "test_worked.py::test_standalone_latex_compiles_without_overfull_boxes*": "a pdflatex run per case (0.5-3.5 s)",
+    "test_sample_weight.py::*[*custom*]": _EXPENSIVE_SPEC,
     # the zoo example has every costly activation at once
     "*::*[zoo]": "the zoo example: every costly activation and a Huber loss in one net (5-10 s per test)",
     "*::*[zoo-*]": "the zoo example, as above",
@@ -210,6 +214,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             names.append("slow")
         for name in dict.fromkeys(names):
             item.add_marker(name)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A file whose every test is deselected by ``-m`` is not imported at all: importing
+    test_array_api.py (torch, JAX) or test_onnx_export.py (onnxruntime) costs seconds of the inner
+    loop's collection for tests it then drops.  A file is left out only when the marker expression
+    is false for its markers whatever the per-test markers of :data:`TEST_MARKERS` add."""
+    markexpr = config.getoption("markexpr", "")
+    whole = f"{collection_path.name}::*"
+    if not markexpr or collection_path.suffix != ".py" or whole not in SLOW:
+        return None
+    from _pytest.mark.expression import Expression
+
+    expression = Expression.compile(markexpr)
+    known = {*FILE_MARKERS.get(collection_path.name, ()), "slow"}
+    extra = sorted(({m for markers in TEST_MARKERS.values() for m in markers} | set(TOOLS) | {"frameworks"}) - known)
+    for bits in range(2 ** len(extra)):
+        present = known | {name for i, name in enumerate(extra) if bits >> i & 1}
+        if expression.evaluate(lambda name, present=present: name in present):  # type: ignore[misc]
+            return None
+    return True
 
 
 def _pattern(key: str) -> re.Pattern[str]:
