@@ -380,6 +380,8 @@ def _layer_section(program: Program, l: int, scalar: bool = False) -> Section:
             )
         if "UPSTREAM" in texts:
             vector.append(texts["UPSTREAM"])
+    if scalar:  # δ, the recursion and the error sent down are the equations' own rows: one line each
+        vector = []
     return Section(_layer_title(program, l, scalar), tuple(eqs), tuple(vector), tuple(notes), layer=l, scalar=scalar)
 
 
