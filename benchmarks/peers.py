@@ -63,6 +63,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks.torch_net import torch_loss_and_grad  # noqa: E402
 from symprop.emit import render, render_files  # noqa: E402
 from symprop.spec import Layer, Spec  # noqa: E402
 from symprop.tools.check import load_module  # noqa: E402
@@ -255,23 +256,7 @@ def jax_contender(spec: Spec, params: dict[str, np.ndarray], X: np.ndarray, Y: n
 
 def torch_contender(spec: Spec, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> Contender:
     assert torch is not None
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
-    acts = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "identity": lambda t: t}
-
-    def run() -> tuple[float, dict[str, Any]]:
-        for p in tp.values():
-            p.grad = None
-        h = tX
-        for l, layer in enumerate(spec.layers, start=1):
-            h = acts[layer.activation](torch.addmm(tp[f"b{l}"], h, tp[f"W{l}"].T))
-        if spec.loss == "softmax_ce":
-            cost = torch.nn.functional.cross_entropy(h, tY)  # probability targets: -sum y log softmax / n
-        else:
-            cost = 0.5 * ((h - tY) ** 2).sum() / tX.shape[0]
-        cost.backward()
-        return cost.item(), {k: p.grad for k, p in tp.items()}
-
+    run = torch_loss_and_grad(torch, spec, params, X, Y)
     return Contender("PyTorch eager", python_block(run), torch_result_fn(run), False)
 
 

@@ -38,6 +38,7 @@ for var in THREAD_VARS:
     os.environ[var] = "1"
 
 import numpy as np  # noqa: E402
+from torch_net import torch_loss_and_grad  # noqa: E402
 
 from symprop.emit import UNROLLED_MAX_PARAMS, auto_rule, choose_mode, render  # noqa: E402
 from symprop.spec import Layer, Spec, SpecError  # noqa: E402
@@ -170,22 +171,11 @@ def handwritten(hidden: str) -> Callable[..., tuple[float, dict[str, np.ndarray]
 def torch_step(spec: Spec, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> Callable[[], Any]:
     """PyTorch eager: forward, cross-entropy with (one-hot) probability targets, backward, grads."""
     assert torch is not None
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
-    tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
-    acts = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "identity": lambda t: t}
+    run = torch_loss_and_grad(torch, spec, params, X, Y)
 
     def step() -> tuple[float, dict[str, np.ndarray]]:
-        for p in tp.values():
-            p.grad = None
-        h = tX
-        for l, layer in enumerate(spec.layers, start=1):
-            h = acts[layer.activation](torch.addmm(tp[f"b{l}"], h, tp[f"W{l}"].T))
-        if spec.loss == "softmax_ce":
-            cost = torch.nn.functional.cross_entropy(h, tY)
-        else:  # mse
-            cost = 0.5 * ((h - tY) ** 2).sum(dim=1).mean()
-        cost.backward()
-        return cost.item(), {k: p.grad.numpy() for k, p in tp.items()}
+        C, grads = run()
+        return C, {k: g.numpy() for k, g in grads.items()}
 
     return step
 
