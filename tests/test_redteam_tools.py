@@ -88,6 +88,11 @@ def train_args(cache: Path, *more: str) -> list[str]:
     return ["train", "cls.toml", "--data", "cls.csv", "--epochs", "3", "--module-dir", str(cache), *more]
 
 
+def dask_args(cache: Path, data: str = "cls.csv") -> list[str]:
+    """train on Dask with L-BFGS (the options the scheduler and Dask-only checks are tried with)."""
+    return ["train", "cls.toml", "--data", data, "--engine", "dask", "--solver", "lbfgs", "--module-dir", str(cache)]
+
+
 @pytest.fixture
 def params(work: Path, cache: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     code, _, err = cli(train_args(cache, "--save", "cls.npz"), capsys)
@@ -319,18 +324,7 @@ def test_duplicate_column_names_are_refused_by_the_dask_engine(
     pq.write_table(pa.Table.from_arrays(columns, names=["f1", "f2", "f2", "y"]), work / "set" / "part.0.parquet")
     data += ["dup.parquet", "set"]
     for name in data:
-        args = [
-            "train",
-            "cls.toml",
-            "--data",
-            name,
-            "--engine",
-            "dask",
-            "--solver",
-            "lbfgs",
-            "--module-dir",
-            str(cache),
-        ]
+        args = dask_args(cache, name)
         code, _, err = cli([*args, "--epochs", "2"], capsys)
         assert "twice" in one_line_error(code, err), name
 
@@ -480,18 +474,7 @@ BAD_ADDRESSES += ["127.0.0.1:99999", "tcp://:8786", "http://127.0.0.1:8786", "12
 def test_malformed_scheduler_addresses_are_one_line(
     address: str, work: Path, cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "train",
-        "cls.toml",
-        "--data",
-        "cls.csv",
-        "--engine",
-        "dask",
-        "--solver",
-        "lbfgs",
-        "--module-dir",
-        str(cache),
-    ]
+    args = dask_args(cache)
     code, out, err = cli([*args, "--scheduler", address], capsys)
     line = one_line_error(code, err)
     assert "--scheduler" in line and "tcp://HOST:PORT" in line
@@ -547,18 +530,7 @@ def test_a_scheduler_that_is_silent_or_not_dask_ends_in_bounded_time(
     server, accepted = listener
     _serve(server, accepted, REPLIES[kind])
     port = server.getsockname()[1]
-    args = [
-        "train",
-        "cls.toml",
-        "--data",
-        "cls.csv",
-        "--engine",
-        "dask",
-        "--solver",
-        "lbfgs",
-        "--module-dir",
-        str(cache),
-    ]
+    args = dask_args(cache)
     # the bound is the --connect-timeout; the outer limit below only keeps a regression from hanging the suite
     done: list[tuple[int, str, str]] = []
     thread = threading.Thread(
