@@ -153,6 +153,7 @@ def forward(params, X):
 def loss(params, X, Y, sample_weight=None):
     """C = sum_k s_k C_k / sum_k s_k (s = sample_weight, 1 if None), as a Python float."""
     params, X, Y = _prepare(params, X, Y)
+    dtype = X.dtype
     n = X.shape[0]
     w = _weights(sample_weight, X, (-1, 1))
     _, Z2, _ = _forward(params, X)
@@ -162,9 +163,9 @@ def loss(params, X, Y, sample_weight=None):
     # E2 = exp(z2 - M2): no overflow
     E2 = np.exp(t0)
     # log(S2) = LSE(z2) - M2
-    S2 = np.sum(E2, axis=1, keepdims=True)
+    S2 = E2 @ np.ones((E2.shape[1], 1), dtype)
     # SY = sum_j y_j
-    SY = np.sum(Y, axis=1, keepdims=True)
+    SY = Y @ np.ones((Y.shape[1], 1), dtype)
     C_lse = np.sum(SY*w*np.log(S2))
     C_yz = np.sum(Y*t0*w)
     # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j
@@ -187,9 +188,9 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     # E2 = exp(z2 - M2): no overflow
     E2 = np.exp(t0)
     # log(S2) = LSE(z2) - M2
-    S2 = np.sum(E2, axis=1, keepdims=True)
+    S2 = E2 @ np.ones((E2.shape[1], 1), dtype)
     # SY = sum_j y_j
-    SY = np.sum(Y, axis=1, keepdims=True)
+    SY = Y @ np.ones((Y.shape[1], 1), dtype)
     C_lse = np.sum(SY*w*np.log(S2))
     C_yz = np.sum(Y*t0*w)
     # C = (1/n) sum_k w_k C_k, C_k = log(S2)*SY - sum_j y_j*(z2_j - M2) = LSE(z2)*sum_j y_j - sum_j

@@ -148,7 +148,7 @@ DEEP_MUTANTS = {
     "wrong factor 1.001": ("db1 = np.dot(np.ones(n, dtype), D1)", "db1 = 1.001*np.dot(np.ones(n, dtype), D1)"),
     "wrong sign": ("dW2 = np.dot(D2.T, A1)", "dW2 = -np.dot(D2.T, A1)"),
     "missing term (- y)": ("D3 = w*(P3*SY - Y)/n", "D3 = w*(P3*SY)/n"),
-    "missing factor (relu mask)": ("    D1 *= (Z1 > 0)\n", "\n"),
+    "missing factor (relu mask)": ("    D1 *= (A1 > 0)\n", "\n"),
 }
 STEEP_MUTANTS = {
     "wrong factor 63/64": ("D2 = 64*w*(-Y + Z2)**63/n", "D2 = 63*w*(-Y + Z2)**63/n"),

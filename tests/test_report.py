@@ -164,7 +164,8 @@ def test_explain_text_uses_the_notation() -> None:
     from symprop.explain import explain
 
     text = explain(load_spec(ROOT / "examples" / "bce_relu.toml"), "text")
-    assert "max(0, z)" in text and "1[z > 0]" in text and "1_{z>0} is 1 where z > 0" in text
+    # relu's mask in terms of the saved a (a = max(0, z) > 0 exactly where z > 0), as sigmoid's a*(1 - a)
+    assert "max(0, z)" in text and "f1'(z) = 1[a > 0]" in text and "1_{z>0} is 1 where z > 0" in text
     assert "Heaviside" not in text and "Relu" not in text and "mean_k" not in text
     latex = explain(load_spec(ROOT / "examples" / "textbook.toml"), "latex")  # one unit per layer: scalars
     assert r"\sum_{j=1}^{1}" not in latex and r"w^{(2)} \delta^{(2)}" in latex and r"\top" not in latex

@@ -201,6 +201,47 @@ def test_sigmoid_is_stable_at_extreme_inputs() -> None:
         assert np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads.values())
 
 
+def relu_reference(params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    """A two-layer relu/identity mse net by hand, the mask read from z (z > 0), relu'(0) = 0."""
+    Z1 = X @ params["W1"].T + params["b1"]
+    A1 = np.maximum(Z1, 0.0)
+    Z2 = A1 @ params["W2"].T + params["b2"]
+    n = X.shape[0]
+    D2 = (Z2 - Y) / n
+    D1 = (D2 @ params["W2"]) * (Z1 > 0)
+    grads = {"W1": D1.T @ X, "b1": D1.sum(axis=0), "W2": D2.T @ A1, "b2": D2.sum(axis=0)}
+    return float(0.5 * np.sum((Z2 - Y) ** 2) / n), grads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_mask_read_from_a_matches_the_mask_of_z_at_the_kinks(dtype: type) -> None:
+    """relu' is written 1[a > 0] (a = max(0, z)), so z is not kept after the forward pass and a takes
+    its buffer. The mask must still be that of z > 0, relu'(0) = 0, also where z is exactly 0: here
+    half the pre-activations are exactly 0 (zero input rows and zero biases), the others of both signs.
+    Checked against a NumPy reference that reads z, in the vectorized, unrolled and array-API
+    modules; float64 to 1e-12 of each array's scale (summation order only), float32 to 1e-5
+    (a few float32 roundings of sums of 3 terms; a wrong mask moves a gradient entry by ~1e-1)."""
+
+    spec = Spec("kinks", 3, (Layer.of(4, "relu"), Layer.of(2, "identity")), "mse")
+    params, X, Y = random_problem(spec, 3, n=8)
+    params["b1"][:] = 0.0
+    X[::2] = 0.0  # every pre-activation of these rows is exactly 0
+    params, X, Y = {k: v.astype(dtype) for k, v in params.items()}, X.astype(dtype), Y.astype(dtype)
+    Z1 = X @ params["W1"].T
+    assert np.sum(Z1 == 0) == 16 and np.any(Z1 > 0) and np.any(Z1 < 0)
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    want_value, want = relu_reference(p64, X.astype(np.float64), Y.astype(np.float64))
+    source = vectorized_source(spec)
+    assert "_relu(Z1, out=Z1)" in source and "Z1 > 0" not in source  # z's buffer reused, the mask from a
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    modules = [vectorized(spec), module_for(spec), load_module(render(spec, target="array-api"), "kinks_aa")]
+    for module in modules:
+        value, grads = module.loss_and_grad(params, X, Y)
+        assert _scaled_error(float(value), want_value) < tol
+        for k in want:
+            assert _scaled_error(np.asarray(grads[k]), want[k]) < tol, (module.__name__, k)
+
+
 def test_vectorized_module_validates_inputs() -> None:
     spec = spec_for("tanh", "mse")
     module = vectorized(spec)

@@ -169,13 +169,13 @@ def _forward(xp, params, X):
     Z2 = Z2 + b2
     # a2 = f2(z2) = Sigmoid(z2)
     A2 = _sigmoid(xp, Z2)
-    return Z1, A1, Z2, A2
+    return A1, Z2, A2
 
 
 def forward(params, X):
     """Network output for a batch X of shape (n, 2); returns shape (n, 1)."""
     xp, params, X, _ = _prepare(params, X)
-    _, _, _, A2 = _forward(xp, params, X)
+    _, _, A2 = _forward(xp, params, X)
     return A2
 
 
@@ -184,7 +184,7 @@ def loss(params, X, Y, sample_weight=None):
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
     w = _weights(xp, sample_weight, X, (-1, 1))
-    _, _, Z2, _ = _forward(xp, params, X)
+    _, Z2, _ = _forward(xp, params, X)
     # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
     # y)*Softplus(z2)
     C = (
@@ -199,7 +199,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     xp, params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
     w = _weights(xp, sample_weight, X, (-1, 1))
-    Z1, A1, Z2, A2 = _forward(xp, params, X)
+    A1, Z2, A2 = _forward(xp, params, X)
     W2 = params["W2"]
     # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
     # y)*Softplus(z2)
@@ -215,8 +215,8 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     db2 = xp.sum(D2, axis=0)
     # dC_k/da1 = W2^T delta2
     G1 = D2 @ W2
-    # delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0)
-    D1 = G1*xp.ceil(xp.clip(Z1, min=0.0, max=1.0))
+    # delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(a1, 0)
+    D1 = G1*xp.ceil(xp.clip(A1, min=0.0, max=1.0))
     # dC/dW1 = (1/n) sum_k delta1 x^T
     dW1 = _t_matmul(xp, D1, X)
     # dC/db1 = (1/n) sum_k delta1

@@ -126,11 +126,11 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
     bce_relu_real *dW2 = grad + BCE_RELU_OFF_W2;
     bce_relu_real *db2 = grad + BCE_RELU_OFF_B2;
     bce_relu_real *Z1 = work + 0;
-    bce_relu_real *D1 = work + 0;  /* shares the slot of Z1 */
-    bce_relu_real *A1 = work + 4;
-    bce_relu_real *Z2 = work + 8;
-    bce_relu_real *A2 = work + 9;
-    bce_relu_real *D2 = work + 9;  /* shares the slot of A2 */
+    bce_relu_real *A1 = work + 0;  /* shares the slot of Z1 */
+    bce_relu_real *D1 = work + 0;  /* shares the slot of A1 */
+    bce_relu_real *Z2 = work + 4;
+    bce_relu_real *A2 = work + 5;
+    bce_relu_real *D2 = work + 5;  /* shares the slot of A2 */
     const bce_relu_real rn = (bce_relu_real)n;
     const bce_relu_real inv_n = 1.0 / (bce_relu_real)n;
     bce_relu_real C = 0.0;
@@ -163,11 +163,11 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
         /* dC/db2 = (1/n) sum_k delta2 */
         db2[0] = D2[0];
         /* dC_k/da1 = W2^T delta2 */
-        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0) */
-        D1[0] = (D2[0] * W2[0])*spr_heaviside(Z1[0], 0.0);
-        D1[1] = (D2[0] * W2[1])*spr_heaviside(Z1[1], 0.0);
-        D1[2] = (D2[0] * W2[2])*spr_heaviside(Z1[2], 0.0);
-        D1[3] = (D2[0] * W2[3])*spr_heaviside(Z1[3], 0.0);
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(a1, 0) */
+        D1[0] = (D2[0] * W2[0])*spr_heaviside(A1[0], 0.0);
+        D1[1] = (D2[0] * W2[1])*spr_heaviside(A1[1], 0.0);
+        D1[2] = (D2[0] * W2[2])*spr_heaviside(A1[2], 0.0);
+        D1[3] = (D2[0] * W2[3])*spr_heaviside(A1[3], 0.0);
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
         dW1[0] = D1[0] * X[0];
         dW1[1] = D1[0] * X[1];
@@ -215,11 +215,11 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
         /* dC/db2 = (1/n) sum_k delta2 */
         db2[0] += D2[0];
         /* dC_k/da1 = W2^T delta2 */
-        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(z1, 0) */
-        D1[0] = (D2[0] * W2[0])*spr_heaviside(Z1[0], 0.0);
-        D1[1] = (D2[0] * W2[1])*spr_heaviside(Z1[1], 0.0);
-        D1[2] = (D2[0] * W2[2])*spr_heaviside(Z1[2], 0.0);
-        D1[3] = (D2[0] * W2[3])*spr_heaviside(Z1[3], 0.0);
+        /* delta1 = dC_k/da1 * f1'(z1), f1'(z1) = Heaviside(a1, 0) */
+        D1[0] = (D2[0] * W2[0])*spr_heaviside(A1[0], 0.0);
+        D1[1] = (D2[0] * W2[1])*spr_heaviside(A1[1], 0.0);
+        D1[2] = (D2[0] * W2[2])*spr_heaviside(A1[2], 0.0);
+        D1[3] = (D2[0] * W2[3])*spr_heaviside(A1[3], 0.0);
         /* dC/dW1 = (1/n) sum_k delta1 x^T */
         dW1[0] += D1[0] * X[0];
         dW1[1] += D1[0] * X[1];

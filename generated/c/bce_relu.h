@@ -26,14 +26,14 @@
  *
  * Layout of work in bce_relu_loss_and_grad (offset, size; a shared slot is reused once its value is dead):
  *   Z1     offset      0  size      4
- *   D1     offset      0  size      4  (the slot of Z1)
- *   A1     offset      4  size      4
- *   Z2     offset      8  size      1
- *   A2     offset      9  size      1
- *   D2     offset      9  size      1  (the slot of A2)
+ *   A1     offset      0  size      4  (the slot of Z1)
+ *   D1     offset      0  size      4  (the slot of A1)
+ *   Z2     offset      4  size      1
+ *   A2     offset      5  size      1
+ *   D2     offset      5  size      1  (the slot of A2)
  *
  * Memory bill (double, 8 bytes a real):
- *   params 136 B + grad 136 B + work 80 B = 352 B
+ *   params 136 B + grad 136 B + work 48 B = 320 B
  *   minimum (params + grads + one sample's activations and deltas, 10 reals): 352 B
  *
  * Every function returns 0, or a non-zero code and writes nothing:
@@ -70,7 +70,7 @@
 #define BCE_RELU_N_INPUTS 2
 #define BCE_RELU_N_OUTPUTS 1
 #define BCE_RELU_N_PARAMS 17
-#define BCE_RELU_WORK_SIZE 10
+#define BCE_RELU_WORK_SIZE 6
 #define BCE_RELU_OFF_W1 0
 #define BCE_RELU_OFF_B1 8
 #define BCE_RELU_OFF_W2 12

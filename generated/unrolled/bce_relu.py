@@ -157,13 +157,13 @@ def _forward(params, X):
     z2_1 = W2[0, 0]*a1_1 + W2[0, 1]*a1_2 + W2[0, 2]*a1_3 + W2[0, 3]*a1_4 + b2[0]
     # a2 = f2(z2) = Sigmoid(z2)
     a2_1 = _sigmoid(z2_1)
-    return z1_1, z1_2, z1_3, z1_4, a1_1, a1_2, a1_3, a1_4, z2_1, a2_1
+    return a1_1, a1_2, a1_3, a1_4, z2_1, a2_1
 
 
 def forward(params, X):
     """Network output for a batch X of shape (n, 2); returns shape (n, 1)."""
     params, X, _ = _prepare(params, X)
-    _, _, _, _, _, _, _, _, _, a2_1 = _forward(params, X)
+    _, _, _, _, _, a2_1 = _forward(params, X)
     return np.stack([a2_1], axis=1)
 
 
@@ -172,7 +172,7 @@ def loss(params, X, Y, sample_weight=None):
     params, X, Y = _prepare(params, X, Y)
     n = X.shape[0]
     w = _weights(sample_weight, X, (-1,))
-    _, _, _, _, _, _, _, _, z2_1, _ = _forward(params, X)
+    _, _, _, _, z2_1, _ = _forward(params, X)
     y1 = Y[:, 0]
     # C = (1/n) sum_k w_k C_k, C_k = sum_j l(a2_j, z2_j, y_j), l = y*Softplus(-z2) + (1 -
     # y)*Softplus(z2)
@@ -186,7 +186,7 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     dtype = X.dtype
     n = X.shape[0]
     w = _weights(sample_weight, X, (-1,))
-    z1_1, z1_2, z1_3, z1_4, a1_1, a1_2, a1_3, a1_4, z2_1, a2_1 = _forward(params, X)
+    a1_1, a1_2, a1_3, a1_4, z2_1, a2_1 = _forward(params, X)
     W2 = params["W2"]
     x1 = X[:, 0]
     x2 = X[:, 1]
@@ -215,14 +215,14 @@ def loss_and_grad(params, X, Y, sample_weight=None):
     dC_da1_2 = W2[0, 1]*delta2_1
     dC_da1_3 = W2[0, 2]*delta2_1
     dC_da1_4 = W2[0, 3]*delta2_1
-    # delta1_1 = dC_k/dz1_1 = (Heaviside(z1_1, 0)) * dC_da1_1
-    delta1_1 = dC_da1_1*np.heaviside(z1_1, 0.0)
-    # delta1_2 = dC_k/dz1_2 = (Heaviside(z1_2, 0)) * dC_da1_2
-    delta1_2 = dC_da1_2*np.heaviside(z1_2, 0.0)
-    # delta1_3 = dC_k/dz1_3 = (Heaviside(z1_3, 0)) * dC_da1_3
-    delta1_3 = dC_da1_3*np.heaviside(z1_3, 0.0)
-    # delta1_4 = dC_k/dz1_4 = (Heaviside(z1_4, 0)) * dC_da1_4
-    delta1_4 = dC_da1_4*np.heaviside(z1_4, 0.0)
+    # delta1_1 = dC_k/dz1_1 = (Heaviside(a1_1, 0)) * dC_da1_1
+    delta1_1 = dC_da1_1*np.heaviside(a1_1, 0.0)
+    # delta1_2 = dC_k/dz1_2 = (Heaviside(a1_2, 0)) * dC_da1_2
+    delta1_2 = dC_da1_2*np.heaviside(a1_2, 0.0)
+    # delta1_3 = dC_k/dz1_3 = (Heaviside(a1_3, 0)) * dC_da1_3
+    delta1_3 = dC_da1_3*np.heaviside(a1_3, 0.0)
+    # delta1_4 = dC_k/dz1_4 = (Heaviside(a1_4, 0)) * dC_da1_4
+    delta1_4 = dC_da1_4*np.heaviside(a1_4, 0.0)
     # dC/dW1[1,1] = (1/n) sum_k dC_k/dz1_1 * x1
     dW1[0, 0] = np.dot(delta1_1, x1)
     # dC/dW1[1,2] = (1/n) sum_k dC_k/dz1_1 * x2

@@ -4,7 +4,7 @@ The printers only change how an expression *reads*, never what it is:
 
 * σ(z) for ``Sigmoid``, ``max(0, z)`` for ``Relu``, ``log(1 + e^z)`` for ``Softplus``,
   ``log Σ_j e^(z_j)`` for ``LogSumExp``, ``tanh`` as is;
-* ``Heaviside(z, 0)`` (relu') as the indicator 1_{z>0}; any other ``Heaviside(z, h)``
+* ``Heaviside(u, 0)`` (relu', written in the saved a) as the indicator 1_{u>0}; any other ``Heaviside(z, h)``
   as θ(z) (θ_h(z) when h is not 1), whose value at 0 is stated once by :func:`legend`;
 * a ``Piecewise`` as cases whose conditions are **disjoint** (SymPy's are read in
   order: the k-th case holds where its condition holds and no earlier one does;
@@ -316,7 +316,10 @@ def legend(exprs: Iterable[sp.Expr]) -> tuple[str, ...]:
     out = []
     for h0 in sorted(_heavisides(exprs), key=float):
         if h0 == 0:
-            out.append("1_{z>0} is 1 where z > 0 and 0 elsewhere (so the derivative of relu at 0 is taken as 0).")
+            out.append(
+                "1_{z>0} is 1 where z > 0 and 0 elsewhere (so the derivative of relu at 0 is taken as 0);"
+                " relu's is written 1_{a>0}, the same mask, since a = max(0, z) > 0 exactly where z > 0."
+            )
         else:
             name = "θ(z)" if h0 == 1 else f"θ_{h0}(z)"
             out.append(f"{name} is the unit step: 1 for z > 0, 0 for z < 0, and {name.replace('(z)', '(0)')} = {h0}.")

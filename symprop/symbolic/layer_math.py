@@ -245,6 +245,16 @@ def _cost(e: sp.Expr) -> tuple[int, int, str]:
 MAX_FORM_SEARCH_OPS = 120  # larger derivatives are used as derived: factoring and probing them costs minutes
 
 
+def _relu_mask_of_a(d: sp.Expr, f: sp.Expr) -> list[sp.Expr]:
+    """relu's step θ(z) as θ(a), a = max(z, 0): a > 0 exactly when z > 0 (a NaN z gives a NaN a),
+    so θ(z, 0) = θ(a, 0) for every z. With the mask read from a, z is dead after the forward pass
+    and a takes its buffer. Not θ(z, 1): a >= 0 always holds."""
+    step = sp.Heaviside(Z, 0)
+    if f != Relu(Z) or not d.has(step):
+        return []
+    return [d.xreplace({step: sp.Heaviside(A, 0)})]
+
+
 def in_terms_of_a(derivative: sp.Expr, f: sp.Expr, params: Mapping[sp.Symbol, float] = MappingProxyType({})) -> sp.Expr:
     """Rewrite a derivative in z using the saved activation a = f(z), if exact and not costlier.
 
@@ -256,7 +266,7 @@ def in_terms_of_a(derivative: sp.Expr, f: sp.Expr, params: Mapping[sp.Symbol, fl
     if sp.count_ops(d) > MAX_FORM_SEARCH_OPS:
         return d
     what = f"the derivative {sp.sstr(d)[:60]}"
-    candidates = [d]
+    candidates = [d, *_relu_mask_of_a(d, f)]
     if f != Z:
         subs = [optional(what, d.subs, f, A)]
         # f = c*g(z) with a Float c (a gaussian's 1/(sigma*sqrt(2*pi))): subs misses g, so

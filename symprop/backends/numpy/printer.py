@@ -9,7 +9,8 @@ here rather than inherited from SymPy's ``NumPyPrinter``:
   constant that is not a finite real number is an error, never ``inf`` in code;
 * ``Heaviside(x, h0)`` prints as ``heaviside(x, h0)``; ``DiracDelta`` never reaches the
   printer (step' = 0, see :func:`symprop.symbolic.functions.drop_dirac`);
-* ``Relu`` is ``maximum(x, 0.0)``; ``Softplus`` is ``logaddexp(0.0, x)``; ``Max`` of
+* ``Relu`` is ``maximum(x, 0.0)``, or the helper ``_relu`` where :attr:`ArrayPrinter.relu_helper`
+  is set; ``Softplus`` is ``logaddexp(0.0, x)``; ``Max`` of
   several arrays nests ``maximum``;
 * ``Sigmoid``, ``Clip01`` and ``LogSumExp`` print as the stable helpers ``_sigmoid``,
   ``_clip01``, ``_logsumexp`` that a module defines when it uses them (recorded in
@@ -36,12 +37,13 @@ from symprop.ir.forms import fold_numbers
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
 HELPERS: Mapping[type, str] = {Sigmoid: "_sigmoid", Clip01: "_clip01", LogSumExp: "_logsumexp"}
+MODULE_HELPERS = ("_sigmoid", "_relu", "_clip01", "_logsumexp")  # every helper, in the module's order
 
 
 def helpers_in(printed: Iterable[str]) -> tuple[str, ...]:
     """The module helpers among the ``printed`` names, in a fixed order (the module's)."""
     found = set(printed)
-    return tuple(name for name in HELPERS.values() if name in found)
+    return tuple(name for name in MODULE_HELPERS if name in found)
 
 
 class ArrayPrinter(NumPyPrinter):
@@ -54,6 +56,7 @@ class ArrayPrinter(NumPyPrinter):
         self.needs: set[str] = set()  # names printed so far (the caller empties it per function)
         self.helpers: set[str] = set()  # module helpers called so far (the whole module's)
         self.helper_args: tuple[str, ...] = ()  # what every helper call passes first
+        self.relu_helper = False  # Relu of an array as the module's _relu (NumPy's vectorized module)
 
     def helper(self, name: str) -> str:
         """``name``, a module helper (``_sigmoid``), recorded as called."""
@@ -113,6 +116,8 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.fn('logaddexp')}(0.0, {self._print(expr.args[0])})"
 
     def _print_Relu(self, expr: Relu) -> str:
+        if self.relu_helper and not expr.args[0].is_number:
+            return f"{self.helper('_relu')}({self._print(expr.args[0])})"
         return f"{self.fn('maximum')}({self._print(expr.args[0])}, 0.0)"
 
     def _print_Max(self, expr: sp.Max) -> str:
