@@ -37,7 +37,8 @@ from symprop.ir.forms import fold_numbers
 from symprop.symbolic.functions import Clip01, LogSumExp, Relu, Sigmoid, Softplus
 
 HELPERS: Mapping[type, str] = {Sigmoid: "_sigmoid", Clip01: "_clip01", LogSumExp: "_logsumexp"}
-MODULE_HELPERS = ("_sigmoid", "_relu", "_clip01", "_logsumexp")  # every helper, in the module's order
+# every module helper, in the order a module defines them
+MODULE_HELPERS = ("_sigmoid", "_relu", "_affine", "_sigmoid_grad", "_clip01", "_logsumexp")
 
 
 def helpers_in(printed: Iterable[str]) -> tuple[str, ...]:
