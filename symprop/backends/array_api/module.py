@@ -17,19 +17,19 @@ from symprop.backends.array_api.printer import XpPrinter
 from symprop.backends.numpy.module import WholeArrays, render
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
+from symprop.ir import program as ir
 from symprop.ir.memory import fuse
+from symprop.ir.names import Kind
 from symprop.ir.program import (
     LAYER_VALUES,
     WEIGHTS,
     AddBias,
-    Kind,
     Map,
     MatMul,
     N,
     Program,
     Reduce,
     Statement,
-    Var,
 )
 
 
@@ -50,7 +50,7 @@ class ArrayApi(WholeArrays):
         # namespace with addmm (torch) runs as one GEMM with the bias inside
         products = [(s.stmt, s.bias) for f in program.functions for s in fuse(f.body) if isinstance(s.stmt, MatMul)]
         alone = {m.out.symbol for m, bias in products if bias is None}  # a product without its bias somewhere
-        self.affine: dict[sp.Symbol, Var] = {
+        self.affine: dict[sp.Symbol, ir.Var] = {
             m.out.symbol: bias
             for m, bias in products
             if bias is not None and not m.left_t and m.right_t and m.out.symbol not in alone

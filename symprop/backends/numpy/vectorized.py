@@ -18,6 +18,7 @@ import sympy as sp
 from symprop.backends.numpy.module import WholeArrays, render, scaled
 from symprop.backends.numpy.printer import ArrayPrinter
 from symprop.backends.templating import Line
+from symprop.ir import program as ir
 from symprop.ir.forms import split_masks
 from symprop.ir.memory import computed_into, overwritable
 from symprop.ir.program import (
@@ -30,7 +31,6 @@ from symprop.ir.program import (
     N,
     Program,
     Reduce,
-    ReduceOp,
     Statement,
     Var,
 )
@@ -130,7 +130,7 @@ class Vectorized(WholeArrays):
             # 6 us for 256 x 256 float32 where np.sum(D, axis=0) takes 19-27 us (and never more at n < 256)
             ones = f"np.ones({p.need('n')}, {p.need('dtype')})"
             return scaled(f"np.dot({ones}, {p.name(s.expr)})", s.scale, p)
-        if s.axis is Axis.UNITS and s.op is ReduceOp.SUM and isinstance(s.expr, sp.Symbol):
+        if s.axis is Axis.UNITS and s.op is ir.ReduceOp.SUM and isinstance(s.expr, sp.Symbol):
             # row sums of an (n, k) array (softmax's S, the targets' sum) as the GEMV x @ ones(k, 1):
             # 3 us for 256 x 10 float32 where np.sum(x, axis=1, keepdims=True) takes 10 us
             x = p.name(s.expr)
