@@ -342,6 +342,54 @@ def test_float_sums_over_a_large_batch_stay_accurate() -> None:
 
 
 # -------------------------------------------------------------------- aliasing --
+
+
+@pytest.mark.parametrize("real", ["double", "float"])
+def test_trust_disjoint_leaves_out_only_the_overlap_checks(real: str, tmp_path: Path) -> None:
+    """-D<NAME>_TRUST_DISJOINT compiles the overlap checks out (for callers whose buffers are disjoint
+    by construction) and changes nothing else: the same strict warning flags pass, no spr_overlap
+    call is left in the preprocessed functions (and there are some without the macro), the NULL and
+    size checks still answer, and every result on disjoint buffers (loss, gradient, forward, both
+    optimizer steps) is bit for bit the checked build's: same source, same flags, same operations."""
+    from symprop.tools.cbuild import CModule, compile_c, compiler, flags, load_library
+
+    spec = EXAMPLE_SPECS["xor"]
+    files = render_files(spec, target="c", options={"real": real})
+    define = f"-D{spec.name.upper()}_TRUST_DISJOINT"
+    source = files[f"{spec.name}.c"].replace(f'#include "{spec.name}.h"', files[f"{spec.name}.h"])
+
+    def functions(*extra: str) -> str:
+        cmd = [*compiler(), *flags(real), *extra, "-E", "-P", "-x", "c", "-"]
+        out = subprocess.run(cmd, input=source, capture_output=True, text=True, check=True).stdout
+        return out[out.rindex(f"int {spec.name}_forward(") :]  # the definition (the header declares it first)
+
+    assert "spr_overlap(" in functions() and "spr_overlap(" not in functions(define)
+    checked = c_module(spec, real)
+    trusted = CModule(
+        spec,
+        load_library(compile_c(files, tmp_path, real, "libtrusted.so", ("-shared", "-fPIC", define))),
+        real,
+        checked.WORK_SIZE,
+    )
+    params, X, Y = random_problem(spec, 4, n=5)
+    results = []
+    for c in (checked, trusted):
+        C, grads = c.loss_and_grad(params, X, Y)
+        flat, g, m, v, vel = (c.flat(params), c.flat(grads), *(np.zeros(c.N_PARAMS, c.dtype) for _ in range(3)))
+        assert c._sgd_step(flat.ctypes.data, g.ctypes.data, vel.ctypes.data, 0.1, 0.9) == 0
+        assert (
+            c._adam_step(flat.ctypes.data, g.ctypes.data, m.ctypes.data, v.ctypes.data, 1, 1e-3, 0.9, 0.999, 1e-8) == 0
+        )
+        results.append([np.asarray(C), *(grads[k] for k in spec.param_shapes), c.forward(params, X), flat, vel, m, v])
+        work, loss = np.zeros(c.WORK_SIZE, c.dtype), np.zeros(1, c.dtype)
+        args = [c.flat(params).ctypes.data, np.ascontiguousarray(X, c.dtype).ctypes.data, None, 5]
+        assert c._loss_and_grad(*args, loss.ctypes.data, g.ctypes.data, work.ctypes.data) == ERR_NULL
+        args[2], args[3] = np.ascontiguousarray(Y, c.dtype).ctypes.data, 0
+        assert c._loss_and_grad(*args, loss.ctypes.data, g.ctypes.data, work.ctypes.data) == ERR_SIZE
+    assert all(np.array_equal(a, b) for a, b in zip(*results, strict=True))
+    assert np.any(results[0][1] != 0)
+
+
 @pytest.mark.parametrize("real", ["double", "float"])
 def test_overlapping_arrays_are_refused_and_nothing_is_written(real: str) -> None:
     spec = EXAMPLE_SPECS["xor"]

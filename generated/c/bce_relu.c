@@ -65,11 +65,13 @@ int bce_relu_forward(const bce_relu_real *BCE_RELU_RESTRICT params, const bce_re
 {
     if (params == NULL || x == NULL || out == NULL || work == NULL) return BCE_RELU_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(bce_relu_real) / (BCE_RELU_N_INPUTS > BCE_RELU_N_OUTPUTS ? BCE_RELU_N_INPUTS : BCE_RELU_N_OUTPUTS)) return BCE_RELU_ERR_SIZE;
+    #ifndef BCE_RELU_TRUST_DISJOINT
     if (spr_overlap(params, BCE_RELU_N_PARAMS, out, n * BCE_RELU_N_OUTPUTS)
         | spr_overlap(params, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)
         | spr_overlap(x, n * BCE_RELU_N_INPUTS, out, n * BCE_RELU_N_OUTPUTS)
         | spr_overlap(x, n * BCE_RELU_N_INPUTS, work, BCE_RELU_WORK_SIZE)
         | spr_overlap(out, n * BCE_RELU_N_OUTPUTS, work, BCE_RELU_WORK_SIZE)) return BCE_RELU_ERR_OVERLAP;
+    #endif
     const bce_relu_real *W1 = params + BCE_RELU_OFF_W1;
     const bce_relu_real *b1 = params + BCE_RELU_OFF_B1;
     const bce_relu_real *W2 = params + BCE_RELU_OFF_W2;
@@ -105,6 +107,7 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
 {
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return BCE_RELU_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(bce_relu_real) / (BCE_RELU_N_INPUTS > BCE_RELU_N_OUTPUTS ? BCE_RELU_N_INPUTS : BCE_RELU_N_OUTPUTS)) return BCE_RELU_ERR_SIZE;
+    #ifndef BCE_RELU_TRUST_DISJOINT
     if (spr_overlap(params, BCE_RELU_N_PARAMS, loss, 1)
         | spr_overlap(params, BCE_RELU_N_PARAMS, grad, BCE_RELU_N_PARAMS)
         | spr_overlap(params, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)
@@ -117,6 +120,7 @@ int bce_relu_loss_and_grad(const bce_relu_real *BCE_RELU_RESTRICT params, const 
         | spr_overlap(loss, 1, grad, BCE_RELU_N_PARAMS)
         | spr_overlap(loss, 1, work, BCE_RELU_WORK_SIZE)
         | spr_overlap(grad, BCE_RELU_N_PARAMS, work, BCE_RELU_WORK_SIZE)) return BCE_RELU_ERR_OVERLAP;
+    #endif
     const bce_relu_real *W1 = params + BCE_RELU_OFF_W1;
     const bce_relu_real *b1 = params + BCE_RELU_OFF_B1;
     const bce_relu_real *W2 = params + BCE_RELU_OFF_W2;
@@ -264,10 +268,12 @@ int bce_relu_sgd_step(bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_re
 {
     if (params == NULL || grad == NULL || (velocity == NULL && momentum != 0.0)) return BCE_RELU_ERR_NULL;
     if (!(lr >= 0.0 && lr - lr == 0.0 && momentum >= 0.0 && momentum - momentum == 0.0)) return BCE_RELU_ERR_ARG;
+    #ifndef BCE_RELU_TRUST_DISJOINT
     if (spr_overlap(params, BCE_RELU_N_PARAMS, grad, BCE_RELU_N_PARAMS)
         || (velocity != NULL && (spr_overlap(params, BCE_RELU_N_PARAMS, velocity, BCE_RELU_N_PARAMS)
                         || spr_overlap(grad, BCE_RELU_N_PARAMS, velocity, BCE_RELU_N_PARAMS))))
         return BCE_RELU_ERR_OVERLAP;
+    #endif
     if (momentum == 0.0) {
         for (size_t k = 0; k < BCE_RELU_N_PARAMS; ++k) params[k] -= lr * grad[k];
         return 0;
@@ -288,12 +294,14 @@ int bce_relu_adam_step(bce_relu_real *BCE_RELU_RESTRICT params, const bce_relu_r
     if (t == 0 || !(lr >= 0.0 && lr - lr == 0.0) || !(beta1 >= 0.0 && beta1 < 1.0)
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return BCE_RELU_ERR_ARG;
+    #ifndef BCE_RELU_TRUST_DISJOINT
     if (spr_overlap(params, BCE_RELU_N_PARAMS, grad, BCE_RELU_N_PARAMS)
         | spr_overlap(params, BCE_RELU_N_PARAMS, m, BCE_RELU_N_PARAMS)
         | spr_overlap(params, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)
         | spr_overlap(grad, BCE_RELU_N_PARAMS, m, BCE_RELU_N_PARAMS)
         | spr_overlap(grad, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)
         | spr_overlap(m, BCE_RELU_N_PARAMS, v, BCE_RELU_N_PARAMS)) return BCE_RELU_ERR_OVERLAP;
+    #endif
     {
         const bce_relu_real step = lr / (1.0 - pow(beta1, (bce_relu_real)t));  /* lr / (1 - beta1^t) */
         const bce_relu_real root = sqrt(1.0 - pow(beta2, (bce_relu_real)t));  /* sqrt(1 - beta2^t) */

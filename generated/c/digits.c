@@ -47,11 +47,13 @@ int digits_forward(const digits_real *DIGITS_RESTRICT params, const digits_real 
 {
     if (params == NULL || x == NULL || out == NULL || work == NULL) return DIGITS_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(digits_real) / (DIGITS_N_INPUTS > DIGITS_N_OUTPUTS ? DIGITS_N_INPUTS : DIGITS_N_OUTPUTS)) return DIGITS_ERR_SIZE;
+    #ifndef DIGITS_TRUST_DISJOINT
     if (spr_overlap(params, DIGITS_N_PARAMS, out, n * DIGITS_N_OUTPUTS)
         | spr_overlap(params, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)
         | spr_overlap(x, n * DIGITS_N_INPUTS, out, n * DIGITS_N_OUTPUTS)
         | spr_overlap(x, n * DIGITS_N_INPUTS, work, DIGITS_WORK_SIZE)
         | spr_overlap(out, n * DIGITS_N_OUTPUTS, work, DIGITS_WORK_SIZE)) return DIGITS_ERR_OVERLAP;
+    #endif
     const digits_real *W1 = params + DIGITS_OFF_W1;
     const digits_real *b1 = params + DIGITS_OFF_B1;
     const digits_real *W2 = params + DIGITS_OFF_W2;
@@ -88,6 +90,7 @@ int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits
 {
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return DIGITS_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(digits_real) / (DIGITS_N_INPUTS > DIGITS_N_OUTPUTS ? DIGITS_N_INPUTS : DIGITS_N_OUTPUTS)) return DIGITS_ERR_SIZE;
+    #ifndef DIGITS_TRUST_DISJOINT
     if (spr_overlap(params, DIGITS_N_PARAMS, loss, 1)
         | spr_overlap(params, DIGITS_N_PARAMS, grad, DIGITS_N_PARAMS)
         | spr_overlap(params, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)
@@ -100,6 +103,7 @@ int digits_loss_and_grad(const digits_real *DIGITS_RESTRICT params, const digits
         | spr_overlap(loss, 1, grad, DIGITS_N_PARAMS)
         | spr_overlap(loss, 1, work, DIGITS_WORK_SIZE)
         | spr_overlap(grad, DIGITS_N_PARAMS, work, DIGITS_WORK_SIZE)) return DIGITS_ERR_OVERLAP;
+    #endif
     const digits_real *W1 = params + DIGITS_OFF_W1;
     const digits_real *b1 = params + DIGITS_OFF_B1;
     const digits_real *W2 = params + DIGITS_OFF_W2;
@@ -204,10 +208,12 @@ int digits_sgd_step(digits_real *DIGITS_RESTRICT params, const digits_real *DIGI
 {
     if (params == NULL || grad == NULL || (velocity == NULL && momentum != 0.0)) return DIGITS_ERR_NULL;
     if (!(lr >= 0.0 && lr - lr == 0.0 && momentum >= 0.0 && momentum - momentum == 0.0)) return DIGITS_ERR_ARG;
+    #ifndef DIGITS_TRUST_DISJOINT
     if (spr_overlap(params, DIGITS_N_PARAMS, grad, DIGITS_N_PARAMS)
         || (velocity != NULL && (spr_overlap(params, DIGITS_N_PARAMS, velocity, DIGITS_N_PARAMS)
                         || spr_overlap(grad, DIGITS_N_PARAMS, velocity, DIGITS_N_PARAMS))))
         return DIGITS_ERR_OVERLAP;
+    #endif
     if (momentum == 0.0) {
         for (size_t k = 0; k < DIGITS_N_PARAMS; ++k) params[k] -= lr * grad[k];
         return 0;
@@ -228,12 +234,14 @@ int digits_adam_step(digits_real *DIGITS_RESTRICT params, const digits_real *DIG
     if (t == 0 || !(lr >= 0.0 && lr - lr == 0.0) || !(beta1 >= 0.0 && beta1 < 1.0)
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return DIGITS_ERR_ARG;
+    #ifndef DIGITS_TRUST_DISJOINT
     if (spr_overlap(params, DIGITS_N_PARAMS, grad, DIGITS_N_PARAMS)
         | spr_overlap(params, DIGITS_N_PARAMS, m, DIGITS_N_PARAMS)
         | spr_overlap(params, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)
         | spr_overlap(grad, DIGITS_N_PARAMS, m, DIGITS_N_PARAMS)
         | spr_overlap(grad, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)
         | spr_overlap(m, DIGITS_N_PARAMS, v, DIGITS_N_PARAMS)) return DIGITS_ERR_OVERLAP;
+    #endif
     {
         const digits_real step = lr / (1.0 - pow(beta1, (digits_real)t));  /* lr / (1 - beta1^t) */
         const digits_real root = sqrt(1.0 - pow(beta2, (digits_real)t));  /* sqrt(1 - beta2^t) */

@@ -37,11 +37,13 @@ int iris_classifier_forward(const iris_classifier_real *IRIS_CLASSIFIER_RESTRICT
 {
     if (params == NULL || x == NULL || out == NULL || work == NULL) return IRIS_CLASSIFIER_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(iris_classifier_real) / (IRIS_CLASSIFIER_N_INPUTS > IRIS_CLASSIFIER_N_OUTPUTS ? IRIS_CLASSIFIER_N_INPUTS : IRIS_CLASSIFIER_N_OUTPUTS)) return IRIS_CLASSIFIER_ERR_SIZE;
+    #ifndef IRIS_CLASSIFIER_TRUST_DISJOINT
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, out, n * IRIS_CLASSIFIER_N_OUTPUTS)
         | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)
         | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, out, n * IRIS_CLASSIFIER_N_OUTPUTS)
         | spr_overlap(x, n * IRIS_CLASSIFIER_N_INPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)
         | spr_overlap(out, n * IRIS_CLASSIFIER_N_OUTPUTS, work, IRIS_CLASSIFIER_WORK_SIZE)) return IRIS_CLASSIFIER_ERR_OVERLAP;
+    #endif
     const iris_classifier_real *W1 = params + IRIS_CLASSIFIER_OFF_W1;
     const iris_classifier_real *b1 = params + IRIS_CLASSIFIER_OFF_B1;
     const iris_classifier_real *W2 = params + IRIS_CLASSIFIER_OFF_W2;
@@ -74,6 +76,7 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RE
 {
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return IRIS_CLASSIFIER_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(iris_classifier_real) / (IRIS_CLASSIFIER_N_INPUTS > IRIS_CLASSIFIER_N_OUTPUTS ? IRIS_CLASSIFIER_N_INPUTS : IRIS_CLASSIFIER_N_OUTPUTS)) return IRIS_CLASSIFIER_ERR_SIZE;
+    #ifndef IRIS_CLASSIFIER_TRUST_DISJOINT
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, loss, 1)
         | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, grad, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)
@@ -86,6 +89,7 @@ int iris_classifier_loss_and_grad(const iris_classifier_real *IRIS_CLASSIFIER_RE
         | spr_overlap(loss, 1, grad, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(loss, 1, work, IRIS_CLASSIFIER_WORK_SIZE)
         | spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, work, IRIS_CLASSIFIER_WORK_SIZE)) return IRIS_CLASSIFIER_ERR_OVERLAP;
+    #endif
     const iris_classifier_real *W1 = params + IRIS_CLASSIFIER_OFF_W1;
     const iris_classifier_real *b1 = params + IRIS_CLASSIFIER_OFF_B1;
     const iris_classifier_real *W2 = params + IRIS_CLASSIFIER_OFF_W2;
@@ -200,10 +204,12 @@ int iris_classifier_sgd_step(iris_classifier_real *IRIS_CLASSIFIER_RESTRICT para
 {
     if (params == NULL || grad == NULL || (velocity == NULL && momentum != 0.0)) return IRIS_CLASSIFIER_ERR_NULL;
     if (!(lr >= 0.0 && lr - lr == 0.0 && momentum >= 0.0 && momentum - momentum == 0.0)) return IRIS_CLASSIFIER_ERR_ARG;
+    #ifndef IRIS_CLASSIFIER_TRUST_DISJOINT
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, grad, IRIS_CLASSIFIER_N_PARAMS)
         || (velocity != NULL && (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, velocity, IRIS_CLASSIFIER_N_PARAMS)
                         || spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, velocity, IRIS_CLASSIFIER_N_PARAMS))))
         return IRIS_CLASSIFIER_ERR_OVERLAP;
+    #endif
     if (momentum == 0.0) {
         for (size_t k = 0; k < IRIS_CLASSIFIER_N_PARAMS; ++k) params[k] -= lr * grad[k];
         return 0;
@@ -224,12 +230,14 @@ int iris_classifier_adam_step(iris_classifier_real *IRIS_CLASSIFIER_RESTRICT par
     if (t == 0 || !(lr >= 0.0 && lr - lr == 0.0) || !(beta1 >= 0.0 && beta1 < 1.0)
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return IRIS_CLASSIFIER_ERR_ARG;
+    #ifndef IRIS_CLASSIFIER_TRUST_DISJOINT
     if (spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, grad, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, m, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(params, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, m, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(grad, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)
         | spr_overlap(m, IRIS_CLASSIFIER_N_PARAMS, v, IRIS_CLASSIFIER_N_PARAMS)) return IRIS_CLASSIFIER_ERR_OVERLAP;
+    #endif
     {
         const iris_classifier_real step = lr / (1.0 - pow(beta1, (iris_classifier_real)t));  /* lr / (1 - beta1^t) */
         const iris_classifier_real root = sqrt(1.0 - pow(beta2, (iris_classifier_real)t));  /* sqrt(1 - beta2^t) */

@@ -47,11 +47,13 @@ int textbook_forward(const textbook_real *TEXTBOOK_RESTRICT params, const textbo
 {
     if (params == NULL || x == NULL || out == NULL || work == NULL) return TEXTBOOK_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(textbook_real) / (TEXTBOOK_N_INPUTS > TEXTBOOK_N_OUTPUTS ? TEXTBOOK_N_INPUTS : TEXTBOOK_N_OUTPUTS)) return TEXTBOOK_ERR_SIZE;
+    #ifndef TEXTBOOK_TRUST_DISJOINT
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, out, n * TEXTBOOK_N_OUTPUTS)
         | spr_overlap(params, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)
         | spr_overlap(x, n * TEXTBOOK_N_INPUTS, out, n * TEXTBOOK_N_OUTPUTS)
         | spr_overlap(x, n * TEXTBOOK_N_INPUTS, work, TEXTBOOK_WORK_SIZE)
         | spr_overlap(out, n * TEXTBOOK_N_OUTPUTS, work, TEXTBOOK_WORK_SIZE)) return TEXTBOOK_ERR_OVERLAP;
+    #endif
     const textbook_real *W1 = params + TEXTBOOK_OFF_W1;
     const textbook_real *b1 = params + TEXTBOOK_OFF_B1;
     const textbook_real *W2 = params + TEXTBOOK_OFF_W2;
@@ -81,6 +83,7 @@ int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const 
 {
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return TEXTBOOK_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(textbook_real) / (TEXTBOOK_N_INPUTS > TEXTBOOK_N_OUTPUTS ? TEXTBOOK_N_INPUTS : TEXTBOOK_N_OUTPUTS)) return TEXTBOOK_ERR_SIZE;
+    #ifndef TEXTBOOK_TRUST_DISJOINT
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, loss, 1)
         | spr_overlap(params, TEXTBOOK_N_PARAMS, grad, TEXTBOOK_N_PARAMS)
         | spr_overlap(params, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)
@@ -93,6 +96,7 @@ int textbook_loss_and_grad(const textbook_real *TEXTBOOK_RESTRICT params, const 
         | spr_overlap(loss, 1, grad, TEXTBOOK_N_PARAMS)
         | spr_overlap(loss, 1, work, TEXTBOOK_WORK_SIZE)
         | spr_overlap(grad, TEXTBOOK_N_PARAMS, work, TEXTBOOK_WORK_SIZE)) return TEXTBOOK_ERR_OVERLAP;
+    #endif
     const textbook_real *W1 = params + TEXTBOOK_OFF_W1;
     const textbook_real *b1 = params + TEXTBOOK_OFF_B1;
     const textbook_real *W2 = params + TEXTBOOK_OFF_W2;
@@ -199,10 +203,12 @@ int textbook_sgd_step(textbook_real *TEXTBOOK_RESTRICT params, const textbook_re
 {
     if (params == NULL || grad == NULL || (velocity == NULL && momentum != 0.0)) return TEXTBOOK_ERR_NULL;
     if (!(lr >= 0.0 && lr - lr == 0.0 && momentum >= 0.0 && momentum - momentum == 0.0)) return TEXTBOOK_ERR_ARG;
+    #ifndef TEXTBOOK_TRUST_DISJOINT
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, grad, TEXTBOOK_N_PARAMS)
         || (velocity != NULL && (spr_overlap(params, TEXTBOOK_N_PARAMS, velocity, TEXTBOOK_N_PARAMS)
                         || spr_overlap(grad, TEXTBOOK_N_PARAMS, velocity, TEXTBOOK_N_PARAMS))))
         return TEXTBOOK_ERR_OVERLAP;
+    #endif
     if (momentum == 0.0) {
         for (size_t k = 0; k < TEXTBOOK_N_PARAMS; ++k) params[k] -= lr * grad[k];
         return 0;
@@ -223,12 +229,14 @@ int textbook_adam_step(textbook_real *TEXTBOOK_RESTRICT params, const textbook_r
     if (t == 0 || !(lr >= 0.0 && lr - lr == 0.0) || !(beta1 >= 0.0 && beta1 < 1.0)
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return TEXTBOOK_ERR_ARG;
+    #ifndef TEXTBOOK_TRUST_DISJOINT
     if (spr_overlap(params, TEXTBOOK_N_PARAMS, grad, TEXTBOOK_N_PARAMS)
         | spr_overlap(params, TEXTBOOK_N_PARAMS, m, TEXTBOOK_N_PARAMS)
         | spr_overlap(params, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)
         | spr_overlap(grad, TEXTBOOK_N_PARAMS, m, TEXTBOOK_N_PARAMS)
         | spr_overlap(grad, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)
         | spr_overlap(m, TEXTBOOK_N_PARAMS, v, TEXTBOOK_N_PARAMS)) return TEXTBOOK_ERR_OVERLAP;
+    #endif
     {
         const textbook_real step = lr / (1.0 - pow(beta1, (textbook_real)t));  /* lr / (1 - beta1^t) */
         const textbook_real root = sqrt(1.0 - pow(beta2, (textbook_real)t));  /* sqrt(1 - beta2^t) */

@@ -47,11 +47,13 @@ int xor_forward(const xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRIC
 {
     if (params == NULL || x == NULL || out == NULL || work == NULL) return XOR_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(xor_real) / (XOR_N_INPUTS > XOR_N_OUTPUTS ? XOR_N_INPUTS : XOR_N_OUTPUTS)) return XOR_ERR_SIZE;
+    #ifndef XOR_TRUST_DISJOINT
     if (spr_overlap(params, XOR_N_PARAMS, out, n * XOR_N_OUTPUTS)
         | spr_overlap(params, XOR_N_PARAMS, work, XOR_WORK_SIZE)
         | spr_overlap(x, n * XOR_N_INPUTS, out, n * XOR_N_OUTPUTS)
         | spr_overlap(x, n * XOR_N_INPUTS, work, XOR_WORK_SIZE)
         | spr_overlap(out, n * XOR_N_OUTPUTS, work, XOR_WORK_SIZE)) return XOR_ERR_OVERLAP;
+    #endif
     const xor_real *W1 = params + XOR_OFF_W1;
     const xor_real *b1 = params + XOR_OFF_B1;
     const xor_real *W2 = params + XOR_OFF_W2;
@@ -85,6 +87,7 @@ int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_R
 {
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return XOR_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(xor_real) / (XOR_N_INPUTS > XOR_N_OUTPUTS ? XOR_N_INPUTS : XOR_N_OUTPUTS)) return XOR_ERR_SIZE;
+    #ifndef XOR_TRUST_DISJOINT
     if (spr_overlap(params, XOR_N_PARAMS, loss, 1)
         | spr_overlap(params, XOR_N_PARAMS, grad, XOR_N_PARAMS)
         | spr_overlap(params, XOR_N_PARAMS, work, XOR_WORK_SIZE)
@@ -97,6 +100,7 @@ int xor_loss_and_grad(const xor_real *XOR_RESTRICT params, const xor_real *XOR_R
         | spr_overlap(loss, 1, grad, XOR_N_PARAMS)
         | spr_overlap(loss, 1, work, XOR_WORK_SIZE)
         | spr_overlap(grad, XOR_N_PARAMS, work, XOR_WORK_SIZE)) return XOR_ERR_OVERLAP;
+    #endif
     const xor_real *W1 = params + XOR_OFF_W1;
     const xor_real *b1 = params + XOR_OFF_B1;
     const xor_real *W2 = params + XOR_OFF_W2;
@@ -233,10 +237,12 @@ int xor_sgd_step(xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT gra
 {
     if (params == NULL || grad == NULL || (velocity == NULL && momentum != 0.0)) return XOR_ERR_NULL;
     if (!(lr >= 0.0 && lr - lr == 0.0 && momentum >= 0.0 && momentum - momentum == 0.0)) return XOR_ERR_ARG;
+    #ifndef XOR_TRUST_DISJOINT
     if (spr_overlap(params, XOR_N_PARAMS, grad, XOR_N_PARAMS)
         || (velocity != NULL && (spr_overlap(params, XOR_N_PARAMS, velocity, XOR_N_PARAMS)
                         || spr_overlap(grad, XOR_N_PARAMS, velocity, XOR_N_PARAMS))))
         return XOR_ERR_OVERLAP;
+    #endif
     if (momentum == 0.0) {
         for (size_t k = 0; k < XOR_N_PARAMS; ++k) params[k] -= lr * grad[k];
         return 0;
@@ -257,12 +263,14 @@ int xor_adam_step(xor_real *XOR_RESTRICT params, const xor_real *XOR_RESTRICT gr
     if (t == 0 || !(lr >= 0.0 && lr - lr == 0.0) || !(beta1 >= 0.0 && beta1 < 1.0)
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return XOR_ERR_ARG;
+    #ifndef XOR_TRUST_DISJOINT
     if (spr_overlap(params, XOR_N_PARAMS, grad, XOR_N_PARAMS)
         | spr_overlap(params, XOR_N_PARAMS, m, XOR_N_PARAMS)
         | spr_overlap(params, XOR_N_PARAMS, v, XOR_N_PARAMS)
         | spr_overlap(grad, XOR_N_PARAMS, m, XOR_N_PARAMS)
         | spr_overlap(grad, XOR_N_PARAMS, v, XOR_N_PARAMS)
         | spr_overlap(m, XOR_N_PARAMS, v, XOR_N_PARAMS)) return XOR_ERR_OVERLAP;
+    #endif
     {
         const xor_real step = lr / (1.0 - pow(beta1, (xor_real)t));  /* lr / (1 - beta1^t) */
         const xor_real root = sqrt(1.0 - pow(beta2, (xor_real)t));  /* sqrt(1 - beta2^t) */

@@ -53,11 +53,13 @@ int zoo_forward(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRIC
 {
     if (params == NULL || x == NULL || out == NULL || work == NULL) return ZOO_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(zoo_real) / (ZOO_N_INPUTS > ZOO_N_OUTPUTS ? ZOO_N_INPUTS : ZOO_N_OUTPUTS)) return ZOO_ERR_SIZE;
+    #ifndef ZOO_TRUST_DISJOINT
     if (spr_overlap(params, ZOO_N_PARAMS, out, n * ZOO_N_OUTPUTS)
         | spr_overlap(params, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)
         | spr_overlap(x, n * ZOO_N_INPUTS, out, n * ZOO_N_OUTPUTS)
         | spr_overlap(x, n * ZOO_N_INPUTS, work, ZOO_WORK_SIZE)
         | spr_overlap(out, n * ZOO_N_OUTPUTS, work, ZOO_WORK_SIZE)) return ZOO_ERR_OVERLAP;
+    #endif
     const zoo_real *W1 = params + ZOO_OFF_W1;
     const zoo_real *b1 = params + ZOO_OFF_B1;
     const zoo_real *W2 = params + ZOO_OFF_W2;
@@ -123,6 +125,7 @@ int zoo_loss_and_grad(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_R
 {
     if (params == NULL || x == NULL || y == NULL || loss == NULL || grad == NULL || work == NULL) return ZOO_ERR_NULL;
     if (n == 0 || n > SIZE_MAX / sizeof(zoo_real) / (ZOO_N_INPUTS > ZOO_N_OUTPUTS ? ZOO_N_INPUTS : ZOO_N_OUTPUTS)) return ZOO_ERR_SIZE;
+    #ifndef ZOO_TRUST_DISJOINT
     if (spr_overlap(params, ZOO_N_PARAMS, loss, 1)
         | spr_overlap(params, ZOO_N_PARAMS, grad, ZOO_N_PARAMS)
         | spr_overlap(params, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)
@@ -135,6 +138,7 @@ int zoo_loss_and_grad(const zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_R
         | spr_overlap(loss, 1, grad, ZOO_N_PARAMS)
         | spr_overlap(loss, 1, work, ZOO_WORK_SIZE)
         | spr_overlap(grad, ZOO_N_PARAMS, work, ZOO_WORK_SIZE)) return ZOO_ERR_OVERLAP;
+    #endif
     const zoo_real *W1 = params + ZOO_OFF_W1;
     const zoo_real *b1 = params + ZOO_OFF_B1;
     const zoo_real *W2 = params + ZOO_OFF_W2;
@@ -435,10 +439,12 @@ int zoo_sgd_step(zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT gra
 {
     if (params == NULL || grad == NULL || (velocity == NULL && momentum != 0.0)) return ZOO_ERR_NULL;
     if (!(lr >= 0.0 && lr - lr == 0.0 && momentum >= 0.0 && momentum - momentum == 0.0)) return ZOO_ERR_ARG;
+    #ifndef ZOO_TRUST_DISJOINT
     if (spr_overlap(params, ZOO_N_PARAMS, grad, ZOO_N_PARAMS)
         || (velocity != NULL && (spr_overlap(params, ZOO_N_PARAMS, velocity, ZOO_N_PARAMS)
                         || spr_overlap(grad, ZOO_N_PARAMS, velocity, ZOO_N_PARAMS))))
         return ZOO_ERR_OVERLAP;
+    #endif
     if (momentum == 0.0) {
         for (size_t k = 0; k < ZOO_N_PARAMS; ++k) params[k] -= lr * grad[k];
         return 0;
@@ -459,12 +465,14 @@ int zoo_adam_step(zoo_real *ZOO_RESTRICT params, const zoo_real *ZOO_RESTRICT gr
     if (t == 0 || !(lr >= 0.0 && lr - lr == 0.0) || !(beta1 >= 0.0 && beta1 < 1.0)
         || !(beta2 >= 0.0 && beta2 < 1.0) || !(eps >= 0.0 && eps - eps == 0.0))
         return ZOO_ERR_ARG;
+    #ifndef ZOO_TRUST_DISJOINT
     if (spr_overlap(params, ZOO_N_PARAMS, grad, ZOO_N_PARAMS)
         | spr_overlap(params, ZOO_N_PARAMS, m, ZOO_N_PARAMS)
         | spr_overlap(params, ZOO_N_PARAMS, v, ZOO_N_PARAMS)
         | spr_overlap(grad, ZOO_N_PARAMS, m, ZOO_N_PARAMS)
         | spr_overlap(grad, ZOO_N_PARAMS, v, ZOO_N_PARAMS)
         | spr_overlap(m, ZOO_N_PARAMS, v, ZOO_N_PARAMS)) return ZOO_ERR_OVERLAP;
+    #endif
     {
         const zoo_real step = lr / (1.0 - pow(beta1, (zoo_real)t));  /* lr / (1 - beta1^t) */
         const zoo_real root = sqrt(1.0 - pow(beta2, (zoo_real)t));  /* sqrt(1 - beta2^t) */

@@ -717,7 +717,12 @@ def overlap_checks(upper: str, arrays: Mapping[str, str], outputs: Sequence[str]
     lines = [f"if ({tests[0]}"]
     lines += [f"{INDENT}| {t}" for t in tests[1:]]  # | not ||: every test is cheap, no branch each
     lines[-1] += f") return {upper}_ERR_OVERLAP;"
-    return lines
+    return unless_trusted(upper, lines)
+
+
+def unless_trusted(upper: str, lines: Sequence[str]) -> list[str]:
+    """``lines`` (overlap checks) compiled only without ``-D<NAME>_TRUST_DISJOINT`` (see the header)."""
+    return [f"#ifndef {upper}_TRUST_DISJOINT", *lines, "#endif"]
 
 
 def overlap_helper(real_name: str) -> str:
@@ -804,10 +809,15 @@ def kit_functions(spec: Spec, real_type: str) -> tuple[KitFunction, ...]:
     sgd = [
         f"if (params == NULL || grad == NULL || (velocity == NULL && momentum != {zero})) return {U}_ERR_NULL;",
         f"if (!(lr >= {zero} && {finite('lr')} && momentum >= {zero} && {finite('momentum')})) return {U}_ERR_ARG;",
-        f"if (spr_overlap(params, {N}, grad, {N})",
-        f"{INDENT}|| (velocity != NULL && (spr_overlap(params, {N}, velocity, {N})",
-        f"{INDENT * 5}|| spr_overlap(grad, {N}, velocity, {N}))))",
-        f"{INDENT}return {U}_ERR_OVERLAP;",
+        *unless_trusted(
+            U,
+            [
+                f"if (spr_overlap(params, {N}, grad, {N})",
+                f"{INDENT}|| (velocity != NULL && (spr_overlap(params, {N}, velocity, {N})",
+                f"{INDENT * 5}|| spr_overlap(grad, {N}, velocity, {N}))))",
+                f"{INDENT}return {U}_ERR_OVERLAP;",
+            ],
+        ),
         f"if (momentum == {zero}) {{",
         f"{INDENT}for (size_t k = 0; k < {N}; ++k) params[k] -= lr * grad[k];",
         f"{INDENT}return 0;",
