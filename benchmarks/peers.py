@@ -391,6 +391,9 @@ def casadi_source(spec: Spec, kind: str, real: str) -> str:
         return (Path(tmp) / f"{fname}.c").read_text()
 
 
+TRUSTED = "symprop C, -D<NAME>_TRUST_DISJOINT"  # the overlap checks compiled out (see the C header)
+
+
 @dataclass
 class CLibrary:
     lib: ctypes.CDLL
@@ -399,6 +402,7 @@ class CLibrary:
     work_size: int
     builds: dict[str, Built]
     casadi_work: dict[str, tuple[int, int]]  # kind -> (iw, w) sizes
+    trusted: ctypes.CDLL  # symprop's C built with -D<NAME>_TRUST_DISJOINT (no overlap checks) and the harness
 
 
 def c_library(spec: Spec, real: str) -> CLibrary:
@@ -410,12 +414,20 @@ def c_library(spec: Spec, real: str) -> CLibrary:
         for kind in ("SX", "MX"):
             builds[f"CasADi {kind}"] = compile_object(f"cas_{kind.lower()}", casadi_source(spec, kind, real))
     harness = compile_object("peers_harness", HARNESS.read_text(), (f"-DREAL={real}", "-D_POSIX_C_SOURCE=199309L"))
-    key = hashlib.sha256("".join(str(b.obj) for b in (*builds.values(), harness)).encode()).hexdigest()[:20]
-    so = CACHE / f"lib_{key}.so"
-    if not so.exists():
-        objs = [str(b.obj) for b in (*builds.values(), harness)]
-        subprocess.run([*cc(), "-shared", *objs, "-o", str(so), "-lm"], check=True, capture_output=True)
-    lib = ctypes.CDLL(str(so))
+    trusted = compile_object(
+        spec.name, files[f"{spec.name}.c"], (f"-D{spec.name.upper()}_TRUST_DISJOINT",), {f"{spec.name}.h": header}
+    )
+    builds[TRUSTED] = trusted
+
+    def shared(*objects: Built) -> ctypes.CDLL:
+        key = hashlib.sha256("".join(str(b.obj) for b in objects).encode()).hexdigest()[:20]
+        so = CACHE / f"lib_{key}.so"
+        if not so.exists():
+            objs = [str(b.obj) for b in objects]
+            subprocess.run([*cc(), "-shared", *objs, "-o", str(so), "-lm"], check=True, capture_output=True)
+        return ctypes.CDLL(str(so))
+
+    lib = shared(*(b for name, b in builds.items() if name != TRUSTED), harness)
     work = int(re.search(rf"#define {spec.name.upper()}_WORK_SIZE (\d+)", header).group(1))  # type: ignore[union-attr]
     sizes = {}
     for kind in ("SX", "MX") if casadi is not None else ():
@@ -423,7 +435,7 @@ def c_library(spec: Spec, real: str) -> CLibrary:
         s = [ctypes.c_longlong(0) for _ in range(4)]
         fn(*[ctypes.byref(v) for v in s])
         sizes[kind] = (int(s[2].value), int(s[3].value))
-    return CLibrary(lib, spec, real, work, builds, sizes)
+    return CLibrary(lib, spec, real, work, builds, sizes, shared(trusted, harness))
 
 
 def c_contenders(c: CLibrary, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> list[Contender]:
@@ -468,6 +480,24 @@ def c_contenders(c: CLibrary, params: dict[str, np.ndarray], X: np.ndarray, Y: n
     keep = (flat, Xc, Yc, loss, grad, work)
     out.append(Contender("symprop C via ctypes", ctypes_block, sym_result, True, keep=keep))
     out.append(Contender("symprop C loop", lambda calls: loop(fptr, calls, *args) / calls, sym_result, True, keep=keep))
+    # the same source with its overlap checks compiled out, in its own library (same symbol names)
+    t_fn = getattr(c.trusted, f"{spec.name}_loss_and_grad")
+    t_ptr = ctypes.cast(t_fn, ptr).value
+    t_loop = c.trusted.symprop_loop
+    t_loop.argtypes, t_loop.restype = loop.argtypes, ctypes.c_double
+    t_loss, t_grad, t_work = np.zeros(1, dtype), np.zeros(spec.n_params, dtype), np.zeros(c.work_size, dtype)
+    t_args = [a.ctypes.data for a in (flat, Xc, Yc)] + [n] + [a.ctypes.data for a in (t_loss, t_grad, t_work)]
+
+    def t_result() -> Result:
+        assert t_loop(t_ptr, 1, *t_args) >= 0
+        return float(t_loss[0]), unflat(t_grad)
+
+    def t_block(calls: int) -> float:
+        return t_loop(t_ptr, calls, *t_args) / calls
+
+    out.append(
+        Contender("symprop C loop, TRUST_DISJOINT", t_block, t_result, True, keep=(*keep, t_loss, t_grad, t_work))
+    )
     for kind, (iw_size, w_size) in c.casadi_work.items():
         f = ctypes.cast(getattr(c.lib, f"cas_{kind.lower()}"), ptr).value
         lo, gr, tmp = np.zeros(1, dtype), np.zeros(spec.n_params, dtype), np.zeros(spec.n_params, dtype)
@@ -533,6 +563,7 @@ PAIRS = {
     "symprop array-API · JAX jit": ("JAX jit",),
     "symprop C via ctypes": ("symprop NumPy vectorized", "PyTorch eager"),
     "symprop C loop": ("CasADi SX C loop", "CasADi MX C loop"),
+    "symprop C loop, TRUST_DISJOINT": ("CasADi SX C loop", "symprop C loop"),
 }
 
 
@@ -647,6 +678,13 @@ GOALS: list[tuple[str, str, str, Callable[[Row], bool], float]] = [
         1.0,
     ),
     ("C ≤ 1.0× CasADi SX per sample (n = 1)", "symprop C loop", "CasADi SX C loop", lambda r: r.n == 1, 1.0),
+    (
+        "the same, overlap checks compiled out (-D…_TRUST_DISJOINT; not the default)",
+        "symprop C loop, TRUST_DISJOINT",
+        "CasADi SX C loop",
+        lambda r: r.n == 1,
+        1.0,
+    ),
     ("C ≤ 0.8× CasADi SX over a batch of 256", "symprop C loop", "CasADi SX C loop", lambda r: r.n == 256, 0.8),
 ]
 
