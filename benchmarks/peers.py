@@ -444,12 +444,6 @@ def c_contenders(c: CLibrary, params: dict[str, np.ndarray], X: np.ndarray, Y: n
     n = X.shape[0]
     Xc, Yc = np.ascontiguousarray(X), np.ascontiguousarray(Y)
     ptr = ctypes.c_void_p
-    fn = getattr(c.lib, f"{spec.name}_loss_and_grad")
-    fn.argtypes = [ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ptr]
-    fn.restype = ctypes.c_int
-    loop = c.lib.symprop_loop
-    loop.argtypes = [ptr, ctypes.c_long, ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ptr]
-    loop.restype = ctypes.c_double
     cas_loop = c.lib.casadi_loop
     cas_loop.argtypes = [ptr, ctypes.c_long, ptr, ptr, ptr, *[ctypes.c_size_t] * 4, *[ptr] * 5]
     cas_loop.restype = ctypes.c_double
@@ -462,14 +456,26 @@ def c_contenders(c: CLibrary, params: dict[str, np.ndarray], X: np.ndarray, Y: n
             off += size
         return out
 
-    out: list[Contender] = []
-    loss, grad, work = np.zeros(1, dtype), np.zeros(spec.n_params, dtype), np.zeros(c.work_size, dtype)
-    args = [a.ctypes.data for a in (flat, Xc, Yc)] + [n] + [a.ctypes.data for a in (loss, grad, work)]
-    fptr = ctypes.cast(fn, ptr).value
+    def in_c_loop(lib: ctypes.CDLL) -> tuple[Callable[[int], float], Callable[[], Result], list[Any], tuple[Any, ...]]:
+        """``lib``'s loss_and_grad in the harness's C loop, on outputs and a workspace of its own:
+        (block, result, the call's arguments, the arrays they point into)."""
+        fptr = ctypes.cast(getattr(lib, f"{spec.name}_loss_and_grad"), ptr).value
+        loop = lib.symprop_loop
+        loop.argtypes = [ptr, ctypes.c_long, ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ptr]
+        loop.restype = ctypes.c_double
+        loss, grad, work = np.zeros(1, dtype), np.zeros(spec.n_params, dtype), np.zeros(c.work_size, dtype)
+        args = [a.ctypes.data for a in (flat, Xc, Yc)] + [n] + [a.ctypes.data for a in (loss, grad, work)]
 
-    def sym_result() -> Result:
-        assert loop(fptr, 1, *args) >= 0
-        return float(loss[0]), unflat(grad)
+        def result() -> Result:
+            assert loop(fptr, 1, *args) >= 0
+            return float(loss[0]), unflat(grad)
+
+        return lambda calls: loop(fptr, calls, *args) / calls, result, args, (flat, Xc, Yc, loss, grad, work)
+
+    loop_block, sym_result, args, keep = in_c_loop(c.lib)
+    fn = getattr(c.lib, f"{spec.name}_loss_and_grad")
+    fn.argtypes = [ptr, ptr, ptr, ctypes.c_size_t, ptr, ptr, ptr]
+    fn.restype = ctypes.c_int
 
     def ctypes_block(calls: int) -> float:
         t0 = time.process_time()
@@ -477,27 +483,13 @@ def c_contenders(c: CLibrary, params: dict[str, np.ndarray], X: np.ndarray, Y: n
             fn(*args)
         return (time.process_time() - t0) / calls
 
-    keep = (flat, Xc, Yc, loss, grad, work)
-    out.append(Contender("symprop C via ctypes", ctypes_block, sym_result, True, keep=keep))
-    out.append(Contender("symprop C loop", lambda calls: loop(fptr, calls, *args) / calls, sym_result, True, keep=keep))
+    out: list[Contender] = [
+        Contender("symprop C via ctypes", ctypes_block, sym_result, True, keep=keep),
+        Contender("symprop C loop", loop_block, sym_result, True, keep=keep),
+    ]
     # the same source with its overlap checks compiled out, in its own library (same symbol names)
-    t_fn = getattr(c.trusted, f"{spec.name}_loss_and_grad")
-    t_ptr = ctypes.cast(t_fn, ptr).value
-    t_loop = c.trusted.symprop_loop
-    t_loop.argtypes, t_loop.restype = loop.argtypes, ctypes.c_double
-    t_loss, t_grad, t_work = np.zeros(1, dtype), np.zeros(spec.n_params, dtype), np.zeros(c.work_size, dtype)
-    t_args = [a.ctypes.data for a in (flat, Xc, Yc)] + [n] + [a.ctypes.data for a in (t_loss, t_grad, t_work)]
-
-    def t_result() -> Result:
-        assert t_loop(t_ptr, 1, *t_args) >= 0
-        return float(t_loss[0]), unflat(t_grad)
-
-    def t_block(calls: int) -> float:
-        return t_loop(t_ptr, calls, *t_args) / calls
-
-    out.append(
-        Contender("symprop C loop, TRUST_DISJOINT", t_block, t_result, True, keep=(*keep, t_loss, t_grad, t_work))
-    )
+    t_block, t_result, _, t_keep = in_c_loop(c.trusted)
+    out.append(Contender("symprop C loop, TRUST_DISJOINT", t_block, t_result, True, keep=t_keep))
     for kind, (iw_size, w_size) in c.casadi_work.items():
         f = ctypes.cast(getattr(c.lib, f"cas_{kind.lower()}"), ptr).value
         lo, gr, tmp = np.zeros(1, dtype), np.zeros(spec.n_params, dtype), np.zeros(spec.n_params, dtype)
