@@ -821,5 +821,34 @@ def test_ctrl_c_on_the_dask_engine_is_one_line(tmp_path: Path) -> None:
     assert not any(p.suffix == ".tmp" for p in tmp_path.rglob("*"))
 
 
+def test_ctrl_c_inside_a_finalizer_is_kept_for_the_next_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI once saw the E26 run go on training after Ctrl-C: the signal landed while the main thread ran
+    a dropped Dask Future's ``__del__``, where Python ignores exceptions (printing "Exception ignored
+    in ..."). Here a SIGINT is raised from inside a ``__del__``: nothing may be printed, training code
+    that checks must then see the interrupt, and a Ctrl-C outside a finalizer still raises at once."""
+    if os.name != "posix":
+        pytest.skip("raising SIGINT in-process needs POSIX signals")
+    import signal
+
+    from symprop.tools.distributed import _quiet_on_sigint
+
+    ignored: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: ignored.append(info.exc_value))
+
+    class DroppedFuture:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, inside the finalizer
+
+    with _quiet_on_sigint() as interrupt:
+        interrupt()  # nothing pending: no raise
+        DroppedFuture()  # dropped at once: __del__ runs now
+        assert ignored == []  # the handler did not raise into the finalizer
+        with pytest.raises(KeyboardInterrupt):
+            interrupt()
+    with _quiet_on_sigint(), pytest.raises(KeyboardInterrupt):  # outside a finalizer: raised where it lands
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
 def test_output_error_is_a_value_error() -> None:
     assert issubclass(OutputError, ValueError)

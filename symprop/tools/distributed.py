@@ -39,10 +39,11 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 import numpy as np
@@ -380,22 +381,45 @@ def _quiet_dask_logs() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a ``__del__`` (at any depth): Python ignores an exception raised
+    there, printing "Exception ignored in ..." and carrying on as if nothing happened."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextmanager
-def _quiet_on_sigint() -> Iterator[None]:
+def _quiet_on_sigint() -> Iterator[Callable[[], None]]:
     """While the cluster runs, a Ctrl-C first silences the cluster's logging, then raises
     KeyboardInterrupt: callbacks that fail on the event loop thread as the interrupt unwinds
-    (distributed's own ``sync`` can) then print nothing."""
+    (distributed's own ``sync`` can) then print nothing.
+
+    A Ctrl-C that lands while the main thread runs a finalizer (a dropped Dask ``Future``'s
+    ``__del__``, between two iterations) would be swallowed there, with a traceback on stderr, and
+    training would go on: it is then only recorded, and the check this yields raises it at the next
+    point the run reaches (each gradient, and before anything is written)."""
+    pending = threading.Event()
+
+    def check() -> None:
+        if pending.is_set():
+            raise KeyboardInterrupt
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield check
         return
 
-    def interrupted(signum: int, frame: object) -> None:
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        pending.set()
         _quiet_dask_logs()
-        raise KeyboardInterrupt
+        if not _in_finalizer(frame):
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
-        yield
+        yield check
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -579,7 +603,7 @@ def run_dask(args: Any, spec: Spec, use: Any, stream: IO[str]) -> int:
     options = TableOptions(args.label, args.drop, args.delimiter)
     check_csv_headers(args.data, args.delimiter)
     try:
-        with _quiet_on_sigint(), connect(args.scheduler, args.workers, args.connect_timeout) as client:
+        with _quiet_on_sigint() as interrupt, connect(args.scheduler, args.workers, args.connect_timeout) as client:
             where = args.scheduler or f"LocalCluster of {args.workers or 2} worker processes on 127.0.0.1"
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             wanted = partitions or n_workers  # default: one partition per worker
@@ -634,6 +658,7 @@ def run_dask(args: Any, spec: Spec, use: Any, stream: IO[str]) -> int:
                 """One full-batch gradient; a scatter or connection that breaks (a worker died) is tried
                 again on the workers left, up to RETRIES more times; lost partitions are recomputed."""
                 for attempt in range(RETRIES + 1):
+                    interrupt()
                     try:
                         return gradient(flat)
                     except (distributed.comm.CommClosedError, OSError) as exc:
@@ -682,6 +707,7 @@ def run_dask(args: Any, spec: Spec, use: Any, stream: IO[str]) -> int:
         raise ClusterFailed(
             f"the Dask cluster failed and Dask could not recover ({type(exc).__name__}: {detail})"
         ) from None
+    interrupt()  # a Ctrl-C swallowed by a finalizer after the last gradient or while closing: write nothing
     history: History = result.history
     train_loss = scores.train_loss / scores.train_rows
     if not math.isfinite(train_loss):
